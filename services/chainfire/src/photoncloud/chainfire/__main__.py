@@ -1,0 +1,5 @@
+"""`python -m photoncloud.chainfire`: run the ChainFire service."""
+
+from .app import main
+
+main()

@@ -1,0 +1,42 @@
+"""ChainFire's process: builds the core once and serves it over REST and gRPC."""
+
+from __future__ import annotations
+
+import sys
+from importlib.metadata import version
+from typing import Any
+
+from photoncloud.common.config import ServerConfig
+from photoncloud.common.replication import LocalLog
+from photoncloud.common.server import Service, run
+
+from . import grpc_api, rest_api
+from .core import KVCore, KVStateMachine
+from .store import SqliteKVStore
+
+NAME = "chainfire"
+REST_PORT = 8081
+__version__ = version("photoncloud-chainfire")
+
+
+async def build(config: ServerConfig) -> Service:
+    """The ChainFire service over the store in config.data_dir."""
+    store = SqliteKVStore(config.data_dir / "kv.sqlite3")
+    machine = KVStateMachine(store)
+    kv = KVCore(machine, LocalLog(machine), __version__)
+
+    async def dependencies() -> dict[str, Any]:
+        status = await kv.status()
+        return {"store": {"revision": status.revision, "db_size_bytes": status.db_size_bytes},
+                "raft": {"role": status.role, "leader": status.leader, "term": status.raft_term}}
+
+    async def close() -> None:
+        await kv.close()
+        store.close()
+
+    return Service(NAME, __version__, rest_api.routes(kv), grpc_api.services(kv), dependencies, close)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run ChainFire until SIGTERM or SIGINT."""
+    run(NAME, REST_PORT, build, sys.argv[1:] if argv is None else argv)

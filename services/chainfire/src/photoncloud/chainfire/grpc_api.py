@@ -1,0 +1,133 @@
+"""ChainFire's gRPC adapter: protobuf in, `await core.x(...)`, protobuf out."""
+
+from __future__ import annotations
+
+import grpc
+
+from photoncloud.chainfire.v1 import kv_pb2 as pb
+from photoncloud.chainfire.v1 import kv_pb2_grpc as pb_grpc
+from photoncloud.common.server import GrpcService
+
+from . import core
+
+
+def kv_pb(kv: core.KeyValue) -> pb.KeyValue:
+    """A core pair as protobuf."""
+    return pb.KeyValue(key=kv.key, value=kv.value, create_revision=kv.create_revision,
+                       mod_revision=kv.mod_revision, version=kv.version)
+
+
+def range_request(m: pb.RangeRequest) -> core.RangeRequest:
+    """A protobuf range request for the core."""
+    return core.RangeRequest(m.key, m.range_end, m.prefix, m.limit, m.revision, m.keys_only,
+                             m.count_only, m.serializable, m.page_token)
+
+
+def put_request(m: pb.PutRequest) -> core.PutRequest:
+    """A protobuf put request for the core."""
+    return core.PutRequest(m.key, m.value, m.prev_kv)
+
+
+def delete_request(m: pb.DeleteRangeRequest) -> core.DeleteRangeRequest:
+    """A protobuf delete request for the core."""
+    return core.DeleteRangeRequest(m.key, m.range_end, m.prefix, m.prev_kv)
+
+
+def compare(m: pb.Compare) -> core.Compare:
+    """A protobuf comparison for the core (an unset operand compares with zero / empty)."""
+    target = core.CompareTarget(pb.Compare.CompareTarget.Name(m.target))
+    operand = {
+        core.CompareTarget.VERSION: m.version,
+        core.CompareTarget.CREATE: m.create_revision,
+        core.CompareTarget.MOD: m.mod_revision,
+        core.CompareTarget.VALUE: m.value,
+    }[target]
+    return core.Compare(m.key, target, core.CompareResult(pb.Compare.CompareResult.Name(m.result)), operand)
+
+
+def op(m: pb.RequestOp) -> core.Op:
+    """A protobuf transaction operation for the core."""
+    kind = m.WhichOneof("request")
+    if kind == "request_put":
+        return put_request(m.request_put)
+    if kind == "request_delete_range":
+        return delete_request(m.request_delete_range)
+    return range_request(m.request_range)
+
+
+class KVServicer(pb_grpc.KVServicer):
+    """photoncloud.chainfire.v1.KV over the core."""
+
+    def __init__(self, kv: core.KVCore):
+        self.kv = kv
+
+    def header(self, revision: int) -> pb.ResponseHeader:
+        """The header every response carries."""
+        status = self.kv.log_status()
+        return pb.ResponseHeader(revision=revision, member_id=status.member_id, raft_term=status.term)
+
+    def range_response(self, result: core.RangeResult) -> pb.RangeResponse:
+        """A core range result as protobuf."""
+        return pb.RangeResponse(header=self.header(result.revision), kvs=[kv_pb(kv) for kv in result.kvs],
+                                more=result.more, count=result.count, next_page_token=result.next_page_token)
+
+    def put_response(self, result: core.PutResult) -> pb.PutResponse:
+        """A core put result as protobuf."""
+        return pb.PutResponse(header=self.header(result.revision),
+                              prev_kv=kv_pb(result.prev_kv) if result.prev_kv else None)
+
+    def delete_response(self, result: core.DeleteResult) -> pb.DeleteRangeResponse:
+        """A core delete result as protobuf."""
+        return pb.DeleteRangeResponse(header=self.header(result.revision), deleted=result.deleted,
+                                      prev_kvs=[kv_pb(kv) for kv in result.prev_kvs])
+
+    def op_response(self, result: core.OpResult) -> pb.ResponseOp:
+        """A core transaction operation result as protobuf."""
+        if isinstance(result, core.PutResult):
+            return pb.ResponseOp(response_put=self.put_response(result))
+        if isinstance(result, core.DeleteResult):
+            return pb.ResponseOp(response_delete_range=self.delete_response(result))
+        return pb.ResponseOp(response_range=self.range_response(result))
+
+    async def Range(self, request: pb.RangeRequest, context: grpc.aio.ServicerContext) -> pb.RangeResponse:
+        return self.range_response(await self.kv.range(range_request(request)))
+
+    async def Put(self, request: pb.PutRequest, context: grpc.aio.ServicerContext) -> pb.PutResponse:
+        return self.put_response(await self.kv.put(put_request(request)))
+
+    async def DeleteRange(self, request: pb.DeleteRangeRequest,
+                          context: grpc.aio.ServicerContext) -> pb.DeleteRangeResponse:
+        return self.delete_response(await self.kv.delete_range(delete_request(request)))
+
+    async def Txn(self, request: pb.TxnRequest, context: grpc.aio.ServicerContext) -> pb.TxnResponse:
+        result = await self.kv.txn(core.TxnRequest(
+            compare=tuple(compare(c) for c in request.compare),
+            success=tuple(op(o) for o in request.success),
+            failure=tuple(op(o) for o in request.failure),
+        ))
+        return pb.TxnResponse(header=self.header(result.revision), succeeded=result.succeeded,
+                              responses=[self.op_response(r) for r in result.responses])
+
+
+class ClusterServicer(pb_grpc.ClusterServicer):
+    """photoncloud.chainfire.v1.Cluster over the core."""
+
+    def __init__(self, kv: core.KVCore):
+        self.kv = kv
+
+    async def Status(self, request: pb.StatusRequest, context: grpc.aio.ServicerContext) -> pb.StatusResponse:
+        status = await self.kv.status()
+        header = pb.ResponseHeader(revision=status.revision, member_id=status.member_id,
+                                   raft_term=status.raft_term)
+        return pb.StatusResponse(header=header, **status.__dict__)
+
+
+def services(kv: core.KVCore) -> list[GrpcService]:
+    """ChainFire's gRPC services over kv."""
+    descriptor = pb.DESCRIPTOR.services_by_name
+    return [
+        GrpcService(descriptor["KV"].full_name,
+                    lambda server: pb_grpc.add_KVServicer_to_server(KVServicer(kv), server)),
+        GrpcService(descriptor["Cluster"].full_name,
+                    lambda server: pb_grpc.add_ClusterServicer_to_server(ClusterServicer(kv), server)),
+    ]

@@ -1,0 +1,67 @@
+"""Server configuration from flags and environment variables (flags win)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Where a service listens and keeps its data."""
+
+    service: str
+    bind: str
+    rest_port: int
+    grpc_port: int
+    data_dir: Path
+    log_level: str = "INFO"
+    shutdown_grace: float = 10.0
+    max_body_bytes: int = 4 * 1024 * 1024
+
+
+def grpc_port_for(rest_port: int) -> int:
+    """The platform rule: the gRPC port is 50050 plus the last digit of the REST port."""
+    return 50050 + rest_port % 10
+
+
+def load_config(
+    service: str,
+    rest_port: int,
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ServerConfig:
+    """Read a service's configuration: `--flag`, else `<SERVICE>_FLAG`, else the default.
+
+    The data directory defaults to `$PHOTONCLOUD_DATA_DIR/<service>` (`./.data/<service>`).
+    """
+    env = os.environ if environ is None else environ
+    prefix = service.upper() + "_"
+
+    def default(name: str, fallback: object) -> object:
+        return env.get(prefix + name.upper(), fallback)
+
+    base_dir = Path(env.get("PHOTONCLOUD_DATA_DIR", ".data"))
+    parser = argparse.ArgumentParser(prog=service, description=f"Run the {service} service.")
+    parser.add_argument("--bind", default=default("bind", "127.0.0.1"), help="address to listen on")
+    parser.add_argument("--rest-port", type=int, default=default("rest_port", rest_port))
+    parser.add_argument("--grpc-port", type=int, default=default("grpc_port", grpc_port_for(rest_port)))
+    parser.add_argument("--data-dir", type=Path, default=default("data_dir", base_dir / service))
+    parser.add_argument("--log-level", default=default("log_level", "INFO"))
+    parser.add_argument("--shutdown-grace", type=float, default=default("shutdown_grace", 10.0),
+                        help="seconds in-flight requests get to finish on SIGTERM")
+    parser.add_argument("--max-body-bytes", type=int, default=default("max_body_bytes", 4 * 1024 * 1024))
+    args = parser.parse_args(argv)
+    return ServerConfig(
+        service=service,
+        bind=args.bind,
+        rest_port=int(args.rest_port),
+        grpc_port=int(args.grpc_port),
+        data_dir=Path(args.data_dir),
+        log_level=str(args.log_level).upper(),
+        shutdown_grace=float(args.shutdown_grace),
+        max_body_bytes=int(args.max_body_bytes),
+    )

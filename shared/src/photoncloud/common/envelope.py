@@ -1,0 +1,34 @@
+"""The response envelopes every REST endpoint sends: success, list and error."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from . import request_id
+from .errors import Code
+
+
+def timestamp() -> str:
+    """Now as RFC 3339 UTC with millisecond precision (e.g. 2026-01-02T03:04:05.678Z)."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def meta() -> dict[str, str]:
+    """The `meta` member: the current request ID and the time of the response."""
+    return {"request_id": request_id.current(), "timestamp": timestamp()}
+
+
+def success(data: Any) -> dict[str, Any]:
+    """A success body around data."""
+    return {"data": data, "meta": meta()}
+
+
+def page(items: list[Any], next_page_token: str = "", **extra: Any) -> dict[str, Any]:
+    """The `data` of a list response; next_page_token is empty on the last page."""
+    return {"items": items, "next_page_token": next_page_token, **extra}
+
+
+def error(code: Code, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An error body."""
+    return {"error": {"code": code.name, "message": message, "details": details}, "meta": meta()}

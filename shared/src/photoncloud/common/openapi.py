@@ -1,0 +1,105 @@
+"""The OpenAPI 3.1 document of a service, generated from its route table and pydantic models."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from .errors import Code
+from .rest import RouteTable
+
+_PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
+_REF = "#/components/schemas/{model}"
+
+_META = {
+    "type": "object",
+    "properties": {
+        "request_id": {"type": "string"},
+        "timestamp": {"type": "string", "format": "date-time"},
+    },
+    "required": ["request_id", "timestamp"],
+}
+_ERROR = {
+    "type": "object",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "code": {"type": "string", "enum": [code.name for code in Code]},
+                "message": {"type": "string"},
+                "details": {"anyOf": [{"type": "object"}, {"type": "null"}]},
+            },
+            "required": ["code", "message", "details"],
+        },
+        "meta": {"$ref": "#/components/schemas/Meta"},
+    },
+    "required": ["error", "meta"],
+}
+
+
+def _envelope(data_schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"data": data_schema, "meta": {"$ref": "#/components/schemas/Meta"}},
+        "required": ["data", "meta"],
+    }
+
+
+def _query_parameters(model: type[BaseModel], defs: dict[str, Any]) -> list[dict[str, Any]]:
+    schema = model.model_json_schema(ref_template=_REF)
+    defs.update(schema.pop("$defs", {}))
+    required = set(schema.get("required", []))
+    return [
+        {"name": name, "in": "query", "required": name in required, "schema": prop,
+         "description": prop.get("description", "")}
+        for name, prop in schema.get("properties", {}).items()
+    ]
+
+
+def openapi_document(title: str, version: str, routes: RouteTable) -> dict[str, Any]:
+    """The OpenAPI document describing every route in routes."""
+    models = {m for r in routes.routes for m in (r.body, r.response) if m is not None}
+    refs, top = models_json_schema(
+        [(m, "validation") for m in sorted(models, key=lambda m: m.__name__)], ref_template=_REF
+    )
+    schemas: dict[str, Any] = {"Meta": _META, "Error": _ERROR, **top.get("$defs", {})}
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes.routes:
+        path = _PARAM.sub(r"{\1}", route.path)
+        parameters = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in _PARAM.findall(route.path)
+        ]
+        if route.query is not None:
+            parameters += _query_parameters(route.query, schemas)
+        data = refs[(route.response, "validation")] if route.response is not None else {}
+        operation: dict[str, Any] = {
+            "summary": route.summary,
+            "operationId": route.handler.__name__,
+            "parameters": parameters,
+            "responses": {
+                str(route.status): {
+                    "description": "success",
+                    "content": {"application/json": {"schema": _envelope(data)}},
+                },
+                "default": {
+                    "description": "error",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                },
+            },
+        }
+        if route.body is not None:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": refs[(route.body, "validation")]}},
+            }
+        paths.setdefault(path, {})[route.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }

@@ -1,0 +1,138 @@
+"""The gRPC side of a service: the one interceptor that maps errors, and client-side helpers."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from . import request_id
+from .errors import Code, ServiceError
+from .metrics import RequestMetrics
+
+log = logging.getLogger("photoncloud.rpc")
+
+DETAILS_KEY = "photoncloud-error-details"
+OK = "OK"  # the metrics label of a call that succeeded
+
+
+def _metadata_value(metadata: Any, key: str) -> str | None:
+    for item_key, value in metadata or ():
+        if item_key == key:
+            return value
+    return None
+
+
+class ServerInterceptor(grpc.aio.ServerInterceptor):
+    """Binds the request ID, maps ServiceError to its status, hides unexpected errors, counts calls."""
+
+    def __init__(self, metrics: RequestMetrics):
+        self.metrics = metrics
+
+    async def intercept_service(self, continuation: Callable, details: grpc.HandlerCallDetails) -> Any:
+        handler = await continuation(details)
+        if handler is None:
+            return None
+        kind = next(k for k in ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
+                    if getattr(handler, k) is not None)
+        behavior = getattr(handler, kind)
+        wrapped = (self._wrap_stream if inspect.isasyncgenfunction(behavior) else self._wrap_unary)(
+            behavior, details.method
+        )
+        factory = getattr(grpc, f"{kind}_rpc_method_handler")
+        return factory(
+            wrapped,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _wrap_unary(self, behavior: Callable, method: str) -> Callable:
+        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            token, started = await self._enter(context)
+            try:
+                return await behavior(request, context)
+            except BaseException as exc:  # noqa: BLE001 - every failure is mapped or re-raised
+                await self._fail(exc, context, method)
+            finally:
+                self._leave(token, started, method, context)
+
+        return call
+
+    def _wrap_stream(self, behavior: Callable, method: str) -> Callable:
+        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            token, started = await self._enter(context)
+            try:
+                async for response in behavior(request, context):
+                    yield response
+            except BaseException as exc:  # noqa: BLE001 - every failure is mapped or re-raised
+                await self._fail(exc, context, method)
+            finally:
+                self._leave(token, started, method, context)
+
+        return call
+
+    async def _enter(self, context: grpc.aio.ServicerContext) -> tuple[Any, float]:
+        rid = request_id.accept(_metadata_value(context.invocation_metadata(), request_id.METADATA_KEY))
+        token = request_id.bind(rid)
+        await context.send_initial_metadata(((request_id.METADATA_KEY, rid),))
+        return token, time.perf_counter()
+
+    async def _fail(self, exc: BaseException, context: grpc.aio.ServicerContext, method: str) -> None:
+        """Abort the call with the status exc maps to (INTERNAL, logged, for unexpected ones)."""
+        if isinstance(exc, ServiceError):
+            trailer = ((DETAILS_KEY, json.dumps(exc.details)),) if exc.details else ()
+            await context.abort(exc.code.grpc_status, exc.message, trailing_metadata=trailer)
+        if isinstance(exc, Exception) and not isinstance(exc, grpc.aio.AbortError):
+            log.error("unhandled error in %s", method, exc_info=exc)
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the service log")
+        raise exc  # cancellation, or an abort the servicer made itself
+
+    def _leave(self, token: Any, started: float, method: str, context: grpc.aio.ServicerContext) -> None:
+        status = context.code()
+        code = OK if status in (None, grpc.StatusCode.OK) else Code.from_grpc(status).name
+        self.metrics.observe("grpc", "POST", method, code, time.perf_counter() - started)
+        request_id.reset(token)
+
+
+def error_from_rpc(exc: grpc.aio.AioRpcError) -> ServiceError:
+    """The ServiceError a failed call stands for, with the details the server sent."""
+    raw = _metadata_value(exc.trailing_metadata(), DETAILS_KEY)
+    details = json.loads(raw) if raw else None
+    return ServiceError(exc.details() or "", details, code=Code.from_grpc(exc.code()))
+
+
+class _RequestIdClientInterceptor(
+    grpc.aio.UnaryUnaryClientInterceptor,
+    grpc.aio.UnaryStreamClientInterceptor,
+    grpc.aio.StreamUnaryClientInterceptor,
+    grpc.aio.StreamStreamClientInterceptor,
+):
+    """Adds the current request ID to every outgoing call's metadata."""
+
+    async def _call(self, continuation: Callable, details: Any, request: Any) -> Any:
+        rid = request_id.current()
+        if rid:
+            metadata = grpc.aio.Metadata(*(details.metadata or ()))
+            metadata[request_id.METADATA_KEY] = rid
+            details = details._replace(metadata=metadata)
+        return await continuation(details, request)
+
+    intercept_unary_unary = _call
+    intercept_unary_stream = _call
+    intercept_stream_unary = _call
+    intercept_stream_stream = _call
+
+
+def client_interceptors() -> list[grpc.aio.ClientInterceptor]:
+    """Interceptors for a channel to another service (request ID propagation)."""
+    return [_RequestIdClientInterceptor()]
+
+
+def insecure_channel(target: str) -> grpc.aio.Channel:
+    """A channel to another service that forwards the current request ID."""
+    return grpc.aio.insecure_channel(target, interceptors=client_interceptors())

@@ -1,0 +1,173 @@
+"""The runner: serves one core over REST (aiohttp) and gRPC (grpc.aio) from one asyncio loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from aiohttp import web
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from . import envelope
+from .config import ServerConfig, load_config
+from .logs import setup_logging
+from .metrics import CONTENT_TYPE, RequestMetrics
+from .openapi import openapi_document
+from .rest import RouteTable, json_response, make_app
+from .rpc import ServerInterceptor
+
+log = logging.getLogger("photoncloud.server")
+
+
+@dataclass(frozen=True)
+class GrpcService:
+    """A gRPC service to serve: its full name (for health and reflection) and how to add it."""
+
+    name: str
+    add_to_server: Callable[[grpc.aio.Server], None]
+
+
+async def _no_dependencies() -> dict[str, Any]:
+    return {}
+
+
+@dataclass
+class Service:
+    """What a service hands the runner: its routes, its gRPC services, its health and its close."""
+
+    name: str
+    version: str
+    routes: RouteTable
+    grpc_services: list[GrpcService]
+    # Reports dependencies (e.g. the store, Raft role); raising marks the service NOT_SERVING.
+    dependencies: Callable[[], Awaitable[dict[str, Any]]] = _no_dependencies
+    close: Callable[[], Awaitable[None]] | None = None
+
+
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class Server:
+    """Both transports of one service; start() binds them, stop() drains them and closes the core."""
+
+    def __init__(self, service: Service, config: ServerConfig):
+        self.service = service
+        self.config = config
+        self.metrics = RequestMetrics(service.name)
+        self.health = health.aio.HealthServicer()
+        self.serving = False
+        self.rest_port = 0
+        self.grpc_port = 0
+        self._grpc: grpc.aio.Server | None = None
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        """Bind and start both servers (port 0 picks free ports, stored in rest_port/grpc_port)."""
+        await self._start_grpc()
+        await self._start_rest()
+        self.serving = True
+        log.info("%s serving REST on %s and gRPC on %s", self.service.name,
+                 _host_port(self.config.bind, self.rest_port), _host_port(self.config.bind, self.grpc_port))
+
+    async def _start_grpc(self) -> None:
+        server = grpc.aio.server(interceptors=[ServerInterceptor(self.metrics)])
+        for grpc_service in self.service.grpc_services:
+            grpc_service.add_to_server(server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        names = [s.name for s in self.service.grpc_services]
+        reflection.enable_server_reflection(
+            [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+            server,
+        )
+        self.grpc_port = server.add_insecure_port(_host_port(self.config.bind, self.config.grpc_port))
+        await server.start()
+        for name in ["", *names]:
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._grpc = server
+
+    async def _start_rest(self) -> None:
+        routes = RouteTable().extend(self.service.routes).extend(self._operations_routes())
+        app = make_app(routes, self.metrics, self.config.max_body_bytes)
+        self._openapi = openapi_document(f"{self.service.name} REST API", self.service.version, routes)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=self.config.shutdown_grace)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.bind, self.config.rest_port)
+        await site.start()
+        self.rest_port = self._runner.addresses[0][1]
+
+    def _operations_routes(self) -> RouteTable:
+        """GET /health, /metrics and /api/v1/openapi.json."""
+        routes = RouteTable()
+
+        @routes.get("/health", "Service health: status, version and dependencies", raw=True)
+        async def get_health(request: web.Request) -> web.Response:
+            report = {"status": "SERVING", "service": self.service.name, "version": self.service.version}
+            try:
+                report["dependencies"] = await self.service.dependencies()
+            except Exception as exc:  # noqa: BLE001 - a failing dependency is what health reports
+                report.update(status="NOT_SERVING", dependencies={"error": str(exc)})
+            if not self.serving:
+                report["status"] = "NOT_SERVING"
+            return json_response(envelope.success(report), 200 if report["status"] == "SERVING" else 503)
+
+        @routes.get("/metrics", "Request counts and latencies, Prometheus text format", raw=True)
+        async def get_metrics(request: web.Request) -> web.Response:
+            response = web.Response(body=self.metrics.exposition())
+            response.headers["Content-Type"] = CONTENT_TYPE
+            return response
+
+        @routes.get("/api/v1/openapi.json", "This OpenAPI document", raw=True)
+        async def get_openapi(request: web.Request) -> web.Response:
+            return json_response(self._openapi)
+
+        return routes
+
+    async def stop(self) -> None:
+        """Refuse new work, let in-flight requests finish (up to the grace period), close the core."""
+        self.serving = False
+        await self.health.enter_graceful_shutdown()
+        stopping = []
+        if self._grpc is not None:
+            stopping.append(self._grpc.stop(self.config.shutdown_grace))
+        if self._runner is not None:
+            stopping.append(self._runner.cleanup())
+        await asyncio.gather(*stopping)
+        if self.service.close is not None:
+            await self.service.close()
+        log.info("%s stopped", self.service.name)
+
+
+async def serve(service: Service, config: ServerConfig) -> None:
+    """Run service until SIGTERM or SIGINT, then stop gracefully."""
+    server = Server(service, config)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("%s shutting down", service.name)
+    await server.stop()
+
+
+def run(
+    name: str,
+    rest_port: int,
+    build: Callable[[ServerConfig], Awaitable[Service]],
+    argv: Sequence[str] | None = None,
+) -> None:
+    """The `__main__` of a service: read the configuration, build the service, serve it."""
+    config = load_config(name, rest_port, argv)
+    setup_logging(name, config.log_level)
+
+    async def main() -> None:
+        await serve(await build(config), config)
+
+    asyncio.run(main())
