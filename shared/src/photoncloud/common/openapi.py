@@ -91,6 +91,8 @@ def openapi_document(title: str, version: str, routes: RouteTable) -> dict[str, 
                 },
             },
         }
+        if route.rpc:
+            operation["x-grpc-method"] = route.rpc
         if route.body is not None:
             operation["requestBody"] = {
                 "required": True,

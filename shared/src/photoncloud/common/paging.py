@@ -35,7 +35,7 @@ def decode_token(token: str) -> dict[str, Any]:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         position = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):  # deep nesting
         position = None
     if not isinstance(position, dict):
         raise InvalidArgument("page_token is not valid", {"field": "page_token"})

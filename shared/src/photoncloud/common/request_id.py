@@ -23,7 +23,7 @@ def new_request_id() -> str:
 
 def accept(candidate: str | None) -> str:
     """The caller's request ID if it is sane, otherwise a new one."""
-    if candidate and _SANE.match(candidate):
+    if candidate and _SANE.fullmatch(candidate):  # match() lets '$' pass a trailing newline
         return candidate
     return new_request_id()
 

@@ -34,6 +34,7 @@ class Route:
     response: type[BaseModel] | None = None
     status: int = 200
     raw: bool = False  # the handler builds its own web.Response (health, metrics)
+    rpc: str | None = None  # the gRPC method doing the same, "package.Service/Method"
 
 
 class RouteTable:

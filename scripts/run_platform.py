@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Run PhotonCloud locally in the foreground: one process per service, Ctrl-C stops them all.
+
+Usage: run_platform.py SERVICE [SERVICE ...]   (as `make run` does, with every service there is)
+Each service reads its own flags' environment variables (CHAINFIRE_REST_PORT, ...); data goes
+under $PHOTONCLOUD_DATA_DIR (default ./.data).
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+PORTS = {"chainfire": 8081, "flaredb": 8082, "iam": 8083, "plasmavmc": 8084,
+         "k8shost": 8085, "creditservice": 8086, "prismnet": 8087}
+
+
+def main(services: list[str]) -> int:
+    """Start every service, wait until one exits or a signal comes, then stop them all."""
+    unknown = [s for s in services if s not in PORTS]
+    if not services or unknown:
+        print(f"usage: run_platform.py SERVICE... (known: {', '.join(PORTS)})", file=sys.stderr)
+        return 2
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    children = {name: subprocess.Popen([sys.executable, "-m", f"photoncloud.{name}"]) for name in services}
+    for name in services:
+        print(f"{name:<14} REST http://127.0.0.1:{PORTS[name]}  gRPC 127.0.0.1:{50050 + PORTS[name] % 10}",
+              file=sys.stderr)
+    print("Ctrl-C stops them all.", file=sys.stderr)
+    failed = None
+    while not stopping and failed is None:
+        failed = next((name for name, child in children.items() if child.poll() is not None), None)
+        time.sleep(0.2)
+    for child in children.values():
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children.values():
+        try:
+            child.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            child.kill()
+    if failed is not None:
+        print(f"{failed} exited with code {children[failed].returncode}; stopped the others.", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

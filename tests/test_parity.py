@@ -1,0 +1,78 @@
+"""Every RPC in the protos has a REST route and every REST route a gRPC counterpart, in every service."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import photoncloud
+import pytest
+
+from photoncloud.common.config import ServerConfig
+
+PROTOS = Path(__file__).resolve().parents[1] / "protos"
+
+# Routes that have no RPC in our protos, and why.
+REST_ONLY = {
+    ("GET", "/health"): "gRPC has the standard grpc.health.v1.Health service instead",
+    ("GET", "/metrics"): "Prometheus scrapes HTTP; there is nothing to mirror over gRPC",
+    ("GET", "/api/v1/openapi.json"): "gRPC describes itself through server reflection instead",
+}
+# RPCs that have no REST route, and why (streams, once there are any, belong here).
+GRPC_ONLY: dict[str, str] = {}
+
+
+def service_modules() -> list[str]:
+    """Every PhotonCloud service package: those with an `app` module that builds a Service."""
+    # The packages are namespace portions (the protos add their v1 modules to them), which
+    # pkgutil does not list; look for their app modules instead.
+    return sorted({app.parent.name for root in photoncloud.__path__ for app in Path(root).glob("*/app.py")})
+
+
+def proto_rpcs() -> set[str]:
+    """`package.Service/Method` for every RPC of every generated *_pb2 module."""
+    rpcs = set()
+    for path in PROTOS.glob("photoncloud/*/v1/*_pb2.py"):
+        module = importlib.import_module(".".join(path.relative_to(PROTOS).with_suffix("").parts))
+        for service in module.DESCRIPTOR.services_by_name.values():
+            rpcs.update(f"{service.full_name}/{method.name}" for method in service.methods)
+    return rpcs
+
+
+async def rest_routes(tmp_path) -> list:
+    routes = []
+    for name in service_modules():
+        app = importlib.import_module(f"photoncloud.{name}.app")
+        config = ServerConfig(service=name, bind="127.0.0.1", rest_port=0, grpc_port=0, data_dir=tmp_path / name)
+        service = await app.build(config)
+        routes += service.routes.routes
+        if service.close is not None:
+            await service.close()
+    return routes
+
+
+def test_the_services_are_found():
+    assert "chainfire" in service_modules()
+    assert "photoncloud.chainfire.v1.KV/Put" in proto_rpcs()
+
+
+async def test_every_rpc_has_a_rest_route_and_every_route_an_rpc(tmp_path):
+    rpcs = proto_rpcs()
+    routes = await rest_routes(tmp_path)
+    unknown = [(r.method, r.path, r.rpc) for r in routes if r.rpc is not None and r.rpc not in rpcs]
+    assert not unknown, f"routes name RPCs that no proto defines: {unknown}"
+    without_rpc = [(r.method, r.path) for r in routes if r.rpc is None]
+    assert not without_rpc, f"REST routes with no gRPC counterpart: {without_rpc}"
+    covered = {r.rpc for r in routes}
+    missing = sorted(rpcs - covered - set(GRPC_ONLY))
+    assert not missing, f"RPCs with no REST route: {missing}"
+
+
+@pytest.mark.parametrize("route", sorted(REST_ONLY))
+def test_rest_only_routes_are_served_by_every_service(route):
+    from photoncloud.common.server import Server, Service
+    from photoncloud.common.rest import RouteTable
+
+    server = Server(Service("probe", "0", RouteTable(), []), ServerConfig(
+        service="probe", bind="127.0.0.1", rest_port=0, grpc_port=0, data_dir=Path(".")))
+    assert route in {(r.method, r.path) for r in server._operations_routes().routes}
