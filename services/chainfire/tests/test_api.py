@@ -43,10 +43,12 @@ async def test_binary_values_travel_as_base64(server):
 
 
 async def test_bad_values_are_refused_in_the_envelope(server):
-    for body in ({}, {"value": "a", "value_base64": "YQ=="}, {"value_base64": "%%%"}, {"value": 1},
-                 {"value": "a", "extra": True}):
+    for body, field in (({}, "value"), ({"value": "a", "value_base64": "YQ=="}, "value"),
+                        ({"value_base64": "%%%"}, "value_base64"), ({"value": 1}, "value"),
+                        ({"value": "a", "extra": True}, "extra")):
         status, reply = await call(server, "PUT", "/api/v1/kv/k", json=body)
-        assert (status, reply["error"]["code"]) == (400, "INVALID_ARGUMENT"), body
+        assert (status, reply["error"]["code"], reply["error"]["details"]["field"]) == \
+            (400, "INVALID_ARGUMENT", field), body
     status, reply = await call(server, "GET", "/api/v1/kv/k")
     assert status == 404  # nothing was written
 
@@ -62,6 +64,8 @@ async def test_list_refuses_prefix_with_a_range_and_unknown_parameters(server):
     assert (status, body["error"]["code"]) == (400, "INVALID_ARGUMENT")
     status, body = await call(server, "GET", "/api/v1/kv", params={"prefx": "a"})
     assert (status, body["error"]["details"]["field"]) == (400, "prefx")
+    status, body = await call(server, "GET", "/api/v1/kv", params={"range_end": "b"})
+    assert (status, body["error"]["details"]["field"]) == (400, "key")
     status, body = await call(server, "GET", "/api/v1/kv", params={"page_size": 5000})
     assert (status, body["error"]["details"]["field"]) == (400, "page_size")
 

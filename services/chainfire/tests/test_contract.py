@@ -149,10 +149,10 @@ class Grpc:
                                                               prefix=args.get("prefix", False)))
 
         def cmp(c):
-            field = {"VERSION": "version", "CREATE": "create_revision", "MOD": "mod_revision", "VALUE": "value"}[c["target"]]
-            operand = c[field].encode() if field == "value" else c[field]
+            operands = {f: (c[f].encode() if f == "value" else c[f])
+                        for f in ("version", "create_revision", "mod_revision", "value") if f in c}
             return pb.Compare(key=c["key"].encode(), target=pb.Compare.CompareTarget.Value(c["target"]),
-                              result=pb.Compare.CompareResult.Value(c["result"]), **{field: operand})
+                              result=pb.Compare.CompareResult.Value(c["result"]), **operands)
 
         r = await self.call(self.kv.Txn, pb.TxnRequest(compare=[cmp(c) for c in compare],
                                                         success=[op(o) for o in success],
@@ -231,6 +231,12 @@ CASES = {
          {"succeeded": True, "revision": 3, "responses": [{"delete": 1}]}),
         ("txn", {"compare": [], "success": [{"put": {"key": "x", "value": "1"}}, {"put": {"key": "x", "value": "2"}}],
                  "failure": []}, "INVALID_ARGUMENT"),
+        # A comparison without the operand its target needs is refused, not compared with zero.
+        ("txn", {"compare": [{"key": "x", "target": "VERSION", "result": "EQUAL"}],
+                 "success": [{"put": {"key": "x", "value": "1"}}], "failure": []}, "INVALID_ARGUMENT"),
+        ("txn", {"compare": [{"key": "x", "target": "VERSION", "result": "EQUAL", "value": "0"}],
+                 "success": [{"put": {"key": "x", "value": "1"}}], "failure": []}, "INVALID_ARGUMENT"),
+        ("get", {"key": "x"}, "NOT_FOUND"),
     ],
     "status": [
         ("put", {"key": "a", "value": "1"}, {}),

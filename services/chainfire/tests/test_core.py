@@ -224,10 +224,11 @@ async def test_a_read_only_txn_creates_no_revision(kv):
     (DeleteRangeRequest(b"a", prefix=True), PutRequest(b"ab", b"2")),
     tuple(PutRequest(f"k{i}".encode(), b"v") for i in range(MAX_TXN_OPS + 1)),
 ])
-async def test_txn_refuses_duplicate_keys_and_oversized_branches(kv, ops):
+@pytest.mark.parametrize("branch", ["success", "failure"])
+async def test_txn_refuses_duplicate_keys_and_oversized_branches(kv, ops, branch):
     with pytest.raises(ServiceError) as err:
-        await kv.txn(TxnRequest(success=ops))
-    assert err.value.code is Code.INVALID_ARGUMENT
+        await kv.txn(TxnRequest(**{branch: ops}))
+    assert (err.value.code, err.value.details["field"]) == (Code.INVALID_ARGUMENT, branch)
     assert (await kv.status()).revision == 0
 
 

@@ -94,7 +94,16 @@ class Compare:
     key: bytes
     target: CompareTarget
     result: CompareResult
-    operand: int | bytes
+    operand: int | bytes | None  # None: the request gave no operand for the target
+
+
+# The request field that carries the operand of each target.
+OPERAND_FIELD = {
+    CompareTarget.VERSION: "version",
+    CompareTarget.CREATE: "create_revision",
+    CompareTarget.MOD: "mod_revision",
+    CompareTarget.VALUE: "value",
+}
 
 
 Op = Union[RangeRequest, PutRequest, DeleteRangeRequest]
@@ -251,33 +260,33 @@ def _check_range(request: RangeRequest) -> None:
 def _check_txn(txn: TxnRequest) -> None:
     for compare in txn.compare:
         _check_key(compare.key)
+        field = OPERAND_FIELD[compare.target]
         wants_bytes = compare.target is CompareTarget.VALUE
-        if wants_bytes != isinstance(compare.operand, bytes):
-            kind = "bytes" if wants_bytes else "an integer"
-            raise InvalidArgument(f"a {compare.target.value} comparison needs {kind}", {"field": "compare"})
-    for branch in (txn.success, txn.failure):
+        if compare.operand is None or wants_bytes != isinstance(compare.operand, bytes):
+            raise InvalidArgument(f"a {compare.target.value} comparison needs `{field}`", {"field": field})
+    for name, branch in (("success", txn.success), ("failure", txn.failure)):
         if len(branch) > MAX_TXN_OPS:
             raise InvalidArgument(f"a transaction branch holds at most {MAX_TXN_OPS} operations",
-                                  {"field": "success" if branch is txn.success else "failure"})
+                                  {"field": name})
         for op in branch:
             _check_write(op)
-        _check_no_duplicate_writes(branch)
+        _check_no_duplicate_writes(name, branch)
 
 
-def _check_no_duplicate_writes(branch: tuple[Op, ...]) -> None:
+def _check_no_duplicate_writes(name: str, branch: tuple[Op, ...]) -> None:
     """etcd's rule: one key is written at most once per transaction (a revision has one change per key)."""
     puts: set[bytes] = set()
     deletes: list[tuple[bytes, bytes | None]] = []
     for op in branch:
         if isinstance(op, PutRequest):
             if op.key in puts:
-                raise InvalidArgument("duplicate key given in txn request", {"field": "success"})
+                raise InvalidArgument("duplicate key given in txn request", {"field": name})
             puts.add(op.key)
         elif isinstance(op, DeleteRangeRequest):
             deletes.append(key_span(op.key, op.range_end, op.prefix))
     for key in puts:
         if any(start <= key and (end is None or key < end) for start, end in deletes):
-            raise InvalidArgument("duplicate key given in txn request", {"field": "success"})
+            raise InvalidArgument("duplicate key given in txn request", {"field": name})
 
 
 def _span_fingerprint(request: RangeRequest) -> str:

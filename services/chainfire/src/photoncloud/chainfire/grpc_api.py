@@ -34,14 +34,10 @@ def delete_request(m: pb.DeleteRangeRequest) -> core.DeleteRangeRequest:
 
 
 def compare(m: pb.Compare) -> core.Compare:
-    """A protobuf comparison for the core (an unset operand compares with zero / empty)."""
+    """A protobuf comparison for the core (the operand is None unless the target's field is set)."""
     target = core.CompareTarget(pb.Compare.CompareTarget.Name(m.target))
-    operand = {
-        core.CompareTarget.VERSION: m.version,
-        core.CompareTarget.CREATE: m.create_revision,
-        core.CompareTarget.MOD: m.mod_revision,
-        core.CompareTarget.VALUE: m.value,
-    }[target]
+    field = core.OPERAND_FIELD[target]
+    operand = getattr(m, field) if m.WhichOneof("target_union") == field else None
     return core.Compare(m.key, target, core.CompareResult(pb.Compare.CompareResult.Name(m.result)), operand)
 
 

@@ -68,12 +68,6 @@ class ValueFields(Body):
     value: str | None = None
     value_base64: str | None = None
 
-    @model_validator(mode="after")
-    def _one_value(self) -> "ValueFields":
-        if (self.value is None) == (self.value_base64 is None):
-            raise ValueError("give exactly one of value and value_base64")
-        return self
-
 
 class PutBody(ValueFields):
     """The value to write."""
@@ -211,13 +205,16 @@ def _bytes(text: str | None) -> bytes:
     return (text or "").encode()
 
 
-def _value(text: str | None, encoded: str | None, field: str = "value_base64") -> bytes:
+def _value(text: str | None, encoded: str | None) -> bytes:
+    """The bytes of exactly one of `value` (text) and `value_base64`."""
+    if (text is None) == (encoded is None):
+        raise InvalidArgument("give exactly one of value and value_base64", {"field": "value"})
     if encoded is None:
         return _bytes(text)
     try:
         return base64.b64decode(encoded, validate=True)
     except binascii.Error:
-        raise InvalidArgument(f"{field} is not valid base64", {"field": field}) from None
+        raise InvalidArgument("value_base64 is not valid base64", {"field": "value_base64"}) from None
 
 
 def kv_out(kv: core.KeyValue) -> KeyValueOut:
@@ -254,16 +251,11 @@ def _op(op: OpIn) -> core.Op:
 
 def _compare(c: CompareIn) -> core.Compare:
     target = core.CompareTarget(c.target)
-    operand: int | bytes | None = {
-        core.CompareTarget.VERSION: c.version,
-        core.CompareTarget.CREATE: c.create_revision,
-        core.CompareTarget.MOD: c.mod_revision,
-        core.CompareTarget.VALUE: None if c.value is None and c.value_base64 is None
-        else _value(c.value, c.value_base64),
-    }[target]
-    if operand is None:
-        field = {"VERSION": "version", "CREATE": "create_revision", "MOD": "mod_revision", "VALUE": "value"}
-        raise InvalidArgument(f"a {c.target} comparison needs `{field[c.target]}`", {"field": field[c.target]})
+    if target is core.CompareTarget.VALUE:
+        given = c.value is not None or c.value_base64 is not None
+        operand: int | bytes | None = _value(c.value, c.value_base64) if given else None
+    else:
+        operand = getattr(c, core.OPERAND_FIELD[target])
     return core.Compare(_bytes(c.key), target, core.CompareResult(c.result), operand)
 
 
@@ -319,6 +311,8 @@ def routes(kv: core.KVCore) -> RouteTable:
     async def list_keys(request: web.Request, query: ListQuery) -> ListOut:
         if query.prefix is not None and (query.key is not None or query.range_end is not None):
             raise InvalidArgument("give either prefix or key/range_end, not both", {"field": "prefix"})
+        if query.key is None and query.range_end is not None:
+            raise InvalidArgument("range_end needs key", {"field": "key"})
         if query.prefix is not None or query.key is None:
             span = dict(key=_bytes(query.prefix), prefix=True)
         else:
