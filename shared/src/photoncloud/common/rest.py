@@ -171,8 +171,8 @@ async def _serve(request: web.Request, handler: Callable) -> tuple[web.StreamRes
         try:
             return await handler(request), "OK"
         except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
+            if exc.status < 400:  # a redirect is a response, not an error (re-raising made it a 500)
+                return web.Response(status=exc.status, headers=exc.headers, body=exc.body), "OK"
             raise _from_http_exception(exc, request) from None
     except ServiceError as exc:
         return error_response(exc), exc.code.name

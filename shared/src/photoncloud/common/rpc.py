@@ -106,12 +106,7 @@ def error_from_rpc(exc: grpc.aio.AioRpcError) -> ServiceError:
     return ServiceError(exc.details() or "", details, code=Code.from_grpc(exc.code()))
 
 
-class _RequestIdClientInterceptor(
-    grpc.aio.UnaryUnaryClientInterceptor,
-    grpc.aio.UnaryStreamClientInterceptor,
-    grpc.aio.StreamUnaryClientInterceptor,
-    grpc.aio.StreamStreamClientInterceptor,
-):
+class _RequestIdClientInterceptor:
     """Adds the current request ID to every outgoing call's metadata."""
 
     async def _call(self, continuation: Callable, details: Any, request: Any) -> Any:
@@ -122,15 +117,28 @@ class _RequestIdClientInterceptor(
             details = details._replace(metadata=metadata)
         return await continuation(details, request)
 
-    intercept_unary_unary = _call
-    intercept_unary_stream = _call
-    intercept_stream_unary = _call
-    intercept_stream_stream = _call
+
+# grpc.aio files each interceptor under the first of the four kinds it is an instance of, so one
+# object implementing all four would only ever see unary-unary calls: one object per kind.
+class _UnaryUnaryRequestId(_RequestIdClientInterceptor, grpc.aio.UnaryUnaryClientInterceptor):
+    intercept_unary_unary = _RequestIdClientInterceptor._call
+
+
+class _UnaryStreamRequestId(_RequestIdClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
+    intercept_unary_stream = _RequestIdClientInterceptor._call
+
+
+class _StreamUnaryRequestId(_RequestIdClientInterceptor, grpc.aio.StreamUnaryClientInterceptor):
+    intercept_stream_unary = _RequestIdClientInterceptor._call
+
+
+class _StreamStreamRequestId(_RequestIdClientInterceptor, grpc.aio.StreamStreamClientInterceptor):
+    intercept_stream_stream = _RequestIdClientInterceptor._call
 
 
 def client_interceptors() -> list[grpc.aio.ClientInterceptor]:
     """Interceptors for a channel to another service (request ID propagation)."""
-    return [_RequestIdClientInterceptor()]
+    return [_UnaryUnaryRequestId(), _UnaryStreamRequestId(), _StreamUnaryRequestId(), _StreamStreamRequestId()]
 
 
 def insecure_channel(target: str) -> grpc.aio.Channel:

@@ -1,0 +1,85 @@
+"""The REST envelopes: success, list and error shapes, and their meta (request ID, RFC 3339 UTC time)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from photoncloud.common import envelope, request_id
+from photoncloud.common.errors import Code
+
+# RFC 3339 date-time in UTC, written with the "Z" designator.
+RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
+
+
+@pytest.fixture
+def bound_id():
+    token = request_id.bind("req-envelope-1")
+    yield "req-envelope-1"
+    request_id.reset(token)
+
+
+def parse_utc(stamp: str) -> datetime:
+    assert RFC3339_UTC.match(stamp), stamp
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def test_timestamp_is_rfc3339_utc_and_now():
+    before = datetime.now(timezone.utc)
+    stamp = parse_utc(envelope.timestamp())
+    after = datetime.now(timezone.utc)
+    assert stamp.utcoffset() == timedelta(0)
+    # the stamp may be truncated to a coarser precision, never later than now
+    assert before - timedelta(seconds=1) <= stamp <= after
+
+
+def test_meta_carries_request_id_and_timestamp(bound_id):
+    meta = envelope.meta()
+    assert set(meta) == {"request_id", "timestamp"}
+    assert meta["request_id"] == bound_id
+    parse_utc(meta["timestamp"])
+
+
+def test_success_shape(bound_id):
+    body = envelope.success({"key": "a", "value": "1"})
+    assert set(body) == {"data", "meta"}
+    assert body["data"] == {"key": "a", "value": "1"}
+    assert body["meta"]["request_id"] == bound_id
+    parse_utc(body["meta"]["timestamp"])
+
+
+def test_success_keeps_falsy_data():
+    for data in (None, [], {}, 0, ""):
+        assert envelope.success(data)["data"] == data
+
+
+def test_list_shape():
+    data = envelope.page([{"id": 1}, {"id": 2}], "tok")
+    assert data["items"] == [{"id": 1}, {"id": 2}]
+    assert data["next_page_token"] == "tok"
+    body = envelope.success(data)
+    assert body["data"]["items"] == [{"id": 1}, {"id": 2}]
+
+
+def test_last_page_has_an_empty_token_and_extra_members_are_kept():
+    data = envelope.page([], count=0)
+    assert data["next_page_token"] == ""
+    assert data["items"] == []
+    assert data["count"] == 0
+
+
+def test_error_shape(bound_id):
+    body = envelope.error(Code.NOT_FOUND, "no such key", {"key": "a"})
+    assert set(body) == {"error", "meta"}
+    assert body["error"] == {"code": "NOT_FOUND", "message": "no such key", "details": {"key": "a"}}
+    assert body["meta"]["request_id"] == bound_id
+    parse_utc(body["meta"]["timestamp"])
+
+
+def test_error_without_details_has_null_details():
+    body = envelope.error(Code.INTERNAL, "oops")
+    assert "details" in body["error"]
+    assert body["error"]["details"] is None
+    assert body["error"]["code"] == "INTERNAL"
