@@ -20,9 +20,6 @@ import itertools
 import json
 import os
 import platform
-import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,12 +27,14 @@ import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import aiohttp
 import grpc
 
 from photoncloud.chainfire.v1 import kv_pb2 as pb
 from photoncloud.chainfire.v1 import kv_pb2_grpc as pb_grpc
+from photoncloud.common.testing import ServiceProcess
 
 LOOPBACK = "127.0.0.1"
 TXN_BATCH = 128  # the most operations one transaction branch may hold
@@ -191,48 +190,25 @@ def report_progress(result: Result) -> None:
           file=sys.stderr, flush=True)
 
 
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind((LOOPBACK, 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 @contextmanager
 def chainfire(log_level: str) -> Iterator[tuple[str, str]]:
     """A ChainFire process on free loopback ports over a temporary data directory: (REST, gRPC) addresses."""
-    rest_port, grpc_port = free_ports(2)
-    data_dir = tempfile.mkdtemp(prefix="chainfire-bench-")
-    log = open(os.path.join(data_dir, "server.log"), "wb")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [sys.executable, "-m", "photoncloud.chainfire", "--bind", LOOPBACK, "--rest-port", str(rest_port),
-         "--grpc-port", str(grpc_port), "--data-dir", os.path.join(data_dir, "data"), "--log-level", log_level],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_healthy(f"{LOOPBACK}:{rest_port}", process)
-        yield f"{LOOPBACK}:{rest_port}", f"{LOOPBACK}:{grpc_port}"
-    finally:
-        process.terminate()
+    with tempfile.TemporaryDirectory(prefix="chainfire-bench-") as data_dir:
+        service = ServiceProcess("chainfire", Path(data_dir) / "data", "--log-level", log_level)
         try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-        shutil.rmtree(data_dir, ignore_errors=True)
+            service.start()
+        except RuntimeError as exc:
+            sys.exit(str(exc))
+        try:
+            yield f"{LOOPBACK}:{service.rest_port}", f"{LOOPBACK}:{service.grpc_port}"
+        finally:
+            service.stop()
 
 
-def wait_healthy(address: str, process: subprocess.Popen | None = None, timeout: float = 30) -> None:
+def wait_healthy(address: str, timeout: float = 30) -> None:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            sys.exit(f"chainfire exited with {process.returncode}")
         try:
             with opener.open(f"http://{address}/health", timeout=2) as response:
                 if response.status == 200:

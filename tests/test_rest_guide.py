@@ -9,15 +9,11 @@ text, the lines shown must all be printed, `...` lines aside.
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
 import shlex
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +23,7 @@ import pytest
 
 from photoncloud.chainfire import rest_api
 from photoncloud.common.errors import Code
+from photoncloud.common.testing import ServiceProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDE = ROOT / "docs" / "api" / "rest-api-guide.md"
@@ -117,53 +114,12 @@ def check(example: Example, body: str, status: int) -> None:
     assert status == want, f"{where}\nHTTP {status}, expected {want}"
 
 
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
-def wait_healthy(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"chainfire exited with {process.returncode}"
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", "/health")
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"chainfire did not become healthy on port {port} within {timeout}s")
-
-
 @pytest.fixture
 def chainfire(tmp_path):
     """A ChainFire process on free 127.0.0.1 ports over an empty data directory; yields its REST port."""
-    rest_port, grpc_port = free_ports(2)
-    log = (tmp_path / "chainfire.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "photoncloud.chainfire", "--bind", "127.0.0.1", "--rest-port", str(rest_port),
-         "--grpc-port", str(grpc_port), "--data-dir", str(tmp_path / "data")],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_healthy(rest_port, process)
-        yield rest_port
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+    service = ServiceProcess("chainfire", tmp_path / "data").start()
+    yield service.rest_port
+    service.stop()
 
 
 def test_guide_examples_print_what_the_guide_shows(chainfire):
