@@ -93,7 +93,7 @@ class Server:
         self._grpc = server
 
     async def _start_rest(self) -> None:
-        routes = RouteTable().extend(self.service.routes).extend(self._operations_routes())
+        routes = RouteTable().extend(self.service.routes).extend(self.operations_routes())
         app = make_app(routes, self.metrics, self.config.max_body_bytes)
         self._openapi = openapi_document(f"{self.service.name} REST API", self.service.version, routes)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=self.config.shutdown_grace)
@@ -102,7 +102,7 @@ class Server:
         await site.start()
         self.rest_port = self._runner.addresses[0][1]
 
-    def _operations_routes(self) -> RouteTable:
+    def operations_routes(self) -> RouteTable:
         """GET /health, /metrics and /api/v1/openapi.json."""
         routes = RouteTable()
 
