@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from photoncloud.chainfire.app import build
@@ -10,6 +12,7 @@ from photoncloud.chainfire.store import SqliteKVStore
 from photoncloud.common.config import ServerConfig
 from photoncloud.common.replication import LocalLog
 from photoncloud.common.server import Server
+from photoncloud.common.testing import TokenMint
 
 
 @pytest.fixture
@@ -23,12 +26,40 @@ async def kv():
     store.close()
 
 
+@pytest.fixture(scope="session")
+def mint():
+    """Signs test tokens; the servers below trust its key instead of fetching IAM's."""
+    return TokenMint()
+
+
 @pytest.fixture
-async def server(tmp_path):
-    """A running ChainFire (REST and gRPC on 127.0.0.1, free ports) over a fresh data directory."""
+def auth(mint):
+    """An admin token as REST headers and gRPC metadata."""
+    token = mint.token()
+    return SimpleNamespace(token=token, headers={"Authorization": f"Bearer {token}"},
+                           metadata=(("authorization", f"Bearer {token}"),))
+
+
+async def start_chainfire(data_dir, mint) -> Server:
+    """A running ChainFire (REST and gRPC on 127.0.0.1, free ports) that trusts mint's tokens."""
     config = ServerConfig(service="chainfire", bind="127.0.0.1", rest_port=0, grpc_port=0,
-                          data_dir=tmp_path, shutdown_grace=2)
-    running = Server(await build(config), config)
+                          data_dir=data_dir, shutdown_grace=2)
+    service = await build(config)
+    service.verifier = mint.verifier()
+    running = Server(service, config)
     await running.start()
+    return running
+
+
+@pytest.fixture
+async def server(tmp_path, mint):
+    """A running ChainFire over a fresh data directory."""
+    running = await start_chainfire(tmp_path, mint)
     yield running
     await running.stop()
+
+
+@pytest.fixture
+def start(mint):
+    """start(data_dir): start another ChainFire that trusts the same tokens."""
+    return lambda data_dir: start_chainfire(data_dir, mint)

@@ -8,12 +8,9 @@ import aiohttp
 import grpc
 import pytest
 
-from photoncloud.chainfire.app import build
 from photoncloud.chainfire.v1 import kv_pb2 as pb
 from photoncloud.chainfire.v1 import kv_pb2_grpc as pb_grpc
-from photoncloud.common.config import ServerConfig
 from photoncloud.common.rpc import error_from_rpc
-from photoncloud.common.server import Server
 
 KV_FIELDS = ("key", "value", "create_revision", "mod_revision", "version")
 
@@ -94,12 +91,13 @@ class Rest:
 class Grpc:
     """Runs a case's operations over gRPC, in the same neutral shape as Rest."""
 
-    def __init__(self, channel: grpc.aio.Channel):
+    def __init__(self, channel: grpc.aio.Channel, metadata):
         self.kv, self.cluster = pb_grpc.KVStub(channel), pb_grpc.ClusterStub(channel)
+        self.metadata = metadata
 
     async def call(self, rpc, request):
         try:
-            return await rpc(request)
+            return await rpc(request, metadata=self.metadata)
         except grpc.aio.AioRpcError as exc:
             error = error_from_rpc(exc)
             return {"error": error.code.name, "message": error.message}
@@ -171,7 +169,7 @@ class Grpc:
         return {"revision": r.header.revision, "succeeded": r.succeeded, "responses": responses}
 
     async def status(self):
-        r = await self.cluster.Status(pb.StatusRequest())
+        r = await self.call(self.cluster.Status, pb.StatusRequest())
         return {"member_id": r.member_id, "leader": r.leader, "role": r.role, "raft_term": r.raft_term,
                 "revision": r.revision}
 
@@ -260,22 +258,14 @@ async def run_case(client, steps) -> list:
     return results
 
 
-async def start(tmp_path, name) -> Server:
-    config = ServerConfig(service="chainfire", bind="127.0.0.1", rest_port=0, grpc_port=0,
-                          data_dir=tmp_path / name, shutdown_grace=1)
-    server = Server(await build(config), config)
-    await server.start()
-    return server
-
-
 @pytest.mark.parametrize("name", list(CASES))
-async def test_rest_and_grpc_agree(tmp_path, name):
-    rest_server, grpc_server = await start(tmp_path, "rest"), await start(tmp_path, "grpc")
+async def test_rest_and_grpc_agree(tmp_path, start, auth, name):
+    rest_server, grpc_server = await start(tmp_path / "rest"), await start(tmp_path / "grpc")
     try:
-        async with aiohttp.ClientSession() as session, \
+        async with aiohttp.ClientSession(headers=auth.headers) as session, \
                 grpc.aio.insecure_channel(f"127.0.0.1:{grpc_server.grpc_port}") as channel:
             over_rest = await run_case(Rest(session, rest_server.rest_port), CASES[name])
-            over_grpc = await run_case(Grpc(channel), CASES[name])
+            over_grpc = await run_case(Grpc(channel, auth.metadata), CASES[name])
     finally:
         await rest_server.stop()
         await grpc_server.stop()

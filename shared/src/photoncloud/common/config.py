@@ -21,6 +21,14 @@ class ServerConfig:
     log_level: str = "INFO"
     shutdown_grace: float = 10.0
     max_body_bytes: int = 4 * 1024 * 1024
+    iam_url: str = "http://127.0.0.1:8083"
+    iam_issuer: str = ""  # the `iss` IAM's tokens carry; empty: iam_url
+    revocation_poll_seconds: float = 5.0
+
+    @property
+    def expected_issuer(self) -> str:
+        """The issuer a token must name."""
+        return self.iam_issuer or self.iam_url
 
 
 def grpc_port_for(rest_port: int) -> int:
@@ -36,12 +44,16 @@ def load_config(
 ) -> ServerConfig:
     """Read a service's configuration: `--flag`, else `<SERVICE>_FLAG`, else the default.
 
+    Settings every service shares (where IAM is, the log level) also read `PHOTONCLOUD_FLAG`.
+
     The data directory defaults to `$PHOTONCLOUD_DATA_DIR/<service>` (`./.data/<service>`).
     """
     env = os.environ if environ is None else environ
     prefix = service.upper() + "_"
 
-    def default(name: str, fallback: object) -> object:
+    def default(name: str, fallback: object, platform_wide: bool = False) -> object:
+        if platform_wide:
+            fallback = env.get("PHOTONCLOUD_" + name.upper(), fallback)
         return env.get(prefix + name.upper(), fallback)
 
     base_dir = Path(env.get("PHOTONCLOUD_DATA_DIR", ".data"))
@@ -50,10 +62,16 @@ def load_config(
     parser.add_argument("--rest-port", type=int, default=default("rest_port", rest_port))
     parser.add_argument("--grpc-port", type=int, default=default("grpc_port", grpc_port_for(rest_port)))
     parser.add_argument("--data-dir", type=Path, default=default("data_dir", base_dir / service))
-    parser.add_argument("--log-level", default=default("log_level", "INFO"))
+    parser.add_argument("--log-level", default=default("log_level", "INFO", platform_wide=True))
     parser.add_argument("--shutdown-grace", type=float, default=default("shutdown_grace", 10.0),
                         help="seconds in-flight requests get to finish on SIGTERM")
     parser.add_argument("--max-body-bytes", type=int, default=default("max_body_bytes", 4 * 1024 * 1024))
+    parser.add_argument("--iam-url", default=default("iam_url", "http://127.0.0.1:8083", platform_wide=True),
+                        help="IAM's REST base URL, where signing keys and revocations are fetched")
+    parser.add_argument("--iam-issuer", default=default("iam_issuer", "", platform_wide=True),
+                        help="the issuer IAM's tokens name (default: --iam-url)")
+    parser.add_argument("--revocation-poll-seconds", type=float, default=default("revocation_poll_seconds", 5.0, platform_wide=True),
+                        help="how often IAM's revoked tokens are fetched: a revoked token is refused within this delay")
     args = parser.parse_args(argv)
     return ServerConfig(
         service=service,
@@ -64,4 +82,7 @@ def load_config(
         log_level=str(args.log_level).upper(),
         shutdown_grace=float(args.shutdown_grace),
         max_body_bytes=int(args.max_body_bytes),
+        iam_url=str(args.iam_url).rstrip("/"),
+        iam_issuer=str(args.iam_issuer),
+        revocation_poll_seconds=float(args.revocation_poll_seconds),
     )

@@ -93,6 +93,9 @@ def openapi_document(title: str, version: str, routes: RouteTable) -> dict[str, 
         }
         if route.rpc:
             operation["x-grpc-method"] = route.rpc
+        operation["security"] = [] if route.public else [{"bearer": []}]
+        if route.permission:
+            operation["x-permission"] = route.permission
         if route.body is not None:
             operation["requestBody"] = {
                 "required": True,
@@ -103,5 +106,8 @@ def openapi_document(title: str, version: str, routes: RouteTable) -> dict[str, 
         "openapi": "3.1.0",
         "info": {"title": title, "version": version},
         "paths": paths,
-        "components": {"schemas": schemas},
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        },
     }

@@ -12,7 +12,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from . import envelope, request_id
+from . import auth, envelope, request_id
+from .auth import Verifier
 from .errors import Code, Internal, InvalidArgument, ServiceError, Unimplemented
 from .metrics import RequestMetrics
 
@@ -35,6 +36,8 @@ class Route:
     status: int = 200
     raw: bool = False  # the handler builds its own web.Response (health, metrics)
     rpc: str | None = None  # the gRPC method doing the same, "package.Service/Method"
+    permission: str | None = None  # what the caller's token must grant, e.g. "chainfire:kv:write"
+    public: bool = False  # served without a token (health, token issuance, ...)
 
 
 class RouteTable:
@@ -77,10 +80,10 @@ class RouteTable:
         self.routes.extend(other.routes)
         return self
 
-    def install(self, app: web.Application) -> None:
-        """Register every route with an aiohttp application."""
+    def install(self, app: web.Application, verifier: Verifier | None) -> None:
+        """Register every route with an aiohttp application, behind the verifier's checks."""
         for route in self.routes:
-            app.router.add_route(route.method, route.path, _endpoint(route))
+            app.router.add_route(route.method, route.path, _endpoint(route, verifier))
 
 
 def dump(result: Any) -> Any:
@@ -130,14 +133,19 @@ async def read_json(request: web.Request) -> Any:
         raise InvalidArgument(f"request body is not valid JSON: {exc}", {"field": "body"}) from None
 
 
-def _endpoint(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def _endpoint(route: Route, verifier: Verifier | None) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def endpoint(request: web.Request) -> web.StreamResponse:
-        kwargs: dict[str, Any] = dict(request.match_info)
-        if route.query is not None:
-            kwargs["query"] = parse_model(route.query, dict(request.query), "query parameter")
-        if route.body is not None:
-            kwargs["body"] = parse_model(route.body, await read_json(request), "request body")
-        result = await route.handler(request, **kwargs)
+        principal = await auth.admit(verifier, request.headers.get("Authorization"), route.public, route.permission)
+        token = auth.bind(principal)
+        try:
+            kwargs: dict[str, Any] = dict(request.match_info)
+            if route.query is not None:
+                kwargs["query"] = parse_model(route.query, dict(request.query), "query parameter")
+            if route.body is not None:
+                kwargs["body"] = parse_model(route.body, await read_json(request), "request body")
+            result = await route.handler(request, **kwargs)
+        finally:
+            auth.reset(token)
         if route.raw:
             return result
         return json_response(envelope.success(dump(result)), route.status)
@@ -208,8 +216,9 @@ def envelope_middleware(metrics: RequestMetrics) -> Callable:
     return middleware
 
 
-def make_app(routes: RouteTable, metrics: RequestMetrics, max_body_bytes: int) -> web.Application:
-    """An aiohttp application serving routes behind the envelope middleware."""
+def make_app(routes: RouteTable, metrics: RequestMetrics, max_body_bytes: int,
+             verifier: Verifier | None = None) -> web.Application:
+    """An aiohttp application serving routes behind the envelope middleware (and the verifier)."""
     app = web.Application(middlewares=[envelope_middleware(metrics)], client_max_size=max_body_bytes)
-    routes.install(app)
+    routes.install(app, verifier)
     return app

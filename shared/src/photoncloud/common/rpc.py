@@ -7,11 +7,13 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 
-from . import request_id
+from . import auth, request_id
+from .auth import Verifier
 from .errors import Code, ServiceError
 from .metrics import RequestMetrics
 
@@ -28,11 +30,27 @@ def _metadata_value(metadata: Any, key: str) -> str | None:
     return None
 
 
-class ServerInterceptor(grpc.aio.ServerInterceptor):
-    """Binds the request ID, maps ServiceError to its status, hides unexpected errors, counts calls."""
+# Served without a token on every port: health checks and server reflection.
+PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
-    def __init__(self, metrics: RequestMetrics):
+
+@dataclass(frozen=True)
+class Access:
+    """What calling one method takes: nothing (public) or a token granting permission."""
+
+    public: bool = False
+    permission: str | None = None
+
+
+class ServerInterceptor(grpc.aio.ServerInterceptor):
+    """Binds the request ID, admits the caller, maps ServiceError to its status, hides unexpected
+    errors and counts calls."""
+
+    def __init__(self, metrics: RequestMetrics, verifier: Verifier | None = None,
+                 access: dict[str, Access] | None = None):
         self.metrics = metrics
+        self.verifier = verifier
+        self.access = access or {}  # by full method name, "/package.Service/Method"
 
     async def intercept_service(self, continuation: Callable, details: grpc.HandlerCallDetails) -> Any:
         handler = await continuation(details)
@@ -54,11 +72,15 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
     def _wrap_unary(self, behavior: Callable, method: str) -> Callable:
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
             token, started = await self._enter(context)
+            principal = None
             try:
+                principal = auth.bind(await self._admit(method, context))
                 return await behavior(request, context)
             except BaseException as exc:  # noqa: BLE001 - every failure is mapped or re-raised
                 await self._fail(exc, context, method)
             finally:
+                if principal is not None:
+                    auth.reset(principal)
                 self._leave(token, started, method, context)
 
         return call
@@ -66,15 +88,24 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
     def _wrap_stream(self, behavior: Callable, method: str) -> Callable:
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
             token, started = await self._enter(context)
+            principal = None
             try:
+                principal = auth.bind(await self._admit(method, context))
                 async for response in behavior(request, context):
                     yield response
             except BaseException as exc:  # noqa: BLE001 - every failure is mapped or re-raised
                 await self._fail(exc, context, method)
             finally:
+                if principal is not None:
+                    auth.reset(principal)
                 self._leave(token, started, method, context)
 
         return call
+
+    async def _admit(self, method: str, context: grpc.aio.ServicerContext) -> auth.Principal | None:
+        access = self.access.get(method) or Access(public=method.startswith(PUBLIC_PREFIXES))
+        authorization = _metadata_value(context.invocation_metadata(), "authorization")
+        return await auth.admit(self.verifier, authorization, access.public, access.permission)
 
     async def _enter(self, context: grpc.aio.ServicerContext) -> tuple[Any, float]:
         rid = request_id.accept(_metadata_value(context.invocation_metadata(), request_id.METADATA_KEY))
@@ -107,14 +138,16 @@ def error_from_rpc(exc: grpc.aio.AioRpcError) -> ServiceError:
 
 
 class _RequestIdClientInterceptor:
-    """Adds the current request ID to every outgoing call's metadata."""
+    """Adds the current request ID and the caller's token to every outgoing call's metadata."""
 
     async def _call(self, continuation: Callable, details: Any, request: Any) -> Any:
-        rid = request_id.current()
-        if rid:
-            metadata = grpc.aio.Metadata(*(details.metadata or ()))
-            metadata[request_id.METADATA_KEY] = rid
-            details = details._replace(metadata=metadata)
+        forwarded = {request_id.METADATA_KEY: request_id.current(),
+                     **{k.lower(): v for k, v in auth.outgoing_headers().items()}}
+        metadata = grpc.aio.Metadata(*(details.metadata or ()))
+        for key, value in forwarded.items():
+            if value and key not in metadata:
+                metadata[key] = value
+        details = details._replace(metadata=metadata)
         return await continuation(details, request)
 
 
@@ -137,10 +170,10 @@ class _StreamStreamRequestId(_RequestIdClientInterceptor, grpc.aio.StreamStreamC
 
 
 def client_interceptors() -> list[grpc.aio.ClientInterceptor]:
-    """Interceptors for a channel to another service (request ID propagation)."""
+    """Interceptors for a channel to another service (request ID and token forwarding)."""
     return [_UnaryUnaryRequestId(), _UnaryStreamRequestId(), _StreamUnaryRequestId(), _StreamStreamRequestId()]
 
 
 def insecure_channel(target: str) -> grpc.aio.Channel:
-    """A channel to another service that forwards the current request ID."""
+    """A channel to another service that forwards the current request ID and the caller's token."""
     return grpc.aio.insecure_channel(target, interceptors=client_interceptors())

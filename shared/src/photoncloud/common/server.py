@@ -15,12 +15,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from . import envelope
+from .auth import Verifier
 from .config import ServerConfig, load_config
 from .logs import setup_logging
 from .metrics import CONTENT_TYPE, RequestMetrics
 from .openapi import openapi_document
 from .rest import RouteTable, json_response, make_app
-from .rpc import ServerInterceptor
+from .rpc import Access, ServerInterceptor
 
 log = logging.getLogger("photoncloud.server")
 
@@ -48,6 +49,9 @@ class Service:
     # Reports dependencies (e.g. the store, Raft role); raising marks the service NOT_SERVING.
     dependencies: Callable[[], Awaitable[dict[str, Any]]] = _no_dependencies
     close: Callable[[], Awaitable[None]] | None = None
+    # Checks bearer tokens on every route and RPC not declared public; None: no authentication
+    # (only for the shared library's own tests; every service sets one).
+    verifier: Verifier | None = None
 
 
 def _host_port(host: str, port: int) -> str:
@@ -77,7 +81,8 @@ class Server:
                  _host_port(self.config.bind, self.rest_port), _host_port(self.config.bind, self.grpc_port))
 
     async def _start_grpc(self) -> None:
-        server = grpc.aio.server(interceptors=[ServerInterceptor(self.metrics)])
+        access = {f"/{r.rpc}": Access(r.public, r.permission) for r in self.service.routes.routes if r.rpc}
+        server = grpc.aio.server(interceptors=[ServerInterceptor(self.metrics, self.service.verifier, access)])
         for grpc_service in self.service.grpc_services:
             grpc_service.add_to_server(server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
@@ -94,7 +99,7 @@ class Server:
 
     async def _start_rest(self) -> None:
         routes = RouteTable().extend(self.service.routes).extend(self.operations_routes())
-        app = make_app(routes, self.metrics, self.config.max_body_bytes)
+        app = make_app(routes, self.metrics, self.config.max_body_bytes, self.service.verifier)
         self._openapi = openapi_document(f"{self.service.name} REST API", self.service.version, routes)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=self.config.shutdown_grace)
         await self._runner.setup()
@@ -106,7 +111,7 @@ class Server:
         """GET /health, /metrics and /api/v1/openapi.json."""
         routes = RouteTable()
 
-        @routes.get("/health", "Service health: status, version and dependencies", raw=True)
+        @routes.get("/health", "Service health: status, version and dependencies", raw=True, public=True)
         async def get_health(request: web.Request) -> web.Response:
             report = {"status": "SERVING", "service": self.service.name, "version": self.service.version}
             try:
@@ -117,13 +122,13 @@ class Server:
                 report["status"] = "NOT_SERVING"
             return json_response(envelope.success(report), 200 if report["status"] == "SERVING" else 503)
 
-        @routes.get("/metrics", "Request counts and latencies, Prometheus text format", raw=True)
+        @routes.get("/metrics", "Request counts and latencies, Prometheus text format", raw=True, public=True)
         async def get_metrics(request: web.Request) -> web.Response:
             response = web.Response(body=self.metrics.exposition())
             response.headers["Content-Type"] = CONTENT_TYPE
             return response
 
-        @routes.get("/api/v1/openapi.json", "This OpenAPI document", raw=True)
+        @routes.get("/api/v1/openapi.json", "This OpenAPI document", raw=True, public=True)
         async def get_openapi(request: web.Request) -> web.Response:
             return json_response(self._openapi)
 

@@ -6,6 +6,7 @@ import sys
 from importlib.metadata import version
 from typing import Any
 
+from photoncloud.common.auth import iam_verifier
 from photoncloud.common.config import ServerConfig
 from photoncloud.common.replication import LocalLog
 from photoncloud.common.server import Service, run
@@ -34,7 +35,8 @@ async def build(config: ServerConfig) -> Service:
         await kv.close()
         store.close()
 
-    return Service(NAME, __version__, rest_api.routes(kv), grpc_api.services(kv), dependencies, close)
+    verifier = iam_verifier(config.iam_url, config.expected_issuer, config.revocation_poll_seconds)
+    return Service(NAME, __version__, rest_api.routes(kv), grpc_api.services(kv), dependencies, close, verifier)
 
 
 def main(argv: list[str] | None = None) -> None:

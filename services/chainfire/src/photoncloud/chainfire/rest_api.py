@@ -19,6 +19,7 @@ from . import core
 
 KEY = "/api/v1/kv/{key:.+}"
 KV = "photoncloud.chainfire.v1.KV/"
+READ, WRITE = "chainfire:kv:read", "chainfire:kv:write"
 
 
 class KeyValueOut(Result):
@@ -271,7 +272,7 @@ def routes(kv: core.KVCore) -> RouteTable:
     """ChainFire's REST routes over kv."""
     table = RouteTable()
 
-    @table.get(KEY, "Read one key", query=GetQuery, response=KeyValueOut, rpc=KV + "Range")
+    @table.get(KEY, "Read one key", query=GetQuery, response=KeyValueOut, rpc=KV + "Range", permission=READ)
     async def get_key(request: web.Request, key: str, query: GetQuery) -> KeyValueOut:
         result = await kv.range(core.RangeRequest(_bytes(key), revision=query.revision,
                                                   serializable=query.serializable))
@@ -283,12 +284,12 @@ def routes(kv: core.KVCore) -> RouteTable:
         value = _value(body.value, body.value_base64)
         return _put_out(await kv.put(core.PutRequest(_bytes(key), value, body.prev_kv)))
 
-    @table.put(KEY, "Write one key", body=PutBody, response=PutOut, rpc=KV + "Put")
+    @table.put(KEY, "Write one key", body=PutBody, response=PutOut, rpc=KV + "Put", permission=WRITE)
     async def put_key(request: web.Request, key: str, body: PutBody) -> PutOut:
         return await put(key, body)
 
     @table.post(KEY + "/put", "Write one key (the same as PUT on the key)", body=PutBody, response=PutOut,
-                rpc=KV + "Put")
+                rpc=KV + "Put", permission=WRITE)
     async def post_put_key(request: web.Request, key: str, body: PutBody) -> PutOut:
         return await put(key, body)
 
@@ -297,17 +298,17 @@ def routes(kv: core.KVCore) -> RouteTable:
         return _delete_out(await kv.delete_range(request))
 
     @table.delete(KEY, "Delete a key, a prefix or a range", query=DeleteOptions, response=DeleteOut,
-                  rpc=KV + "DeleteRange")
+                  rpc=KV + "DeleteRange", permission=WRITE)
     async def delete_key(request: web.Request, key: str, query: DeleteOptions) -> DeleteOut:
         return await delete(key, query)
 
     @table.post(KEY + "/delete", "Delete a key, a prefix or a range (the same as DELETE)",
-                body=DeleteBody, response=DeleteOut, rpc=KV + "DeleteRange")
+                body=DeleteBody, response=DeleteOut, rpc=KV + "DeleteRange", permission=WRITE)
     async def post_delete_key(request: web.Request, key: str, body: DeleteBody) -> DeleteOut:
         return await delete(key, body)
 
     @table.get("/api/v1/kv", "List keys: a prefix or a range, paginated", query=ListQuery, response=ListOut,
-               rpc=KV + "Range")
+               rpc=KV + "Range", permission=READ)
     async def list_keys(request: web.Request, query: ListQuery) -> ListOut:
         if query.prefix is not None and (query.key is not None or query.range_end is not None):
             raise InvalidArgument("give either prefix or key/range_end, not both", {"field": "prefix"})
@@ -326,7 +327,7 @@ def routes(kv: core.KVCore) -> RouteTable:
                        count=result.count, revision=result.revision)
 
     @table.post("/api/v1/txn", "Run a transaction: compare, then success or failure operations",
-                body=TxnBody, response=TxnOut, rpc=KV + "Txn")
+                body=TxnBody, response=TxnOut, rpc=KV + "Txn", permission=WRITE)
     async def txn(request: web.Request, body: TxnBody) -> TxnOut:
         result = await kv.txn(core.TxnRequest(
             compare=tuple(_compare(c) for c in body.compare),
@@ -337,7 +338,8 @@ def routes(kv: core.KVCore) -> RouteTable:
                       responses=[_op_out(r) for r in result.responses])
 
     @table.get("/api/v1/cluster/status", "This member, the leader, Raft term and index, revision",
-               response=StatusOut, rpc="photoncloud.chainfire.v1.Cluster/Status")
+               response=StatusOut, rpc="photoncloud.chainfire.v1.Cluster/Status",
+               permission="chainfire:cluster:read")
     async def cluster_status(request: web.Request) -> StatusOut:
         return StatusOut(**(await kv.status()).__dict__)
 

@@ -1,0 +1,301 @@
+"""Authentication and authorization for every service: bearer JWTs that IAM signs, verified
+locally against IAM's published keys (JWKS), and permission checks on the principal they name.
+
+Permissions are `service:resource:verb` (e.g. `chainfire:kv:write`); a granted permission may use
+`*` for any segment, and `*` alone grants everything. Verbs: `read`, `write`, and `manage` for
+administration (IAM identities, roles and bindings), which only a grant naming it or `*` covers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import aiohttp
+import jwt
+
+from .errors import InvalidArgument, PermissionDenied, Unauthenticated, Unavailable
+
+log = logging.getLogger("photoncloud.auth")
+
+AUDIENCE = "photoncloud"
+ALGORITHMS = ["RS256"]
+SYSTEM, ORG, PROJECT = "system", "org", "project"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a token may act on: everything (system), one org, or one project of an org."""
+
+    kind: str
+    org_id: str = ""
+    project_id: str = ""
+
+    def covers(self, org_id: str = "", project_id: str = "") -> bool:
+        """Whether a resource of org_id / project_id lies inside this scope."""
+        if self.kind == SYSTEM:
+            return True
+        if self.kind == ORG:
+            return bool(org_id) and org_id == self.org_id
+        return bool(project_id) and project_id == self.project_id and org_id in ("", self.org_id)
+
+    def as_dict(self) -> dict[str, str]:
+        """The scope as a JWT claim."""
+        return {"type": self.kind, "org_id": self.org_id, "project_id": self.project_id}
+
+
+def permits(granted: Iterable[str], action: str) -> bool:
+    """Whether any granted permission (with `*` wildcards) covers action."""
+    wanted = action.split(":")
+    for grant in granted:
+        if grant == "*":
+            return True
+        parts = grant.split(":")
+        if len(parts) == len(wanted) and all(p in ("*", w) for p, w in zip(parts, wanted)):
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller: who, in which scope, with which roles and permissions."""
+
+    subject: str  # "user:<id>" or "serviceaccount:<id>"
+    name: str
+    scope: Scope
+    roles: tuple[str, ...]
+    permissions: tuple[str, ...]
+    token_id: str
+    expires_at: int
+    token: str = field(repr=False)  # the bearer token itself, forwarded on calls to other services
+
+    def can(self, action: str) -> bool:
+        """Whether the principal holds a permission covering action."""
+        return permits(self.permissions, action)
+
+    def require(self, action: str, org_id: str = "", project_id: str = "") -> None:
+        """PERMISSION_DENIED unless the principal may do action on a resource of org_id/project_id."""
+        if not self.can(action):
+            raise PermissionDenied(
+                f"{self.subject} may not {action}", {"reason": "MISSING_PERMISSION", "action": action}
+            )
+        if (org_id or project_id) and not self.scope.covers(org_id, project_id):
+            raise PermissionDenied(
+                "the resource lies outside the token's scope",
+                {"reason": "OUT_OF_SCOPE", "action": action, "scope": self.scope.as_dict()},
+            )
+
+
+_current: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("principal", default=None)
+
+
+def current() -> Principal | None:
+    """The principal of the request being served (None on public routes)."""
+    return _current.get()
+
+
+def caller() -> Principal:
+    """The principal of the request being served; UNAUTHENTICATED when there is none."""
+    principal = _current.get()
+    if principal is None:
+        raise Unauthenticated("a bearer token is required")
+    return principal
+
+
+def bind(principal: Principal | None) -> contextvars.Token:
+    """Make principal the current one; returns the token to reset it with."""
+    return _current.set(principal)
+
+
+def reset(token: contextvars.Token) -> None:
+    """Restore the principal that was current before bind()."""
+    _current.reset(token)
+
+
+def outgoing_headers() -> dict[str, str]:
+    """Headers that forward the caller's token on a call to another service."""
+    principal = _current.get()
+    return {"Authorization": f"Bearer {principal.token}"} if principal else {}
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer <token>` value; UNAUTHENTICATED when absent."""
+    if not authorization:
+        raise Unauthenticated("a bearer token is required (Authorization: Bearer <token>)")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("the Authorization header must be `Bearer <token>`")
+    return token.strip()
+
+
+async def admit(verifier: "Verifier | None", authorization: str | None, public: bool,
+                permission: str | None) -> Principal | None:
+    """The principal a call runs as, after the checks its operation declares (None: public/no auth).
+
+    The one gate both transports pass calls through: a missing or bad token is UNAUTHENTICATED,
+    a token without the operation's permission PERMISSION_DENIED.
+    """
+    if verifier is None or public:
+        return None
+    principal = await verifier.verify(bearer_token(authorization))
+    if permission:
+        principal.require(permission)
+    return principal
+
+
+class KeySource(Protocol):
+    """Where a verifier finds the public key for a key id."""
+
+    async def key(self, kid: str) -> Any:
+        """The verification key for kid; UNAUTHENTICATED when no such key is published."""
+
+
+class RevocationSource(Protocol):
+    """Where a verifier learns which token IDs were revoked."""
+
+    async def is_revoked(self, token_id: str) -> bool:
+        """Whether the token with this ID was revoked (as far as this source knows now)."""
+
+
+class JwksKeys:
+    """IAM's JWKS, fetched over HTTP, cached, and fetched again when an unknown key id appears."""
+
+    def __init__(self, jwks_url: str, min_refresh_seconds: float = 10.0):
+        self.jwks_url = jwks_url
+        self.min_refresh_seconds = min_refresh_seconds
+        self._keys: dict[str, Any] = {}
+        self._fetched_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def key(self, kid: str) -> Any:
+        """The key for kid, refreshing the cache (at most every min_refresh_seconds) on a miss."""
+        if kid not in self._keys:
+            async with self._lock:
+                if kid not in self._keys and time.monotonic() - self._fetched_at >= self.min_refresh_seconds:
+                    await self._fetch()
+        if kid not in self._keys:
+            raise Unauthenticated("the token is signed with an unknown key", {"reason": "UNKNOWN_KEY"})
+        return self._keys[kid]
+
+    async def _fetch(self) -> None:
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+                async with session.get(self.jwks_url) as response:
+                    response.raise_for_status()
+                    document = await response.json()
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+            raise Unavailable(f"cannot fetch the signing keys from IAM: {exc}", {"jwks_url": self.jwks_url}) from None
+        self._keys = {k.key_id: k for k in jwt.PyJWKSet.from_dict(document).keys if k.key_id}
+        self._fetched_at = time.monotonic()
+
+
+class PolledRevocations:
+    """IAM's revocation list, polled every interval: a revoked token is refused within that delay."""
+
+    def __init__(self, revocations_url: str, interval_seconds: float = 5.0):
+        self.url = revocations_url
+        self.interval = interval_seconds
+        self._revoked: dict[str, int] = {}  # token id -> its expiry, to forget it once it expired
+        self._cursor = 0
+        self._polled_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def is_revoked(self, token_id: str) -> bool:
+        """Whether token_id is on the list, polling first when the list is older than interval."""
+        if time.monotonic() - self._polled_at >= self.interval:
+            async with self._lock:
+                if time.monotonic() - self._polled_at >= self.interval:
+                    await self._poll()
+        return token_id in self._revoked
+
+    async def _poll(self) -> None:
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+                async with session.get(self.url, params={"since": self._cursor}) as response:
+                    response.raise_for_status()
+                    data = (await response.json())["data"]
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, KeyError) as exc:
+            # Failing closed would let an IAM outage stop every service; the staleness is bounded
+            # by how long IAM is down, and logged.
+            log.warning("cannot poll revoked tokens from IAM: %s", exc)
+            return
+        now = int(time.time())
+        for item in data["items"]:
+            self._revoked[item["token_id"]] = item["expires_at"]
+        self._revoked = {jti: exp for jti, exp in self._revoked.items() if exp >= now}
+        self._cursor = data["cursor"]
+        self._polled_at = time.monotonic()
+
+
+class Verifier:
+    """Verifies bearer tokens locally: signature, issuer, audience, expiry, then revocation."""
+
+    def __init__(self, keys: KeySource, issuer: str, revocations: RevocationSource | None = None,
+                 audience: str = AUDIENCE, leeway_seconds: float = 5.0):
+        self.keys = keys
+        self.issuer = issuer
+        self.revocations = revocations
+        self.audience = audience
+        self.leeway = leeway_seconds
+
+    async def verify(self, token: str) -> Principal:
+        """The principal token names; UNAUTHENTICATED if it is not a valid, live token."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise Unauthenticated("the bearer token is not a JWT", {"reason": "MALFORMED"}) from None
+        if header.get("alg") not in ALGORITHMS or not isinstance(header.get("kid"), str):
+            raise Unauthenticated("the token's algorithm or key id is not accepted", {"reason": "MALFORMED"})
+        key = await self.keys.key(header["kid"])
+        try:
+            claims = jwt.decode(
+                token, key, algorithms=ALGORITHMS, audience=self.audience, issuer=self.issuer,
+                leeway=self.leeway, options={"require": ["exp", "iat", "sub", "jti", "scope"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("the token has expired", {"reason": "EXPIRED"}) from None
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated(f"the token is not valid: {exc}", {"reason": "INVALID"}) from None
+        if self.revocations is not None and await self.revocations.is_revoked(claims["jti"]):
+            raise Unauthenticated("the token has been revoked", {"reason": "REVOKED"})
+        return principal_from_claims(claims, token)
+
+
+def iam_verifier(iam_url: str, issuer: str, revocation_poll_seconds: float = 5.0) -> Verifier:
+    """The verifier of a service other than IAM: IAM's JWKS and revocation list, over HTTP."""
+    return Verifier(
+        JwksKeys(f"{iam_url}/.well-known/jwks.json"),
+        issuer,
+        PolledRevocations(f"{iam_url}/api/v1/auth/revocations", revocation_poll_seconds),
+    )
+
+
+def principal_from_claims(claims: dict[str, Any], token: str) -> Principal:
+    """The principal a verified token's claims describe."""
+    scope = claims["scope"]
+    if not isinstance(scope, dict) or scope.get("type") not in (SYSTEM, ORG, PROJECT):
+        raise Unauthenticated("the token's scope is not valid", {"reason": "INVALID"})
+    return Principal(
+        subject=claims["sub"],
+        name=str(claims.get("name", "")),
+        scope=Scope(scope["type"], scope.get("org_id") or "", scope.get("project_id") or ""),
+        roles=tuple(claims.get("roles", ())),
+        permissions=tuple(claims.get("permissions", ())),
+        token_id=claims["jti"],
+        expires_at=int(claims["exp"]),
+        token=token,
+    )
+
+
+def check_permission_name(permission: str) -> str:
+    """permission if it is `service:resource:verb` (segments may be `*`); INVALID_ARGUMENT otherwise."""
+    parts = permission.split(":")
+    if permission != "*" and (len(parts) != 3 or not all(p and (p == "*" or p.replace("-", "").replace("_", "").isalnum())
+                                                       for p in parts)):
+        raise InvalidArgument(f"permission {permission!r} is not service:resource:verb", {"field": "permissions"})
+    return permission
