@@ -34,7 +34,7 @@ import grpc
 
 from photoncloud.chainfire.v1 import kv_pb2 as pb
 from photoncloud.chainfire.v1 import kv_pb2_grpc as pb_grpc
-from photoncloud.common.testing import ServiceProcess
+from photoncloud.common.testing import start_platform
 
 LOOPBACK = "127.0.0.1"
 TXN_BATCH = 128  # the most operations one transaction branch may hold
@@ -120,7 +120,8 @@ async def rest_client(address: str, concurrency: int, args: argparse.Namespace) 
     base = f"http://{address}/api/v1"
     value = "x" * args.value_size
     body = json.dumps({"value": value}).encode()
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+    headers = {"Authorization": f"Bearer {args.token}"}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency), headers=headers) as session:
 
         async def call(method: str, url: str, data: bytes | None = None) -> None:
             async with session.request(method, url, data=data) as response:
@@ -141,14 +142,15 @@ async def rest_client(address: str, concurrency: int, args: argparse.Namespace) 
 async def grpc_client(address: str, concurrency: int, args: argparse.Namespace) -> AsyncIterator[Client]:
     value = b"x" * args.value_size
     # One HTTP/2 connection for every worker, straight to loopback (never through an http_proxy).
+    metadata = (("authorization", f"Bearer {args.token}"),)
     async with grpc.aio.insecure_channel(address, options=[("grpc.enable_http_proxy", 0)]) as channel:
         stub = pb_grpc.KVStub(channel)
 
         async def put(i: int) -> None:
-            await stub.Put(pb.PutRequest(key=key(i, args.keys).encode(), value=value))
+            await stub.Put(pb.PutRequest(key=key(i, args.keys).encode(), value=value), metadata=metadata)
 
         async def get(i: int) -> None:
-            response = await stub.Range(pb.RangeRequest(key=key(i, args.keys).encode()))
+            response = await stub.Range(pb.RangeRequest(key=key(i, args.keys).encode()), metadata=metadata)
             if len(response.kvs) != 1:
                 raise RuntimeError("key not found")
 
@@ -156,7 +158,7 @@ async def grpc_client(address: str, concurrency: int, args: argparse.Namespace) 
             for batch in batches(args.keys):
                 puts = [pb.RequestOp(request_put=pb.PutRequest(key=key(i, args.keys).encode(), value=value))
                         for i in batch]
-                await stub.Txn(pb.TxnRequest(success=puts))
+                await stub.Txn(pb.TxnRequest(success=puts), metadata=metadata)
 
         yield Client(put=put, get=get, prefill=prefill)
 
@@ -191,18 +193,19 @@ def report_progress(result: Result) -> None:
 
 
 @contextmanager
-def chainfire(log_level: str) -> Iterator[tuple[str, str]]:
-    """A ChainFire process on free loopback ports over a temporary data directory: (REST, gRPC) addresses."""
+def chainfire(log_level: str) -> Iterator[tuple[str, str, str]]:
+    """IAM and ChainFire processes on free loopback ports over a temporary data directory:
+    ChainFire's REST and gRPC addresses, and an admin token."""
     with tempfile.TemporaryDirectory(prefix="chainfire-bench-") as data_dir:
-        service = ServiceProcess("chainfire", Path(data_dir) / "data", "--log-level", log_level)
         try:
-            service.start()
+            running = start_platform(Path(data_dir), "chainfire", log_level=log_level)
         except RuntimeError as exc:
             sys.exit(str(exc))
+        service = running.services["chainfire"]
         try:
-            yield f"{LOOPBACK}:{service.rest_port}", f"{LOOPBACK}:{service.grpc_port}"
+            yield f"{LOOPBACK}:{service.rest_port}", f"{LOOPBACK}:{service.grpc_port}", running.admin_token()
         finally:
-            service.stop()
+            running.stop()
 
 
 def wait_healthy(address: str, timeout: float = 30) -> None:
@@ -248,6 +251,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keys", type=int, default=1000, help="distinct keys written and read (default: 1000)")
     parser.add_argument("--value-size", type=int, default=100, help="bytes per value (default: 100)")
     parser.add_argument("--log-level", default="INFO", help="the started server's log level (default: INFO)")
+    parser.add_argument("--token", default=os.environ.get("PHOTONCLOUD_TOKEN", ""),
+                        help="with --rest/--grpc: an access token that may read and write keys (env PHOTONCLOUD_TOKEN)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     args = parser.parse_args(argv)
     args.transport = [t for t in args.transport.split(",") if t]
@@ -280,7 +285,7 @@ def main(argv: list[str] | None = None) -> None:
             wait_healthy(args.rest, timeout=5)
         results = asyncio.run(bench({"rest": args.rest, "grpc": args.grpc}, args))
     else:
-        with chainfire(args.log_level) as (rest, grpc_address):
+        with chainfire(args.log_level) as (rest, grpc_address, args.token):
             results = asyncio.run(bench({"rest": rest, "grpc": grpc_address}, args))
     if args.json:
         print(json.dumps({"machine": machine, "settings": settings, "results": [asdict(r) for r in results]},

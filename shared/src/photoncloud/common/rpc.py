@@ -72,15 +72,15 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
     def _wrap_unary(self, behavior: Callable, method: str) -> Callable:
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
             token, started = await self._enter(context)
-            principal = None
+            bound = None  # the contextvar token of the admitted principal
             try:
-                principal = auth.bind(await self._admit(method, context))
+                bound = auth.bind(await self._admit(method, context))
                 return await behavior(request, context)
             except BaseException as exc:  # noqa: BLE001 - every failure is mapped or re-raised
                 await self._fail(exc, context, method)
             finally:
-                if principal is not None:
-                    auth.reset(principal)
+                if bound is not None:
+                    auth.reset(bound)
                 self._leave(token, started, method, context)
 
         return call
@@ -88,16 +88,16 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
     def _wrap_stream(self, behavior: Callable, method: str) -> Callable:
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
             token, started = await self._enter(context)
-            principal = None
+            bound = None  # the contextvar token of the admitted principal
             try:
-                principal = auth.bind(await self._admit(method, context))
+                bound = auth.bind(await self._admit(method, context))
                 async for response in behavior(request, context):
                     yield response
             except BaseException as exc:  # noqa: BLE001 - every failure is mapped or re-raised
                 await self._fail(exc, context, method)
             finally:
-                if principal is not None:
-                    auth.reset(principal)
+                if bound is not None:
+                    auth.reset(bound)
                 self._leave(token, started, method, context)
 
         return call

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +35,9 @@ def free_port() -> int:
 class ServiceProcess:
     """`python -m photoncloud.<name>` on free ports with its own data directory."""
 
-    def __init__(self, name: str, data_dir: Path, *extra_args: str):
+    def __init__(self, name: str, data_dir: Path, *extra_args: str, env: dict[str, str] | None = None):
         self.name = name
+        self.env = {**os.environ, **(env or {})}
         self.data_dir = data_dir
         self.rest_port = free_port()
         self.grpc_port = free_port()
@@ -53,7 +56,7 @@ class ServiceProcess:
                 "--rest-port", str(self.rest_port), "--grpc-port", str(self.grpc_port),
                 "--data-dir", str(self.data_dir), *self.extra_args]
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it open
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=self.env)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -135,3 +138,83 @@ class TokenMint:
         public = jwt.PyJWK.from_dict({**jwt.algorithms.RSAAlgorithm.to_jwk(self.private_key.public_key(), as_dict=True),
                                       "kid": self.kid, "alg": "RS256"})
         return Verifier(StaticKeys({self.kid: public}), self.issuer)
+
+
+@dataclass
+class Platform:
+    """IAM and services running as processes, the admin's password, and every secret handed out
+    (so that tests can look for them where they must not be)."""
+
+    iam: ServiceProcess
+    services: dict[str, ServiceProcess]
+    admin_password: str
+    secrets: set[str] = field(default_factory=set)
+
+    def request(self, method: str, url: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict]:
+        """One JSON request; returns (status, body) whatever the status."""
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(url, data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with _DIRECT.open(request, timeout=30) as response:
+                return response.status, json.load(response)
+        except urllib.error.HTTPError as error:
+            return error.code, json.load(error)
+
+    def token(self, username: str, password: str, **scope: str) -> str:
+        """An access token for a user (system scope unless org_id/project_id are given)."""
+        body = {"grant_type": "password", "username": username, "password": password}
+        if scope:
+            body["scope"] = scope
+        status, reply = self.request("POST", f"{self.iam.url}/api/v1/auth/token", body)
+        assert status == 200, reply
+        self.secrets.update({reply["data"]["access_token"], reply["data"].get("refresh_token") or ""} - {""})
+        return reply["data"]["access_token"]
+
+    def admin_token(self) -> str:
+        """A fresh system-scope admin token."""
+        return self.token("admin", self.admin_password)
+
+    def user_with_role(self, role: str) -> tuple[str, str]:
+        """A new user bound to role on the system scope: (name, password)."""
+        admin = self.admin_token()
+        name, password = f"user-{secrets.token_hex(4)}", secrets.token_urlsafe(18)
+        self.secrets.add(password)
+        status, user = self.request("POST", f"{self.iam.url}/api/v1/users",
+                                    {"name": name, "email": f"{name}@example.com", "password": password}, admin)
+        assert status in (200, 201), user
+        user_id = user["data"]["id"]
+        status, binding = self.request("POST", f"{self.iam.url}/api/v1/bindings",
+                                       {"principal": f"user:{user_id}", "role": role, "scope": {"type": "system"}},
+                                       admin)
+        assert status in (200, 201), binding
+        return name, password
+
+    def logs(self) -> str:
+        """Everything every process printed."""
+        return "".join(p.log() for p in [self.iam, *self.services.values()])
+
+    def stop(self) -> None:
+        """Stop the services, then IAM."""
+        for process in [*self.services.values(), self.iam]:
+            process.stop()
+
+
+def start_platform(root: Path, *names: str, log_level: str = "INFO") -> Platform:
+    """IAM, then the named services pointed at it (revocations polled every half second)."""
+    password = secrets.token_urlsafe(18)
+    iam = ServiceProcess("iam", root / "iam", env={"PHOTONCLOUD_ADMIN_PASSWORD": password})
+    iam.extra_args = ("--issuer", iam.url, "--log-level", log_level)
+    iam.start()
+    services = {}
+    try:
+        for name in names:
+            services[name] = ServiceProcess(name, root / name, "--iam-url", iam.url, "--log-level", log_level,
+                                            "--revocation-poll-seconds", "0.5").start()
+    except BaseException:
+        for process in [iam, *services.values()]:
+            process.kill()
+        raise
+    return Platform(iam, services, password, {password})
