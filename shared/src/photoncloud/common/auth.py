@@ -26,6 +26,7 @@ log = logging.getLogger("photoncloud.auth")
 AUDIENCE = "photoncloud"
 ALGORITHMS = ["RS256"]
 SYSTEM, ORG, PROJECT = "system", "org", "project"
+REVOKED_KEPT_AFTER_EXPIRY = 60  # seconds; longer than any verifier's leeway
 
 
 @dataclass(frozen=True)
@@ -188,9 +189,11 @@ class JwksKeys:
                 async with session.get(self.jwks_url) as response:
                     response.raise_for_status()
                     document = await response.json()
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+            keys = {k.key_id: k for k in jwt.PyJWKSet.from_dict(document).keys if k.key_id}
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, jwt.PyJWTError, LookupError, TypeError,
+                AttributeError) as exc:  # unreachable, or not a usable key set
             raise Unavailable(f"cannot fetch the signing keys from IAM: {exc}", {"jwks_url": self.jwks_url}) from None
-        self._keys = {k.key_id: k for k in jwt.PyJWKSet.from_dict(document).keys if k.key_id}
+        self._keys = keys
         self._fetched_at = time.monotonic()
 
 
@@ -214,22 +217,23 @@ class PolledRevocations:
         return token_id in self._revoked
 
     async def _poll(self) -> None:
+        self._polled_at = time.monotonic()  # a failed poll too: IAM is asked every interval, not every call
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
                 async with session.get(self.url, params={"since": self._cursor}) as response:
                     response.raise_for_status()
                     data = (await response.json())["data"]
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, KeyError) as exc:
+            fresh = {item["token_id"]: int(item["expires_at"]) for item in data["items"]}
+            cursor = data["cursor"]
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, LookupError, TypeError) as exc:
             # Failing closed would let an IAM outage stop every service; the staleness is bounded
             # by how long IAM is down, and logged.
             log.warning("cannot poll revoked tokens from IAM: %s", exc)
             return
-        now = int(time.time())
-        for item in data["items"]:
-            self._revoked[item["token_id"]] = item["expires_at"]
-        self._revoked = {jti: exp for jti, exp in self._revoked.items() if exp >= now}
-        self._cursor = data["cursor"]
-        self._polled_at = time.monotonic()
+        # Kept a while past expiry: verifiers accept a token a few seconds (their leeway) after it.
+        horizon = int(time.time()) - REVOKED_KEPT_AFTER_EXPIRY
+        self._revoked = {jti: exp for jti, exp in {**self._revoked, **fresh}.items() if exp >= horizon}
+        self._cursor = cursor
 
 
 class Verifier:
@@ -280,12 +284,16 @@ def principal_from_claims(claims: dict[str, Any], token: str) -> Principal:
     scope = claims["scope"]
     if not isinstance(scope, dict) or scope.get("type") not in (SYSTEM, ORG, PROJECT):
         raise Unauthenticated("the token's scope is not valid", {"reason": "INVALID"})
+    grants = {name: claims.get(name, []) for name in ("roles", "permissions")}
+    if not all(isinstance(v, list) and all(isinstance(g, str) for g in v) for v in grants.values()):
+        # a string would be read character by character, and one `*` in it grant everything
+        raise Unauthenticated("the token's roles or permissions are not lists of names", {"reason": "INVALID"})
     return Principal(
         subject=claims["sub"],
         name=str(claims.get("name", "")),
         scope=Scope(scope["type"], scope.get("org_id") or "", scope.get("project_id") or ""),
-        roles=tuple(claims.get("roles", ())),
-        permissions=tuple(claims.get("permissions", ())),
+        roles=tuple(grants["roles"]),
+        permissions=tuple(grants["permissions"]),
         token_id=claims["jti"],
         expires_at=int(claims["exp"]),
         token=token,

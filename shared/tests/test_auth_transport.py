@@ -1,0 +1,379 @@
+"""Authentication on both transports of a real server: who is admitted, what the handler sees,
+what stays public, what OpenAPI declares, and the caller's token forwarded to another service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from photoncloud.common import auth, rpc
+from photoncloud.common.errors import Code
+from photoncloud.common.models import Body
+from photoncloud.common.rest import RouteTable
+from photoncloud.common.server import Service
+from photoncloud.common.testing import TokenMint
+
+SERVICE = "test.v1.Things"
+DOWNSTREAM = "test.v1.Downstream"
+READ, WRITE = "test:things:read", "test:things:write"
+
+
+class NewThing(Body):
+    """A thing to create."""
+
+    name: str
+
+
+def seen() -> dict[str, Any]:
+    """What a handler sees of its caller."""
+    current = auth.current()
+    return {
+        "current": current.subject if current else None,
+        "caller": auth.caller().subject if current else None,
+        "outgoing": auth.outgoing_headers(),
+    }
+
+
+def build_routes() -> RouteTable:
+    routes = RouteTable()
+
+    @routes.get("/api/v1/things", "List things", rpc=f"{SERVICE}/List", permission=READ)
+    async def list_things(request):
+        return seen()
+
+    @routes.post("/api/v1/things", "Create a thing", body=NewThing, rpc=f"{SERVICE}/Create", permission=WRITE)
+    async def create_thing(request, body: NewThing):
+        return {"name": body.name, **seen()}
+
+    @routes.get("/api/v1/whoami", "The caller", rpc=f"{SERVICE}/WhoAmI")
+    async def whoami(request):
+        return seen()
+
+    @routes.get("/api/v1/ping", "Public ping", rpc=f"{SERVICE}/Ping", public=True)
+    async def ping(request):
+        return seen()
+
+    return routes
+
+
+async def subject_of_caller(request: bytes, context) -> bytes:
+    return auth.caller().subject.encode()
+
+
+async def ping(request: bytes, context) -> bytes:
+    return b"anonymous" if auth.current() is None else b"someone"
+
+
+async def stream_subject(request: bytes, context):
+    for _ in range(2):
+        yield auth.caller().subject.encode()
+
+
+@pytest.fixture(scope="module")
+def mint() -> TokenMint:
+    return TokenMint()
+
+
+@pytest.fixture
+async def server(start, grpc_service, mint):
+    methods = {"List": subject_of_caller, "Create": subject_of_caller, "WhoAmI": subject_of_caller,
+               "Ping": ping, "Undeclared": subject_of_caller, "Stream": stream_subject}
+    service = Service("things", "1.0.0", build_routes(), [grpc_service(SERVICE, methods)],
+                      verifier=mint.verifier())
+    return await start(service)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def call(http, server, method: str, path: str, headers: dict[str, str] | None = None,
+               **kwargs: Any) -> tuple[int, dict[str, Any], Any]:
+    url = f"http://127.0.0.1:{server.rest_port}{path}"
+    async with http.request(method, url, headers=headers or {}, **kwargs) as response:
+        return response.status, await response.json(), response.headers
+
+
+# --- REST ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("headers", [
+    {}, {"Authorization": ""}, {"Authorization": "Bearer"}, {"Authorization": "Basic dXNlcjpwYXNz"},
+    {"Authorization": "Bearer not-a-jwt"},
+])
+async def test_rest_without_a_valid_token_is_401(http, server, headers):
+    status, body, response_headers = await call(http, server, "GET", "/api/v1/things", headers)
+    assert status == 401
+    assert body["error"]["code"] == "UNAUTHENTICATED"
+    assert body["error"]["message"]
+    assert body["meta"]["request_id"] == response_headers["X-Request-ID"]
+    assert "data" not in body
+
+
+async def test_rest_expired_token_is_401_with_its_reason(http, server, mint):
+    status, body, _ = await call(http, server, "GET", "/api/v1/things", bearer(mint.token(ttl=-120)))
+    assert status == 401
+    assert body["error"]["details"]["reason"] == "EXPIRED"
+
+
+async def test_rest_token_is_checked_before_the_body(http, server):
+    status, body, _ = await call(http, server, "POST", "/api/v1/things", data=b"{not json")
+    assert (status, body["error"]["code"]) == (401, "UNAUTHENTICATED")
+
+
+async def test_rest_without_the_permission_is_403(http, server, mint):
+    reader = mint.token(permissions=(READ,), subject="user:reader")
+    status, body, _ = await call(http, server, "POST", "/api/v1/things", bearer(reader), json={"name": "x"})
+    assert status == 403
+    assert body["error"]["code"] == "PERMISSION_DENIED"
+    assert body["error"]["details"]["action"] == WRITE
+    assert body["error"]["details"]["reason"] == "MISSING_PERMISSION"
+    # the same token may do what it grants
+    status, body, _ = await call(http, server, "GET", "/api/v1/things", bearer(reader))
+    assert status == 200
+    assert body["data"]["caller"] == "user:reader"
+
+
+async def test_rest_with_the_permission_sees_its_principal(http, server, mint):
+    token = mint.token(permissions=("test:*:write",), subject="user:writer")
+    status, body, _ = await call(http, server, "POST", "/api/v1/things", bearer(token), json={"name": "x"})
+    assert status == 200
+    assert body["data"]["name"] == "x"
+    assert body["data"]["current"] == "user:writer"
+    assert body["data"]["caller"] == "user:writer"
+    assert body["data"]["outgoing"] == {"Authorization": f"Bearer {token}"}
+
+
+async def test_rest_route_without_a_permission_needs_only_a_token(http, server, mint):
+    status, _, _ = await call(http, server, "GET", "/api/v1/whoami")
+    assert status == 401
+    token = mint.token(permissions=(), roles=(), subject="user:nobody")
+    status, body, _ = await call(http, server, "GET", "/api/v1/whoami", bearer(token))
+    assert status == 200
+    assert body["data"]["caller"] == "user:nobody"
+
+
+async def test_rest_public_route_needs_no_token(http, server, mint):
+    status, body, _ = await call(http, server, "GET", "/api/v1/ping")
+    assert status == 200
+    assert body["data"] == {"current": None, "caller": None, "outgoing": {}}
+    # a public route runs as nobody, whatever the caller sends
+    for headers in (bearer(mint.token()), {"Authorization": "Bearer garbage"}):
+        status, body, _ = await call(http, server, "GET", "/api/v1/ping", headers)
+        assert status == 200
+        assert body["data"]["current"] is None
+
+
+async def test_the_principal_does_not_leak_into_the_next_request(http, server, mint):
+    await call(http, server, "GET", "/api/v1/whoami", bearer(mint.token(subject="user:first")))
+    status, body, _ = await call(http, server, "GET", "/api/v1/ping")
+    assert status == 200
+    assert body["data"]["current"] is None
+    assert auth.current() is None
+
+
+@pytest.mark.parametrize("path", ["/health", "/metrics", "/api/v1/openapi.json"])
+async def test_operations_routes_stay_public(http, server, path):
+    for headers in ({}, {"Authorization": "Bearer garbage"}):
+        async with http.get(f"http://127.0.0.1:{server.rest_port}{path}", headers=headers) as response:
+            assert response.status == 200, path
+
+
+async def test_openapi_declares_security_per_route(http, server):
+    status, document, _ = await call(http, server, "GET", "/api/v1/openapi.json")
+    assert status == 200
+    paths = document["paths"]
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert paths["/api/v1/things"]["get"]["security"] == [{"bearer": []}]
+    assert paths["/api/v1/things"]["get"]["x-permission"] == READ
+    assert paths["/api/v1/things"]["post"]["security"] == [{"bearer": []}]
+    assert paths["/api/v1/things"]["post"]["x-permission"] == WRITE
+    assert paths["/api/v1/whoami"]["get"]["security"] == [{"bearer": []}]
+    assert "x-permission" not in paths["/api/v1/whoami"]["get"]
+    assert paths["/api/v1/ping"]["get"]["security"] == []
+    assert "x-permission" not in paths["/api/v1/ping"]["get"]
+    for path in ("/health", "/metrics", "/api/v1/openapi.json"):
+        assert paths[path]["get"]["security"] == [], path
+
+
+# --- gRPC ---------------------------------------------------------------------------------------
+
+
+def metadata_for(token: str | None, request_id: str | None = None) -> tuple[tuple[str, str], ...]:
+    items = []
+    if token is not None:
+        items.append(("authorization", f"Bearer {token}"))
+    if request_id is not None:
+        items.append(("x-request-id", request_id))
+    return tuple(items)
+
+
+async def unary(server, method: str, metadata=(), service: str = SERVICE) -> bytes:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        return await channel.unary_unary(f"/{service}/{method}")(b"", metadata=metadata)
+
+
+async def failure(server, method: str, metadata=()) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await unary(server, method, metadata)
+    return caught.value
+
+
+@pytest.mark.parametrize("metadata", [
+    (), (("authorization", ""),), (("authorization", "Basic dXNlcjpwYXNz"),),
+    (("authorization", "Bearer not-a-jwt"),),
+])
+async def test_grpc_without_a_valid_token_is_unauthenticated(server, metadata):
+    exc = await failure(server, "List", metadata)
+    assert exc.code() is grpc.StatusCode.UNAUTHENTICATED
+    assert rpc.error_from_rpc(exc).code is Code.UNAUTHENTICATED
+
+
+async def test_grpc_expired_token_carries_its_reason(server, mint):
+    exc = await failure(server, "List", metadata_for(mint.token(ttl=-120)))
+    assert exc.code() is grpc.StatusCode.UNAUTHENTICATED
+    assert rpc.error_from_rpc(exc).details["reason"] == "EXPIRED"
+
+
+async def test_grpc_without_the_permission_is_denied(server, mint):
+    reader = mint.token(permissions=(READ,), subject="user:reader")
+    exc = await failure(server, "Create", metadata_for(reader))
+    assert exc.code() is grpc.StatusCode.PERMISSION_DENIED
+    details = rpc.error_from_rpc(exc).details
+    assert details["action"] == WRITE
+    assert details["reason"] == "MISSING_PERMISSION"
+    assert await unary(server, "List", metadata_for(reader)) == b"user:reader"
+
+
+async def test_grpc_with_the_permission_sees_its_principal(server, mint):
+    writer = mint.token(permissions=(WRITE,), subject="serviceaccount:builder")
+    assert await unary(server, "Create", metadata_for(writer)) == b"serviceaccount:builder"
+
+
+async def test_grpc_streams_are_admitted_and_see_the_principal(server, mint):
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        method = channel.unary_stream(f"/{SERVICE}/Stream")
+        token = mint.token(permissions=(), subject="user:streamer")
+        assert [m async for m in method(b"", metadata=metadata_for(token))] == [b"user:streamer"] * 2
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            async for _ in method(b""):
+                pass
+        assert caught.value.code() is grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_grpc_method_without_a_route_needs_a_token(server, mint):
+    """Only what is declared public is public: an undeclared method still takes a token."""
+    exc = await failure(server, "Undeclared")
+    assert exc.code() is grpc.StatusCode.UNAUTHENTICATED
+    token = mint.token(permissions=(), subject="user:plain")
+    assert await unary(server, "Undeclared", metadata_for(token)) == b"user:plain"
+
+
+async def test_grpc_public_method_needs_no_token(server, mint):
+    assert await unary(server, "Ping") == b"anonymous"
+    assert await unary(server, "Ping", metadata_for(mint.token())) == b"anonymous"
+
+
+async def test_grpc_health_and_reflection_need_no_token(server):
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""))
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=SERVICE))
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        replies = [r async for r in stub.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")]))]
+        names = {s.name for s in replies[0].list_services_response.service}
+        assert SERVICE in names
+
+
+# --- forwarding the caller's token --------------------------------------------------------------
+
+
+@pytest.fixture
+async def pair(start, grpc_service, mint):
+    """An upstream server whose handlers call a downstream one through rpc.insecure_channel."""
+    received: list[dict[str, Any]] = []
+
+    async def record(request: bytes, context) -> bytes:
+        metadata = dict(context.invocation_metadata())
+        received.append({"authorization": metadata.get("authorization"),
+                         "x-request-id": metadata.get("x-request-id"),
+                         "subject": auth.caller().subject})
+        return b"recorded"
+
+    downstream = await start(Service("down", "1.0.0", RouteTable(), [grpc_service(DOWNSTREAM, {"Record": record})],
+                                     verifier=mint.verifier()))
+    target = f"127.0.0.1:{downstream.grpc_port}"
+
+    async def relay() -> bytes:
+        async with rpc.insecure_channel(target) as channel:
+            return await channel.unary_unary(f"/{DOWNSTREAM}/Record")(b"")
+
+    routes = RouteTable()
+
+    @routes.post("/api/v1/relay", "Call downstream", rpc=f"{SERVICE}/Relay", permission=READ)
+    async def relay_rest(request):
+        return {"reply": (await relay()).decode()}
+
+    async def relay_grpc(request: bytes, context) -> bytes:
+        return await relay()
+
+    upstream = await start(Service("up", "1.0.0", routes, [grpc_service(SERVICE, {"Relay": relay_grpc})],
+                                   verifier=mint.verifier()))
+    return upstream, downstream, received
+
+
+async def test_rest_handler_forwards_token_and_request_id(http, pair, mint):
+    upstream, _, received = pair
+    token = mint.token(permissions=(READ,), subject="user:forwarded")
+    headers = {**bearer(token), "X-Request-ID": "rid-relay-rest-1"}
+    status, body, _ = await call(http, upstream, "POST", "/api/v1/relay", headers)
+    assert (status, body["data"]) == (200, {"reply": "recorded"})
+    assert received == [{"authorization": f"Bearer {token}", "x-request-id": "rid-relay-rest-1",
+                         "subject": "user:forwarded"}]
+
+
+async def test_grpc_servicer_forwards_token_and_request_id(pair, mint):
+    upstream, _, received = pair
+    token = mint.token(permissions=(READ,), subject="user:forwarded-grpc")
+    assert await unary(upstream, "Relay", metadata_for(token, "rid-relay-grpc-1")) == b"recorded"
+    assert received == [{"authorization": f"Bearer {token}", "x-request-id": "rid-relay-grpc-1",
+                         "subject": "user:forwarded-grpc"}]
+
+
+async def test_no_token_is_forwarded_outside_a_request(pair, mint):
+    _, downstream, received = pair
+    assert auth.outgoing_headers() == {}
+    async with rpc.insecure_channel(f"127.0.0.1:{downstream.grpc_port}") as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await channel.unary_unary(f"/{DOWNSTREAM}/Record")(b"")
+    assert caught.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    assert received == []
+
+
+async def test_an_explicit_authorization_is_not_overridden(pair, mint):
+    _, downstream, received = pair
+    own = mint.token(permissions=(), subject="serviceaccount:upstream")
+    token = auth.bind(await mint.verifier().verify(mint.token(subject="user:someone")))
+    try:
+        async with rpc.insecure_channel(f"127.0.0.1:{downstream.grpc_port}") as channel:
+            await channel.unary_unary(f"/{DOWNSTREAM}/Record")(b"", metadata=metadata_for(own))
+    finally:
+        auth.reset(token)
+    assert received[0]["authorization"] == f"Bearer {own}"
+    assert received[0]["subject"] == "serviceaccount:upstream"
+
+
+async def test_upstream_refusal_means_no_downstream_call(http, pair, mint):
+    upstream, _, received = pair
+    no_grant = mint.token(permissions=("test:other:read",))
+    status, body, _ = await call(http, upstream, "POST", "/api/v1/relay", bearer(no_grant))
+    assert (status, body["error"]["details"]["action"]) == (403, READ)
+    exc = await failure(upstream, "Relay", metadata_for(no_grant))
+    assert exc.code() is grpc.StatusCode.PERMISSION_DENIED
+    assert received == []
