@@ -34,7 +34,7 @@ def concrete(path: str) -> str:
     return re.sub(r"\{[^}]+\}", "x", path)
 
 
-def viewer_is_refused(method: str, operation: dict) -> bool:
+def viewer_is_refused(operation: dict) -> bool:
     """Whether the gate must refuse a viewer: every write, i.e. a permission a viewer lacks."""
     permission = operation.get("x-permission")
     return permission is not None and not permits(VIEWER_GRANTS, permission)
@@ -49,10 +49,22 @@ def viewer(platform):
 def test_every_write_declares_a_permission_a_viewer_lacks(platform):
     for process, method, path, operation in operations(platform):
         if method in ("PUT", "PATCH", "DELETE") and operation["security"]:
-            assert viewer_is_refused(method, operation), (process.name, method, path)
+            assert viewer_is_refused(operation), (process.name, method, path)
+
+
+class Tokens:
+    """A viewer's and an admin's token, fetched again after a call that may have revoked them."""
+
+    def __init__(self, platform, viewer):
+        self.platform, self.viewer_login = platform, viewer
+        self.renew()
+
+    def renew(self) -> None:
+        self.viewer, self.admin = self.platform.token(*self.viewer_login), self.platform.admin_token()
 
 
 def test_rest_gate(platform, viewer):
+    tokens = Tokens(platform, viewer)
     checked = 0
     for process, method, path, operation in operations(platform):
         if operation["security"] == []:
@@ -61,13 +73,15 @@ def test_rest_gate(platform, viewer):
         body = {} if method in ("POST", "PUT", "PATCH") else None
         status, reply = platform.request(method, url, body)
         assert (status, reply["error"]["code"]) == (401, "UNAUTHENTICATED"), (method, path, reply)
-        status, reply = platform.request(method, url, body, platform.token(*viewer))
-        if viewer_is_refused(method, operation):
+        status, reply = platform.request(method, url, body, tokens.viewer)
+        if viewer_is_refused(operation):
             assert (status, reply["error"]["code"]) == (403, "PERMISSION_DENIED"), (method, path, reply)
         else:
             assert status != 401, (method, path, reply)
-        status, reply = platform.request(method, url, body, platform.admin_token())
+        status, reply = platform.request(method, url, body, tokens.admin)
         assert status not in GATE_CODES, (method, path, reply)
+        if "revoke" in path:
+            tokens.renew()
         checked += 1
     assert checked >= 10
 
@@ -103,19 +117,23 @@ def test_grpc_gate(platform, viewer):
     for path in PROTOS.glob("photoncloud/*/v1/*_pb2.py"):
         importlib.import_module(".".join(path.relative_to(PROTOS).with_suffix("").parts))
 
+    tokens = Tokens(platform, viewer)
+
     async def walk() -> int:
         checked = 0
         for process, rpc, operation in rpc_table(platform):
             if operation["security"] == []:
                 continue
             assert await call(process, rpc, None) == grpc.StatusCode.UNAUTHENTICATED, rpc
-            viewer_code = await call(process, rpc, platform.token(*viewer))
-            if viewer_is_refused("", operation):
+            viewer_code = await call(process, rpc, tokens.viewer)
+            if viewer_is_refused(operation):
                 assert viewer_code == grpc.StatusCode.PERMISSION_DENIED, rpc
             else:
                 assert viewer_code != grpc.StatusCode.UNAUTHENTICATED, rpc
-            admin_code = await call(process, rpc, platform.admin_token())
+            admin_code = await call(process, rpc, tokens.admin)
             assert admin_code not in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED), rpc
+            if "Revoke" in rpc:
+                tokens.renew()
             checked += 1
         return checked
 

@@ -102,7 +102,7 @@ def health_body(service: str, status: str) -> bytes:
     }).encode()
 
 
-def test_compose_config_is_valid_and_names_chainfire():
+def test_compose_config_is_valid_and_names_every_running_service():
     cmd = compose_command()
     base = [*cmd, "-f", str(COMPOSE_FILE)]
     config = subprocess.run([*base, "config"], cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -110,8 +110,8 @@ def test_compose_config_is_valid_and_names_chainfire():
     services = subprocess.run([*base, "config", "--services"], cwd=ROOT,
                               capture_output=True, text=True, timeout=120)
     assert services.returncode == 0, services.stderr
-    assert "chainfire" in services.stdout.split()
-    for port in (8081, 50051):
+    assert {"iam", "chainfire"} <= set(services.stdout.split())
+    for port in (8081, 50051, 8083, 50053):
         assert re.search(rf"target:\s*{port}\b", config.stdout), config.stdout
         assert re.search(rf"published:\s*[\"']?{port}\b", config.stdout), config.stdout
 
