@@ -1,0 +1,128 @@
+"""IAM's process: builds the core once and serves it over REST and gRPC, behind a verifier that
+checks tokens against IAM's own keys and revocation list."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from photoncloud.common.config import ServerConfig
+from photoncloud.common.server import Service, run
+
+from . import grpc_api, rest_api
+from .core import DEFAULT_ISSUER, Bootstrapped, IamCore, Settings
+from .credentials import SecretHasher
+from .store import SqliteIamStore
+
+NAME = "iam"
+REST_PORT = 8083
+ADMIN_PASSWORD_ENV = "PHOTONCLOUD_ADMIN_PASSWORD"
+ADMIN_PASSWORD_FILE = "admin-password"
+__version__ = version("photoncloud-iam")
+
+
+def settings_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
+    """IAM's own flags (`--flag`, else `IAM_FLAG`, else the default), beside the server's."""
+    parser = argparse.ArgumentParser(prog=NAME, add_help=False, description="IAM options")
+    defaults = Settings()
+    parser.add_argument("--issuer", default=environ.get("IAM_ISSUER", DEFAULT_ISSUER),
+                        help="the tokens' `iss`, and the base of the discovery URLs")
+    parser.add_argument("--access-token-ttl", type=int,
+                        default=int(environ.get("IAM_ACCESS_TOKEN_TTL", defaults.access_token_ttl)),
+                        help="seconds an access token lives")
+    parser.add_argument("--refresh-token-ttl", type=int,
+                        default=int(environ.get("IAM_REFRESH_TOKEN_TTL", defaults.refresh_token_ttl)),
+                        help="seconds a refresh token lives (rotated on every use)")
+    parser.add_argument("--session-ttl", type=int,
+                        default=int(environ.get("IAM_SESSION_TTL", defaults.session_ttl)),
+                        help="seconds after sign-in when a session's refresh tokens stop working")
+    return parser
+
+
+def load_settings(argv: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> tuple[Settings, list[str]]:
+    """IAM's settings from argv and environ, and the arguments left for the server's configuration."""
+    parser = settings_parser(os.environ if environ is None else environ)
+    args, rest = parser.parse_known_args(list(argv))
+    if "-h" in rest or "--help" in rest:
+        print(parser.format_help(), file=sys.stderr)
+    try:
+        settings = Settings(issuer=args.issuer, access_token_ttl=args.access_token_ttl,
+                            refresh_token_ttl=args.refresh_token_ttl, session_ttl=args.session_ttl)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return settings, rest
+
+
+def announce(data_dir: Path, bootstrapped: Bootstrapped) -> None:
+    """Tell the operator, once, how to sign in as admin: a generated password goes to a mode-0600
+    file and to stderr (one plain line, outside the structured logs)."""
+    if not bootstrapped.generated:
+        print(f"IAM: created user 'admin' (id {bootstrapped.user_id}) with the password from {ADMIN_PASSWORD_ENV}",
+              file=sys.stderr, flush=True)
+        return
+    path = data_dir / ADMIN_PASSWORD_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, (bootstrapped.password + "\n").encode())
+    finally:
+        os.close(fd)
+    print(f"IAM: created user 'admin' with the generated password {bootstrapped.password} "
+          f"(also in {path}, mode 0600; it is not shown again)", file=sys.stderr, flush=True)
+
+
+async def open_core(config: ServerConfig, settings: Settings | None = None,
+                    hasher: SecretHasher | None = None) -> IamCore:
+    """The core over the store in config.data_dir, started (signing key and built-in roles ready)."""
+    store = await SqliteIamStore(config.data_dir / "iam.sqlite3").open()
+    try:
+        core = IamCore(store, settings or load_settings()[0], hasher)
+        await core.start()
+    except BaseException:
+        await store.close()
+        raise
+    return core
+
+
+def service(core: IamCore) -> Service:
+    """The IAM service over a started core."""
+
+    async def dependencies() -> dict[str, Any]:
+        return await core.health()
+
+    async def close() -> None:
+        await core.close()
+        await core.store.close()
+
+    return Service(NAME, __version__, rest_api.routes(core), grpc_api.services(core), dependencies, close,
+                   verifier=core.verifier)
+
+
+async def build(config: ServerConfig, settings: Settings | None = None, *, hasher: SecretHasher | None = None,
+                environ: Mapping[str, str] | None = None) -> Service:
+    """The IAM service over the store in config.data_dir, bootstrapped on its first start."""
+    env = os.environ if environ is None else environ
+    core = await open_core(config, settings, hasher)
+    try:
+        bootstrapped = await core.bootstrap(env.get(ADMIN_PASSWORD_ENV))
+        if bootstrapped is not None:
+            announce(config.data_dir, bootstrapped)
+    except BaseException:
+        await core.store.close()
+        raise
+    return service(core)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run IAM until SIGTERM or SIGINT."""
+    settings, rest = load_settings(sys.argv[1:] if argv is None else argv)
+
+    async def build_service(config: ServerConfig) -> Service:
+        return await build(config, settings)
+
+    run(NAME, REST_PORT, build_service, rest)
