@@ -101,8 +101,15 @@ def json_response(body: Any, status: int = 200) -> web.Response:
 
 
 def error_response(exc: ServiceError) -> web.Response:
-    """The error envelope for exc, with the HTTP status its code maps to."""
-    return json_response(envelope.error(exc.code, exc.message, exc.details), exc.code.http_status)
+    """The error envelope for exc, with the HTTP status its code maps to (and the headers HTTP
+    clients look for: Retry-After when the details name a wait, WWW-Authenticate on 401)."""
+    response = json_response(envelope.error(exc.code, exc.message, exc.details), exc.code.http_status)
+    retry_after = (exc.details or {}).get("retry_after_seconds")
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    if exc.code is Code.UNAUTHENTICATED:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="photoncloud"'
+    return response
 
 
 def parse_model(model: type[BaseModel], data: Any, where: str) -> BaseModel:

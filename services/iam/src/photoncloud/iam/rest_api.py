@@ -8,9 +8,8 @@ from aiohttp import web
 from pydantic import Field
 
 from photoncloud.common import auth, envelope, paging
-from photoncloud.common.errors import ResourceExhausted
 from photoncloud.common.models import Body, Query, Result
-from photoncloud.common.rest import RouteTable, error_response, json_response
+from photoncloud.common.rest import RouteTable, json_response
 
 from . import core
 from .core import Caller, IamCore, view
@@ -617,19 +616,14 @@ def routes(iam: IamCore) -> RouteTable:
 
     # --- tokens ---
 
-    # raw: a throttled sign-in answers 429 with a Retry-After header, and tokens are never cached.
+    # raw: tokens are never cached (RFC 6749 section 5.1).
     @table.post("/api/v1/auth/token", "Issue a token: password, client_credentials or refresh_token grant",
                 body=TokenBody, response=TokenOut, rpc=TOKENS + "IssueToken", public=True, raw=True)
     async def issue_token(request: web.Request, body: TokenBody) -> web.Response:
         scope = body.scope or TokenScopeIn()
         grant = core.Grant(body.grant_type, body.username, body.password, body.client_id, body.client_secret,
                            body.refresh_token, scope.org_id, scope.project_id)
-        try:
-            issued = await iam.issue_token(_anonymous(request), grant)
-        except ResourceExhausted as exc:
-            response = error_response(exc)
-            response.headers["Retry-After"] = str((exc.details or {}).get("retry_after_seconds", 60))
-            return response
+        issued = await iam.issue_token(_anonymous(request), grant)
         response = json_response(envelope.success(_token(issued)))
         response.headers["Cache-Control"] = "no-store"
         response.headers["Pragma"] = "no-cache"
