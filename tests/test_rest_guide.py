@@ -1,82 +1,140 @@
-"""The REST guide's examples, run: every curl command of docs/api/rest-api-guide.md, in order, against
-a real ChainFire, must print what the guide shows; and every route must have an example.
+"""The REST guide, run: docs/api/rest-api-guide.md is one shell session against a fresh platform
+(IAM and ChainFire), and every ```sh block of it, run in order in one bash process, must print what
+the guide shows; and every route of every running service must have an example.
 
-The guide's conventions: each ```sh block holds one curl command and is followed by a ```json (or
-```text) block with its output. In JSON, the string "..." matches any value, a `"...": "..."`
-member allows further members and a final "..." item further items; `meta` may be left out. In
-text, the lines shown must all be printed, `...` lines aside.
+The guide's conventions (also stated at its top):
+
+* The ```sh blocks run, top to bottom, in one `bash` session, so variables set in one block
+  (`TOKEN=$(curl ... | jq -r ...)`) are there in the next; `ADMIN_PASSWORD` holds the admin's
+  password. `localhost:8081` and `localhost:8083` are the services' default ports (the runner
+  points them at the ports the services got), and `http://127.0.0.1:8083` in an output is IAM's
+  default issuer URL (the runner expects the test IAM's instead).
+* A ```sh block followed at once by a ```json or ```text block is an example: one curl command,
+  whose output must be what that block shows, and whose HTTP status must be the one its body
+  implies (200 for a result, the status of the error code for an error). The runner sees the
+  status by adding `-w '\\n%{http_code}'` to the command; the output compared is the body alone.
+* Any other ```sh block must print nothing and succeed; a variable it assigns must not end up
+  empty or `null` (what `jq -r` prints for a missing field).
+* In JSON, the string "..." matches any value, a `"...": "..."` member allows further members and
+  a final "..." item further items; `meta` may be left out. In text, the lines shown must all be
+  printed, `...` lines aside.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import secrets
+import select
 import shlex
 import shutil
 import subprocess
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
-from photoncloud.chainfire import rest_api
+from photoncloud.chainfire import rest_api as chainfire_rest
 from photoncloud.common.errors import Code
-from photoncloud.common.testing import ServiceProcess
+from photoncloud.common.testing import start_platform
+from photoncloud.iam import rest_api as iam_rest
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDE = ROOT / "docs" / "api" / "rest-api-guide.md"
-DOC_HOST = "localhost:8081"
 ANY = "..."
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
-# Served by the runner next to ChainFire's own routes.
+# The services the guide covers: the host:port its commands name, and the routes each serves.
+IAM, CHAINFIRE = "localhost:8083", "localhost:8081"
+ISSUER = "http://127.0.0.1:8083"  # IAM's default issuer, which outputs show in URLs and tokens' `iss`
+ROUTES = {CHAINFIRE: chainfire_rest.routes(None).routes, IAM: iam_rest.routes(None).routes}
+# Served on every port next to the service's own routes.
 OPERATIONS_ROUTES = [("GET", "/health"), ("GET", "/metrics"), ("GET", "/api/v1/openapi.json")]
+CONTROL = set(";&|()<>\n")  # characters of the shell's control and redirection operators
+ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=", re.MULTILINE)
+STATUS = "-w '\\n%{http_code}'"
+BLOCK_SECONDS = 30
+
+
+def words(script: str) -> list[str]:
+    """The shell words of script; each run of operator characters (`|`, `$(`'s parens, a line
+    break) is a word of its own."""
+    lexer = shlex.shlex(script.replace("\\\n", " "), posix=True, punctuation_chars="".join(sorted(CONTROL)))
+    lexer.whitespace = " \t\r"
+    lexer.whitespace_split = True
+    return list(lexer)
+
+
+def is_operator(word: str) -> bool:
+    return set(word) <= CONTROL
 
 
 @dataclass(frozen=True)
-class Example:
+class Call:
+    """One curl command of the guide: which service, which route."""
+
+    host: str
+    method: str
+    path: str
+
+
+def curl_calls(script: str, line: int) -> list[Call]:
+    """The curl commands of script."""
+    calls, found = [], words(script)
+    for start, word in enumerate(found):
+        if word != "curl":
+            continue
+        end = next((i for i in range(start + 1, len(found)) if is_operator(found[i])), len(found))
+        argv = found[start + 1:end]
+        urls = [arg for arg in argv if any(host in arg for host in ROUTES)]
+        assert len(urls) == 1, f"guide line {line}: a curl command names one URL on {' or '.join(ROUTES)}"
+        url = urlsplit(f"http://{urls[0].split('://')[-1]}")
+        method = next((argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg in ("-X", "--request")),
+                      "POST" if {"-d", "--data"} & set(argv) else "GET")
+        calls.append(Call(url.netloc, method, url.path))
+    return calls
+
+
+@dataclass(frozen=True)
+class Block:
+    """A ```sh block, with the output block that follows it (kind None: it prints nothing)."""
+
     line: int
-    command: str
-    kind: str  # "json" or "text"
+    script: str
+    kind: str | None
     expected: str
 
     @property
-    def argv(self) -> list[str]:
-        return shlex.split(self.command)
+    def calls(self) -> list[Call]:
+        return curl_calls(self.script, self.line)
 
     @property
-    def method(self) -> str:
-        argv = self.argv
-        for flag in ("-X", "--request"):
-            if flag in argv:
-                return argv[argv.index(flag) + 1]
-        return "POST" if "-d" in argv else "GET"
-
-    @property
-    def path(self) -> str:
-        url = next(arg for arg in self.argv if DOC_HOST in arg)
-        return urlsplit(f"http://{url.split('://')[-1]}").path
+    def where(self) -> str:
+        return f"guide line {self.line}:\n{self.script}"
 
 
-def guide_examples() -> list[Example]:
-    """Each ```sh block of the guide with the output block right after it."""
+def guide_blocks() -> list[Block]:
+    """Every ```sh block of the guide, in order."""
     text = GUIDE.read_text()
-    blocks = list(FENCE.finditer(text))
-    examples = []
-    for block, following in zip(blocks, [*blocks[1:], None]):
-        if block.group(1) != "sh":
+    fences = list(FENCE.finditer(text))
+    blocks = []
+    for fence, following in zip(fences, [*fences[1:], None]):
+        if fence.group(1) != "sh":
             continue
-        line = text.count("\n", 0, block.start()) + 1
-        assert following is not None and following.group(1) in ("json", "text") \
-            and not text[block.end():following.start()].strip(), \
-            f"guide line {line}: a ```sh block must be followed at once by a ```json or ```text block"
-        command = block.group(2).strip()
-        argv = shlex.split(command)
-        assert argv[0] == "curl" and sum(DOC_HOST in arg for arg in argv) == 1, \
-            f"guide line {line}: an example is one curl command against {DOC_HOST}"
-        examples.append(Example(line, command, following.group(1), following.group(2)))
-    return examples
+        line = text.count("\n", 0, fence.start()) + 1
+        script = fence.group(2)
+        if following is not None and following.group(1) in ("json", "text") \
+                and not text[fence.end():following.start()].strip():
+            found = words(script.strip())
+            assert found[0] == "curl" and not any(is_operator(w) for w in found), \
+                f"guide line {line}: a block with an output is one curl command"
+            blocks.append(Block(line, script, following.group(1), following.group(2)))
+        else:
+            blocks.append(Block(line, script, None, ""))
+    return blocks
 
 
 def matches(expected: Any, actual: Any) -> bool:
@@ -96,44 +154,115 @@ def matches(expected: Any, actual: Any) -> bool:
     return type(expected) is type(actual) and expected == actual
 
 
-def check(example: Example, body: str, status: int) -> None:
-    where = f"guide line {example.line}: {example.command}"
-    if example.kind == "text":
-        missing = set(example.expected.splitlines()) - set(body.splitlines()) - {ANY}
-        assert not missing, f"{where}\nnot in the output: {sorted(missing)}\noutput:\n{body}"
-        assert status == 200, f"{where}\nHTTP {status}"
+def check(block: Block, body: str, status: int) -> None:
+    """The output block shows body, and status is the HTTP status it implies."""
+    if block.kind == "text":
+        missing = set(block.expected.splitlines()) - set(body.splitlines()) - {ANY}
+        assert not missing, f"{block.where}\nnot in the output: {sorted(missing)}\noutput:\n{body}"
+        assert status == 200, f"{block.where}\nHTTP {status}"
         return
-    expected, actual = json.loads(example.expected), json.loads(body)
+    try:
+        expected = json.loads(block.expected)
+    except ValueError as exc:
+        raise AssertionError(f"guide line {block.line}: the output block is not JSON: {exc}") from None
+    try:
+        actual = json.loads(body)
+    except ValueError:
+        raise AssertionError(f"{block.where}\nprinted what is not JSON:\n{body}") from None
     if isinstance(actual, dict) and ("data" in actual or "error" in actual):
-        assert set(actual.get("meta", ())) == {"request_id", "timestamp"}, f"{where}\nno meta: {body}"
+        assert set(actual.get("meta", ())) == {"request_id", "timestamp"}, f"{block.where}\nno meta: {body}"
         if "meta" not in expected:
             del actual["meta"]
-    assert matches(expected, actual), f"{where}\nprinted:\n{json.dumps(actual, indent=2)}"
+    assert matches(expected, actual), f"{block.where}\nprinted:\n{json.dumps(actual, indent=2)}"
     error = expected.get("error") if isinstance(expected, dict) else None
     want = Code[error["code"]].http_status if error else 200
-    assert status == want, f"{where}\nHTTP {status}, expected {want}"
+    assert status == want, f"{block.where}\nHTTP {status}, expected {want}"
+
+
+class Shell:
+    """One bash process that runs scripts in turn, as a user's terminal would."""
+
+    def __init__(self, env: dict[str, str], cwd: Path):
+        self.process = subprocess.Popen(["bash", "--noprofile", "--norc"], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+        self.count = 0
+        self.nonce = secrets.token_hex(8)
+
+    def run(self, script: str, variables: list[str], timeout: float = BLOCK_SECONDS) -> tuple[str, int, list[str]]:
+        """What script printed (stdout and stderr), its exit status, and which of the shell
+        variables named in variables it left empty or `null`."""
+        self.count += 1
+        marker = f"__END_{self.count}_{self.nonce}__"
+        names = " ".join(variables)
+        epilogue = (f"printf '\\n{marker} %s' \"$?\"; "
+                    f"for v in {names}; do case \"${{!v}}\" in ''|null) printf ' %s' \"$v\";; esac; done; "
+                    "printf '\\n'\n") if names else f"printf '\\n{marker} %s\\n' \"$?\"\n"
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(f"{script}\n{epilogue}".encode())
+        self.process.stdin.flush()
+        done = re.compile(rf"\n{marker} (\d+)((?: \w+)*)\n".encode())
+        output, deadline, fd = b"", time.monotonic() + timeout, self.process.stdout.fileno()
+        while not (found := done.search(output)):
+            left = deadline - time.monotonic()
+            assert left > 0, f"the block did not finish in {timeout}s; it printed:\n{output.decode(errors='replace')}"
+            if select.select([fd], [], [], left)[0]:
+                chunk = os.read(fd, 65536)
+                assert chunk, f"bash exited; it printed:\n{output.decode(errors='replace')}"
+                output += chunk
+        assert found.end() == len(output), f"output after the end of the block: {output[found.end():]!r}"
+        return output[:found.start()].decode(errors="replace"), int(found.group(1)), found.group(2).decode().split()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            assert self.process.stdin is not None
+            self.process.stdin.close()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
 
 @pytest.fixture
-def chainfire(tmp_path):
-    """A ChainFire process on free 127.0.0.1 ports over an empty data directory; yields its REST port."""
-    service = ServiceProcess("chainfire", tmp_path / "data").start()
-    yield service.rest_port
-    service.stop()
+def fresh_platform(tmp_path):
+    """IAM and ChainFire as processes on free loopback ports, over empty data directories (the
+    guide's outputs are those of a platform nobody used before)."""
+    running = start_platform(tmp_path, "chainfire")
+    yield running
+    running.stop()
 
 
-def test_guide_examples_print_what_the_guide_shows(chainfire):
-    curl = shutil.which("curl")
-    assert curl, "curl is not installed; the guide's examples are curl commands (apt-get install curl)"
-    examples = guide_examples()
-    assert examples, f"no examples found in {GUIDE}"
-    for example in examples:
-        argv = shlex.split(example.command.replace(DOC_HOST, f"127.0.0.1:{chainfire}"))
-        result = subprocess.run([curl, *argv[1:], "--noproxy", "*", "--max-time", "30", "-w", "\n%{http_code}"],
-                                capture_output=True, text=True, timeout=60)
-        assert result.returncode == 0, f"guide line {example.line}: curl failed: {result.stderr}"
-        body, _, status = result.stdout.rpartition("\n")
-        check(example, body, int(status))
+def test_guide_examples_print_what_the_guide_shows(fresh_platform, tmp_path):
+    for tool in ("curl", "jq"):
+        assert shutil.which(tool), f"{tool} is not installed; the guide's examples use it (apt-get install {tool})"
+    blocks = guide_blocks()
+    assert any(block.kind for block in blocks), f"no examples found in {GUIDE}"
+    ports = {IAM: fresh_platform.iam.url, CHAINFIRE: fresh_platform.services["chainfire"].url}
+    home = tmp_path / "home"
+    home.mkdir()
+    # Only what a user's session needs: no proxy settings, no ~/.curlrc of the machine's user.
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "LANG": "C.UTF-8",
+           "ADMIN_PASSWORD": fresh_platform.admin_password}
+    shell = Shell(env, home)
+    try:
+        for block in blocks:
+            script = block.script
+            for host, url in ports.items():
+                script = script.replace(host, url.removeprefix("http://"))
+            if block.kind is None:
+                output, status, unset = shell.run(script, ASSIGNMENT.findall(block.script))
+                assert status == 0, f"{block.where}\nexited with {status}; printed:\n{output}"
+                assert not output, f"{block.where}\nprinted (a block without an output block must not):\n{output}"
+                assert not unset, f"{block.where}\nleft empty or null: {unset}"
+                continue
+            script = script.replace("curl", f"curl {STATUS}", 1)
+            output, status, _ = shell.run(script, [])
+            assert status == 0, f"{block.where}\ncurl exited with {status}; printed:\n{output}"
+            body, _, code = output.rpartition("\n")
+            assert code.isdigit(), f"{block.where}\nno HTTP status after the output:\n{output}"
+            check(replace(block, expected=block.expected.replace(ISSUER, fresh_platform.iam.url)), body, int(code))
+    finally:
+        shell.close()
 
 
 def route_pattern(template: str) -> re.Pattern[str]:
@@ -146,8 +275,11 @@ def route_pattern(template: str) -> re.Pattern[str]:
 
 
 def test_every_route_has_an_example():
-    routes = [(route.method, route.path) for route in rest_api.routes(None).routes] + OPERATIONS_ROUTES
-    examples = [(example.method, example.path) for example in guide_examples()]
-    missing = [f"{method} {path}" for method, path in routes
-               if not any(m == method and route_pattern(path).fullmatch(p) for m, p in examples)]
+    calls = [call for block in guide_blocks() for call in block.calls]
+    missing = []
+    for host, routes in ROUTES.items():
+        served = [(route.method, route.path) for route in routes] + OPERATIONS_ROUTES
+        missing += [f"{host} {method} {path}" for method, path in served
+                    if not any(c.host == host and c.method == method and route_pattern(path).fullmatch(c.path)
+                               for c in calls)]
     assert not missing, f"routes without an example in {GUIDE.name}: {missing}"

@@ -166,7 +166,7 @@ class RevocationSource(Protocol):
 class JwksKeys:
     """IAM's JWKS, fetched over HTTP, cached, and fetched again when an unknown key id appears."""
 
-    def __init__(self, jwks_url: str, min_refresh_seconds: float = 10.0):
+    def __init__(self, jwks_url: str, min_refresh_seconds: float = 1.0):
         self.jwks_url = jwks_url
         self.min_refresh_seconds = min_refresh_seconds
         self._keys: dict[str, Any] = {}
