@@ -257,3 +257,13 @@ def test_grpc_peers_give_the_same_addresses_as_rest():
     assert peer_address("ipv6:[::1]:50123") == "::1"
     assert peer_address("ipv6:%5B::1%5D:50123") == "::1"
     assert peer_address("unix:/run/iam.sock") == "/run/iam.sock"
+
+
+async def test_a_failed_create_is_audited_under_the_name_it_asked_for(server, http, admin):
+    await make_user(http, admin, "erin")
+    status, _, _ = await http.call("POST", "/api/v1/users", admin.token,
+                                   json={"name": "erin", "password": PASSWORD + "-2"})
+    assert status == 409
+    _, page, _ = await http.call("GET", "/api/v1/audit", admin.token, params={"action": "iam.users.create"})
+    failures = [e for e in page["data"]["items"] if e["outcome"] == "FAILURE"]
+    assert [e["target"] for e in failures] == ["users/erin"]

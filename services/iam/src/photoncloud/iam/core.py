@@ -801,6 +801,8 @@ class IamCore:
             yield event
         except ServiceError as exc:
             if not event.recorded:
+                # A create names its new ID only once it is made: a failed one keeps the first target.
+                event.target = target
                 event.details.update(error=exc.code.name)
                 if exc.details and "reason" in exc.details:
                     event.details.setdefault("reason", exc.details["reason"])
