@@ -18,6 +18,7 @@
             pkgs.gnumake
             pkgs.sqlite
             pkgs.curl
+            pkgs.jq
             pkgs.docker-compose
           ];
 
