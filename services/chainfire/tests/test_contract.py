@@ -39,8 +39,8 @@ class Rest:
         assert response.status == 200
         return body["data"]
 
-    async def put(self, key, value, prev_kv=False):
-        data = await self.call("PUT", f"/kv/{key}", json={"value": value, "prev_kv": prev_kv})
+    async def put(self, key, value, prev_kv=False, lease=0):
+        data = await self.call("PUT", f"/kv/{key}", json={"value": value, "prev_kv": prev_kv, "lease": lease})
         if "error" in data:
             return data
         return {"revision": data["revision"], "prev_kv": data["prev_kv"] and kv_from_rest(data["prev_kv"])}
@@ -87,12 +87,33 @@ class Rest:
         data = await self.call("GET", "/cluster/status")
         return {k: data[k] for k in ("member_id", "leader", "role", "raft_term", "revision")}
 
+    async def compact(self, revision):
+        return await self.call("POST", "/compact", json={"revision": revision})
+
+    async def grant(self, ttl, id=0):
+        return await self.call("POST", "/leases", json={"ttl": ttl, "id": id})
+
+    async def revoke(self, id):
+        return await self.call("DELETE", f"/leases/{id}")
+
+    async def keepalive(self, id):
+        return await self.call("POST", f"/leases/{id}/keepalive")
+
+    async def time_to_live(self, id, keys=False):
+        data = await self.call("GET", f"/leases/{id}", params={"keys": str(keys).lower()})
+        return data if "error" in data else {k: data[k] for k in ("id", "granted_ttl", "keys", "revision")}
+
+    async def leases(self):
+        data = await self.call("GET", "/leases")
+        return data if "error" in data else {"ids": [item["id"] for item in data["items"]]}
+
 
 class Grpc:
     """Runs a case's operations over gRPC, in the same neutral shape as Rest."""
 
     def __init__(self, channel: grpc.aio.Channel, metadata):
         self.kv, self.cluster = pb_grpc.KVStub(channel), pb_grpc.ClusterStub(channel)
+        self.lease = pb_grpc.LeaseStub(channel)
         self.metadata = metadata
 
     async def call(self, rpc, request):
@@ -102,8 +123,9 @@ class Grpc:
             error = error_from_rpc(exc)
             return {"error": error.code.name, "message": error.message}
 
-    async def put(self, key, value, prev_kv=False):
-        r = await self.call(self.kv.Put, pb.PutRequest(key=key.encode(), value=value.encode(), prev_kv=prev_kv))
+    async def put(self, key, value, prev_kv=False, lease=0):
+        r = await self.call(self.kv.Put, pb.PutRequest(key=key.encode(), value=value.encode(), prev_kv=prev_kv,
+                                                       lease=lease))
         if isinstance(r, dict):
             return r
         return {"revision": r.header.revision, "prev_kv": kv_from_pb(r.prev_kv) if r.HasField("prev_kv") else None}
@@ -173,6 +195,31 @@ class Grpc:
         return {"member_id": r.member_id, "leader": r.leader, "role": r.role, "raft_term": r.raft_term,
                 "revision": r.revision}
 
+    async def compact(self, revision):
+        r = await self.call(self.kv.Compact, pb.CompactionRequest(revision=revision))
+        return r if isinstance(r, dict) else {"revision": r.header.revision, "compact_revision": r.compact_revision}
+
+    async def grant(self, ttl, id=0):
+        r = await self.call(self.lease.Grant, pb.LeaseGrantRequest(ttl=ttl, id=id))
+        return r if isinstance(r, dict) else {"id": r.id, "ttl": r.ttl, "revision": r.header.revision}
+
+    async def revoke(self, id):
+        r = await self.call(self.lease.Revoke, pb.LeaseRevokeRequest(id=id))
+        return r if isinstance(r, dict) else {"id": id, "revision": r.header.revision}
+
+    async def keepalive(self, id):
+        r = await self.call(self.lease.KeepAlive, pb.LeaseKeepAliveRequest(id=id))
+        return r if isinstance(r, dict) else {"id": r.id, "ttl": r.ttl, "revision": r.header.revision}
+
+    async def time_to_live(self, id, keys=False):
+        r = await self.call(self.lease.TimeToLive, pb.LeaseTimeToLiveRequest(id=id, keys=keys))
+        return r if isinstance(r, dict) else {"id": r.id, "granted_ttl": r.granted_ttl,
+                                              "keys": [k.decode() for k in r.keys], "revision": r.header.revision}
+
+    async def leases(self):
+        r = await self.call(self.lease.Leases, pb.LeaseLeasesRequest())
+        return r if isinstance(r, dict) else {"ids": [lease.id for lease in r.leases]}
+
 
 def kv(key, value, create, mod, version):
     return {"key": key, "value": value, "create_revision": create, "mod_revision": mod, "version": version}
@@ -235,6 +282,37 @@ CASES = {
         ("txn", {"compare": [{"key": "x", "target": "VERSION", "result": "EQUAL", "value": "0"}],
                  "success": [{"put": {"key": "x", "value": "1"}}], "failure": []}, "INVALID_ARGUMENT"),
         ("get", {"key": "x"}, "NOT_FOUND"),
+    ],
+    "compaction": [
+        *[("put", {"key": "a", "value": v}, {}) for v in "123"],
+        ("compact", {"revision": 2}, {"revision": 3, "compact_revision": 2}),
+        ("get", {"key": "a", "revision": 1}, "OUT_OF_RANGE"),
+        ("get", {"key": "a", "revision": 2}, kv("a", "2", 1, 2, 2)),
+        ("list", {"prefix": "a", "page_size": 10, "revision": 1}, "OUT_OF_RANGE"),
+        ("compact", {"revision": 2}, "OUT_OF_RANGE"),
+        ("compact", {"revision": 1}, "OUT_OF_RANGE"),
+        ("compact", {"revision": 9}, "OUT_OF_RANGE"),
+        ("compact", {"revision": 0}, "INVALID_ARGUMENT"),
+    ],
+    "leases": [
+        ("grant", {"ttl": 60, "id": 5}, {"id": 5, "ttl": 60, "revision": 0}),
+        ("grant", {"ttl": 60, "id": 5}, "ALREADY_EXISTS"),
+        ("grant", {"ttl": 0}, "INVALID_ARGUMENT"),
+        ("put", {"key": "svc/a", "value": "1", "lease": 5}, {"revision": 1}),
+        ("put", {"key": "svc/b", "value": "2", "lease": 6}, "NOT_FOUND"),
+        ("put", {"key": "svc/c", "value": "3"}, {"revision": 2}),
+        ("time_to_live", {"id": 5, "keys": True}, {"id": 5, "granted_ttl": 60, "keys": ["svc/a"]}),
+        ("keepalive", {"id": 5}, {"id": 5, "ttl": 60}),
+        ("keepalive", {"id": 6}, "NOT_FOUND"),
+        ("grant", {"ttl": 30}, {"id": 1, "ttl": 30}),
+        ("leases", {}, {"ids": [1, 5]}),
+        ("revoke", {"id": 5}, {"id": 5, "revision": 3}),
+        ("get", {"key": "svc/a"}, "NOT_FOUND"),
+        ("get", {"key": "svc/c"}, kv("svc/c", "3", 2, 2, 1)),
+        ("revoke", {"id": 5}, "NOT_FOUND"),
+        ("time_to_live", {"id": 5}, "NOT_FOUND"),
+        ("revoke", {"id": 1}, {"revision": 3}),  # no keys: no new revision
+        ("leases", {}, {"ids": []}),
     ],
     "status": [
         ("put", {"key": "a", "value": "1"}, {}),

@@ -55,6 +55,11 @@ class KVStub:
                 request_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.TxnRequest.SerializeToString,
                 response_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.TxnResponse.FromString,
                 _registered_method=True)
+        self.Compact = channel.unary_unary(
+                '/photoncloud.chainfire.v1.KV/Compact',
+                request_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.CompactionRequest.SerializeToString,
+                response_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.CompactionResponse.FromString,
+                _registered_method=True)
 
 
 class KVServicer:
@@ -89,6 +94,13 @@ class KVServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Compact(self, request, context):
+        """Compact forgets the history before a revision; reads and watches below it become OUT_OF_RANGE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KVServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +123,11 @@ def add_KVServicer_to_server(servicer, server):
                     servicer.Txn,
                     request_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.TxnRequest.FromString,
                     response_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.TxnResponse.SerializeToString,
+            ),
+            'Compact': grpc.unary_unary_rpc_method_handler(
+                    servicer.Compact,
+                    request_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.CompactionRequest.FromString,
+                    response_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.CompactionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -222,6 +239,363 @@ class KV:
             '/photoncloud.chainfire.v1.KV/Txn',
             photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.TxnRequest.SerializeToString,
             photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.TxnResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Compact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/photoncloud.chainfire.v1.KV/Compact',
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.CompactionRequest.SerializeToString,
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.CompactionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class WatchStub:
+    """Watch streams the changes of a key, a prefix or a range.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Watch = channel.unary_stream(
+                '/photoncloud.chainfire.v1.Watch/Watch',
+                request_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.WatchRequest.SerializeToString,
+                response_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.WatchResponse.FromString,
+                _registered_method=True)
+
+
+class WatchServicer:
+    """Watch streams the changes of a key, a prefix or a range.
+    """
+
+    def Watch(self, request, context):
+        """Watch sends the changes from start_revision on (history first, then live), in revision order,
+        without gaps; a compacted start_revision is OUT_OF_RANGE (details.compact_revision). The first
+        response carries no events: it says the watch is in place, at the revision in its header.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_WatchServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Watch': grpc.unary_stream_rpc_method_handler(
+                    servicer.Watch,
+                    request_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.WatchRequest.FromString,
+                    response_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.WatchResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'photoncloud.chainfire.v1.Watch', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('photoncloud.chainfire.v1.Watch', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Watch:
+    """Watch streams the changes of a key, a prefix or a range.
+    """
+
+    @staticmethod
+    def Watch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/photoncloud.chainfire.v1.Watch/Watch',
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.WatchRequest.SerializeToString,
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.WatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class LeaseStub:
+    """Lease grants time-limited leases; the keys attached to a lease go when it is revoked or expires.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Grant = channel.unary_unary(
+                '/photoncloud.chainfire.v1.Lease/Grant',
+                request_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseGrantRequest.SerializeToString,
+                response_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseGrantResponse.FromString,
+                _registered_method=True)
+        self.Revoke = channel.unary_unary(
+                '/photoncloud.chainfire.v1.Lease/Revoke',
+                request_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseRevokeRequest.SerializeToString,
+                response_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseRevokeResponse.FromString,
+                _registered_method=True)
+        self.KeepAlive = channel.unary_unary(
+                '/photoncloud.chainfire.v1.Lease/KeepAlive',
+                request_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseKeepAliveRequest.SerializeToString,
+                response_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseKeepAliveResponse.FromString,
+                _registered_method=True)
+        self.TimeToLive = channel.unary_unary(
+                '/photoncloud.chainfire.v1.Lease/TimeToLive',
+                request_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseTimeToLiveRequest.SerializeToString,
+                response_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseTimeToLiveResponse.FromString,
+                _registered_method=True)
+        self.Leases = channel.unary_unary(
+                '/photoncloud.chainfire.v1.Lease/Leases',
+                request_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseLeasesRequest.SerializeToString,
+                response_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseLeasesResponse.FromString,
+                _registered_method=True)
+
+
+class LeaseServicer:
+    """Lease grants time-limited leases; the keys attached to a lease go when it is revoked or expires.
+    """
+
+    def Grant(self, request, context):
+        """Grant creates a lease of ttl seconds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Revoke(self, request, context):
+        """Revoke deletes a lease and every key attached to it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def KeepAlive(self, request, context):
+        """KeepAlive restarts a lease's ttl.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TimeToLive(self, request, context):
+        """TimeToLive reports a lease's remaining ttl and, if asked, its keys.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Leases(self, request, context):
+        """Leases lists the leases.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_LeaseServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Grant': grpc.unary_unary_rpc_method_handler(
+                    servicer.Grant,
+                    request_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseGrantRequest.FromString,
+                    response_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseGrantResponse.SerializeToString,
+            ),
+            'Revoke': grpc.unary_unary_rpc_method_handler(
+                    servicer.Revoke,
+                    request_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseRevokeRequest.FromString,
+                    response_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseRevokeResponse.SerializeToString,
+            ),
+            'KeepAlive': grpc.unary_unary_rpc_method_handler(
+                    servicer.KeepAlive,
+                    request_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseKeepAliveRequest.FromString,
+                    response_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseKeepAliveResponse.SerializeToString,
+            ),
+            'TimeToLive': grpc.unary_unary_rpc_method_handler(
+                    servicer.TimeToLive,
+                    request_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseTimeToLiveRequest.FromString,
+                    response_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseTimeToLiveResponse.SerializeToString,
+            ),
+            'Leases': grpc.unary_unary_rpc_method_handler(
+                    servicer.Leases,
+                    request_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseLeasesRequest.FromString,
+                    response_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseLeasesResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'photoncloud.chainfire.v1.Lease', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('photoncloud.chainfire.v1.Lease', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Lease:
+    """Lease grants time-limited leases; the keys attached to a lease go when it is revoked or expires.
+    """
+
+    @staticmethod
+    def Grant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/photoncloud.chainfire.v1.Lease/Grant',
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseGrantRequest.SerializeToString,
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseGrantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Revoke(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/photoncloud.chainfire.v1.Lease/Revoke',
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseRevokeRequest.SerializeToString,
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseRevokeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def KeepAlive(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/photoncloud.chainfire.v1.Lease/KeepAlive',
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseKeepAliveRequest.SerializeToString,
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseKeepAliveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TimeToLive(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/photoncloud.chainfire.v1.Lease/TimeToLive',
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseTimeToLiveRequest.SerializeToString,
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseTimeToLiveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Leases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/photoncloud.chainfire.v1.Lease/Leases',
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseLeasesRequest.SerializeToString,
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseLeasesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -52,6 +52,9 @@ class Service:
     # Checks bearer tokens on every route and RPC not declared public; None: no authentication
     # (only for the shared library's own tests; every service sets one).
     verifier: Verifier | None = None
+    # Called when the service starts stopping, before the grace period: ends what would otherwise
+    # run through it (e.g. watch streams), while in-flight requests finish.
+    draining: Callable[[], Awaitable[None]] | None = None
 
 
 def _host_port(host: str, port: int) -> str:
@@ -138,6 +141,8 @@ class Server:
         """Refuse new work, let in-flight requests finish (up to the grace period), close the core."""
         self.serving = False
         await self.health.enter_graceful_shutdown()
+        if self.service.draining is not None:
+            await self.service.draining()
         stopping = []
         if self._grpc is not None:
             stopping.append(self._grpc.stop(self.config.shutdown_grace))

@@ -36,7 +36,8 @@ async def build(config: ServerConfig) -> Service:
         store.close()
 
     verifier = iam_verifier(config.iam_url, config.expected_issuer, config.revocation_poll_seconds)
-    return Service(NAME, __version__, rest_api.routes(kv), grpc_api.services(kv), dependencies, close, verifier)
+    return Service(NAME, __version__, rest_api.routes(kv), grpc_api.services(kv), dependencies, close, verifier,
+                   draining=kv.end_watches)
 
 
 def main(argv: list[str] | None = None) -> None:

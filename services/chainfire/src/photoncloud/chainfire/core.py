@@ -1,20 +1,31 @@
 """ChainFire's domain: etcd v3's MVCC key-value model, as commands applied to a state machine.
 
-Every write is a command (Put, DeleteRange, Txn) that the core proposes to its log; the log
-applies it to KVStateMachine, the only code that changes the store. Reads run against the state
-machine after the writes before them. Rules for keys, ranges, revisions and comparisons live here.
+Every write is a command (Put, DeleteRange, Txn, Compact, and the lease commands) that the core
+proposes to its log; the log applies it to KVStateMachine, the only code that changes the store.
+Reads run against the state machine after the writes before them. Rules for keys, ranges,
+revisions, comparisons, watches, leases and compaction live here.
+
+The state machine never reads a clock: a lease's deadline is computed by the proposer, which puts
+`now` in the Grant and KeepAlive commands, and leases expire through an ExpireLeases(now) command
+that the core proposes periodically, so every replica expires the same leases at the same revision.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import hashlib
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol, Union
 
 from photoncloud.common import paging
-from photoncloud.common.errors import InvalidArgument, OutOfRange, ServiceError
+from photoncloud.common.errors import (AlreadyExists, InvalidArgument, NotFound, OutOfRange, ServiceError,
+                                      Unavailable)
 from photoncloud.common.replication import Log, LogStatus
 
 MAX_KEY_BYTES = 8 * 1024
@@ -22,6 +33,11 @@ MAX_VALUE_BYTES = 1024 * 1024
 MAX_TXN_OPS = 128  # etcd's default --max-txn-ops
 
 ALL_KEYS = b"\0"  # as range_end: every key from `key` on (and as key too: from the first key)
+MAX_LEASE_TTL = 9_000_000_000  # etcd's MaxLeaseTTL, in seconds
+LEASE_CHECK_SECONDS = 0.5  # how often the core looks for expired leases
+WATCH_QUEUE_LIMIT = 100_000  # live events a watcher may fall behind by before it is cancelled
+
+log = logging.getLogger("photoncloud.chainfire")
 
 
 @dataclass(frozen=True)
@@ -33,6 +49,7 @@ class KeyValue:
     create_revision: int
     mod_revision: int
     version: int
+    lease: int = 0
 
 
 @dataclass(frozen=True)
@@ -57,6 +74,7 @@ class PutRequest:
     key: bytes
     value: bytes
     prev_kv: bool = False
+    lease: int = 0  # attach the key to this lease (0: none)
 
 
 @dataclass(frozen=True)
@@ -171,6 +189,134 @@ class Status:
     version: str
     db_size_bytes: int
 
+@dataclass(frozen=True)
+class CompactRequest:
+    """Forget the history before revision (reads and watches below it become OUT_OF_RANGE)."""
+
+    revision: int
+
+
+@dataclass(frozen=True)
+class CompactResult:
+    """The store's revision and its new compact revision."""
+
+    revision: int
+    compact_revision: int
+
+
+class EventType(enum.Enum):
+    """What happened to a key."""
+
+    PUT = "PUT"
+    DELETE = "DELETE"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One change of one key: at (kv.mod_revision, sub); a DELETE's kv holds the key and revision."""
+
+    type: EventType
+    kv: KeyValue
+    sub: int
+    prev_kv: KeyValue | None = None
+
+    @property
+    def position(self) -> tuple[int, int]:
+        """Where the change sits in the store's history: (revision, sub-revision)."""
+        return self.kv.mod_revision, self.sub
+
+
+@dataclass(frozen=True)
+class WatchRequest:
+    """Watch one key, a prefix or [key, range_end) from start_revision (0: from the next change)."""
+
+    key: bytes
+    range_end: bytes = b""
+    prefix: bool = False
+    start_revision: int = 0
+    prev_kv: bool = False
+
+
+@dataclass(frozen=True)
+class WatchBatch:
+    """Events in revision order, and the store's revision when they were sent."""
+
+    revision: int
+    events: list[Event]
+
+
+@dataclass(frozen=True)
+class LeaseGrant:
+    """Grant a lease of ttl seconds (id 0: the store picks one); now is the proposer's clock."""
+
+    ttl: int
+    id: int = 0
+    now: float = 0.0
+
+
+@dataclass(frozen=True)
+class LeaseRevoke:
+    """Revoke a lease, deleting its keys."""
+
+    id: int
+
+
+@dataclass(frozen=True)
+class LeaseKeepAlive:
+    """Restart a lease's ttl at the proposer's clock, now."""
+
+    id: int
+    now: float = 0.0
+
+
+@dataclass(frozen=True)
+class ExpireLeases:
+    """Delete every lease whose deadline is at or before now, and their keys, at one revision."""
+
+    now: float
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A lease: its ttl and the wall-clock time (seconds since the epoch) it expires at."""
+
+    id: int
+    ttl: int
+    deadline: float
+
+
+@dataclass(frozen=True)
+class LeaseResult:
+    """A lease granted or kept alive (ttl: its granted ttl), or revoked (ttl 0)."""
+
+    revision: int
+    id: int
+    ttl: int
+
+
+@dataclass(frozen=True)
+class LeaseTimeToLive:
+    """A lease's remaining ttl, its granted ttl, and the keys attached to it (when asked for)."""
+
+    revision: int
+    id: int
+    ttl: int
+    granted_ttl: int
+    keys: list[bytes]
+
+
+@dataclass(frozen=True)
+class LeaseList:
+    """A page of lease ids."""
+
+    revision: int
+    ids: list[int]
+    next_page_token: str = ""
+
+
+Command = Union[PutRequest, DeleteRangeRequest, TxnRequest, CompactRequest, LeaseGrant, LeaseRevoke,
+                LeaseKeepAlive, ExpireLeases]
+
 
 class KVStore(Protocol):
     """The MVCC persistence the state machine writes through; sorted by key, bytewise."""
@@ -204,6 +350,40 @@ class KVStore(Protocol):
 
     def delete(self, revision: int, sub: int, key: bytes) -> None:
         """Record key as deleted at (revision, sub)."""
+
+    def history(self, start: bytes, end: bytes | None, from_revision: int, limit: int) -> list[tuple[KeyValue, int]]:
+        """Changes in [start, end) at from_revision or later, as (pair, sub), by (revision, sub),
+        at most limit of them; a deletion is a pair with an empty value and version 0."""
+
+    def previous(self, key: bytes, revision: int) -> KeyValue | None:
+        """The key's pair just before revision (None: it did not exist, or history is compacted)."""
+
+    def compact(self, revision: int) -> None:
+        """Drop the history rows reads at revision or later do not need; record the compact revision."""
+
+    def lease(self, id: int) -> Lease | None:
+        """One lease."""
+
+    def leases(self, after: int, limit: int) -> list[Lease]:
+        """Leases with id > after, by id; limit 0: all."""
+
+    def expired_leases(self, now: float) -> list[Lease]:
+        """Leases whose deadline is at or before now."""
+
+    def next_deadline(self) -> float | None:
+        """The earliest lease deadline (None: no leases)."""
+
+    def save_lease(self, lease: Lease) -> None:
+        """Insert or replace a lease."""
+
+    def drop_lease(self, id: int) -> None:
+        """Delete a lease."""
+
+    def lease_keys(self, id: int) -> list[bytes]:
+        """The live keys attached to a lease, by key."""
+
+    def next_lease_id(self) -> int:
+        """An unused lease id, the same on every replica."""
 
     def size_bytes(self) -> int:
         """The size of the store on disk."""
@@ -243,6 +423,8 @@ def _check_write(op: Op) -> None:
         _check_key(op.key)
         if len(op.value) > MAX_VALUE_BYTES:
             raise InvalidArgument(f"value is longer than {MAX_VALUE_BYTES} bytes", {"field": "value"})
+        if op.lease < 0:
+            raise InvalidArgument("lease must not be negative", {"field": "lease"})
     elif isinstance(op, DeleteRangeRequest):
         key_span(op.key, op.range_end, op.prefix)
     else:
@@ -300,37 +482,88 @@ class KVStateMachine:
 
     def __init__(self, store: KVStore):
         self.store = store
+        # Called (on the applying thread) with the events of each command once it has committed.
+        self.listeners: list[Callable[[list[Event]], None]] = []
 
     def applied_index(self) -> int:
         """The index of the last applied log entry."""
         return self.store.applied_index()
 
-    def apply(self, index: int, command: PutRequest | DeleteRangeRequest | TxnRequest) -> object:
+    def apply(self, index: int, command: Command) -> object:
         """Apply one command atomically; a rejected command changes nothing but the applied index."""
+        events: list[Event] = []
         try:
             with self.store.transaction():
-                result = self._execute(command)
-                self.store.set_applied(index, self.store.revision() if result is None else result.revision)
-                return result
+                result = self._execute(command, events)
+                self.store.set_applied(index, result.revision)
         except ServiceError as exc:
             with self.store.transaction():
                 self.store.set_applied(index, self.store.revision())
             return exc
+        if events:
+            for listener in list(self.listeners):
+                try:
+                    listener(events)
+                except Exception:  # noqa: BLE001 - a watcher must not fail a write
+                    log.exception("watch listener failed")
+        return result
 
-    def _execute(self, command: object) -> PutResult | DeleteResult | TxnResult:
+    def _execute(self, command: Command, events: list[Event]) -> object:
         revision = self.store.revision() + 1
         if isinstance(command, TxnRequest):
-            return self._txn(command, revision)
-        writes = _Writes(self.store, revision)
+            return self._txn(command, revision, events)
+        if isinstance(command, CompactRequest):
+            return self._compact(command)
+        if isinstance(command, LeaseGrant):
+            return self._grant(command)
+        if isinstance(command, LeaseKeepAlive):
+            return self._keep_alive(command)
+        writes = _Writes(self.store, revision, events)
+        if isinstance(command, LeaseRevoke):
+            lease = self.store.lease(command.id)
+            if lease is None:
+                raise NotFound("lease not found", {"lease": command.id})
+            writes.drop_lease(lease)
+            return LeaseResult(revision if writes.sub else revision - 1, command.id, 0)
+        if isinstance(command, ExpireLeases):
+            expired = self.store.expired_leases(command.now)
+            for lease in expired:
+                writes.drop_lease(lease)
+            return LeaseList(revision if writes.sub else revision - 1, [lease.id for lease in expired])
         result = writes.run(command)
         return result if writes.sub else _at(result, revision - 1)
 
-    def _txn(self, txn: TxnRequest, revision: int) -> TxnResult:
+    def _txn(self, txn: TxnRequest, revision: int, events: list[Event]) -> TxnResult:
         succeeded = all(self._holds(compare) for compare in txn.compare)
-        writes = _Writes(self.store, revision)
+        writes = _Writes(self.store, revision, events)
         responses = [writes.run(op) for op in (txn.success if succeeded else txn.failure)]
         final = revision if writes.sub else revision - 1
         return TxnResult(final, succeeded, [_at(r, final) for r in responses])
+
+    def _compact(self, request: CompactRequest) -> CompactResult:
+        current, compacted = self.store.revision(), self.store.compact_revision()
+        if request.revision <= compacted:
+            raise OutOfRange("mvcc: required revision has been compacted",
+                             {"field": "revision", "compact_revision": compacted})
+        if request.revision > current:
+            raise OutOfRange("mvcc: required revision is a future revision",
+                             {"field": "revision", "revision": request.revision, "current_revision": current})
+        self.store.compact(request.revision)
+        return CompactResult(current, request.revision)
+
+    def _grant(self, request: LeaseGrant) -> LeaseResult:
+        lease_id = request.id or self.store.next_lease_id()
+        if self.store.lease(lease_id) is not None:
+            raise AlreadyExists("lease already exists", {"lease": lease_id})
+        self.store.save_lease(Lease(lease_id, request.ttl, request.now + request.ttl))
+        return LeaseResult(self.store.revision(), lease_id, request.ttl)
+
+    def _keep_alive(self, request: LeaseKeepAlive) -> LeaseResult:
+        lease = self.store.lease(request.id)
+        if lease is None or lease.deadline <= request.now:  # expired: only its ExpireLeases is pending
+            raise NotFound("lease not found", {"lease": request.id})
+        self.store.save_lease(Lease(lease.id, lease.ttl, request.now + lease.ttl))
+        return LeaseResult(self.store.revision(), lease.id, lease.ttl)
 
     def _holds(self, compare: Compare) -> bool:
         kv = self.store.get(compare.key)
@@ -348,6 +581,12 @@ class KVStateMachine:
             CompareResult.LESS: actual < operand,  # type: ignore[operator]
         }[compare.result]
 
+    def _check_not_compacted(self, revision: int, field: str) -> None:
+        compacted = self.store.compact_revision()
+        if revision < compacted:
+            raise OutOfRange("required revision has been compacted",
+                             {"field": field, "revision": revision, "compact_revision": compacted})
+
     def range(self, request: RangeRequest) -> RangeResult:
         """Read a range (a page of it with a limit) at the requested or the latest revision."""
         start, end = key_span(request.key, request.range_end, request.prefix)
@@ -361,9 +600,7 @@ class KVStateMachine:
         if revision > current:
             raise OutOfRange("required revision is a future revision",
                              {"field": "revision", "revision": revision, "current_revision": current})
-        if revision < self.store.compact_revision():
-            raise OutOfRange("required revision has been compacted",
-                             {"field": "revision", "compact_revision": self.store.compact_revision()})
+        self._check_not_compacted(revision, "revision")
         count = self.store.count(start, end, revision)
         if request.count_only:
             return RangeResult(current, [], count, False)
@@ -375,8 +612,34 @@ class KVStateMachine:
                 {"after": kvs[-1].key.hex(), "rev": revision, "span": _span_fingerprint(request)}
             )
         if request.keys_only:
-            kvs = [KeyValue(kv.key, b"", kv.create_revision, kv.mod_revision, kv.version) for kv in kvs]
+            kvs = [KeyValue(kv.key, b"", kv.create_revision, kv.mod_revision, kv.version, kv.lease) for kv in kvs]
         return RangeResult(current, kvs, count, more, token)
+
+    def replay(self, request: WatchRequest, after: tuple[int, int] | None, limit: int
+               ) -> tuple[int, tuple[int, int], list[Event]]:
+        """The store's revision, and up to limit events of the watched span after position `after`
+        (None: where the request starts); with the position replay starts after."""
+        start, end = key_span(request.key, request.range_end, request.prefix)
+        current = self.store.revision()
+        if after is None:
+            after = (request.start_revision, -1) if request.start_revision else (current, _LAST_SUB)
+        # The first revision still to send must not be compacted away.
+        self._check_not_compacted(after[0] + (after[1] == _LAST_SUB), "start_revision")
+        events = self.store.history(start, end, after, limit)
+        if request.prev_kv:
+            events = [Event(e.type, e.kv, e.sub, self.store.previous(e.kv.key, e.kv.mod_revision))
+                      for e in events]
+        return current, after, events
+
+    def lease_info(self, lease_id: int, keys: bool) -> tuple[int, Lease, list[bytes]]:
+        """The store's revision, a lease, and its keys (if asked for)."""
+        lease = self.store.lease(lease_id)
+        if lease is None:
+            raise NotFound("lease not found", {"lease": lease_id})
+        return self.store.revision(), lease, self.store.lease_keys(lease_id) if keys else []
+
+
+_LAST_SUB = 2**62  # a sub-revision after every real one: "after the whole revision"
 
 
 def _at(result: OpResult, revision: int) -> OpResult:
@@ -387,9 +650,10 @@ def _at(result: OpResult, revision: int) -> OpResult:
 class _Writes:
     """The operations of one command, all at one new revision, each change with its own sub-revision."""
 
-    def __init__(self, store: KVStore, revision: int):
+    def __init__(self, store: KVStore, revision: int, events: list[Event]):
         self.store = store
         self.revision = revision
+        self.events = events
         self.sub = 0
 
     def run(self, op: Op) -> OpResult:
@@ -400,6 +664,8 @@ class _Writes:
         return KVStateMachine(self.store).range(op)
 
     def _put(self, op: PutRequest) -> PutResult:
+        if op.lease and self.store.lease(op.lease) is None:
+            raise NotFound("lease not found", {"lease": op.lease})
         prev = self.store.get(op.key)
         kv = KeyValue(
             key=op.key,
@@ -407,27 +673,122 @@ class _Writes:
             create_revision=prev.create_revision if prev else self.revision,
             mod_revision=self.revision,
             version=prev.version + 1 if prev else 1,
+            lease=op.lease,
         )
         self.store.put(self.revision, self.sub, kv)
+        self.events.append(Event(EventType.PUT, kv, self.sub, prev))
         self.sub += 1
         return PutResult(self.revision, prev if op.prev_kv else None)
+
+    def _remove(self, kv: KeyValue) -> None:
+        self.store.delete(self.revision, self.sub, kv.key)
+        self.events.append(Event(EventType.DELETE, KeyValue(kv.key, b"", 0, self.revision, 0), self.sub, kv))
+        self.sub += 1
 
     def _delete(self, op: DeleteRangeRequest) -> DeleteResult:
         start, end = key_span(op.key, op.range_end, op.prefix)
         doomed = self.store.range(start, end, self.store.revision(), 0)
         for kv in doomed:
-            self.store.delete(self.revision, self.sub, kv.key)
-            self.sub += 1
+            self._remove(kv)
         return DeleteResult(self.revision, len(doomed), doomed if op.prev_kv else [])
+
+    def drop_lease(self, lease: Lease) -> None:
+        """Delete a lease and the keys attached to it."""
+        for key in self.store.lease_keys(lease.id):
+            kv = self.store.get(key)
+            if kv is not None:
+                self._remove(kv)
+        self.store.drop_lease(lease.id)
+
+
+WATCH_REPLAY_CHUNK = 1000  # history events read per step of a watch's replay
+
+
+class _Watcher:
+    """One watch's subscription: the span it filters on and the queue live events go to."""
+
+    def __init__(self, start: bytes, end: bytes | None, prev_kv: bool):
+        self.start, self.end, self.prev_kv = start, end, prev_kv
+        self.queue: asyncio.Queue[list[Event] | str] = asyncio.Queue()
+        self.lagging = False  # events dropped: the watch replays them from history
+
+    def wants(self, event: Event) -> bool:
+        key = event.kv.key
+        return key >= self.start and (self.end is None or key < self.end)
+
+
+_LAGGING, _CLOSED = "lagging", "closed"
+
+
+class Watch:
+    """An open watch: iterate it for batches of events (history first, then live changes)."""
+
+    def __init__(self, core: "KVCore", request: WatchRequest, watcher: _Watcher,
+                 revision: int, after: tuple[int, int], events: list[Event]):
+        self._core, self._request, self._watcher = core, request, watcher
+        self.revision = revision  # the store's revision when the watch started
+        self._after, self._first = after, events
+
+    async def _replay(self, events: list[Event] | None) -> AsyncIterator[WatchBatch]:
+        while True:
+            if events is None:
+                after = self._after
+                revision, _, events = await self._core.log.read(
+                    lambda: self._core.machine.replay(self._request, after, WATCH_REPLAY_CHUNK))
+                self.revision = revision
+            if events:
+                self._after = events[-1].position
+                yield WatchBatch(self.revision, events)
+            if len(events) < WATCH_REPLAY_CHUNK:
+                return
+            events = None
+
+    async def __aiter__(self) -> AsyncIterator[WatchBatch]:
+        try:
+            first, self._first = self._first, []
+            async for batch in self._replay(first):
+                yield batch
+            while True:
+                item = await self._watcher.queue.get()
+                if item == _CLOSED:
+                    return
+                if item == _LAGGING:
+                    self._watcher.lagging = False  # new events queue again; replay the dropped ones
+                    async for batch in self._replay(None):
+                        yield batch
+                    continue
+                events = [e for e in item if e.position > self._after]
+                if events:
+                    self._after = events[-1].position
+                    yield WatchBatch(events[-1].kv.mod_revision, events)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop receiving events."""
+        self._core._watchers.discard(self._watcher)
 
 
 class KVCore:
     """ChainFire's operations: validate, then propose writes to the log or read the state machine."""
 
-    def __init__(self, machine: KVStateMachine, log: Log, version: str):
+    def __init__(self, machine: KVStateMachine, log: Log, version: str,
+                 clock: Callable[[], float] = time.time, lease_check_seconds: float | None = LEASE_CHECK_SECONDS):
         self.machine = machine
         self.log = log
         self.version = version
+        self.clock = clock  # wall-clock seconds: lease deadlines survive restarts
+        self._watchers: set[_Watcher] = set()
+        self._draining = False  # stopping: open watches ended, new ones refused
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._expiry: asyncio.Task | None = None
+        machine.listeners.append(self._on_applied)
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        if self._loop is not None and lease_check_seconds:
+            self._expiry = self._loop.create_task(self._expire_periodically(lease_check_seconds))
 
     async def range(self, request: RangeRequest) -> RangeResult:
         """Read keys (linearizable unless serializable is asked for; the same on one member)."""
@@ -449,17 +810,152 @@ class KVCore:
         _check_txn(request)
         return await self.log.propose(request)
 
+    async def compact(self, request: CompactRequest) -> CompactResult:
+        """Forget the history before a revision."""
+        if request.revision <= 0:
+            raise InvalidArgument("revision must be positive", {"field": "revision"})
+        return await self.log.propose(request)
+
+    # Watches
+
+    async def watch(self, request: WatchRequest) -> Watch:
+        """Open a watch: its history is checked (OUT_OF_RANGE if compacted) before this returns."""
+        start, end = key_span(request.key, request.range_end, request.prefix)
+        if request.start_revision < 0:
+            raise InvalidArgument("start_revision must not be negative", {"field": "start_revision"})
+        if self._draining:
+            raise Unavailable("the service is stopping; watch again elsewhere or later")
+        self._loop = asyncio.get_running_loop()
+        watcher = _Watcher(start, end, request.prev_kv)
+        self._watchers.add(watcher)  # before reading history: no change can fall between the two
+        try:
+            revision, after, events = await self.log.read(
+                lambda: self.machine.replay(request, None, WATCH_REPLAY_CHUNK))
+        except BaseException:
+            self._watchers.discard(watcher)
+            raise
+        return Watch(self, request, watcher, revision, after, events)
+
+    async def end_watches(self) -> None:
+        """End every open watch and refuse new ones (the service is stopping)."""
+        self._draining = True
+        for watcher in list(self._watchers):
+            watcher.queue.put_nowait(_CLOSED)
+        self._watchers.clear()
+
+    def _on_applied(self, events: list[Event]) -> None:
+        """On the applying thread: hand a command's events to the event loop."""
+        loop = self._loop
+        if loop is not None and self._watchers:
+            try:
+                loop.call_soon_threadsafe(self._dispatch, events)
+            except RuntimeError:  # the loop is closed: nobody is watching any more
+                pass
+
+    def _dispatch(self, events: list[Event]) -> None:
+        for watcher in list(self._watchers):
+            if watcher.lagging:
+                continue
+            wanted = [e if watcher.prev_kv else Event(e.type, e.kv, e.sub) for e in events if watcher.wants(e)]
+            if not wanted:
+                continue
+            if watcher.queue.qsize() >= WATCH_QUEUE_LIMIT:
+                # Too far behind: drop what is queued and let the watch replay it from history.
+                while not watcher.queue.empty():
+                    watcher.queue.get_nowait()
+                watcher.lagging = True
+                watcher.queue.put_nowait(_LAGGING)
+                continue
+            watcher.queue.put_nowait(wanted)
+
+    # Leases
+
+    async def grant_lease(self, ttl: int, lease_id: int = 0) -> LeaseResult:
+        """Grant a lease of ttl seconds."""
+        if not 1 <= ttl <= MAX_LEASE_TTL:
+            raise InvalidArgument(f"ttl must be between 1 and {MAX_LEASE_TTL} seconds", {"field": "ttl"})
+        _check_lease_id(lease_id, allow_zero=True)
+        return await self.log.propose(LeaseGrant(ttl, lease_id, self.clock()))
+
+    async def revoke_lease(self, lease_id: int) -> LeaseResult:
+        """Revoke a lease and delete its keys."""
+        _check_lease_id(lease_id)
+        return await self.log.propose(LeaseRevoke(lease_id))
+
+    async def keep_alive(self, lease_id: int) -> LeaseResult:
+        """Restart a lease's ttl."""
+        _check_lease_id(lease_id)
+        return await self.log.propose(LeaseKeepAlive(lease_id, self.clock()))
+
+    async def time_to_live(self, lease_id: int, keys: bool = False) -> LeaseTimeToLive:
+        """A lease's remaining ttl (NOT_FOUND once it expired) and, if asked for, its keys."""
+        _check_lease_id(lease_id)
+        revision, lease, attached = await self.log.read(lambda: self.machine.lease_info(lease_id, keys))
+        remaining = math.ceil(lease.deadline - self.clock())
+        if remaining <= 0:
+            raise NotFound("lease not found", {"lease": lease_id})
+        return LeaseTimeToLive(revision, lease.id, remaining, lease.ttl, attached)
+
+    async def leases(self, limit: int = 0, page_token: str = "") -> LeaseList:
+        """Lease ids, by id; a page of them with a limit."""
+        after = 0
+        if page_token:
+            position = paging.decode_token(page_token)
+            if not isinstance(position.get("lease"), int):
+                raise InvalidArgument("page_token does not belong to this listing", {"field": "page_token"})
+            after = position["lease"]
+
+        def read() -> tuple[int, list[Lease]]:
+            return self.machine.store.revision(), self.machine.store.leases(after, limit + 1 if limit else 0)
+
+        revision, found = await self.log.read(read)
+        token = ""
+        if limit and len(found) > limit:
+            found = found[:limit]
+            token = paging.encode_token({"lease": found[-1].id})
+        return LeaseList(revision, [lease.id for lease in found], token)
+
+    async def expire_leases(self) -> list[int]:
+        """Propose the expiry of the leases past their deadline (if any); the ids expired."""
+        now = self.clock()
+        deadline = await self.log.read(self.machine.store.next_deadline)
+        if deadline is None or deadline > now:
+            return []
+        return (await self.log.propose(ExpireLeases(now))).ids
+
+    async def _expire_periodically(self, period: float) -> None:
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self.expire_leases()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - keep expiring; the next round retries
+                log.exception("lease expiry failed")
+
     def log_status(self) -> LogStatus:
         """This member's place in the log."""
         return self.log.status()
 
     async def status(self) -> Status:
         """This member, its log and its store."""
-        log = self.log.status()
+        log_status = self.log.status()
         revision, size = await self.log.read(lambda: (self.machine.store.revision(), self.machine.store.size_bytes()))
-        return Status(log.member_id, log.leader, log.role, log.term, log.index, revision, self.version, size)
+        return Status(log_status.member_id, log_status.leader, log_status.role, log_status.term, log_status.index,
+                      revision, self.version, size)
 
     async def close(self) -> None:
-        """Stop the log (the store is closed by whoever opened it)."""
+        """Stop expiring leases, end the watches, stop the log (the store is closed by whoever opened it)."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+            try:
+                await self._expiry
+            except asyncio.CancelledError:
+                pass
+        await self.end_watches()
         await self.log.close()
 
+
+def _check_lease_id(lease_id: int, allow_zero: bool = False) -> None:
+    if lease_id < 0 or (lease_id == 0 and not allow_zero) or lease_id >= 2**63:
+        raise InvalidArgument("lease id must be a positive 64-bit integer", {"field": "id"})

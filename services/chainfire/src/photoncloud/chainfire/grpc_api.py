@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import grpc
 
 from photoncloud.chainfire.v1 import kv_pb2 as pb
 from photoncloud.chainfire.v1 import kv_pb2_grpc as pb_grpc
+from photoncloud.common import paging
 from photoncloud.common.server import GrpcService
 
 from . import core
@@ -14,7 +17,13 @@ from . import core
 def kv_pb(kv: core.KeyValue) -> pb.KeyValue:
     """A core pair as protobuf."""
     return pb.KeyValue(key=kv.key, value=kv.value, create_revision=kv.create_revision,
-                       mod_revision=kv.mod_revision, version=kv.version)
+                       mod_revision=kv.mod_revision, version=kv.version, lease=kv.lease)
+
+
+def event_pb(event: core.Event) -> pb.Event:
+    """A core event as protobuf."""
+    return pb.Event(type=pb.Event.EventType.Value(event.type.value), kv=kv_pb(event.kv),
+                    prev_kv=kv_pb(event.prev_kv) if event.prev_kv else None)
 
 
 def range_request(m: pb.RangeRequest) -> core.RangeRequest:
@@ -25,7 +34,7 @@ def range_request(m: pb.RangeRequest) -> core.RangeRequest:
 
 def put_request(m: pb.PutRequest) -> core.PutRequest:
     """A protobuf put request for the core."""
-    return core.PutRequest(m.key, m.value, m.prev_kv)
+    return core.PutRequest(m.key, m.value, m.prev_kv, m.lease)
 
 
 def delete_request(m: pb.DeleteRangeRequest) -> core.DeleteRangeRequest:
@@ -104,6 +113,70 @@ class KVServicer(pb_grpc.KVServicer):
         return pb.TxnResponse(header=self.header(result.revision), succeeded=result.succeeded,
                               responses=[self.op_response(r) for r in result.responses])
 
+    async def Compact(self, request: pb.CompactionRequest,
+                      context: grpc.aio.ServicerContext) -> pb.CompactionResponse:
+        result = await self.kv.compact(core.CompactRequest(request.revision))
+        return pb.CompactionResponse(header=self.header(result.revision), compact_revision=result.compact_revision)
+
+
+def _header(kv: core.KVCore, revision: int) -> pb.ResponseHeader:
+    status = kv.log_status()
+    return pb.ResponseHeader(revision=revision, member_id=status.member_id, raft_term=status.term)
+
+
+class WatchServicer(pb_grpc.WatchServicer):
+    """photoncloud.chainfire.v1.Watch over the core."""
+
+    def __init__(self, kv: core.KVCore):
+        self.kv = kv
+
+    async def Watch(self, request: pb.WatchRequest,
+                    context: grpc.aio.ServicerContext) -> AsyncIterator[pb.WatchResponse]:
+        watch = await self.kv.watch(core.WatchRequest(request.key, request.range_end, request.prefix,
+                                                      request.start_revision, request.prev_kv))
+        try:
+            # The first response confirms the watch is in place (etcd's "created" response).
+            yield pb.WatchResponse(header=_header(self.kv, watch.revision))
+            async for batch in watch:
+                yield pb.WatchResponse(header=_header(self.kv, batch.revision),
+                                       events=[event_pb(e) for e in batch.events])
+        finally:
+            watch.close()
+
+
+class LeaseServicer(pb_grpc.LeaseServicer):
+    """photoncloud.chainfire.v1.Lease over the core."""
+
+    def __init__(self, kv: core.KVCore):
+        self.kv = kv
+
+    async def Grant(self, request: pb.LeaseGrantRequest, context: grpc.aio.ServicerContext) -> pb.LeaseGrantResponse:
+        result = await self.kv.grant_lease(request.ttl, request.id)
+        return pb.LeaseGrantResponse(header=_header(self.kv, result.revision), id=result.id, ttl=result.ttl)
+
+    async def Revoke(self, request: pb.LeaseRevokeRequest,
+                     context: grpc.aio.ServicerContext) -> pb.LeaseRevokeResponse:
+        result = await self.kv.revoke_lease(request.id)
+        return pb.LeaseRevokeResponse(header=_header(self.kv, result.revision))
+
+    async def KeepAlive(self, request: pb.LeaseKeepAliveRequest,
+                        context: grpc.aio.ServicerContext) -> pb.LeaseKeepAliveResponse:
+        result = await self.kv.keep_alive(request.id)
+        return pb.LeaseKeepAliveResponse(header=_header(self.kv, result.revision), id=result.id, ttl=result.ttl)
+
+    async def TimeToLive(self, request: pb.LeaseTimeToLiveRequest,
+                         context: grpc.aio.ServicerContext) -> pb.LeaseTimeToLiveResponse:
+        result = await self.kv.time_to_live(request.id, request.keys)
+        return pb.LeaseTimeToLiveResponse(header=_header(self.kv, result.revision), id=result.id, ttl=result.ttl,
+                                          granted_ttl=result.granted_ttl, keys=result.keys)
+
+    async def Leases(self, request: pb.LeaseLeasesRequest,
+                     context: grpc.aio.ServicerContext) -> pb.LeaseLeasesResponse:
+        result = await self.kv.leases(paging.page_size(request.page_size), request.page_token)
+        return pb.LeaseLeasesResponse(header=_header(self.kv, result.revision),
+                                      leases=[pb.LeaseStatus(id=i) for i in result.ids],
+                                      next_page_token=result.next_page_token)
+
 
 class ClusterServicer(pb_grpc.ClusterServicer):
     """photoncloud.chainfire.v1.Cluster over the core."""
@@ -124,6 +197,10 @@ def services(kv: core.KVCore) -> list[GrpcService]:
     return [
         GrpcService(descriptor["KV"].full_name,
                     lambda server: pb_grpc.add_KVServicer_to_server(KVServicer(kv), server)),
+        GrpcService(descriptor["Watch"].full_name,
+                    lambda server: pb_grpc.add_WatchServicer_to_server(WatchServicer(kv), server)),
+        GrpcService(descriptor["Lease"].full_name,
+                    lambda server: pb_grpc.add_LeaseServicer_to_server(LeaseServicer(kv), server)),
         GrpcService(descriptor["Cluster"].full_name,
                     lambda server: pb_grpc.add_ClusterServicer_to_server(ClusterServicer(kv), server)),
     ]

@@ -3,15 +3,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import json
+import time
 from typing import Literal
 
 from aiohttp import web
 from pydantic import Field, model_validator
 
-from photoncloud.common import paging
-from photoncloud.common.errors import InvalidArgument, NotFound
+from photoncloud.common import envelope, paging, request_id
+from photoncloud.common.errors import InvalidArgument, NotFound, ServiceError
 from photoncloud.common.models import Body, Query, Result
 from photoncloud.common.rest import RouteTable
 
@@ -20,6 +23,9 @@ from . import core
 KEY = "/api/v1/kv/{key:.+}"
 KV = "photoncloud.chainfire.v1.KV/"
 READ, WRITE = "chainfire:kv:read", "chainfire:kv:write"
+LEASE = "photoncloud.chainfire.v1.Lease/"
+LEASES_READ, LEASES_WRITE = "chainfire:leases:read", "chainfire:leases:write"
+HEARTBEAT_SECONDS = 10.0  # a comment line on an idle watch stream, so proxies and clients see it live
 
 
 class KeyValueOut(Result):
@@ -31,6 +37,7 @@ class KeyValueOut(Result):
     create_revision: int
     mod_revision: int
     version: int
+    lease: int = Field(0, description="the lease the key is attached to (0: none)")
 
 
 class GetQuery(Query):
@@ -74,6 +81,7 @@ class PutBody(ValueFields):
     """The value to write."""
 
     prev_kv: bool = Field(False, description="return the pair as it was before")
+    lease: int = Field(0, description="attach the key to this lease (0: none)")
 
 
 class PutOut(Result):
@@ -119,6 +127,7 @@ class PutOp(ValueFields):
 
     key: str
     prev_kv: bool = False
+    lease: int = 0
 
 
 class DeleteOp(Body):
@@ -202,6 +211,105 @@ class StatusOut(Result):
     db_size_bytes: int
 
 
+class CompactBody(Body):
+    """The revision to compact at."""
+
+    revision: int = Field(description="forget the history before this revision")
+    physical: bool = Field(False, description="accepted for etcd compatibility; compaction is always physical")
+
+
+class CompactOut(Result):
+    """The store's revision and its new compact revision."""
+
+    revision: int
+    compact_revision: int
+
+
+class WatchQuery(Query):
+    """What to watch (one key, a prefix, or [key, range_end)) and from which revision."""
+
+    key: str = Field(description="the key, the prefix (with prefix=true) or the start of the range")
+    prefix: bool = Field(False, description="watch every key that starts with key")
+    range_end: str | None = Field(None, description="watch [key, range_end); \\u0000: every key from key on")
+    start_revision: int = Field(0, description="send the changes from this revision on (0: from now)")
+    prev_kv: bool = Field(False, description="send each event with the pair as it was before")
+    timeout_seconds: float = Field(0, ge=0, description="end the stream after this long (0: never)")
+
+
+class EventOut(Result):
+    """One change: a PUT or a DELETE (whose kv holds the key and the revision of the delete)."""
+
+    type: Literal["PUT", "DELETE"]
+    kv: KeyValueOut
+    prev_kv: KeyValueOut | None = None
+
+
+class LeaseGrantBody(Body):
+    """A lease to grant."""
+
+    ttl: int = Field(description="seconds the lease lives without a keep-alive")
+    id: int = Field(0, description="the lease's id (0: the store picks one)")
+
+
+class LeaseOut(Result):
+    """A lease granted or kept alive: its id and ttl."""
+
+    id: int
+    ttl: int
+    revision: int
+
+
+class LeaseRevokeOut(Result):
+    """The lease revoked, and the revision that deleted its keys."""
+
+    id: int
+    revision: int
+
+
+class TimeToLiveQuery(Query):
+    """Options of a lease read."""
+
+    keys: bool = Field(False, description="also list the keys attached to the lease")
+
+
+class TimeToLiveOut(Result):
+    """A lease's remaining and granted ttl, and (with keys=true) its keys."""
+
+    id: int
+    ttl: int = Field(description="seconds left")
+    granted_ttl: int
+    keys: list[str]
+    revision: int
+
+
+class LeaseListQuery(Query):
+    """A page of leases."""
+
+    page_size: int = Field(0, description=f"leases per page (default {paging.DEFAULT_PAGE_SIZE})")
+    page_token: str = ""
+
+
+class LeaseItem(Result):
+    """A lease in a listing."""
+
+    id: int
+
+
+class LeaseListOut(Result):
+    """A page of leases, by id."""
+
+    items: list[LeaseItem]
+    next_page_token: str
+    revision: int
+
+
+def _lease_id(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidArgument("lease id must be an integer", {"field": "id"}) from None
+
+
 def _bytes(text: str | None) -> bytes:
     return (text or "").encode()
 
@@ -226,8 +334,19 @@ def kv_out(kv: core.KeyValue) -> KeyValueOut:
         text, encoded = None, base64.b64encode(kv.value).decode()
     return KeyValueOut(
         key=kv.key.decode(errors="backslashreplace"), value=text, value_base64=encoded,
-        create_revision=kv.create_revision, mod_revision=kv.mod_revision, version=kv.version,
+        create_revision=kv.create_revision, mod_revision=kv.mod_revision, version=kv.version, lease=kv.lease,
     )
+
+
+def event_out(event: core.Event) -> EventOut:
+    """An event as JSON."""
+    return EventOut(type=event.type.value, kv=kv_out(event.kv),
+                    prev_kv=kv_out(event.prev_kv) if event.prev_kv else None)
+
+
+def _sse(name: str, data: object) -> bytes:
+    """One server-sent event."""
+    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
 def _put_out(result: core.PutResult) -> PutOut:
@@ -241,7 +360,8 @@ def _delete_out(result: core.DeleteResult) -> DeleteOut:
 
 def _op(op: OpIn) -> core.Op:
     if op.put is not None:
-        return core.PutRequest(_bytes(op.put.key), _value(op.put.value, op.put.value_base64), op.put.prev_kv)
+        return core.PutRequest(_bytes(op.put.key), _value(op.put.value, op.put.value_base64), op.put.prev_kv,
+                               op.put.lease)
     if op.delete is not None:
         d = op.delete
         return core.DeleteRangeRequest(_bytes(d.key), _bytes(d.range_end), d.prefix, d.prev_kv)
@@ -268,8 +388,8 @@ def _op_out(result: core.OpResult) -> OpOut:
     return OpOut(range=RangeOut(items=[kv_out(kv) for kv in result.kvs], count=result.count, more=result.more))
 
 
-def routes(kv: core.KVCore) -> RouteTable:
-    """ChainFire's REST routes over kv."""
+def routes(kv: core.KVCore, heartbeat_seconds: float | None = None) -> RouteTable:
+    """ChainFire's REST routes over kv (watch streams send a heartbeat when idle that long)."""
     table = RouteTable()
 
     @table.get(KEY, "Read one key", query=GetQuery, response=KeyValueOut, rpc=KV + "Range", permission=READ)
@@ -282,7 +402,7 @@ def routes(kv: core.KVCore) -> RouteTable:
 
     async def put(key: str, body: PutBody) -> PutOut:
         value = _value(body.value, body.value_base64)
-        return _put_out(await kv.put(core.PutRequest(_bytes(key), value, body.prev_kv)))
+        return _put_out(await kv.put(core.PutRequest(_bytes(key), value, body.prev_kv, body.lease)))
 
     @table.put(KEY, "Write one key", body=PutBody, response=PutOut, rpc=KV + "Put", permission=WRITE)
     async def put_key(request: web.Request, key: str, body: PutBody) -> PutOut:
@@ -336,6 +456,96 @@ def routes(kv: core.KVCore) -> RouteTable:
         ))
         return TxnOut(revision=result.revision, succeeded=result.succeeded,
                       responses=[_op_out(r) for r in result.responses])
+
+    @table.post("/api/v1/compact", "Forget the history before a revision", body=CompactBody,
+                response=CompactOut, rpc=KV + "Compact", permission=WRITE)
+    async def compact(request: web.Request, body: CompactBody) -> CompactOut:
+        result = await kv.compact(core.CompactRequest(body.revision))
+        return CompactOut(revision=result.revision, compact_revision=result.compact_revision)
+
+    @table.get("/api/v1/watch", "Watch a key, a prefix or a range: server-sent events (text/event-stream)",
+               query=WatchQuery, raw=True, rpc="photoncloud.chainfire.v1.Watch/Watch", permission=READ)
+    async def watch(request: web.Request, query: WatchQuery) -> web.StreamResponse:
+        if query.prefix and query.range_end is not None:
+            raise InvalidArgument("give either prefix or range_end, not both", {"field": "range_end"})
+        opened = await kv.watch(core.WatchRequest(_bytes(query.key), _bytes(query.range_end), query.prefix,
+                                                  query.start_revision, query.prev_kv))
+        response = web.StreamResponse(headers={
+            "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+            request_id.HEADER: request_id.current() or "",
+        })
+        heartbeat = heartbeat_seconds or HEARTBEAT_SECONDS
+        events = opened.__aiter__()
+        pending: asyncio.Future | None = None
+        ends = time.monotonic() + query.timeout_seconds if query.timeout_seconds else None
+        try:
+            await response.prepare(request)
+            await response.write(f": watching from revision {opened.revision}\n\n".encode())
+            while True:
+                left = None if ends is None else ends - time.monotonic()
+                if left is not None and left <= 0:
+                    break
+                if pending is None:
+                    pending = asyncio.ensure_future(events.__anext__())
+                done, _ = await asyncio.wait({pending}, timeout=heartbeat if left is None
+                                             else min(heartbeat, left))
+                if not done:
+                    if ends is None or time.monotonic() < ends:
+                        await response.write(b": heartbeat\n\n")
+                    continue
+                try:
+                    batch = pending.result()
+                except StopAsyncIteration:
+                    break
+                except ServiceError as exc:  # e.g. compacted while catching up: say so, then end
+                    await response.write(_sse("error", envelope.error(exc.code, exc.message, exc.details)))
+                    break
+                finally:
+                    pending = None
+                await response.write(b"".join(_sse(e.type.value.lower(), event_out(e).model_dump(mode="json"))
+                                              for e in batch.events))
+        except ConnectionResetError:
+            pass  # the client went away
+        finally:
+            if pending is not None:
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
+            await events.aclose()
+            opened.close()
+        return response
+
+    @table.post("/api/v1/leases", "Grant a lease", body=LeaseGrantBody, response=LeaseOut,
+                rpc=LEASE + "Grant", permission=LEASES_WRITE)
+    async def grant_lease(request: web.Request, body: LeaseGrantBody) -> LeaseOut:
+        result = await kv.grant_lease(body.ttl, body.id)
+        return LeaseOut(id=result.id, ttl=result.ttl, revision=result.revision)
+
+    @table.get("/api/v1/leases", "List leases", query=LeaseListQuery, response=LeaseListOut,
+               rpc=LEASE + "Leases", permission=LEASES_READ)
+    async def list_leases(request: web.Request, query: LeaseListQuery) -> LeaseListOut:
+        result = await kv.leases(paging.page_size(query.page_size), query.page_token)
+        return LeaseListOut(items=[LeaseItem(id=i) for i in result.ids], next_page_token=result.next_page_token,
+                            revision=result.revision)
+
+    @table.get("/api/v1/leases/{id}", "A lease's remaining ttl (and keys, with keys=true)",
+               query=TimeToLiveQuery, response=TimeToLiveOut, rpc=LEASE + "TimeToLive", permission=LEASES_READ)
+    async def time_to_live(request: web.Request, id: str, query: TimeToLiveQuery) -> TimeToLiveOut:
+        result = await kv.time_to_live(_lease_id(id), query.keys)
+        return TimeToLiveOut(id=result.id, ttl=result.ttl, granted_ttl=result.granted_ttl,
+                             keys=[k.decode(errors="backslashreplace") for k in result.keys],
+                             revision=result.revision)
+
+    @table.delete("/api/v1/leases/{id}", "Revoke a lease, deleting its keys", response=LeaseRevokeOut,
+                  rpc=LEASE + "Revoke", permission=LEASES_WRITE)
+    async def revoke_lease(request: web.Request, id: str) -> LeaseRevokeOut:
+        result = await kv.revoke_lease(_lease_id(id))
+        return LeaseRevokeOut(id=result.id, revision=result.revision)
+
+    @table.post("/api/v1/leases/{id}/keepalive", "Restart a lease's ttl", response=LeaseOut,
+                rpc=LEASE + "KeepAlive", permission=LEASES_WRITE)
+    async def keep_alive(request: web.Request, id: str) -> LeaseOut:
+        result = await kv.keep_alive(_lease_id(id))
+        return LeaseOut(id=result.id, ttl=result.ttl, revision=result.revision)
 
     @table.get("/api/v1/cluster/status", "This member, the leader, Raft term and index, revision",
                response=StatusOut, rpc="photoncloud.chainfire.v1.Cluster/Status",

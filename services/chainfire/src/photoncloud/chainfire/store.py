@@ -1,7 +1,9 @@
 """ChainFire's store: MVCC history and the latest state in SQLite, every commit fsynced.
 
-`history` holds every change (revision, sub-revision, key) so reads at an old revision and,
-later, watches can replay it; `live` holds each existing key's latest pair for fast reads.
+`history` holds every change (revision, sub-revision, key) so reads at an old revision and
+watches can replay it (until compaction drops what no read at or after the compact revision
+needs); `live` holds each existing key's latest pair for fast reads; `leases` the leases, with the
+wall-clock deadline their proposer computed.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .core import KeyValue
+from .core import Event, EventType, KeyValue, Lease
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -22,6 +24,7 @@ CREATE TABLE IF NOT EXISTS history (
     create_revision INTEGER NOT NULL,
     version INTEGER NOT NULL,
     value BLOB,              -- NULL: the key was deleted at this revision
+    lease INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (key, revision)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS history_by_revision ON history (revision, sub);
@@ -30,15 +33,26 @@ CREATE TABLE IF NOT EXISTS live (
     create_revision INTEGER NOT NULL,
     mod_revision INTEGER NOT NULL,
     version INTEGER NOT NULL,
-    value BLOB NOT NULL
+    value BLOB NOT NULL,
+    lease INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS leases (
+    id INTEGER PRIMARY KEY,
+    ttl INTEGER NOT NULL,
+    deadline REAL NOT NULL   -- seconds since the epoch, as the proposer computed it
+);
+"""
+# After the columns a store made before leases lacks are added.
+INDEXES = """
+CREATE INDEX IF NOT EXISTS live_by_lease ON live (lease);
+CREATE INDEX IF NOT EXISTS leases_by_deadline ON leases (deadline);
 """
 
-_COLUMNS = "key, value, create_revision, mod_revision, version"
+_COLUMNS = "key, value, create_revision, mod_revision, version, lease"
 
 # The pair of each key in the range as of ?revision: its newest history row at or before it.
 _AT_REVISION = """
-SELECT h.key, h.value, h.create_revision, h.revision AS mod_revision, h.version FROM history h
+SELECT h.key, h.value, h.create_revision, h.revision AS mod_revision, h.version, h.lease FROM history h
 WHERE h.key >= :start AND (:end IS NULL OR h.key < :end)
   AND h.revision = (SELECT MAX(revision) FROM history
                     WHERE key = h.key AND revision <= :revision)
@@ -58,6 +72,11 @@ class SqliteKVStore:
         # FULL: a commit is on disk before the write is acknowledged (survives kill -9 and power loss).
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
+        for table in ("history", "live"):
+            columns = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            if "lease" not in columns:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN lease INTEGER NOT NULL DEFAULT 0")
+        self.db.executescript(INDEXES)
         self.path = path
 
     @contextmanager
@@ -83,7 +102,7 @@ class SqliteKVStore:
         return self._meta("revision")
 
     def compact_revision(self) -> int:
-        """The oldest readable revision (nothing is compacted yet)."""
+        """The oldest readable revision (0: nothing is compacted)."""
         return self._meta("compact_revision")
 
     def applied_index(self) -> int:
@@ -122,13 +141,13 @@ class SqliteKVStore:
     def put(self, revision: int, sub: int, kv: KeyValue) -> None:
         """Record kv as changed at (revision, sub)."""
         self.db.execute(
-            "INSERT INTO history (key, revision, sub, create_revision, version, value)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (kv.key, revision, sub, kv.create_revision, kv.version, kv.value),
+            "INSERT INTO history (key, revision, sub, create_revision, version, value, lease)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (kv.key, revision, sub, kv.create_revision, kv.version, kv.value, kv.lease),
         )
         self.db.execute(
-            f"INSERT OR REPLACE INTO live ({_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
-            (kv.key, kv.value, kv.create_revision, kv.mod_revision, kv.version),
+            f"INSERT OR REPLACE INTO live ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+            (kv.key, kv.value, kv.create_revision, kv.mod_revision, kv.version, kv.lease),
         )
 
     def delete(self, revision: int, sub: int, key: bytes) -> None:
@@ -139,6 +158,82 @@ class SqliteKVStore:
             (key, revision, sub),
         )
         self.db.execute("DELETE FROM live WHERE key = ?", (key,))
+
+    def history(self, start: bytes, end: bytes | None, after: tuple[int, int], limit: int) -> list[Event]:
+        """Changes in [start, end) after position (revision, sub), by position; at most limit."""
+        rows = self.db.execute(
+            "SELECT key, value, create_revision, revision, version, lease, sub FROM history"
+            " WHERE (revision > :rev OR (revision = :rev AND sub > :sub))"
+            " AND key >= :start AND (:end IS NULL OR key < :end)"
+            " ORDER BY revision, sub LIMIT :limit",
+            {"rev": after[0], "sub": after[1], "start": start, "end": end, "limit": limit or -1},
+        )
+        events = []
+        for key, value, create, revision, version, lease, sub in rows:
+            if value is None:
+                events.append(Event(EventType.DELETE, KeyValue(key, b"", 0, revision, 0), sub))
+            else:
+                events.append(Event(EventType.PUT, KeyValue(key, value, create, revision, version, lease), sub))
+        return events
+
+    def previous(self, key: bytes, revision: int) -> KeyValue | None:
+        """The key's pair just before revision."""
+        row = self.db.execute(
+            "SELECT key, value, create_revision, revision, version, lease FROM history"
+            " WHERE key = ? AND revision < ? ORDER BY revision DESC LIMIT 1", (key, revision),
+        ).fetchone()
+        return KeyValue(*row) if row and row[1] is not None else None
+
+    def compact(self, revision: int) -> None:
+        """Drop history rows before revision unless a read at revision needs them: per key, the
+        newest row at or before revision stays if it is not a deletion."""
+        self.db.execute(
+            "DELETE FROM history WHERE revision < :rev AND (value IS NULL OR revision < "
+            "(SELECT MAX(h.revision) FROM history h WHERE h.key = history.key AND h.revision <= :rev))",
+            {"rev": revision},
+        )
+        self._set_meta("compact_revision", revision)
+
+    def lease(self, id: int) -> Lease | None:
+        """One lease."""
+        row = self.db.execute("SELECT id, ttl, deadline FROM leases WHERE id = ?", (id,)).fetchone()
+        return Lease(*row) if row else None
+
+    def leases(self, after: int, limit: int) -> list[Lease]:
+        """Leases with id > after, by id."""
+        rows = self.db.execute("SELECT id, ttl, deadline FROM leases WHERE id > ? ORDER BY id LIMIT ?",
+                               (after, limit or -1))
+        return [Lease(*row) for row in rows]
+
+    def expired_leases(self, now: float) -> list[Lease]:
+        """Leases whose deadline is at or before now, by id."""
+        rows = self.db.execute("SELECT id, ttl, deadline FROM leases WHERE deadline <= ? ORDER BY id", (now,))
+        return [Lease(*row) for row in rows]
+
+    def next_deadline(self) -> float | None:
+        """The earliest lease deadline."""
+        return self.db.execute("SELECT MIN(deadline) FROM leases").fetchone()[0]
+
+    def save_lease(self, lease: Lease) -> None:
+        """Insert or replace a lease."""
+        self.db.execute("INSERT OR REPLACE INTO leases (id, ttl, deadline) VALUES (?, ?, ?)",
+                        (lease.id, lease.ttl, lease.deadline))
+
+    def drop_lease(self, id: int) -> None:
+        """Delete a lease."""
+        self.db.execute("DELETE FROM leases WHERE id = ?", (id,))
+
+    def lease_keys(self, id: int) -> list[bytes]:
+        """The live keys attached to a lease."""
+        return [row[0] for row in self.db.execute("SELECT key FROM live WHERE lease = ? ORDER BY key", (id,))]
+
+    def next_lease_id(self) -> int:
+        """One more than the last id this counter gave, skipping ids taken by explicit grants."""
+        candidate = self._meta("lease_seq") + 1
+        while self.lease(candidate) is not None:
+            candidate += 1
+        self._set_meta("lease_seq", candidate)
+        return candidate
 
     def size_bytes(self) -> int:
         """Pages in use times page size."""
