@@ -119,3 +119,16 @@ def test_an_unknown_flag_is_refused():
 def test_a_port_that_is_not_a_number_is_refused():
     with pytest.raises(SystemExit):
         load_config("iam", 8083, argv=[], environ={"IAM_REST_PORT": "eighty"})
+
+
+def test_a_service_adds_its_own_flags():
+    def add_options(group, default):
+        group.add_argument("--token-ttl", type=int, default=default("token_ttl", 60))
+
+    config = load_config("iam", 8083, ["--rest-port", "9000"], environ={"IAM_TOKEN_TTL": "90"},
+                         add_options=add_options)
+    # argparse converts a string default (from the environment) with the flag's type.
+    assert (config.rest_port, config.options) == (9000, {"token_ttl": 90})
+    flagged = load_config("iam", 8083, ["--token-ttl", "30"], environ={"IAM_TOKEN_TTL": "90"}, add_options=add_options)
+    assert flagged.options == {"token_ttl": 30}
+    assert load_config("iam", 8083, [], environ={}).options == {}

@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from photoncloud.common.config import ServerConfig
+from photoncloud.common.config import ServerConfig, load_config
 from photoncloud.common.errors import Code, ServiceError
 from photoncloud.common.testing import ServiceProcess
 from photoncloud.iam import app
@@ -65,15 +65,24 @@ async def test_a_weak_admin_password_is_refused_at_start(tmp_path):
     assert raised.value.details["field"] == app.ADMIN_PASSWORD_ENV
 
 
-def test_iam_flags_and_environment(capsys):
-    settings, rest = app.load_settings(["--issuer", "https://iam.example.com/", "--rest-port", "9000",
-                                        "--access-token-ttl", "600"], environ={"IAM_REFRESH_TOKEN_TTL": "7200"})
+def test_iam_flags_and_environment():
+    config = load_config("iam", app.REST_PORT, ["--issuer", "https://iam.example.com/", "--rest-port", "9000",
+                                                "--access-token-ttl", "600"],
+                         environ={"IAM_REFRESH_TOKEN_TTL": "7200"}, add_options=app.add_options)
+    settings = app.settings_from(config)
     assert (settings.issuer, settings.access_token_ttl, settings.refresh_token_ttl) == \
         ("https://iam.example.com", 600, 7200)
-    assert rest == ["--rest-port", "9000"]
+    assert config.rest_port == 9000
+    with pytest.raises(SystemExit) as refused:
+        app.settings_from(load_config("iam", app.REST_PORT, ["--access-token-ttl", "0"], environ={},
+                                      add_options=app.add_options))
+    assert "access_token_ttl" in str(refused.value)
+
+
+def test_iam_flags_are_in_the_help(capsys):
     with pytest.raises(SystemExit):
-        app.load_settings(["--access-token-ttl", "0"], environ={})
-    assert "access_token_ttl" in capsys.readouterr().err
+        load_config("iam", app.REST_PORT, ["--help"], environ={}, add_options=app.add_options)
+    assert "--issuer" in capsys.readouterr().out
 
 
 def test_the_module_runs_and_stops_on_sigterm(tmp_path, monkeypatch):

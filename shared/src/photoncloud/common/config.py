@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class ServerConfig:
     iam_url: str = "http://127.0.0.1:8083"
     iam_issuer: str = ""  # the `iss` IAM's tokens carry; empty: iam_url
     revocation_poll_seconds: float = 5.0
+    options: Mapping[str, Any] = field(default_factory=dict)  # the service's own flags, by dest name
 
     @property
     def expected_issuer(self) -> str:
@@ -36,17 +38,22 @@ def grpc_port_for(rest_port: int) -> int:
     return 50050 + rest_port % 10
 
 
+# Adds a service's own flags to the parser; `default(name, fallback)` reads `<SERVICE>_NAME`.
+AddOptions = Callable[[Any, Callable[[str, object], object]], None]  # (an argparse group, default)
+
+
 def load_config(
     service: str,
     rest_port: int,
     argv: Sequence[str] | None = None,
     environ: Mapping[str, str] | None = None,
+    add_options: AddOptions | None = None,
 ) -> ServerConfig:
     """Read a service's configuration: `--flag`, else `<SERVICE>_FLAG`, else the default.
 
     Settings every service shares (where IAM is, the log level) also read `PHOTONCLOUD_FLAG`.
-
     The data directory defaults to `$PHOTONCLOUD_DATA_DIR/<service>` (`./.data/<service>`).
+    add_options adds the service's own flags, whose values land in `ServerConfig.options`.
     """
     env = os.environ if environ is None else environ
     prefix = service.upper() + "_"
@@ -72,6 +79,9 @@ def load_config(
                         help="the issuer IAM's tokens name (default: --iam-url)")
     parser.add_argument("--revocation-poll-seconds", type=float, default=default("revocation_poll_seconds", 5.0, platform_wide=True),
                         help="how often IAM's revoked tokens are fetched: a revoked token is refused within this delay")
+    common = {action.dest for action in parser._actions}  # noqa: SLF001 - argparse has no public view
+    if add_options is not None:
+        add_options(parser.add_argument_group(f"{service} options"), default)
     args = parser.parse_args(argv)
     return ServerConfig(
         service=service,
@@ -85,4 +95,5 @@ def load_config(
         iam_url=str(args.iam_url).rstrip("/"),
         iam_issuer=str(args.iam_issuer),
         revocation_poll_seconds=float(args.revocation_poll_seconds),
+        options={k: v for k, v in vars(args).items() if k not in common},
     )

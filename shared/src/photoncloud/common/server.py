@@ -16,7 +16,7 @@ from grpc_reflection.v1alpha import reflection
 
 from . import envelope
 from .auth import Verifier
-from .config import ServerConfig, load_config
+from .config import AddOptions, ServerConfig, load_config
 from .logs import setup_logging
 from .metrics import CONTENT_TYPE, RequestMetrics
 from .openapi import openapi_document
@@ -172,9 +172,11 @@ def run(
     rest_port: int,
     build: Callable[[ServerConfig], Awaitable[Service]],
     argv: Sequence[str] | None = None,
+    add_options: AddOptions | None = None,
 ) -> None:
-    """The `__main__` of a service: read the configuration, build the service, serve it."""
-    config = load_config(name, rest_port, argv)
+    """The `__main__` of a service: read the configuration (with the service's own flags), build
+    the service, serve it."""
+    config = load_config(name, rest_port, argv, add_options=add_options)
     setup_logging(name, config.log_level)
 
     async def main() -> None:

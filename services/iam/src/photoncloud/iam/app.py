@@ -3,10 +3,9 @@ checks tokens against IAM's own keys and revocation list."""
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -26,36 +25,28 @@ ADMIN_PASSWORD_FILE = "admin-password"
 __version__ = version("photoncloud-iam")
 
 
-def settings_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
-    """IAM's own flags (`--flag`, else `IAM_FLAG`, else the default), beside the server's."""
-    parser = argparse.ArgumentParser(prog=NAME, add_help=False, description="IAM options")
+def add_options(group: Any, default: Callable[[str, object], object]) -> None:
+    """IAM's own flags (`--flag`, else `IAM_FLAG`, else the default), beside every service's."""
     defaults = Settings()
-    parser.add_argument("--issuer", default=environ.get("IAM_ISSUER", DEFAULT_ISSUER),
-                        help="the tokens' `iss`, and the base of the discovery URLs")
-    parser.add_argument("--access-token-ttl", type=int,
-                        default=int(environ.get("IAM_ACCESS_TOKEN_TTL", defaults.access_token_ttl)),
-                        help="seconds an access token lives")
-    parser.add_argument("--refresh-token-ttl", type=int,
-                        default=int(environ.get("IAM_REFRESH_TOKEN_TTL", defaults.refresh_token_ttl)),
-                        help="seconds a refresh token lives (rotated on every use)")
-    parser.add_argument("--session-ttl", type=int,
-                        default=int(environ.get("IAM_SESSION_TTL", defaults.session_ttl)),
-                        help="seconds after sign-in when a session's refresh tokens stop working")
-    return parser
+    group.add_argument("--issuer", default=default("issuer", DEFAULT_ISSUER),
+                       help="the tokens' `iss`, and the base of the discovery URLs")
+    group.add_argument("--access-token-ttl", type=int, default=default("access_token_ttl", defaults.access_token_ttl),
+                       help="seconds an access token lives")
+    group.add_argument("--refresh-token-ttl", type=int,
+                       default=default("refresh_token_ttl", defaults.refresh_token_ttl),
+                       help="seconds a refresh token lives (rotated on every use)")
+    group.add_argument("--session-ttl", type=int, default=default("session_ttl", defaults.session_ttl),
+                       help="seconds after sign-in when a session's refresh tokens stop working")
 
 
-def load_settings(argv: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> tuple[Settings, list[str]]:
-    """IAM's settings from argv and environ, and the arguments left for the server's configuration."""
-    parser = settings_parser(os.environ if environ is None else environ)
-    args, rest = parser.parse_known_args(list(argv))
-    if "-h" in rest or "--help" in rest:
-        print(parser.format_help(), file=sys.stderr)
+def settings_from(config: ServerConfig) -> Settings:
+    """IAM's settings from the configuration's IAM options (the defaults where there are none)."""
+    options = {k: config.options[k] for k in ("issuer", "access_token_ttl", "refresh_token_ttl", "session_ttl")
+               if k in config.options}
     try:
-        settings = Settings(issuer=args.issuer, access_token_ttl=args.access_token_ttl,
-                            refresh_token_ttl=args.refresh_token_ttl, session_ttl=args.session_ttl)
+        return Settings(**{k: int(v) if k.endswith("ttl") else v for k, v in options.items()})
     except ValueError as exc:
-        parser.error(str(exc))
-    return settings, rest
+        raise SystemExit(f"iam: {exc}") from None
 
 
 def announce(data_dir: Path, bootstrapped: Bootstrapped) -> None:
@@ -81,7 +72,7 @@ async def open_core(config: ServerConfig, settings: Settings | None = None,
     """The core over the store in config.data_dir, started (signing key and built-in roles ready)."""
     store = await SqliteIamStore(config.data_dir / "iam.sqlite3").open()
     try:
-        core = IamCore(store, settings or load_settings()[0], hasher)
+        core = IamCore(store, settings or settings_from(config), hasher)
         await core.start()
     except BaseException:
         await store.close()
@@ -120,9 +111,4 @@ async def build(config: ServerConfig, settings: Settings | None = None, *, hashe
 
 def main(argv: list[str] | None = None) -> None:
     """Run IAM until SIGTERM or SIGINT."""
-    settings, rest = load_settings(sys.argv[1:] if argv is None else argv)
-
-    async def build_service(config: ServerConfig) -> Service:
-        return await build(config, settings)
-
-    run(NAME, REST_PORT, build_service, rest)
+    run(NAME, REST_PORT, build, sys.argv[1:] if argv is None else argv, add_options)
