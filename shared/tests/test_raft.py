@@ -1,0 +1,225 @@
+"""The Raft log: three members in one process on 127.0.0.1, elections, replication, failover, restart."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from photoncloud.common.errors import NotFound, Unavailable
+from photoncloud.common.raft import RaftLog
+
+SECRET = "cluster-secret-for-tests"
+FAST = {"election_timeout": (0.2, 0.5), "heartbeat": 0.05, "connection_retry": 0.3, "propose_timeout": 5.0}
+
+
+class Register:
+    """A toy state machine: a dict of registers, kept (with its applied index) in a JSON file.
+
+    Commands are ("set", key, value) -> the previous value, or ("get-or-fail", key) -> NotFound.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.lock = threading.Lock()
+        if path.exists():
+            state = json.loads(path.read_text())
+        else:
+            state = {"index": 0, "values": {}, "applied": []}
+        self.index: int = state["index"]
+        self.values: dict[str, Any] = state["values"]
+        self.applied: list[list[Any]] = state["applied"]
+
+    def applied_index(self) -> int:
+        return self.index
+
+    def apply(self, index: int, command: Any) -> Any:
+        assert self.lock.acquire(blocking=False), "apply overlapped another apply or a read"
+        try:
+            assert index > self.index, (index, self.index)  # never applied twice, always in order
+            self.index = index
+            self.applied.append([index, list(command)])
+            kind, key, *rest = command
+            result: Any
+            if kind == "set":
+                result = self.values.get(key)
+                self.values[key] = rest[0]
+            else:
+                result = self.values[key] if key in self.values else NotFound(f"no register {key}")
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"index": self.index, "values": self.values, "applied": self.applied}))
+            tmp.replace(self.path)
+            return result
+        finally:
+            self.lock.release()
+
+
+def free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+async def wait_for(condition: Callable[[], Any], timeout: float = 8.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not reached in time")
+
+
+class Cluster:
+    def __init__(self, root: Path, n: int = 3):
+        self.root = root
+        self.addresses = {i + 1: f"127.0.0.1:{port}" for i, port in enumerate(free_ports(n))}
+        self.logs: dict[int, RaftLog] = {}
+        self.machines: dict[int, Register] = {}
+
+    def start(self, member: int, secret: str = SECRET) -> RaftLog:
+        machine = Register(self.root / f"state-{member}.json")
+        self.machines[member] = machine
+        self.logs[member] = RaftLog(machine, self.addresses[member], self.addresses, secret,
+                                    self.root / f"raft-{member}", member, **FAST)
+        return self.logs[member]
+
+    async def stop(self, member: int) -> None:
+        await self.logs.pop(member).close()
+
+    async def close(self) -> None:
+        for member in list(self.logs):
+            await self.stop(member)
+
+    async def leader(self, among: list[int] | None = None, not_: int | None = None) -> int:
+        members = among or list(self.logs)
+
+        def find() -> int | None:
+            leaders = [m for m in members if self.logs[m].status().role == "LEADER" and m != not_]
+            if len(leaders) != 1:
+                return None
+            leader = leaders[0]
+            return leader if all(self.logs[m].status().leader == leader for m in members) else None
+
+        return await wait_for(find)
+
+    async def caught_up(self, members: list[int], index: int) -> None:
+        await wait_for(lambda: all(self.machines[m].applied_index() >= index for m in members))
+
+
+@pytest.fixture
+async def cluster(tmp_path):
+    cluster = Cluster(tmp_path)
+    yield cluster
+    await cluster.close()
+
+
+async def test_leader_applies_on_every_member_in_the_same_order(cluster: Cluster) -> None:
+    for member in (1, 2, 3):
+        cluster.start(member)
+    leader = await cluster.leader()
+    log = cluster.logs[leader]
+    status = log.status()
+    assert (status.member_id, status.leader, status.role) == (leader, leader, "LEADER") and status.term >= 1
+
+    assert await log.propose(("set", "a", 1)) is None
+    assert await log.propose(("set", "a", 2)) == 1
+    results = await asyncio.gather(*(log.propose(("set", f"k{i}", i)) for i in range(20)))
+    assert results == [None] * 20
+    with pytest.raises(NotFound):
+        await log.propose(("get-or-fail", "missing"))
+
+    index = cluster.machines[leader].applied_index()
+    await cluster.caught_up([1, 2, 3], index)
+    histories = [cluster.machines[m].applied for m in (1, 2, 3)]
+    assert histories[0] == histories[1] == histories[2]
+    indexes = [entry[0] for entry in histories[0]]
+    assert len(indexes) == 23 and indexes == sorted(set(indexes))
+    assert [entry[1] for entry in histories[0]][:2] == [["set", "a", 1], ["set", "a", 2]]
+
+    assert (await log.read(lambda: dict(cluster.machines[leader].values)))["a"] == 2
+    assert (await log.read(lambda: cluster.machines[leader].values["a"], linearizable=True)) == 2
+    assert log.status().index == index
+    members = log.members()
+    assert [m.member_id for m in members] == [1, 2, 3]
+    assert [m.is_leader for m in members] == [m == leader for m in (1, 2, 3)]
+    assert [m.address for m in members] == [cluster.addresses[m] for m in (1, 2, 3)]
+
+
+async def test_a_follower_refuses_proposals_and_names_the_leader(cluster: Cluster) -> None:
+    for member in (1, 2, 3):
+        cluster.start(member)
+    leader = await cluster.leader()
+    follower = next(m for m in (1, 2, 3) if m != leader)
+    assert cluster.logs[follower].status().role == "FOLLOWER"
+    with pytest.raises(Unavailable) as caught:
+        await cluster.logs[follower].propose(("set", "x", 1))
+    assert caught.value.details == {"leader": cluster.addresses[leader]}
+    with pytest.raises(Unavailable):
+        await cluster.logs[follower].read(lambda: 1, linearizable=True)
+    assert await cluster.logs[follower].read(lambda: 7) == 7  # a local read works anywhere
+    assert cluster.machines[follower].applied == []
+
+
+async def test_a_member_with_the_wrong_secret_cannot_join(cluster: Cluster) -> None:
+    cluster.start(1)
+    cluster.start(2)
+    cluster.start(3, secret="not-the-secret")
+    leader = await cluster.leader(among=[1, 2])
+    for i in range(5):
+        await cluster.logs[leader].propose(("set", "k", i))
+    await cluster.caught_up([1, 2], cluster.machines[leader].applied_index())
+    await asyncio.sleep(0.5)
+    outsider = cluster.logs[3].status()
+    assert cluster.machines[3].applied == [] and outsider.index == 0
+    assert outsider.leader == 0 and outsider.role != "LEADER"
+
+
+async def test_failover_keeps_acknowledged_commands_and_a_restarted_member_catches_up(cluster: Cluster) -> None:
+    for member in (1, 2, 3):
+        cluster.start(member)
+    old = await cluster.leader()
+    acknowledged = {}
+    for i in range(5):
+        await cluster.logs[old].propose(("set", f"before{i}", i))
+        acknowledged[f"before{i}"] = i
+
+    await cluster.stop(old)
+    survivors = [m for m in (1, 2, 3) if m != old]
+    new = await cluster.leader(among=survivors)
+    for i in range(5):
+        await cluster.logs[new].propose(("set", f"after{i}", i))
+        acknowledged[f"after{i}"] = i
+    await cluster.caught_up(survivors, cluster.machines[new].applied_index())
+    for member in survivors:
+        assert {k: cluster.machines[member].values[k] for k in acknowledged} == acknowledged
+
+    applied_before_restart = cluster.machines[old].applied_index()
+    restarted = cluster.start(old)  # same data directory, its state machine reloaded from disk
+    assert restarted.status().index == applied_before_restart
+    await cluster.caught_up([old], cluster.machines[new].applied_index())
+    assert cluster.machines[old].applied == cluster.machines[new].applied  # nothing applied twice
+    assert await cluster.leader() == new
+    await cluster.logs[new].propose(("set", "last", 1))
+    await cluster.caught_up([1, 2, 3], cluster.machines[new].applied_index())
+    assert cluster.machines[old].values["last"] == 1
+
+
+def test_a_secret_and_consistent_member_ids_are_required(tmp_path: Path) -> None:
+    machine = Register(tmp_path / "state.json")
+    with pytest.raises(ValueError, match="secret"):
+        RaftLog(machine, "127.0.0.1:1", ["127.0.0.1:2"], "", tmp_path / "raft", 1)
+    with pytest.raises(ValueError, match="position"):  # sorted addresses: 127.0.0.1:1 is member 1
+        RaftLog(machine, "127.0.0.1:1", ["127.0.0.1:2"], SECRET, tmp_path / "raft", 2)
