@@ -58,6 +58,20 @@ from photoncloud.common.errors import (
     Unauthenticated,
 )
 
+from .credentials import (
+    ALGORITHM,
+    LoginThrottle,
+    SecretHasher,
+    check_password,
+    generate_key,
+    load_private_key,
+    new_id,
+    new_refresh_token,
+    new_secret,
+    public_key,
+    sign,
+    token_digest,
+)
 from .records import (
     ACTIVE,
     EXPIRED,
@@ -74,20 +88,6 @@ from .records import (
     SigningKey,
     TokenFamily,
     User,
-)
-from .credentials import (
-    ALGORITHM,
-    LoginThrottle,
-    SecretHasher,
-    check_password,
-    generate_key,
-    load_private_key,
-    new_id,
-    new_refresh_token,
-    new_secret,
-    public_key,
-    sign,
-    token_digest,
 )
 
 log = logging.getLogger("photoncloud.iam")

@@ -17,14 +17,17 @@ from typing import Any
 import aiosqlite
 
 from .core import (
-    AccessToken,
-    AuditEvent,
-    Binding,
     Change,
     Cmp,
     Delete,
     Duplicate,
     Insert,
+    Where,
+)
+from .records import (
+    AccessToken,
+    AuditEvent,
+    Binding,
     Meta,
     Organization,
     Project,
@@ -35,7 +38,6 @@ from .core import (
     SigningKey,
     TokenFamily,
     User,
-    Where,
 )
 
 SCHEMA = """
