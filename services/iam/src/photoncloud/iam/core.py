@@ -353,6 +353,15 @@ def _check_text(value: str, field_name: str, limit: int) -> str:
     return value
 
 
+def _check_labels(fields: Mapping[str, Any]) -> None:
+    """The rules for the name, display name and description of orgs, projects and service accounts
+    (those of fields: a create gives all three, an update the ones it changes)."""
+    if "name" in fields:
+        _check_name(fields["name"], "name")
+    _check_text(fields.get("display_name", ""), "display_name", 256)
+    _check_text(fields.get("description", ""), "description", 1024)
+
+
 def _check_email(value: str) -> str:
     if value and (len(value) > 254 or not _EMAIL.fullmatch(value)):
         raise InvalidArgument(f"email {value!r} is not a valid address", {"field": "email"})
@@ -696,9 +705,7 @@ class IamCore:
         """A new organization (system scope)."""
         async with self._audited(caller, "iam.orgs.create", f"orgs/{name}") as event:
             _require_system(caller, ORGS_MANAGE)
-            _check_name(name, "name")
-            _check_text(display_name, "display_name", 256)
-            _check_text(description, "description", 1024)
+            _check_labels({"name": name, "display_name": display_name, "description": description})
             now = self.clock()
             org = Organization(new_id("org"), name, display_name, description, now, now)
             event.target = f"orgs/{org.id}"
@@ -732,10 +739,7 @@ class IamCore:
             async with self._lock:
                 org = await self._get(Organization, org_id, "organization")
                 _require(caller, ORGS_MANAGE, org.id)
-                if "name" in changes:
-                    _check_name(changes["name"], "name")
-                _check_text(changes.get("display_name", ""), "display_name", 256)
-                _check_text(changes.get("description", ""), "description", 1024)
+                _check_labels(changes)
                 org = replace(org, **changes, updated_at=self.clock())
                 await self._commit(event, Update(org))
             return org
@@ -769,9 +773,7 @@ class IamCore:
             if not org_id:
                 raise InvalidArgument("org_id is required", {"field": "org_id"})
             _require(caller, PROJECTS_MANAGE, org_id)
-            _check_name(name, "name")
-            _check_text(display_name, "display_name", 256)
-            _check_text(description, "description", 1024)
+            _check_labels({"name": name, "display_name": display_name, "description": description})
             now = self.clock()
             project = Project(new_id("proj"), org_id, name, display_name, description, now, now)
             event.target = f"projects/{project.id}"
@@ -804,10 +806,7 @@ class IamCore:
             async with self._lock:
                 project = await self._get(Project, project_id, "project")
                 _require(caller, PROJECTS_MANAGE, project.org_id, project.id)
-                if "name" in changes:
-                    _check_name(changes["name"], "name")
-                _check_text(changes.get("display_name", ""), "display_name", 256)
-                _check_text(changes.get("description", ""), "description", 1024)
+                _check_labels(changes)
                 project = replace(project, **changes, updated_at=self.clock())
                 await self._commit(event, Update(project))
             return project
@@ -988,9 +987,7 @@ class IamCore:
                     raise InvalidArgument(f"project {project_id!r} is not in org {org_id!r}", {"field": "org_id"})
                 org_id = project.org_id
             _require(caller, SERVICE_ACCOUNTS_MANAGE, org_id, project_id)
-            _check_name(name, "name")
-            _check_text(display_name, "display_name", 256)
-            _check_text(description, "description", 1024)
+            _check_labels({"name": name, "display_name": display_name, "description": description})
             secret = new_secret()
             hashed = await self.hasher.hash(secret)
             now = self.clock()
@@ -1026,10 +1023,7 @@ class IamCore:
         async with self._audited(caller, "iam.serviceaccounts.update", f"serviceaccounts/{account_id}") as event:
             changes = _changes(changes, ("name", "display_name", "description", "enabled"))
             event.details["fields"] = sorted(changes)
-            if "name" in changes:
-                _check_name(changes["name"], "name")
-            _check_text(changes.get("display_name", ""), "display_name", 256)
-            _check_text(changes.get("description", ""), "description", 1024)
+            _check_labels(changes)
             async with self._lock:
                 account = await self._get(ServiceAccount, account_id, "service account")
                 _require(caller, SERVICE_ACCOUNTS_MANAGE, account.org_id, account.project_id)
