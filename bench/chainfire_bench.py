@@ -23,7 +23,6 @@ import platform
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass
@@ -34,7 +33,7 @@ import grpc
 
 from photoncloud.chainfire.v1 import kv_pb2 as pb
 from photoncloud.chainfire.v1 import kv_pb2_grpc as pb_grpc
-from photoncloud.common.testing import start_platform
+from photoncloud.common.testing import DIRECT, start_platform
 
 LOOPBACK = "127.0.0.1"
 TXN_BATCH = 128  # the most operations one transaction branch may hold
@@ -209,11 +208,10 @@ def chainfire(log_level: str) -> Iterator[tuple[str, str, str]]:
 
 
 def wait_healthy(address: str, timeout: float = 30) -> None:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with opener.open(f"http://{address}/health", timeout=2) as response:
+            with DIRECT.open(f"http://{address}/health", timeout=2) as response:
                 if response.status == 200:
                     return
         except OSError:

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -14,6 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
+from photoncloud.common.testing import free_ports
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker" / "docker-compose.yml"
@@ -32,20 +33,6 @@ def compose_command() -> list[str]:
     pytest.fail("neither `docker-compose` nor the `docker compose` plugin is installed; "
                 "install one (Debian: apt-get install docker-compose) to validate "
                 "docker/docker-compose.yml")
-
-
-def free_ports(count: int) -> list[int]:
-    """Return `count` distinct loopback ports that nothing listens on right now."""
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def run_health(ports: dict[str, int], *args: str) -> subprocess.CompletedProcess:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +14,7 @@ import pytest
 
 from photoncloud.common.errors import NotFound, Unavailable
 from photoncloud.common.raft import RaftLog
+from photoncloud.common.testing import free_ports
 
 SECRET = "cluster-secret-for-tests"
 FAST = {"election_timeout": (0.2, 0.5), "heartbeat": 0.05, "connection_retry": 0.3, "propose_timeout": 5.0}
@@ -59,17 +59,6 @@ class Register:
             return result
         finally:
             self.lock.release()
-
-
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 async def wait_for(condition: Callable[[], Any], timeout: float = 8.0) -> Any:

@@ -11,12 +11,11 @@ import pytest
 
 from photoncloud.common.config import ServerConfig, load_config
 from photoncloud.common.errors import Code, ServiceError
-from photoncloud.common.testing import ServiceProcess
+from photoncloud.common.testing import DIRECT, ServiceProcess
 from photoncloud.iam import app
 from photoncloud.iam.core import Caller, Grant
 
 
-DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
 
 
 def config_for(data_dir) -> ServerConfig:

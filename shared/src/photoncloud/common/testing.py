@@ -22,14 +22,20 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from .auth import AUDIENCE, SYSTEM, Scope, Verifier
 
 
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """count distinct TCP ports on 127.0.0.1 that nothing listens on right now."""
+    # All bound at once: ports asked for one by one may come back the same.
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 class ServiceProcess:
@@ -39,8 +45,7 @@ class ServiceProcess:
         self.name = name
         self.env = {**os.environ, **(env or {})}
         self.data_dir = data_dir
-        self.rest_port = free_port()
-        self.grpc_port = free_port()
+        self.rest_port, self.grpc_port = free_ports(2)
         self.extra_args = extra_args
         self.process: subprocess.Popen | None = None
         self.log_path = data_dir.parent / f"{data_dir.name}.log"
@@ -71,7 +76,7 @@ class ServiceProcess:
     def healthy(self) -> bool:
         """Whether /health answers SERVING."""
         try:
-            with _DIRECT.open(self.url + "/health", timeout=1) as response:
+            with DIRECT.open(self.url + "/health", timeout=1) as response:
                 return json.load(response)["data"]["status"] == "SERVING"
         except (OSError, urllib.error.URLError, ValueError, KeyError):
             return False
@@ -158,7 +163,7 @@ class Platform:
         if token:
             request.add_header("Authorization", f"Bearer {token}")
         try:
-            with _DIRECT.open(request, timeout=30) as response:
+            with DIRECT.open(request, timeout=30) as response:
                 return response.status, json.load(response)
         except urllib.error.HTTPError as error:
             return error.code, json.load(error)
