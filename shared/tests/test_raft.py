@@ -1,4 +1,5 @@
-"""The Raft log: three members in one process on 127.0.0.1, elections, replication, failover, restart."""
+"""The Raft log: members in one process on 127.0.0.1; elections, replication, forwarding, failover,
+restart, snapshots and membership changes."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from photoncloud.common.errors import NotFound, Unavailable
+from photoncloud.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from photoncloud.common.raft import RaftLog
+from photoncloud.common.replication import member_id
 from photoncloud.common.testing import free_ports
 
 SECRET = "cluster-secret-for-tests"
@@ -29,13 +31,26 @@ class Register:
     def __init__(self, path: Path):
         self.path = path
         self.lock = threading.Lock()
-        if path.exists():
-            state = json.loads(path.read_text())
+        self.restored = 0
+        self._load()
+
+    def _load(self) -> None:
+        if self.path.exists():
+            state = json.loads(self.path.read_text())
         else:
             state = {"index": 0, "values": {}, "applied": []}
         self.index: int = state["index"]
         self.values: dict[str, Any] = state["values"]
         self.applied: list[list[Any]] = state["applied"]
+
+    def snapshot(self, path: str) -> None:
+        Path(path).write_text(self.path.read_text() if self.path.exists() else json.dumps(
+            {"index": 0, "values": {}, "applied": []}))
+
+    def restore(self, path: str) -> None:
+        Path(path).replace(self.path)
+        self._load()
+        self.restored += 1
 
     def applied_index(self) -> int:
         return self.index
@@ -72,18 +87,24 @@ async def wait_for(condition: Callable[[], Any], timeout: float = 8.0) -> Any:
 
 
 class Cluster:
-    def __init__(self, root: Path, n: int = 3):
+    """Members numbered 1..n in the tests (their Raft ids are hashes of their addresses)."""
+
+    def __init__(self, root: Path, n: int = 4):
         self.root = root
         self.addresses = {i + 1: f"127.0.0.1:{port}" for i, port in enumerate(free_ports(n))}
         self.logs: dict[int, RaftLog] = {}
         self.machines: dict[int, Register] = {}
 
-    def start(self, member: int, secret: str = SECRET) -> RaftLog:
+    def start(self, member: int, secret: str = SECRET, peers: list[int] = [1, 2, 3], **options: Any) -> RaftLog:
         machine = Register(self.root / f"state-{member}.json")
         self.machines[member] = machine
-        self.logs[member] = RaftLog(machine, self.addresses[member], self.addresses, secret,
-                                    self.root / f"raft-{member}", member, **FAST)
+        self.logs[member] = RaftLog(machine, self.addresses[member], [self.addresses[m] for m in peers], secret,
+                                    self.root / f"raft-{member}", client_urls={"rest": f"http://member-{member}"},
+                                    **{**FAST, **options})
         return self.logs[member]
+
+    def id(self, member: int) -> int:
+        return member_id(self.addresses[member])
 
     async def stop(self, member: int) -> None:
         await self.logs.pop(member).close()
@@ -100,7 +121,7 @@ class Cluster:
             if len(leaders) != 1:
                 return None
             leader = leaders[0]
-            return leader if all(self.logs[m].status().leader == leader for m in members) else None
+            return leader if all(self.logs[m].status().leader == self.id(leader) for m in members) else None
 
         return await wait_for(find)
 
@@ -121,7 +142,8 @@ async def test_leader_applies_on_every_member_in_the_same_order(cluster: Cluster
     leader = await cluster.leader()
     log = cluster.logs[leader]
     status = log.status()
-    assert (status.member_id, status.leader, status.role) == (leader, leader, "LEADER") and status.term >= 1
+    assert (status.member_id, status.leader, status.role) == (cluster.id(leader),) * 2 + ("LEADER",)
+    assert status.term >= 1
 
     assert await log.propose(("set", "a", 1)) is None
     assert await log.propose(("set", "a", 2)) == 1
@@ -141,25 +163,31 @@ async def test_leader_applies_on_every_member_in_the_same_order(cluster: Cluster
     assert (await log.read(lambda: dict(cluster.machines[leader].values)))["a"] == 2
     assert (await log.read(lambda: cluster.machines[leader].values["a"], linearizable=True)) == 2
     assert log.status().index == index
-    members = log.members()
-    assert [m.member_id for m in members] == [1, 2, 3]
-    assert [m.is_leader for m in members] == [m == leader for m in (1, 2, 3)]
-    assert [m.address for m in members] == [cluster.addresses[m] for m in (1, 2, 3)]
+    expected = sorted((cluster.id(m), cluster.addresses[m], m == leader) for m in (1, 2, 3))
+    for viewer in (1, 2, 3):  # every member knows every member, and where its clients reach it
+        members = await wait_for(lambda: all(m.client_urls for m in cluster.logs[viewer].members())
+                                 and cluster.logs[viewer].members())
+        assert [(m.member_id, m.peer_address, m.is_leader) for m in members] == expected
+        assert [m.is_self for m in members] == [m.member_id == cluster.id(viewer) for m in members]
+        by_address = {m.peer_address: m.client_urls for m in members}
+        assert by_address == {cluster.addresses[m]: {"rest": f"http://member-{m}"} for m in (1, 2, 3)}
 
 
-async def test_a_follower_refuses_proposals_and_names_the_leader(cluster: Cluster) -> None:
+async def test_a_follower_forwards_proposals_and_reads_linearizably(cluster: Cluster) -> None:
     for member in (1, 2, 3):
         cluster.start(member)
     leader = await cluster.leader()
     follower = next(m for m in (1, 2, 3) if m != leader)
     assert cluster.logs[follower].status().role == "FOLLOWER"
-    with pytest.raises(Unavailable) as caught:
-        await cluster.logs[follower].propose(("set", "x", 1))
-    assert caught.value.details == {"leader": cluster.addresses[leader]}
-    with pytest.raises(Unavailable):
-        await cluster.logs[follower].read(lambda: 1, linearizable=True)
-    assert await cluster.logs[follower].read(lambda: 7) == 7  # a local read works anywhere
-    assert cluster.machines[follower].applied == []
+    assert await cluster.logs[follower].propose(("set", "x", 1)) is None
+    assert await cluster.logs[follower].propose(("set", "x", 2)) == 1  # the result of its own apply
+    with pytest.raises(NotFound):
+        await cluster.logs[follower].propose(("get-or-fail", "missing"))
+    # A write through the leader is seen by a linearizable read on a follower at once.
+    await cluster.logs[leader].propose(("set", "x", 3))
+    assert await cluster.logs[follower].read(lambda: cluster.machines[follower].values["x"], linearizable=True) == 3
+    await cluster.caught_up([1, 2, 3], cluster.machines[leader].applied_index())
+    assert cluster.machines[follower].applied == cluster.machines[leader].applied
 
 
 async def test_a_member_with_the_wrong_secret_cannot_join(cluster: Cluster) -> None:
@@ -206,9 +234,82 @@ async def test_failover_keeps_acknowledged_commands_and_a_restarted_member_catch
     assert cluster.machines[old].values["last"] == 1
 
 
-def test_a_secret_and_consistent_member_ids_are_required(tmp_path: Path) -> None:
+async def test_a_member_far_behind_catches_up_from_a_snapshot(cluster: Cluster) -> None:
+    for member in (1, 2, 3):
+        cluster.start(member, snapshot_entries=20)
+    leader = await cluster.leader()
+    lagging = next(m for m in (1, 2, 3) if m != leader)
+    await cluster.stop(lagging)
+    log = cluster.logs[leader]
+    for i in range(120):
+        await log.propose(("set", f"k{i}", i))
+    snapshot = cluster.root / f"raft-{leader}" / "raft.snapshot"
+    await wait_for(snapshot.exists)
+
+    restarted = cluster.start(lagging, snapshot_entries=20)
+    await cluster.caught_up([lagging], cluster.machines[leader].applied_index())
+    machine = cluster.machines[lagging]
+    assert machine.restored >= 1  # the journal it missed is gone: it installed the leader's snapshot
+    assert machine.values == cluster.machines[leader].values
+    assert len(machine.values) == 120
+    await log.propose(("set", "after", 1))  # and it follows the log from there
+    await cluster.caught_up([lagging], cluster.machines[leader].applied_index())
+    assert (await restarted.read(lambda: machine.values["after"], linearizable=True)) == 1
+
+
+async def test_a_member_restarts_from_its_own_snapshot_without_applying_anything_twice(cluster: Cluster) -> None:
+    for member in (1, 2, 3):
+        cluster.start(member, snapshot_entries=10)
+    leader = await cluster.leader()
+    for i in range(40):
+        await cluster.logs[leader].propose(("set", f"k{i}", i))
+    follower = next(m for m in (1, 2, 3) if m != leader)
+    await cluster.caught_up([follower], cluster.machines[leader].applied_index())
+    cluster.logs[follower].snapshot_now()
+    await wait_for((cluster.root / f"raft-{follower}" / "raft.snapshot").exists)
+    await cluster.stop(follower)
+    applied = list(cluster.machines[follower].applied)
+    cluster.start(follower, snapshot_entries=10)  # Register asserts that no index is applied twice
+    await cluster.logs[leader].propose(("set", "more", 1))
+    await cluster.caught_up([follower], cluster.machines[leader].applied_index())
+    assert cluster.machines[follower].restored == 0  # its own state was already past its snapshot
+    assert cluster.machines[follower].applied[:len(applied)] == applied
+    assert cluster.machines[follower].values == cluster.machines[leader].values
+
+
+async def test_members_are_added_and_removed_through_the_log(cluster: Cluster) -> None:
+    for member in (1, 2, 3):
+        cluster.start(member)
+    leader = await cluster.leader()
+    log = cluster.logs[leader]
+    await log.propose(("set", "a", 1))
+    follower = next(m for m in (1, 2, 3) if m != leader)
+
+    newcomer = cluster.start(4, peers=[1, 2, 3, 4])
+    added = await cluster.logs[follower].add_member(cluster.addresses[4])  # through a follower too
+    assert (added.member_id, added.peer_address) == (cluster.id(4), cluster.addresses[4])
+    await cluster.caught_up([4], cluster.machines[leader].applied_index())
+    assert cluster.machines[4].values == {"a": 1}
+    await wait_for(lambda: len(log.members()) == 4 and len(newcomer.members()) == 4)
+    with pytest.raises(AlreadyExists):
+        await log.add_member(cluster.addresses[4])
+    with pytest.raises(InvalidArgument):
+        await log.add_member("no-port")
+
+    with pytest.raises(FailedPrecondition):
+        await log.remove_member(cluster.id(leader))
+    with pytest.raises(NotFound):
+        await log.remove_member(12345)
+    removed = await log.remove_member(cluster.id(4))
+    assert removed.peer_address == cluster.addresses[4]
+    assert sorted(m.member_id for m in log.members()) == sorted(cluster.id(m) for m in (1, 2, 3))
+    await cluster.stop(4)
+    assert await log.propose(("set", "a", 2)) == 1  # three members still make a majority of three
+
+
+def test_a_secret_and_peer_addresses_are_required(tmp_path: Path) -> None:
     machine = Register(tmp_path / "state.json")
     with pytest.raises(ValueError, match="secret"):
-        RaftLog(machine, "127.0.0.1:1", ["127.0.0.1:2"], "", tmp_path / "raft", 1)
-    with pytest.raises(ValueError, match="position"):  # sorted addresses: 127.0.0.1:1 is member 1
-        RaftLog(machine, "127.0.0.1:1", ["127.0.0.1:2"], SECRET, tmp_path / "raft", 2)
+        RaftLog(machine, "127.0.0.1:1", ["127.0.0.1:2"], "", tmp_path / "raft")
+    with pytest.raises(InvalidArgument):
+        RaftLog(machine, "127.0.0.1", ["127.0.0.1:2"], SECRET, tmp_path / "raft")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from photoncloud.common.errors import FailedPrecondition, NotFound
-from photoncloud.common.replication import LocalLog
+from photoncloud.common.replication import LocalLog, member_id
 
 
 class Counter:
@@ -111,11 +111,15 @@ async def test_read_sees_previous_writes(log):
 
 
 async def test_status_of_a_single_member():
-    local = LocalLog(Counter(), member_id=7)
+    local = LocalLog(Counter(), "127.0.0.1:2380", {"rest": "http://127.0.0.1:8081"})
     try:
         status = local.status()
-        assert status.member_id == 7
-        assert status.leader == 7
+        assert status.member_id == member_id("127.0.0.1:2380")
+        assert status.leader == status.member_id
+        [member] = local.members()
+        assert (member.member_id, member.peer_address) == (status.member_id, "127.0.0.1:2380")
+        assert member.client_urls == {"rest": "http://127.0.0.1:8081"}
+        assert member.is_self and member.is_leader
         assert status.role == "LEADER"
         assert status.term >= 1
         assert status.index == 0
@@ -131,3 +135,10 @@ async def test_close_waits_for_commands_in_flight():
     await local.close()
     assert await asyncio.gather(*pending) == [1, 2, 3, 4, 5]
     assert machine.index == 5
+
+
+def test_member_ids_are_stable_distinct_and_exact_in_json():
+    ids = {member_id(f"10.0.0.{i}:2380") for i in range(1, 200)}
+    assert len(ids) == 199
+    assert member_id("10.0.0.1:2380") == member_id("10.0.0.1:2380")
+    assert all(0 < i < 2**53 for i in ids)

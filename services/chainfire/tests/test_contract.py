@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import aiohttp
@@ -12,6 +13,8 @@ from photoncloud.chainfire.v1 import kv_pb2 as pb
 from photoncloud.chainfire.v1 import kv_pb2_grpc as pb_grpc
 from photoncloud.common.rpc import error_from_rpc
 
+# A member's id is the first 53 bits of the SHA-256 of its peer address (the default one here).
+ALONE = int.from_bytes(hashlib.sha256(b"127.0.0.1:2380").digest()[:8], "big") >> 11
 KV_FIELDS = ("key", "value", "create_revision", "mod_revision", "version")
 
 
@@ -89,6 +92,16 @@ class Rest:
 
     async def compact(self, revision):
         return await self.call("POST", "/compact", json={"revision": revision})
+
+    async def members(self):
+        data = await self.call("GET", "/cluster/members")
+        return {"members": [[m["id"], m["peer_address"], m["is_leader"]] for m in data["members"]]}
+
+    async def add_member(self, peer_address):
+        return await self.call("POST", "/cluster/members", json={"peer_address": peer_address})
+
+    async def remove_member(self, id):
+        return await self.call("DELETE", f"/cluster/members/{id}")
 
     async def grant(self, ttl, id=0):
         return await self.call("POST", "/leases", json={"ttl": ttl, "id": id})
@@ -194,6 +207,16 @@ class Grpc:
         r = await self.call(self.cluster.Status, pb.StatusRequest())
         return {"member_id": r.member_id, "leader": r.leader, "role": r.role, "raft_term": r.raft_term,
                 "revision": r.revision}
+
+    async def members(self):
+        r = await self.call(self.cluster.MemberList, pb.MemberListRequest())
+        return {"members": [[m.id, m.peer_address, m.is_leader] for m in r.members]}
+
+    async def add_member(self, peer_address):
+        return await self.call(self.cluster.MemberAdd, pb.MemberAddRequest(peer_address=peer_address))
+
+    async def remove_member(self, id):
+        return await self.call(self.cluster.MemberRemove, pb.MemberRemoveRequest(id=id))
 
     async def compact(self, revision):
         r = await self.call(self.kv.Compact, pb.CompactionRequest(revision=revision))
@@ -316,7 +339,10 @@ CASES = {
     ],
     "status": [
         ("put", {"key": "a", "value": "1"}, {}),
-        ("status", {}, {"member_id": 1, "leader": 1, "role": "LEADER", "revision": 1}),
+        ("status", {}, {"member_id": ALONE, "leader": ALONE, "role": "LEADER", "revision": 1}),
+        ("members", {}, {"members": [[ALONE, "127.0.0.1:2380", True]]}),
+        ("add_member", {"peer_address": "127.0.0.1:2381"}, "FAILED_PRECONDITION"),  # a lone member stays alone
+        ("remove_member", {"id": ALONE}, "FAILED_PRECONDITION"),
     ],
 }
 

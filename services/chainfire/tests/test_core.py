@@ -245,5 +245,6 @@ async def test_a_failing_range_inside_a_txn_rolls_back_its_writes(kv):
 async def test_status_reports_a_single_leader(kv):
     await put(kv, "a", "1")
     status = await kv.status()
-    assert (status.role, status.member_id, status.leader, status.revision) == ("LEADER", 1, 1, 1)
+    assert (status.role, status.leader, status.revision) == ("LEADER", status.member_id, 1)
+    assert [(m.member_id, m.is_self, m.is_leader) for m in kv.members()] == [(status.member_id, True, True)]
     assert status.raft_index == 1 and status.db_size_bytes > 0

@@ -608,7 +608,7 @@ class Lease:
 
 
 class ClusterStub:
-    """Cluster reports on the members serving the store.
+    """Cluster reports on the members serving the store and changes who they are.
     """
 
     def __init__(self, channel):
@@ -622,14 +622,50 @@ class ClusterStub:
                 request_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.StatusRequest.SerializeToString,
                 response_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.StatusResponse.FromString,
                 _registered_method=True)
+        self.MemberList = channel.unary_unary(
+                '/photoncloud.chainfire.v1.Cluster/MemberList',
+                request_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.MemberListRequest.SerializeToString,
+                response_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.MemberListResponse.FromString,
+                _registered_method=True)
+        self.MemberAdd = channel.unary_unary(
+                '/photoncloud.chainfire.v1.Cluster/MemberAdd',
+                request_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.MemberAddRequest.SerializeToString,
+                response_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.MemberAddResponse.FromString,
+                _registered_method=True)
+        self.MemberRemove = channel.unary_unary(
+                '/photoncloud.chainfire.v1.Cluster/MemberRemove',
+                request_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.MemberRemoveRequest.SerializeToString,
+                response_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.MemberRemoveResponse.FromString,
+                _registered_method=True)
 
 
 class ClusterServicer:
-    """Cluster reports on the members serving the store.
+    """Cluster reports on the members serving the store and changes who they are.
     """
 
     def Status(self, request, context):
         """Status reports this member, the leader, the Raft term and index, and the revision.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MemberList(self, request, context):
+        """MemberList lists the members, where their clients reach them, and which one leads.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MemberAdd(self, request, context):
+        """MemberAdd adds a member by its peer address (start it first, with the current members as peers).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MemberRemove(self, request, context):
+        """MemberRemove removes a member by id (not the leader: stop it first, then remove it).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -643,6 +679,21 @@ def add_ClusterServicer_to_server(servicer, server):
                     request_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.StatusRequest.FromString,
                     response_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.StatusResponse.SerializeToString,
             ),
+            'MemberList': grpc.unary_unary_rpc_method_handler(
+                    servicer.MemberList,
+                    request_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.MemberListRequest.FromString,
+                    response_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.MemberListResponse.SerializeToString,
+            ),
+            'MemberAdd': grpc.unary_unary_rpc_method_handler(
+                    servicer.MemberAdd,
+                    request_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.MemberAddRequest.FromString,
+                    response_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.MemberAddResponse.SerializeToString,
+            ),
+            'MemberRemove': grpc.unary_unary_rpc_method_handler(
+                    servicer.MemberRemove,
+                    request_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.MemberRemoveRequest.FromString,
+                    response_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.MemberRemoveResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'photoncloud.chainfire.v1.Cluster', rpc_method_handlers)
@@ -652,7 +703,7 @@ def add_ClusterServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Cluster:
-    """Cluster reports on the members serving the store.
+    """Cluster reports on the members serving the store and changes who they are.
     """
 
     @staticmethod
@@ -672,6 +723,87 @@ class Cluster:
             '/photoncloud.chainfire.v1.Cluster/Status',
             photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.StatusRequest.SerializeToString,
             photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.StatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MemberList(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/photoncloud.chainfire.v1.Cluster/MemberList',
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.MemberListRequest.SerializeToString,
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.MemberListResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MemberAdd(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/photoncloud.chainfire.v1.Cluster/MemberAdd',
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.MemberAddRequest.SerializeToString,
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.MemberAddResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MemberRemove(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/photoncloud.chainfire.v1.Cluster/MemberRemove',
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.MemberRemoveRequest.SerializeToString,
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.MemberRemoveResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -2,14 +2,29 @@
 
 A leader appends each proposed command to the Raft log; once a majority has stored it, every member
 applies it to its own state machine with `machine.apply(index, command)`, in log order, and the
-leader hands the result back to the proposer. The core above the log is the same as with LocalLog.
+proposer gets the result. Any member takes proposals: a follower forwards the command to the leader
+and hands back the result of applying it itself (the same result: the state machine is
+deterministic). The core above the log is the same as with LocalLog.
+
+Members. A member is named by its peer address ("host:port"); its id is `member_id(address)`, so
+every member computes the same ids without a table. Each member publishes where clients reach it
+(its REST and gRPC addresses) through the log, so every member can list every other. Members are
+added and removed one at a time through the log (Raft's single-server changes); the leader cannot
+remove itself: stop it, and remove it from the member that leads next.
 
 Index handling. The index passed to `apply` is the Raft log index of the entry (pysyncobj's
 `raftLastApplied + 1` while the entry is being applied), so it is identical on every member. Indexes
-strictly increase but may have gaps: Raft's own entries (a new leader's no-op, read barriers) take
-indexes too and are not passed to the state machine. The state machine keeps its applied index
-durably; pysyncobj replays its journal from the start on every restart, and entries at or below
-`machine.applied_index()` are skipped, so nothing is applied twice.
+strictly increase but may have gaps: Raft's own entries (a new leader's no-op, read barriers,
+membership changes) take indexes too and are not passed to the state machine. The state machine
+keeps its applied index durably; on restart pysyncobj replays its journal (from the last snapshot),
+and entries at or below `machine.applied_index()` are skipped, so nothing is applied twice.
+
+Snapshots. Once the journal holds `snapshot_entries` entries, the member writes a snapshot (the
+state machine's `snapshot(path)`, taken on the applying thread so it is exactly the state at the
+last applied index, with Raft's bookkeeping in front) and drops the journal up to it. A member too
+far behind for the leader's journal receives the snapshot and `restore`s it; on restart a member
+whose own state is already past its snapshot keeps its state. Snapshots run on pysyncobj's thread:
+they delay heartbeats for as long as the state machine takes to copy itself, never the event loop.
 
 Durability. With `fsync=True` (the default) every journal write (entry appends, truncations) is
 flushed to disk (msync) before pysyncobj goes on, which is before it acknowledges the entry to the
@@ -21,18 +36,11 @@ journal no longer holds; such a member must be wiped (its data directory and its
 since later entries at those indexes would be skipped. Either way, applied state is as durable as
 the state machine's own commit (ChainFire's is an fsynced SQLite transaction).
 
-Log compaction (pysyncobj's snapshots) is disabled: the state lives outside the SyncObj, in the
-state machine, and the `StateMachine` protocol has no snapshot/restore yet, so a pysyncobj snapshot
-would install an empty state on a lagging member. The journal therefore grows with every command; a
-member that falls behind catches up by replaying entries. Nothing here blocks the event loop:
-pysyncobj runs on its own thread, which also applies commands.
-
 Reads. `read(query)` runs the query on a worker thread under the same lock as `apply`, so a read
-never sees half of a command; it sees every command this member has applied (on the leader, every
-command whose `propose` has returned). That is etcd's "serializable" read: a follower, or a deposed
-leader, may be behind. `read(query, linearizable=True)` first commits a no-op barrier through the
-log on the leader (raising Unavailable on a follower), so the query sees every command acknowledged
-anywhere before the read began.
+never sees half of a command; it sees every command this member has applied. That is etcd's
+"serializable" read: a follower, or a deposed leader, may be behind. `read(query, linearizable=True)`
+first commits a no-op barrier through the log and waits until this member has applied it, so the
+query sees every command acknowledged anywhere before the read began (on a follower too).
 
 Security. pysyncobj sends pickled Python objects between members (commands are pickled too: they are
 frozen dataclasses, and every member must run the same code). Unpickling untrusted bytes runs code,
@@ -43,9 +51,11 @@ with a fixed salt, so the secret must be long and random (not a password a perso
 port binds only to the configured address.
 
 Threads. `apply` runs on pysyncobj's tick thread, so a slow command (or a long read, which holds the
-same lock) delays heartbeats; commands must stay short. Results go back to the event loop with
-`call_soon_threadsafe`; a proposal whose outcome is not known in time raises Unavailable (the
-command may still commit: callers retry only idempotent commands, as with any replicated store).
+same lock) delays heartbeats; commands must stay short. Proposals wake the tick thread at once, and
+new entries go to the followers as soon as they are appended (pysyncobj's batched mode would wait
+for the next heartbeat). Results go back to the event loop with `call_soon_threadsafe`; a proposal
+whose outcome is not known in time raises Unavailable (the command may still commit: callers retry
+only idempotent commands, as with any replicated store).
 """
 
 from __future__ import annotations
@@ -53,35 +63,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import pickle
+import shutil
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 from pysyncobj.journal import FileJournal
+from pysyncobj.node import TCPNode
+from pysyncobj.pipe_notifier import PipeNotifier
 
-from photoncloud.common.errors import Unavailable
-from photoncloud.common.replication import LogStatus, StateMachine
+from photoncloud.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from photoncloud.common.replication import LogStatus, Member, StateMachine, member_id
 
 T = TypeVar("T")
 
 log = logging.getLogger("photoncloud.raft")
 
 _ROLES = {0: "FOLLOWER", 1: "CANDIDATE", 2: "LEADER"}
-_NEVER = 2**62  # log compaction thresholds that are never reached
-
-
-@dataclass(frozen=True)
-class RaftMember:
-    """One member of the cluster as this member sees it."""
-
-    member_id: int
-    address: str
-    is_self: bool
-    is_leader: bool
+_LEADER = 2
+_NEVER = 2**31  # seconds: snapshots are triggered by the journal's length, not by time
+_SNAPSHOT_FORMAT = 1
 
 
 class _FsyncJournal(FileJournal):
@@ -128,6 +133,14 @@ def _fsync_file(path: str) -> None:
         os.close(dir_fd)
 
 
+def check_address(address: str) -> str:
+    """address if it is "host:port" with a valid port, else InvalidArgument."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InvalidArgument(f"{address!r} is not a peer address host:port", {"field": "peer_address"})
+    return address
+
+
 class _Node(SyncObj):
     """The pysyncobj object: its replicated methods run on its tick thread, in log order."""
 
@@ -150,52 +163,64 @@ class _Node(SyncObj):
     def _barrier(self) -> None:
         return None
 
+    @replicated
+    def _publish(self, address: str, client_urls: dict[str, str]) -> None:
+        self._owner._client_urls[address] = client_urls
+
     def _state(self) -> int:
         return self._SyncObj__raftState
 
+    def _addresses(self) -> list[str]:
+        """Every member's address (self first); read from other threads, so copied with retries."""
+        for _ in range(100):
+            try:
+                return [self.selfNode.address] + sorted(node.address for node in list(self.otherNodes))
+            except RuntimeError:  # the set changed while it was copied
+                continue
+        raise Unavailable("the membership is changing; retry")
+
+    def _last_index(self) -> int:
+        return self._SyncObj__getCurrentLogIndex()
+
+    def _push(self) -> None:
+        """On the tick thread: send appended entries and the commit index to the followers now."""
+        self._SyncObj__sendAppendEntries()
+
 
 class RaftLog:
-    """A member of a Raft-replicated log: propose on the leader, apply everywhere in log order."""
+    """A member of a Raft-replicated log: propose anywhere, apply everywhere in log order."""
 
     def __init__(
         self,
         machine: StateMachine,
         self_address: str,
-        peers: Sequence[str] | Mapping[int, str],
+        peers: Sequence[str],
         secret: str,
         data_dir: Path,
-        member_id: int,
         *,
+        client_urls: Mapping[str, str] | None = None,
         bind_address: str | None = None,
         fsync: bool = True,
+        snapshot_entries: int = 10_000,
         election_timeout: tuple[float, float] = (0.4, 1.4),
         heartbeat: float = 0.1,
         connection_retry: float = 1.0,
         propose_timeout: float = 10.0,
     ):
-        """peers: the other members' "host:port", or {member_id: "host:port"} (self may be included).
+        """peers: the other members' "host:port" (self may be listed too); secret: the cluster's key.
 
-        With a plain list, member ids are the 1-based positions of the addresses (self included) in
-        sorted order, the same on every member, and member_id must match this member's position.
+        A member joining a running cluster lists the current members as peers; it takes part once a
+        current member has added it (`add_member`).
         """
         if not secret:
             raise ValueError("a cluster secret is required: peer traffic is pickled")
         self.machine = machine
-        self.member_id = member_id
-        self.self_address = self_address
-        if isinstance(peers, Mapping):
-            ids = {address: mid for mid, address in peers.items()}
-            ids[self_address] = member_id
-        else:
-            ordered = sorted(set(peers) | {self_address})
-            ids = {address: position + 1 for position, address in enumerate(ordered)}
-            if ids[self_address] != member_id:
-                raise ValueError(f"member_id {member_id} is not {self_address}'s position {ids[self_address]}")
-        if len(set(ids.values())) != len(ids):
-            raise ValueError("member ids must be unique")
-        self._ids = ids
+        self.self_address = check_address(self_address)
+        self.member_id = member_id(self_address)
+        self.client_urls = dict(client_urls or {})
+        self._client_urls: dict[str, dict[str, str]] = {}  # address -> client urls, as published in the log
         self._propose_timeout = propose_timeout
-        self._lock = threading.Lock()  # held by apply and by reads
+        self._lock = threading.Lock()  # held by apply, snapshots and reads
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raft-read")
         self._pending: set[asyncio.Future[Any]] = set()
         self._stopping = threading.Event()
@@ -207,6 +232,9 @@ class RaftLog:
             password=secret,
             bindAddress=bind_address or self_address,
             journalFile=str(data_dir / "raft.journal"),
+            fullDumpFile=str(data_dir / "raft.snapshot"),
+            serializer=self._write_snapshot,
+            deserializer=self._read_snapshot,
             appendEntriesUseBatch=True,
             autoTick=False,
             raftMinTimeout=low,
@@ -214,22 +242,36 @@ class RaftLog:
             appendEntriesPeriod=heartbeat,
             connectionTimeout=max(3.5, high),
             connectionRetryTime=connection_retry,
-            logCompactionMinEntries=_NEVER,
+            logCompactionMinEntries=snapshot_entries,
             logCompactionMinTime=_NEVER,
-            dynamicMembershipChange=False,
+            logCompactionSplit=False,
+            dynamicMembershipChange=True,
         )
-        others = [address for address in ids if address != self_address]
+        others = sorted({check_address(peer) for peer in peers} - {self_address})
         self._node = _Node(self, self_address, others, conf, fsync)
-        self._thread = threading.Thread(target=self._run, name=f"raft-{member_id}", daemon=True)
+        self._wake = PipeNotifier(self._node._poller)
+        self._thread = threading.Thread(target=self._run, name=f"raft-{self_address}", daemon=True)
         self._thread.start()
 
     # -- the tick thread ------------------------------------------------------------------------
 
     def _run(self) -> None:
+        sent = (0, 0)
+        published_at = 0
         try:
             while not self._stopping.is_set():
                 try:
-                    self._node.doTick(0.02)
+                    self._node.doTick(0.05)
+                    if self._node._state() == _LEADER:
+                        now = (self._node._last_index(), self._node.raftCommitIndex)
+                        if now != sent:  # new entries, or a new commit index the followers must learn
+                            self._node._push()
+                            sent = now
+                    if self._client_urls.get(self.self_address) != self.client_urls:
+                        ticks = self._node.raftLastApplied
+                        if self._node._getLeader() is not None and ticks != published_at:
+                            published_at = ticks  # once per applied entry at most, until it is seen
+                            self._node._publish(self.self_address, self.client_urls)
                 except Exception:
                     log.exception("raft tick failed")
                     self._stopping.wait(0.1)
@@ -243,6 +285,47 @@ class RaftLog:
                 return None
             return self.machine.apply(index, command)
 
+    def _write_snapshot(self, path: str, data: tuple[Any, Any, Any]) -> None:
+        """pysyncobj's serializer (tick thread): Raft's bookkeeping, then the state machine's copy."""
+        last, previous, cluster = data
+        state = path + ".state"
+        with self._lock:
+            self.machine.snapshot(state)
+        header = pickle.dumps({"format": _SNAPSHOT_FORMAT, "last": last, "previous": previous,
+                               "cluster": sorted(node.address for node in cluster),
+                               "client_urls": dict(self._client_urls)})
+        try:
+            with open(path, "wb") as out, open(state, "rb") as body:
+                out.write(len(header).to_bytes(8, "big"))
+                out.write(header)
+                shutil.copyfileobj(body, out, 1 << 20)
+                out.flush()
+                os.fsync(out.fileno())
+        finally:
+            os.unlink(state)
+        log.info("snapshot written at raft index %d", last[1])
+
+    def _read_snapshot(self, path: str) -> tuple[Any, Any, set[TCPNode]]:
+        """pysyncobj's deserializer (tick thread): restore the state machine unless it is already past it."""
+        with open(path, "rb") as snapshot:
+            header = pickle.loads(snapshot.read(int.from_bytes(snapshot.read(8), "big")))
+            if header["format"] != _SNAPSHOT_FORMAT:
+                raise ValueError(f"unknown snapshot format {header['format']}")
+            index = header["last"][1]
+            with self._lock:
+                if self.machine.applied_index() < index:
+                    state = path + ".restore"
+                    with open(state, "wb") as body:
+                        shutil.copyfileobj(snapshot, body, 1 << 20)
+                    try:
+                        self.machine.restore(state)
+                    finally:
+                        if os.path.exists(state):
+                            os.unlink(state)
+                    log.info("state restored from a snapshot at raft index %d", index)
+        self._client_urls.update(header["client_urls"])
+        return header["last"], header["previous"], {TCPNode(address) for address in header["cluster"]}
+
     # -- the Log protocol -----------------------------------------------------------------------
 
     async def propose(self, command: Any) -> Any:
@@ -253,7 +336,7 @@ class RaftLog:
         return result
 
     async def read(self, query: Callable[[], T], *, linearizable: bool = False) -> T:
-        """Run query under the apply lock; linearizable: after a barrier committed by the leader."""
+        """Run query under the apply lock; linearizable: after a barrier committed through the log."""
         if linearizable:
             await self._replicate(self._node._barrier)
         self._check_open()
@@ -267,23 +350,50 @@ class RaftLog:
     def status(self) -> LogStatus:
         """Role, leader id (0: unknown), term and this member's applied index."""
         role = _ROLES[self._node._state()]
-        leader = self._node._getLeader()
-        leader_id = self._ids.get(leader.address, 0) if leader is not None else 0
-        return LogStatus(self.member_id, leader_id, role, self._node.raftCurrentTerm, self.machine.applied_index())
+        leader = self.leader_address()
+        return LogStatus(self.member_id, member_id(leader) if leader else 0, role, self._node.raftCurrentTerm,
+                         self.machine.applied_index())
 
-    def members(self) -> list[RaftMember]:
-        """Every member of the cluster, by member id."""
+    def members(self) -> list[Member]:
+        """Every member of the cluster as this member knows it, by id."""
         leader = self.leader_address()
         return sorted(
-            (RaftMember(mid, address, address == self.self_address, address == leader)
-             for address, mid in self._ids.items()),
+            (Member(member_id(address), address, dict(self._client_urls.get(address, {})),
+                    address == self.self_address, address == leader)
+             for address in self._node._addresses()),
             key=lambda member: member.member_id,
         )
 
+    async def add_member(self, address: str) -> Member:
+        """Add the member at peer address (started with the current members as its peers)."""
+        address = check_address(address)
+        if address in self._node._addresses():
+            raise AlreadyExists("already a member", {"peer_address": address, "member_id": member_id(address)})
+        await self._replicate(self._node.addNodeToCluster, address,
+                              denied="another membership change is in progress; retry when it is done")
+        return Member(member_id(address), address)
+
+    async def remove_member(self, id: int) -> Member:
+        """Remove the member with this id (not the leader: stop it first, and remove it afterwards)."""
+        found = [address for address in self._node._addresses() if member_id(address) == id]
+        if not found:
+            raise NotFound("no member with this id", {"member_id": id})
+        if found[0] == self.leader_address():
+            raise FailedPrecondition("the leader cannot remove itself; stop it and remove it once another member leads",
+                                     {"member_id": id})
+        await self._replicate(self._node.removeNodeFromCluster, found[0],
+                              denied="another membership change is in progress; retry when it is done")
+        return Member(id, found[0])
+
     def leader_address(self) -> str | None:
-        """The last known leader's address, or None."""
+        """The last known leader's peer address, or None."""
         leader = self._node._getLeader()
         return leader.address if leader is not None else None
+
+    def snapshot_now(self) -> None:
+        """Write a snapshot at the next tick (then drop the journal up to it)."""
+        self._node.forceLogCompaction()
+        self._wake.notify()
 
     async def close(self) -> None:
         """Stop taking part in the cluster; proposals in flight fail with Unavailable."""
@@ -291,6 +401,7 @@ class RaftLog:
             return
         self._closed = True
         self._stopping.set()
+        self._wake.notify()
         await asyncio.to_thread(self._thread.join)
         for future in list(self._pending):
             if not future.done():
@@ -303,14 +414,12 @@ class RaftLog:
         if self._closed:
             raise Unavailable("the member is stopping")
 
-    def _not_leader(self) -> Unavailable:
-        leader = self.leader_address()
-        return Unavailable("this member is not the leader", {"leader": leader})
+    def _no_leader(self) -> Unavailable:
+        return Unavailable("the cluster has no leader (no majority of members is reachable)",
+                           {"leader": self.leader_address()})
 
-    async def _replicate(self, method: Callable[..., Any], *args: Any) -> Any:
+    async def _replicate(self, method: Callable[..., Any], *args: Any, denied: str = "") -> Any:
         self._check_open()
-        if self._node._state() != 2:
-            raise self._not_leader()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
 
@@ -319,8 +428,10 @@ class RaftLog:
                 return
             if error == FAIL_REASON.SUCCESS:
                 future.set_result(result)
+            elif error == FAIL_REASON.REQUEST_DENIED and denied:
+                future.set_exception(FailedPrecondition(denied))
             elif error in (FAIL_REASON.MISSING_LEADER, FAIL_REASON.REQUEST_DENIED):  # never appended
-                future.set_exception(self._not_leader())
+                future.set_exception(self._no_leader())
             elif error == FAIL_REASON.QUEUE_FULL:
                 future.set_exception(Unavailable("too many commands in flight; retry later"))
             else:  # NOT_LEADER, DISCARDED, LEADER_CHANGED, UNKNOWN_OUTCOME: it may or may not commit
@@ -336,6 +447,7 @@ class RaftLog:
         self._pending.add(future)
         try:
             method(*args, callback=callback)
+            self._wake.notify()
             return await asyncio.wait_for(asyncio.shield(future), self._propose_timeout)
         except TimeoutError:
             raise Unavailable("no majority committed the command in time; its outcome is unknown",

@@ -26,7 +26,7 @@ from typing import Protocol, Union
 from photoncloud.common import paging
 from photoncloud.common.errors import (AlreadyExists, InvalidArgument, NotFound, OutOfRange, ServiceError,
                                       Unavailable)
-from photoncloud.common.replication import Log, LogStatus
+from photoncloud.common.replication import Log, LogStatus, Member
 
 MAX_KEY_BYTES = 8 * 1024
 MAX_VALUE_BYTES = 1024 * 1024
@@ -385,6 +385,12 @@ class KVStore(Protocol):
     def next_lease_id(self) -> int:
         """An unused lease id, the same on every replica."""
 
+    def snapshot(self, path: str) -> None:
+        """Copy the whole store (as of the last commit) to a new file at path."""
+
+    def restore(self, path: str) -> None:
+        """Replace the whole store with the copy at path."""
+
     def size_bytes(self) -> int:
         """The size of the store on disk."""
 
@@ -482,8 +488,9 @@ class KVStateMachine:
 
     def __init__(self, store: KVStore):
         self.store = store
-        # Called (on the applying thread) with the events of each command once it has committed.
-        self.listeners: list[Callable[[list[Event]], None]] = []
+        # Called (on the applying thread) with the events of each command once it has committed,
+        # and with None when a snapshot replaced the whole state (watchers must replay history).
+        self.listeners: list[Callable[[list[Event] | None], None]] = []
 
     def applied_index(self) -> int:
         """The index of the last applied log entry."""
@@ -501,12 +508,24 @@ class KVStateMachine:
                 self.store.set_applied(index, self.store.revision())
             return exc
         if events:
-            for listener in list(self.listeners):
-                try:
-                    listener(events)
-                except Exception:  # noqa: BLE001 - a watcher must not fail a write
-                    log.exception("watch listener failed")
+            self._notify(events)
         return result
+
+    def snapshot(self, path: str) -> None:
+        """Write the whole state (history, leases, applied index) to path."""
+        self.store.snapshot(path)
+
+    def restore(self, path: str) -> None:
+        """Replace the whole state with a snapshot; open watches replay what it brought."""
+        self.store.restore(path)
+        self._notify(None)
+
+    def _notify(self, events: list[Event] | None) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(events)
+            except Exception:  # noqa: BLE001 - a watcher must not fail a write
+                log.exception("watch listener failed")
 
     def _execute(self, command: Command, events: list[Event]) -> object:
         revision = self.store.revision() + 1
@@ -791,9 +810,9 @@ class KVCore:
             self._expiry = self._loop.create_task(self._expire_periodically(lease_check_seconds))
 
     async def range(self, request: RangeRequest) -> RangeResult:
-        """Read keys (linearizable unless serializable is asked for; the same on one member)."""
+        """Read keys: linearizable, or from this member's state as it stands if serializable."""
         _check_range(request)
-        return await self.log.read(lambda: self.machine.range(request))
+        return await self.log.read(lambda: self.machine.range(request), linearizable=not request.serializable)
 
     async def put(self, request: PutRequest) -> PutResult:
         """Write a key."""
@@ -843,8 +862,8 @@ class KVCore:
             watcher.queue.put_nowait(_CLOSED)
         self._watchers.clear()
 
-    def _on_applied(self, events: list[Event]) -> None:
-        """On the applying thread: hand a command's events to the event loop."""
+    def _on_applied(self, events: list[Event] | None) -> None:
+        """On the applying thread: hand a command's events (None: a restored snapshot) to the event loop."""
         loop = self._loop
         if loop is not None and self._watchers:
             try:
@@ -852,9 +871,13 @@ class KVCore:
             except RuntimeError:  # the loop is closed: nobody is watching any more
                 pass
 
-    def _dispatch(self, events: list[Event]) -> None:
+    def _dispatch(self, events: list[Event] | None) -> None:
         for watcher in list(self._watchers):
             if watcher.lagging:
+                continue
+            if events is None:  # the state jumped ahead: replay from history what the watch missed
+                watcher.lagging = True
+                watcher.queue.put_nowait(_LAGGING)
                 continue
             wanted = [e if watcher.prev_kv else Event(e.type, e.kv, e.sub) for e in events if watcher.wants(e)]
             if not wanted:
@@ -926,6 +949,8 @@ class KVCore:
     async def _expire_periodically(self, period: float) -> None:
         while True:
             await asyncio.sleep(period)
+            if self.log.status().role != "LEADER":  # one member proposes expiries: the leader
+                continue
             try:
                 await self.expire_leases()
             except asyncio.CancelledError:
@@ -943,6 +968,22 @@ class KVCore:
         revision, size = await self.log.read(lambda: (self.machine.store.revision(), self.machine.store.size_bytes()))
         return Status(log_status.member_id, log_status.leader, log_status.role, log_status.term, log_status.index,
                       revision, self.version, size)
+
+    # Membership
+
+    def members(self) -> list[Member]:
+        """Every member of the cluster, by id."""
+        return self.log.members()
+
+    async def add_member(self, peer_address: str) -> list[Member]:
+        """Add a member by peer address; the members afterwards."""
+        await self.log.add_member(peer_address)
+        return self.log.members()
+
+    async def remove_member(self, member_id: int) -> list[Member]:
+        """Remove a member by id; the members afterwards."""
+        await self.log.remove_member(member_id)
+        return self.log.members()
 
     async def close(self) -> None:
         """Stop expiring leases, end the watches, stop the log (the store is closed by whoever opened it)."""

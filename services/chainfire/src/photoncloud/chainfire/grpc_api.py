@@ -190,6 +190,29 @@ class ClusterServicer(pb_grpc.ClusterServicer):
                                    raft_term=status.raft_term)
         return pb.StatusResponse(header=header, **status.__dict__)
 
+    async def MemberList(self, request: pb.MemberListRequest,
+                         context: grpc.aio.ServicerContext) -> pb.MemberListResponse:
+        return pb.MemberListResponse(header=self.header(), members=members_pb(self.kv.members()))
+
+    async def MemberAdd(self, request: pb.MemberAddRequest, context: grpc.aio.ServicerContext) -> pb.MemberAddResponse:
+        members = members_pb(await self.kv.add_member(request.peer_address))
+        added = next(m for m in members if m.peer_address == request.peer_address)
+        return pb.MemberAddResponse(header=self.header(), member=added, members=members)
+
+    async def MemberRemove(self, request: pb.MemberRemoveRequest,
+                           context: grpc.aio.ServicerContext) -> pb.MemberRemoveResponse:
+        return pb.MemberRemoveResponse(header=self.header(), members=members_pb(await self.kv.remove_member(request.id)))
+
+    def header(self) -> pb.ResponseHeader:
+        """The header of a membership response: revision 0, since no key was read."""
+        return _header(self.kv, 0)
+
+
+def members_pb(members: list[core.Member]) -> list[pb.Member]:
+    """Core members as protobuf."""
+    return [pb.Member(id=m.member_id, peer_address=m.peer_address, client_urls=dict(m.client_urls),
+                      is_leader=m.is_leader) for m in members]
+
 
 def services(kv: core.KVCore) -> list[GrpcService]:
     """ChainFire's gRPC services over kv."""

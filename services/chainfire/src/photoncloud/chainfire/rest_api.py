@@ -25,6 +25,8 @@ KV = "photoncloud.chainfire.v1.KV/"
 READ, WRITE = "chainfire:kv:read", "chainfire:kv:write"
 LEASE = "photoncloud.chainfire.v1.Lease/"
 LEASES_READ, LEASES_WRITE = "chainfire:leases:read", "chainfire:leases:write"
+CLUSTER = "photoncloud.chainfire.v1.Cluster/"
+CLUSTER_READ, CLUSTER_MANAGE = "chainfire:cluster:read", "chainfire:cluster:manage"
 HEARTBEAT_SECONDS = 10.0  # a comment line on an idle watch stream, so proxies and clients see it live
 
 
@@ -211,6 +213,34 @@ class StatusOut(Result):
     db_size_bytes: int
 
 
+class MemberOut(Result):
+    """A member of the cluster."""
+
+    id: int = Field(description="a hash of the peer address, the same on every member")
+    peer_address: str
+    client_urls: dict[str, str] = Field(description='"rest" (URL) and "grpc" (host:port), once published')
+    is_leader: bool
+
+
+class MembersOut(Result):
+    """Every member of the cluster."""
+
+    members: list[MemberOut]
+
+
+class MemberAddBody(Body):
+    """The member to add (started first, with the current members as its peers)."""
+
+    peer_address: str = Field(description="host:port where the other members reach it")
+
+
+def members_out(members: list[core.Member]) -> MembersOut:
+    """Members for the REST API."""
+    return MembersOut(members=[MemberOut(id=m.member_id, peer_address=m.peer_address,
+                                         client_urls=dict(m.client_urls), is_leader=m.is_leader)
+                               for m in members])
+
+
 class CompactBody(Body):
     """The revision to compact at."""
 
@@ -303,11 +333,15 @@ class LeaseListOut(Result):
     revision: int
 
 
-def _lease_id(text: str) -> int:
+def _path_id(text: str, what: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise InvalidArgument("lease id must be an integer", {"field": "id"}) from None
+        raise InvalidArgument(f"{what} id must be an integer", {"field": "id"}) from None
+
+
+def _lease_id(text: str) -> int:
+    return _path_id(text, "lease")
 
 
 def _bytes(text: str | None) -> bytes:
@@ -548,9 +582,23 @@ def routes(kv: core.KVCore, heartbeat_seconds: float | None = None) -> RouteTabl
         return LeaseOut(id=result.id, ttl=result.ttl, revision=result.revision)
 
     @table.get("/api/v1/cluster/status", "This member, the leader, Raft term and index, revision",
-               response=StatusOut, rpc="photoncloud.chainfire.v1.Cluster/Status",
-               permission="chainfire:cluster:read")
+               response=StatusOut, rpc=CLUSTER + "Status", permission=CLUSTER_READ)
     async def cluster_status(request: web.Request) -> StatusOut:
         return StatusOut(**(await kv.status()).__dict__)
+
+    @table.get("/api/v1/cluster/members", "Every member, where clients reach it, and which one leads",
+               response=MembersOut, rpc=CLUSTER + "MemberList", permission=CLUSTER_READ)
+    async def member_list(request: web.Request) -> MembersOut:
+        return members_out(kv.members())
+
+    @table.post("/api/v1/cluster/members", "Add a member by its peer address", body=MemberAddBody,
+                response=MembersOut, rpc=CLUSTER + "MemberAdd", permission=CLUSTER_MANAGE, status=201)
+    async def member_add(request: web.Request, body: MemberAddBody) -> MembersOut:
+        return members_out(await kv.add_member(body.peer_address))
+
+    @table.delete("/api/v1/cluster/members/{id}", "Remove a member (not the leader)", response=MembersOut,
+                  rpc=CLUSTER + "MemberRemove", permission=CLUSTER_MANAGE)
+    async def member_remove(request: web.Request, id: str) -> MembersOut:
+        return members_out(await kv.remove_member(_path_id(id, "member")))
 
     return table

@@ -8,6 +8,7 @@ wall-clock deadline their proposer computed.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -66,6 +67,11 @@ class SqliteKVStore:
     def __init__(self, path: Path | str):
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._open()
+
+    def _open(self) -> None:
+        path = self.path
         # One state-machine thread uses the connection, but it is opened on another.
         self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -77,7 +83,30 @@ class SqliteKVStore:
             if "lease" not in columns:
                 self.db.execute(f"ALTER TABLE {table} ADD COLUMN lease INTEGER NOT NULL DEFAULT 0")
         self.db.executescript(INDEXES)
-        self.path = path
+
+    def snapshot(self, path: str) -> None:
+        """Copy the whole database, as of the last commit, to a new SQLite file at path."""
+        target = sqlite3.connect(path)
+        try:
+            self.db.backup(target)
+        finally:
+            target.close()
+
+    def restore(self, path: str) -> None:
+        """Replace the whole database with the SQLite file at path (which is moved into place)."""
+        self.db.close()
+        if str(self.path) == ":memory:":
+            self._open()
+            source = sqlite3.connect(path)
+            try:
+                source.backup(self.db)
+            finally:
+                source.close()
+            return
+        for suffix in ("-wal", "-shm"):  # the old database's journal must not be replayed onto the new one
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        os.replace(path, self.path)
+        self._open()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
