@@ -66,6 +66,7 @@ import os
 import pickle
 import shutil
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -257,7 +258,7 @@ class RaftLog:
 
     def _run(self) -> None:
         sent = (0, 0)
-        published_at = 0
+        published_at = 0.0
         try:
             while not self._stopping.is_set():
                 try:
@@ -267,11 +268,10 @@ class RaftLog:
                         if now != sent:  # new entries, or a new commit index the followers must learn
                             self._node._push()
                             sent = now
-                    if self._client_urls.get(self.self_address) != self.client_urls:
-                        ticks = self._node.raftLastApplied
-                        if self._node._getLeader() is not None and ticks != published_at:
-                            published_at = ticks  # once per applied entry at most, until it is seen
-                            self._node._publish(self.self_address, self.client_urls)
+                    if (self._client_urls.get(self.self_address) != self.client_urls
+                            and self._node._getLeader() is not None and time.monotonic() - published_at > 1):
+                        published_at = time.monotonic()  # retried each second until applied: it may be lost
+                        self._node._publish(self.self_address, self.client_urls)
                 except Exception:
                     log.exception("raft tick failed")
                     self._stopping.wait(0.1)

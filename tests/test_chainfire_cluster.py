@@ -1,0 +1,353 @@
+"""A three-member ChainFire cluster as real processes: leader kills under load, linearizability,
+catch-up after a restart, and membership changes, all over the public REST API."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+
+from photoncloud.common.testing import ServiceProcess, free_ports, start_platform
+
+SECRET = secrets.token_urlsafe(32)
+REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=15)
+KILL_ROUNDS = 3
+
+
+class Cluster:
+    """ChainFire members on 127.0.0.1 that form one Raft cluster, trusting one IAM."""
+
+    def __init__(self, root, iam_url: str, size: int = 3):
+        self.root, self.iam_url = root, iam_url
+        self.peers = [f"127.0.0.1:{port}" for port in free_ports(size)]
+        self.members = [self.process(i, self.peers) for i in range(size)]
+
+    def process(self, i: int, initial_cluster: list[str]) -> ServiceProcess:
+        return ServiceProcess(
+            "chainfire", self.root / f"member-{i}", "--iam-url", self.iam_url, "--revocation-poll-seconds", "0.5",
+            "--peer-address", self.peers[i], "--initial-cluster", ",".join(initial_cluster),
+            "--election-timeout-ms", "300", "--snapshot-entries", "200",
+            env={"CHAINFIRE_CLUSTER_SECRET": SECRET})
+
+    def alive(self) -> list[ServiceProcess]:
+        return [m for m in self.members if m.process is not None and m.process.poll() is None]
+
+    def stop(self) -> None:
+        for member in self.alive():
+            member.stop()
+
+
+class Client:
+    """JSON calls to any member with the admin's token; transport failures raise aiohttp errors."""
+
+    def __init__(self, session: aiohttp.ClientSession):
+        self.session = session
+
+    async def call(self, method: str, url: str, **kwargs: Any) -> tuple[int, dict]:
+        async with self.session.request(method, url, timeout=REQUEST_TIMEOUT, **kwargs) as response:
+            return response.status, await response.json()
+
+    async def put(self, member: ServiceProcess, key: str, value: str) -> tuple[int, dict]:
+        return await self.call("PUT", f"{member.url}/api/v1/kv/{key}", json={"value": value})
+
+    async def get(self, member: ServiceProcess, key: str) -> tuple[int, dict]:
+        return await self.call("GET", f"{member.url}/api/v1/kv/{key}")
+
+    async def status(self, member: ServiceProcess) -> dict:
+        status, body = await self.call("GET", f"{member.url}/api/v1/cluster/status")
+        assert status == 200, body
+        return body["data"]
+
+    async def listing(self, member: ServiceProcess, prefix: str, serializable: bool = False) -> dict[str, str]:
+        """Every key under prefix, page by page (one revision for all pages)."""
+        found, token = {}, ""
+        while True:
+            params = {"prefix": prefix, "page_size": "500", "serializable": str(serializable).lower()}
+            if token:
+                params["page_token"] = token
+            status, body = await self.call("GET", f"{member.url}/api/v1/kv", params=params)
+            assert status == 200, body
+            found.update({kv["key"]: kv["value"] for kv in body["data"]["items"]})
+            token = body["data"]["next_page_token"]
+            if not token:
+                return found
+
+    async def leader(self, cluster: Cluster, timeout: float = 20) -> ServiceProcess:
+        """The member every live member names as leader."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            alive = cluster.alive()
+            try:
+                statuses = [await self.status(m) for m in alive]
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                statuses = []
+            leaders = {s["leader"] for s in statuses}
+            named = [m for m, s in zip(alive, statuses) if s["member_id"] in leaders]
+            if len(leaders) == 1 and named and named[0].process.poll() is None:  # not one that just died
+                return named[0]
+            await asyncio.sleep(0.1)
+        raise AssertionError("no leader was elected in time")
+
+    async def caught_up(self, cluster: Cluster, prefix: str, timeout: float = 30) -> dict[str, str]:
+        """The keys under prefix once every live member serves the same ones from its own state."""
+        deadline = time.monotonic() + timeout
+        while True:
+            listings = [await self.listing(m, prefix, serializable=True) for m in cluster.alive()]
+            if all(listing == listings[0] for listing in listings):
+                return listings[0]
+            assert time.monotonic() < deadline, "the members did not converge in time"
+            await asyncio.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    """IAM alone: the cluster's members are started by each test."""
+    running = start_platform(tmp_path_factory.mktemp("iam"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+async def cluster(tmp_path, platform):
+    running = Cluster(tmp_path, platform.iam.url)
+    for member in running.members:
+        member.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+async def client(platform):
+    headers = {"Authorization": f"Bearer {platform.admin_token()}"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        yield Client(session)
+
+
+TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
+
+
+async def test_any_member_takes_writes_and_every_member_reads_them(cluster: Cluster, client: Client) -> None:
+    leader = await client.leader(cluster)
+    followers = [m for m in cluster.members if m is not leader]
+    status, body = await client.put(followers[0], "greeting", "hello")  # forwarded to the leader
+    assert status == 200, body
+    revision = body["data"]["revision"]
+    for member in cluster.members:  # a linearizable read sees it at once, on every member
+        status, body = await client.get(member, "greeting")
+        assert status == 200 and body["data"]["value"] == "hello" and body["data"]["mod_revision"] == revision
+
+    statuses = [await client.status(m) for m in cluster.members]
+    assert len({s["member_id"] for s in statuses}) == 3
+    assert {s["leader"] for s in statuses} == {(await client.status(leader))["member_id"]}
+    assert sorted(s["role"] for s in statuses) == ["FOLLOWER", "FOLLOWER", "LEADER"]
+    status, body = await client.call("GET", f"{followers[1].url}/api/v1/cluster/members")
+    members = body["data"]["members"]
+    assert sorted(m["peer_address"] for m in members) == sorted(cluster.peers)
+    assert [m["client_urls"]["rest"] for m in members if m["is_leader"]] == [leader.url]
+
+
+async def test_killing_the_leader_under_load_loses_no_acknowledged_write(cluster: Cluster, client: Client) -> None:
+    acknowledged: dict[str, str] = {}
+    for round_ in range(KILL_ROUNDS):
+        leader = await client.leader(cluster)
+        killed_at = math.inf
+        after_kill = 0
+        stop = time.monotonic() + 3.0
+
+        async def writer(w: int) -> None:
+            nonlocal after_kill
+            i = 0
+            while time.monotonic() < stop:
+                key, value = f"load/{round_}/{w}/{i}", f"v{round_}-{w}-{i}"
+                i += 1
+                try:
+                    status, body = await client.put(random.choice(cluster.alive()), key, value)
+                except TRANSPORT_ERRORS:
+                    await asyncio.sleep(0.02)
+                    continue
+                if status == 200:
+                    acknowledged[key] = value
+                    after_kill += time.monotonic() > killed_at
+                else:
+                    assert body["error"]["code"] == "UNAVAILABLE", body  # nothing else may go wrong
+                    await asyncio.sleep(0.02)
+
+        async def killer() -> None:
+            nonlocal killed_at
+            await asyncio.sleep(0.8)
+            leader.kill()
+            killed_at = time.monotonic()
+
+        await asyncio.gather(killer(), *(writer(w) for w in range(16)))
+        assert after_kill > 0, "no write was acknowledged by the new leader"
+        new_leader = await client.leader(cluster)
+        assert new_leader is not leader
+        leader.start()  # it rejoins as a follower and catches up
+
+    assert len(acknowledged) > 100
+    for member in cluster.members:  # linearizable reads through every member
+        found = await client.listing(member, "load/")
+        missing = {k: v for k, v in acknowledged.items() if found.get(k) != v}
+        assert not missing, f"{len(missing)} acknowledged writes lost, e.g. {list(missing.items())[:3]}"
+    converged = await client.caught_up(cluster, "load/")
+    assert all(converged[k] == v for k, v in acknowledged.items())
+
+
+async def test_a_killed_member_restarts_and_catches_up_from_a_snapshot(cluster: Cluster, client: Client) -> None:
+    leader = await client.leader(cluster)
+    follower = next(m for m in cluster.members if m is not leader)
+    follower.kill()
+    for batch in range(5):  # 500 writes: past two snapshots (every 200 entries) while it is down
+        results = await asyncio.gather(*(client.put(leader, f"snap/{batch}/{i}", str(i)) for i in range(100)))
+        assert all(status == 200 for status, _ in results)
+    follower.start()
+    converged = await client.caught_up(cluster, "snap/")
+    assert len(converged) == 500
+    assert "state restored from a snapshot" in follower.log()
+    status, body = await client.get(follower, "snap/4/99")
+    assert status == 200 and body["data"]["value"] == "99"
+
+
+async def test_members_are_added_and_removed_over_rest(cluster: Cluster, client: Client, tmp_path) -> None:
+    leader = await client.leader(cluster)
+    await client.put(leader, "before-join", "1")
+    cluster.peers.append(f"127.0.0.1:{free_ports(1)[0]}")
+    newcomer = cluster.process(3, cluster.peers)
+    cluster.members.append(newcomer)
+    newcomer.start()
+    follower = next(m for m in cluster.members[:3] if m is not leader)
+
+    status, body = await client.call("POST", f"{follower.url}/api/v1/cluster/members",
+                                     json={"peer_address": cluster.peers[3]})
+    assert status == 201, body
+    assert len(body["data"]["members"]) == 4
+    converged = await client.caught_up(cluster, "before-join")
+    assert converged == {"before-join": "1"}
+    status, body = await client.call("POST", f"{leader.url}/api/v1/cluster/members",
+                                     json={"peer_address": cluster.peers[3]})
+    assert status == 409 and body["error"]["code"] == "ALREADY_EXISTS"
+
+    new_id = (await client.status(newcomer))["member_id"]
+    leader_id = (await client.status(leader))["member_id"]
+    status, body = await client.call("DELETE", f"{leader.url}/api/v1/cluster/members/{leader_id}")
+    assert status == 400 and body["error"]["code"] == "FAILED_PRECONDITION"
+    status, body = await client.call("DELETE", f"{leader.url}/api/v1/cluster/members/{new_id}")
+    assert status == 200, body
+    assert sorted(m["peer_address"] for m in body["data"]["members"]) == sorted(cluster.peers[:3])
+    newcomer.stop()
+    status, body = await client.put(leader, "after-leave", "1")
+    assert status == 200, body
+
+
+# -- linearizability ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Op:
+    """One operation on a register: called and returned at these times (inf: the outcome is unknown)."""
+
+    call: float
+    ret: float
+    kind: str  # "write" or "read"
+    value: str | None  # written, or read (None: the key did not exist)
+
+
+def linearizable(ops: list[Op], initial: str | None = None) -> bool:
+    """Whether a register's history has a linearization (Wing & Gong's search, memoized as in Lowe's).
+
+    A write whose outcome is unknown may take effect at any point after its call, or never.
+    """
+    required = 0
+    for i, op in enumerate(ops):
+        if op.ret != math.inf:
+            required |= 1 << i
+    order = sorted(range(len(ops)), key=lambda i: ops[i].call)
+    seen: set[tuple[int, str | None]] = set()
+    stack = [(0, initial)]
+    while stack:
+        done, state = stack.pop()
+        if done & required == required:
+            return True
+        if (done, state) in seen:
+            continue
+        seen.add((done, state))
+        pending = [i for i in order if not done >> i & 1]
+        horizon = min(ops[i].ret for i in pending)  # nothing may be ordered after an op that returned
+        for i in pending:
+            op = ops[i]
+            if op.call > horizon:
+                break
+            if op.kind == "write":
+                stack.append((done | 1 << i, op.value))
+            elif op.value == state:
+                stack.append((done | 1 << i, state))
+    return False
+
+
+def test_the_checker_tells_linearizable_histories_from_others() -> None:
+    inf = math.inf
+    assert linearizable([Op(0, 1, "write", "a"), Op(2, 3, "read", "a")])
+    assert not linearizable([Op(0, 1, "write", "a"), Op(2, 3, "read", None)])  # a stale read
+    assert linearizable([Op(0, 3, "write", "a"), Op(1, 2, "read", None), Op(1.5, 2.5, "read", "a")])
+    # Once a read saw the new value, a later read may not see the old one.
+    assert not linearizable([Op(0, 5, "write", "a"), Op(1, 2, "read", "a"), Op(3, 4, "read", None)])
+    # An unknown write may have happened...
+    assert linearizable([Op(0, inf, "write", "a"), Op(2, 3, "read", "a")])
+    # ...or not, but not before it was called.
+    assert linearizable([Op(0, inf, "write", "a"), Op(2, 3, "read", None)])
+    assert not linearizable([Op(1, 2, "read", "a"), Op(3, inf, "write", "a")])
+    assert not linearizable([Op(0, 1, "write", "a"), Op(2, 3, "write", "b"), Op(4, 5, "read", "a")])
+
+
+async def test_reads_and_writes_during_leader_kills_are_linearizable(cluster: Cluster, client: Client) -> None:
+    keys = [f"register/{k}" for k in range(4)]
+    history: dict[str, list[Op]] = {k: [] for k in keys}
+    stop = time.monotonic() + 5.0
+
+    async def worker(c: int) -> None:
+        n = 0
+        while time.monotonic() < stop:
+            key, member = random.choice(keys), random.choice(cluster.alive())
+            n += 1
+            call = time.monotonic()
+            if random.random() < 0.5:
+                value = f"c{c}-{n}"
+                try:
+                    status, body = await client.put(member, key, value)
+                except TRANSPORT_ERRORS:
+                    status, body = 0, {}
+                # A failed write may still commit: its outcome is unknown.
+                ret = time.monotonic() if status == 200 else math.inf
+                history[key].append(Op(call, ret, "write", value))
+            else:
+                try:
+                    status, body = await client.get(member, key)
+                except TRANSPORT_ERRORS:
+                    continue
+                if status == 200:
+                    history[key].append(Op(call, time.monotonic(), "read", body["data"]["value"]))
+                elif status == 404:
+                    history[key].append(Op(call, time.monotonic(), "read", None))
+            if status not in (200, 404):
+                await asyncio.sleep(0.02)
+
+    async def killer() -> None:
+        for _ in range(2):
+            await asyncio.sleep(1.5)
+            leader = await client.leader(cluster)
+            leader.kill()
+            await client.leader(cluster)
+            leader.start()
+
+    await asyncio.gather(killer(), *(worker(c) for c in range(8)))
+    reads = sum(op.kind == "read" for ops in history.values() for op in ops)
+    writes = sum(op.kind == "write" and op.ret != math.inf for ops in history.values() for op in ops)
+    assert reads > 50 and writes > 50
+    for key, ops in history.items():
+        assert linearizable(ops), f"the history of {key} is not linearizable"
