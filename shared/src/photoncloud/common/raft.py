@@ -180,12 +180,13 @@ class _Node(SyncObj):
                 continue
         raise Unavailable("the membership is changing; retry")
 
-    def _last_index(self) -> int:
-        return self._SyncObj__getCurrentLogIndex()
-
-    def _push(self) -> None:
-        """On the tick thread: send appended entries and the commit index to the followers now."""
-        self._SyncObj__sendAppendEntries()
+    def _checkCommandsToApply(self) -> None:
+        # pysyncobj's batched mode appends queued commands at the end of a tick and sends them with
+        # the next heartbeat; a leader sends them at once instead, before the tick waits for events.
+        last = self._SyncObj__getCurrentLogIndex()
+        super()._checkCommandsToApply()
+        if self._state() == _LEADER and self._SyncObj__getCurrentLogIndex() != last:
+            self._SyncObj__sendAppendEntries()
 
 
 class RaftLog:
@@ -257,17 +258,11 @@ class RaftLog:
     # -- the tick thread ------------------------------------------------------------------------
 
     def _run(self) -> None:
-        sent = (0, 0)
         published_at = 0.0
         try:
             while not self._stopping.is_set():
                 try:
                     self._node.doTick(0.05)
-                    if self._node._state() == _LEADER:
-                        now = (self._node._last_index(), self._node.raftCommitIndex)
-                        if now != sent:  # new entries, or a new commit index the followers must learn
-                            self._node._push()
-                            sent = now
                     if (self._client_urls.get(self.self_address) != self.client_urls
                             and self._node._getLeader() is not None and time.monotonic() - published_at > 1):
                         published_at = time.monotonic()  # retried each second until applied: it may be lost
