@@ -180,6 +180,13 @@ class _Node(SyncObj):
                 continue
         raise Unavailable("the membership is changing; retry")
 
+    def _SyncObj__applyLogEntries(self) -> bool:  # noqa: N802 - overrides pysyncobj's private method
+        # Likewise, a leader that committed entries tells the followers at once (they apply them and
+        # answer the proposals they forwarded) instead of with the next heartbeat.
+        applied = self.raftLastApplied
+        send = SyncObj._SyncObj__applyLogEntries(self)
+        return send or (self._state() == _LEADER and self.raftLastApplied != applied)
+
     def _checkCommandsToApply(self) -> None:
         # pysyncobj's batched mode appends queued commands at the end of a tick and sends them with
         # the next heartbeat; a leader sends them at once instead, before the tick waits for events.
