@@ -30,12 +30,12 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from typing import Any, Protocol, TypeVar
 
 import jwt
 
 from photoncloud.common import paging, request_id
+from photoncloud.common.times import parse_time, rfc3339
 from photoncloud.common.auth import (
     AUDIENCE,
     ORG,
@@ -310,25 +310,6 @@ class Bootstrapped:
 
 
 # --- small rules ---------------------------------------------------------------------------------
-
-
-def rfc3339(epoch: float) -> str:
-    """An epoch time as RFC 3339 UTC ("" for 0: never)."""
-    if not epoch:
-        return ""
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_time(value: str, field_name: str) -> float:
-    """An RFC 3339 time as epoch seconds; INVALID_ARGUMENT naming field_name otherwise."""
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        raise InvalidArgument(f"{field_name} must be an RFC 3339 time with a time zone, e.g. 2026-01-02T03:04:05Z",
-                              {"field": field_name})
-    return moment.timestamp()
 
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")

@@ -1,0 +1,5 @@
+"""`python -m photoncloud.creditservice`: run CreditService."""
+
+from .app import main
+
+main()

@@ -1,0 +1,35 @@
+"""Fixtures: a CreditService core on an in-memory store, with a clock the tests move."""
+
+from __future__ import annotations
+
+import pytest
+
+from photoncloud.common.replication import LocalLog
+from photoncloud.creditservice.core import CreditCore, CreditStateMachine
+from photoncloud.creditservice.store import SqliteCreditStore
+
+
+class Clock:
+    """Wall-clock seconds that only move when a test moves them."""
+
+    def __init__(self, now: float = 1_800_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+async def credits(clock):
+    """A CreditCore over an in-memory store; reservations expire only when a test asks."""
+    store = SqliteCreditStore(":memory:")
+    machine = CreditStateMachine(store)
+    core = CreditCore(machine, LocalLog(machine), clock, expiry_check_seconds=None)
+    yield core
+    await core.close()
+    store.close()

@@ -1,0 +1,259 @@
+"""CreditService over both transports: one table of steps run over REST and over gRPC against real
+servers, with the same results and the same errors; idempotency keys; tenancy and operator rights."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import aiohttp
+import grpc
+import pytest
+from google.protobuf import json_format
+
+from photoncloud.common.auth import ORG, PROJECT, Scope
+from photoncloud.common.config import ServerConfig
+from photoncloud.common.rpc import error_from_rpc
+from photoncloud.common.server import Server
+from photoncloud.common.testing import TokenMint
+from photoncloud.creditservice.app import build
+from photoncloud.creditservice.v1 import credit_pb2 as pb
+from photoncloud.creditservice.v1 import credit_pb2_grpc as pb_grpc
+
+# op: (HTTP method, path template, gRPC service, gRPC method, request type)
+OPS = {
+    "create_wallet": ("POST", "/wallets", "Wallets", "CreateWallet", pb.CreateWalletRequest),
+    "get_wallet": ("GET", "/wallets/{project_id}", "Wallets", "GetWallet", pb.GetWalletRequest),
+    "list_wallets": ("GET", "/wallets", "Wallets", "ListWallets", pb.ListWalletsRequest),
+    "update_wallet": ("PATCH", "/wallets/{project_id}", "Wallets", "UpdateWallet", pb.UpdateWalletRequest),
+    "top_up": ("POST", "/wallets/{project_id}/topup", "Wallets", "TopUp", pb.TopUpRequest),
+    "transactions": ("GET", "/wallets/{project_id}/transactions", "Wallets", "ListTransactions",
+                     pb.ListTransactionsRequest),
+    "audit": ("GET", "/audit", "Wallets", "Audit", pb.AuditRequest),
+    "reserve": ("POST", "/reservations", "Reservations", "Reserve", pb.ReserveRequest),
+    "get_reservation": ("GET", "/reservations/{id}", "Reservations", "GetReservation", pb.GetReservationRequest),
+    "reservations": ("GET", "/reservations", "Reservations", "ListReservations", pb.ListReservationsRequest),
+    "commit": ("POST", "/reservations/{id}/commit", "Reservations", "Commit", pb.CommitRequest),
+    "release": ("POST", "/reservations/{id}/release", "Reservations", "Release", pb.ReleaseRequest),
+    "set_quota": ("PUT", "/quotas/{project_id}/{resource_type}", "Quotas", "SetQuota", pb.SetQuotaRequest),
+    "get_quota": ("GET", "/quotas/{project_id}/{resource_type}", "Quotas", "GetQuota", pb.GetQuotaRequest),
+    "list_quotas": ("GET", "/quotas/{project_id}", "Quotas", "ListQuotas", pb.ListQuotasRequest),
+    "free_quota": ("POST", "/quotas/{project_id}/{resource_type}/free", "Quotas", "FreeQuota", pb.FreeQuotaRequest),
+    "check_admission": ("POST", "/admission/check", "Quotas", "CheckAdmission", pb.CheckAdmissionRequest),
+}
+# Fields that differ between two servers running the same steps: generated ids and times.
+VOLATILE = {"id", "reservation_id", "created_at", "updated_at", "expires_at", "resolved_at", "next_page_token"}
+
+
+def stable(data: Any) -> Any:
+    """data without the fields two runs never share."""
+    if isinstance(data, dict):
+        return {k: stable(v) for k, v in data.items() if k not in VOLATILE}
+    if isinstance(data, list):
+        return [stable(v) for v in data]
+    return data
+
+
+class Rest:
+    """Runs steps over REST; a result is the envelope's data, or {"error": CODE, "message": ...}."""
+
+    def __init__(self, session: aiohttp.ClientSession, port: int, headers: dict[str, str]):
+        self.session, self.base, self.headers = session, f"http://127.0.0.1:{port}/api/v1", headers
+
+    async def call(self, op: str, args: dict[str, Any], key: str = "") -> Any:
+        method, template, *_, request_type = OPS[op]
+        fields = re.findall(r"{(\w+)}", template)
+        path = template.format(**{f: args[f] for f in fields})
+        rest = {k: v for k, v in args.items() if k not in fields}
+        headers = {**self.headers, **({"Idempotency-Key": key} if key else {})}
+        kwargs = {"params": {k: str(v) for k, v in rest.items()}} if method == "GET" else {"json": rest}
+        async with self.session.request(method, self.base + path, headers=headers, **kwargs) as response:
+            body = await response.json()
+        if "error" in body:
+            return {"error": body["error"]["code"], "message": body["error"]["message"],
+                    "details": body["error"]["details"]}
+        assert response.status in (200, 201)
+        # As protobuf would carry it: the same fields, defaults included.
+        return json_format.MessageToDict(json_format.ParseDict(body["data"], OPS_RESPONSE[op]()),
+                                         preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+
+
+class Grpc:
+    """Runs steps over gRPC; results and errors in the same shape as Rest's."""
+
+    def __init__(self, channel: grpc.aio.Channel, metadata: tuple):
+        self.stubs = {"Wallets": pb_grpc.WalletsStub(channel), "Reservations": pb_grpc.ReservationsStub(channel),
+                      "Quotas": pb_grpc.QuotasStub(channel)}
+        self.metadata = metadata
+
+    async def call(self, op: str, args: dict[str, Any], key: str = "") -> Any:
+        _, _, service, method, request_type = OPS[op]
+        metadata = self.metadata + ((("idempotency-key", key),) if key else ())
+        try:
+            response = await getattr(self.stubs[service], method)(request_type(**args), metadata=metadata)
+        except grpc.aio.AioRpcError as exc:
+            error = error_from_rpc(exc)
+            return {"error": error.code.name, "message": error.message, "details": error.details}
+        return json_format.MessageToDict(response, preserving_proto_field_name=True,
+                                         always_print_fields_with_no_presence=True)
+
+
+OPS_RESPONSE = {op: pb.DESCRIPTOR.services_by_name[service].methods_by_name[method].output_type._concrete_class
+                for op, (_, _, service, method, _) in OPS.items()}
+
+# (op, args, idempotency key, expected: a subset of the result, or an error code)
+STEPS = [
+    ("create_wallet", {"project_id": "p1", "org_id": "o1", "initial_balance": 1000}, "",
+     {"balance": "1000", "available": "1000", "status": "ACTIVE"}),
+    ("create_wallet", {"project_id": "p1", "org_id": "o1"}, "", "ALREADY_EXISTS"),
+    ("get_wallet", {"project_id": "nobody"}, "", "NOT_FOUND"),
+    ("top_up", {"project_id": "p1", "amount": 0}, "", "INVALID_ARGUMENT"),
+    ("top_up", {"project_id": "p1", "amount": 500, "description": "invoice 7"}, "t1",
+     {"wallet": {"balance": "1500"}}),
+    ("top_up", {"project_id": "p1", "amount": 500, "description": "invoice 7"}, "t1",
+     {"wallet": {"balance": "1500"}}),  # a retry: the first result, nothing added
+    ("top_up", {"project_id": "p1", "amount": 501, "description": "invoice 7"}, "t1", "FAILED_PRECONDITION"),
+    ("reserve", {"project_id": "p1", "amount": 2000, "resource_type": "vm"}, "", "FAILED_PRECONDITION"),
+    ("set_quota", {"project_id": "p1", "resource_type": "vm", "limit": 1}, "", {"limit": "1", "usage": "0"}),
+    ("reserve", {"project_id": "p1", "amount": 400, "resource_type": "vm", "ttl_seconds": 60}, "",
+     {"wallet": {"reserved": "400", "available": "1100"}, "reservation": {"status": "PENDING"}}),
+    ("check_admission", {"project_id": "p1", "amount": 10, "resource_type": "vm"}, "",
+     {"allowed": False, "reason": "QUOTA_EXCEEDED", "quota_limit": "1", "quota_usage": "1"}),
+    ("check_admission", {"project_id": "p1", "amount": 1101}, "",
+     {"allowed": False, "reason": "INSUFFICIENT_CREDITS", "available": "1100"}),
+    ("commit", {"id": "$reservation", "actual_amount": 401}, "", "INVALID_ARGUMENT"),
+    ("commit", {"id": "$reservation", "actual_amount": 250, "resource_id": "vm-1"}, "c1",
+     {"wallet": {"balance": "1250", "reserved": "0"}, "reservation": {"status": "COMMITTED", "actual_amount": "250"}}),
+    ("release", {"id": "$reservation"}, "", "FAILED_PRECONDITION"),
+    ("get_quota", {"project_id": "p1", "resource_type": "vm"}, "", {"usage": "1"}),
+    ("free_quota", {"project_id": "p1", "resource_type": "vm", "quantity": 1}, "", {"usage": "0"}),
+    ("list_quotas", {"project_id": "p1"}, "", {"items": [{"project_id": "p1", "resource_type": "vm", "limit": "1",
+                                                          "usage": "0"}]}),
+    ("reserve", {"project_id": "p1", "amount": 50}, "", {"wallet": {"reserved": "50"}}),
+    ("release", {"id": "$reservation", "reason": "no longer needed"}, "",
+     {"reservation": {"status": "RELEASED", "reason": "no longer needed"}, "wallet": {"reserved": "0"}}),
+    ("get_reservation", {"id": "$reservation"}, "", {"status": "RELEASED", "amount": "50"}),
+    ("reservations", {"project_id": "p1", "status": "COMMITTED"}, "", {"items": [{"amount": "400"}]}),
+    ("transactions", {"project_id": "p1", "type": "COMMIT"}, "",
+     {"items": [{"type": "COMMIT", "amount": "250", "balance_after": "1250"}]}),
+    ("transactions", {"project_id": "p1", "page_size": 2}, "", {"items": [{"type": "RELEASE"}, {"type": "RESERVE"}]}),
+    ("update_wallet", {"project_id": "p1", "status": "FROZEN"}, "", "INVALID_ARGUMENT"),
+    ("update_wallet", {"project_id": "p1", "status": "SUSPENDED"}, "", {"status": "SUSPENDED"}),
+    ("reserve", {"project_id": "p1", "amount": 1}, "", "FAILED_PRECONDITION"),
+    ("list_wallets", {}, "", {"items": [{"project_id": "p1", "balance": "1250"}]}),
+    ("audit", {}, "", {"ok": True, "wallets": "1", "revenue": "250", "issued": "1500", "transactions": "6"}),
+]
+
+
+def subset(expected: Any, actual: Any) -> bool:
+    """Whether every field of expected is in actual with the same value (lists item by item)."""
+    if isinstance(expected, dict):
+        return isinstance(actual, dict) and all(k in actual and subset(v, actual[k]) for k, v in expected.items())
+    if isinstance(expected, list):
+        return isinstance(actual, list) and len(expected) == len(actual) and all(map(subset, expected, actual))
+    return expected == actual
+
+
+async def run(client: Rest | Grpc) -> list[Any]:
+    results, reservation = [], ""
+    for op, args, key, expected in STEPS:
+        args = {k: reservation if v == "$reservation" else v for k, v in args.items()}
+        result = await client.call(op, args, key)
+        if isinstance(expected, str):
+            assert result.get("error") == expected, (op, args, result)
+        else:
+            assert "error" not in result and subset(expected, result), (op, args, result)
+            reservation = result.get("reservation", {}).get("id", reservation)
+        results.append(result)
+    return results
+
+
+@pytest.fixture(scope="module")
+def mint():
+    return TokenMint()
+
+
+async def start(data_dir, mint: TokenMint) -> Server:
+    config = ServerConfig(service="creditservice", bind="127.0.0.1", rest_port=0, grpc_port=0, data_dir=data_dir,
+                          shutdown_grace=2)
+    service = await build(config)
+    service.verifier = mint.verifier()
+    server = Server(service, config)
+    await server.start()
+    return server
+
+
+async def test_rest_and_grpc_agree_step_by_step(tmp_path, mint):
+    token = mint.token()
+    rest_server, grpc_server = await start(tmp_path / "rest", mint), await start(tmp_path / "grpc", mint)
+    try:
+        async with aiohttp.ClientSession() as session, \
+                grpc.aio.insecure_channel(f"127.0.0.1:{grpc_server.grpc_port}") as channel:
+            over_rest = await run(Rest(session, rest_server.rest_port, {"Authorization": f"Bearer {token}"}))
+            over_grpc = await run(Grpc(channel, (("authorization", f"Bearer {token}"),)))
+    finally:
+        await rest_server.stop()
+        await grpc_server.stop()
+    for step, a, b in zip(STEPS, over_rest, over_grpc):
+        assert stable(a) == stable(b), step
+
+
+@pytest.fixture
+async def server(tmp_path, mint):
+    running = await start(tmp_path, mint)
+    yield running
+    await running.stop()
+
+
+async def call(server: Server, token: str, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as session:
+        async with session.request(method, f"http://127.0.0.1:{server.rest_port}/api/v1{path}", json=body) as r:
+            return r.status, await r.json()
+
+
+async def test_members_reserve_in_their_own_project_only_and_operators_manage(server, mint):
+    admin = mint.token()
+    for project in ("p1", "p2"):
+        status, _ = await call(server, admin, "POST", "/wallets",
+                               {"project_id": project, "org_id": "o1", "initial_balance": 100})
+        assert status == 201
+    member = mint.token(permissions=("*:*:read", "*:*:write"), roles=("member",), scope=Scope(PROJECT, "o1", "p1"))
+    status, body = await call(server, member, "POST", "/reservations", {"project_id": "p1", "amount": 10})
+    assert status == 201 and body["data"]["wallet"]["available"] == 90
+    status, body = await call(server, member, "POST", "/reservations", {"project_id": "p2", "amount": 10})
+    assert status == 403 and body["error"]["details"]["reason"] == "OUT_OF_SCOPE"
+    status, body = await call(server, member, "GET", "/wallets/p2")
+    assert status == 403
+    status, body = await call(server, member, "POST", "/wallets/p1/topup", {"amount": 10})
+    assert status == 403 and body["error"]["details"]["reason"] == "MISSING_PERMISSION"
+    status, body = await call(server, member, "PUT", "/quotas/p1/vm", {"limit": 5})
+    assert status == 403
+    status, body = await call(server, member, "GET", "/wallets")
+    assert status == 200 and [w["project_id"] for w in body["data"]["items"]] == ["p1"]
+    viewer = mint.token(permissions=("*:*:read",), roles=("viewer",), scope=Scope(PROJECT, "o1", "p1"))
+    status, body = await call(server, viewer, "POST", "/reservations", {"project_id": "p1", "amount": 1})
+    assert status == 403
+    status, body = await call(server, viewer, "POST", "/admission/check", {"project_id": "p1", "amount": 1})
+    assert status == 200 and body["data"]["allowed"] is True
+    other_org = mint.token(permissions=("*",), roles=("admin",), scope=Scope(ORG, "o2"))
+    status, body = await call(server, other_org, "GET", "/wallets/p1")
+    assert status == 403
+    status, body = await call(server, other_org, "GET", "/wallets")
+    assert status == 200 and body["data"]["items"] == []
+
+
+async def test_a_bad_idempotency_key_and_bad_input_are_refused(server, mint):
+    admin = mint.token()
+    await call(server, admin, "POST", "/wallets", {"project_id": "p1", "org_id": "o1"})
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {admin}", "Idempotency-Key": "x" * 300}) as s:
+        async with s.post(f"http://127.0.0.1:{server.rest_port}/api/v1/wallets/p1/topup", json={"amount": 5}) as r:
+            body = await r.json()
+    assert r.status == 400 and body["error"]["details"] == {"field": "idempotency_key"}
+    status, body = await call(server, admin, "POST", "/wallets", {"project_id": "p 1", "org_id": "o1"})
+    assert status == 400 and body["error"]["details"] == {"field": "project_id"}
+    status, body = await call(server, admin, "POST", "/reservations", {"project_id": "p1", "amount": 1.5})
+    assert status == 400
+    status, body = await call(server, admin, "GET", "/wallets/p1/transactions?since=yesterday")
+    assert status == 400 and body["error"]["details"] == {"field": "since"}
+    status, body = await call(server, admin, "GET", "/wallets/p1")
+    assert status == 200 and body["data"]["balance"] == 0  # nothing was changed by the refused requests
