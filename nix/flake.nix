@@ -20,6 +20,7 @@
             pkgs.curl
             pkgs.jq
             pkgs.docker-compose
+            pkgs.etcd_3_4  # etcdctl for the tests of ChainFire's etcd API, etcd for bench/
           ];
 
           # Wheels from the package index (grpcio, grpcio-tools) link against libstdc++ and

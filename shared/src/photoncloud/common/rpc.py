@@ -30,6 +30,10 @@ def _metadata_value(metadata: Any, key: str) -> str | None:
     return None
 
 
+# etcd clients send their token bare in this metadata key (not `authorization`); it is accepted as
+# a bearer token, so that etcd clients talking to a service's etcd-compatible API are admitted.
+ETCD_TOKEN_KEY = "token"
+
 # Served without a token on every port: health checks and server reflection.
 PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
@@ -104,7 +108,10 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 
     async def _admit(self, method: str, context: grpc.aio.ServicerContext) -> auth.Principal | None:
         access = self.access.get(method) or Access(public=method.startswith(PUBLIC_PREFIXES))
-        authorization = _metadata_value(context.invocation_metadata(), "authorization")
+        metadata = context.invocation_metadata()
+        authorization = _metadata_value(metadata, "authorization")
+        if authorization is None and (token := _metadata_value(metadata, ETCD_TOKEN_KEY)):
+            authorization = f"Bearer {token}"
         return await auth.admit(self.verifier, authorization, access.public, access.permission)
 
     async def _enter(self, context: grpc.aio.ServicerContext) -> tuple[Any, float]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -32,6 +32,9 @@ class GrpcService:
 
     name: str
     add_to_server: Callable[[grpc.aio.Server], None]
+    # What calling each method takes, by full method name ("/package.Service/Method"), for methods
+    # no REST route mirrors (e.g. a compatibility API); the others take it from their route.
+    access: Mapping[str, Access] = field(default_factory=dict)
 
 
 async def _no_dependencies() -> dict[str, Any]:
@@ -84,7 +87,8 @@ class Server:
                  _host_port(self.config.bind, self.rest_port), _host_port(self.config.bind, self.grpc_port))
 
     async def _start_grpc(self) -> None:
-        access = {f"/{r.rpc}": Access(r.public, r.permission) for r in self.service.routes.routes if r.rpc}
+        access = {method: a for s in self.service.grpc_services for method, a in s.access.items()}
+        access.update({f"/{r.rpc}": Access(r.public, r.permission) for r in self.service.routes.routes if r.rpc})
         server = grpc.aio.server(interceptors=[ServerInterceptor(self.metrics, self.service.verifier, access)])
         for grpc_service in self.service.grpc_services:
             grpc_service.add_to_server(server)

@@ -13,7 +13,7 @@ from photoncloud.common.config import ServerConfig
 from photoncloud.common.cluster import add_cluster_options, make_log
 from photoncloud.common.server import Service, run
 
-from . import grpc_api, rest_api
+from . import etcd_api, grpc_api, rest_api
 from .core import KVCore, KVStateMachine
 from .store import SqliteKVStore
 
@@ -46,7 +46,7 @@ async def build(config: ServerConfig, environ: Mapping[str, str] | None = None) 
 
     verifier = iam_verifier(config.iam_url, config.expected_issuer, config.revocation_poll_seconds)
     return Service(NAME, __version__, rest_api.routes(kv),
-                   grpc_api.services(kv), dependencies, close, verifier,
+                   grpc_api.services(kv) + etcd_api.services(kv, config.iam_url), dependencies, close, verifier,
                    draining=kv.end_watches)
 
 

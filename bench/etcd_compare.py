@@ -1,0 +1,276 @@
+"""ChainFire against etcd on the same machine, with the same client: put and get through etcd's v3
+gRPC API (ChainFire's generated etcdserverpb stubs on grpc.aio), single node and three nodes.
+
+Starts each system on free 127.0.0.1 ports over temporary data directories (removed afterwards):
+etcd from Debian's etcd-server package (the `etcd` binary), and ChainFire with IAM (authentication
+on: every call carries an admin token in etcd's `token` metadata; etcd runs without
+authentication, its default). With three nodes the workers spread over the members, as etcd
+clients do. Reports operations per second, median and 99th percentile latency, and the ratio
+ChainFire / etcd.
+
+    .venv/bin/python bench/etcd_compare.py                       # everything, about three minutes
+    .venv/bin/python bench/etcd_compare.py --nodes 1 --duration 2
+    .venv/bin/python bench/etcd_compare.py --json
+
+A benchmark, not a test: it asserts nothing, it reports numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import grpc
+
+from chainfire_bench import batches, measure, percentile, positive_ints  # this folder's ChainFire bench
+from photoncloud.common.testing import ServiceProcess, free_ports, start_platform
+from photoncloud.etcd.v3 import rpc_pb2 as pb
+from photoncloud.etcd.v3 import rpc_pb2_grpc as pb_grpc
+
+LOOPBACK = "127.0.0.1"
+STARTUP_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Target:
+    """A running system: its members' gRPC addresses and the metadata every call carries."""
+
+    system: str
+    nodes: int
+    endpoints: list[str]
+    metadata: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass
+class Result:
+    """One case: a system, a cluster size, an operation and a concurrency."""
+
+    system: str
+    nodes: int
+    op: str
+    concurrency: int
+    ops: int
+    errors: int
+    ops_per_second: float
+    p50_ms: float
+    p99_ms: float
+    first_error: str = ""
+
+
+async def wait_ready(target: Target, deadline: float) -> None:
+    """Until every member answers Maintenance.Status and knows a leader."""
+    for endpoint in target.endpoints:
+        async with grpc.aio.insecure_channel(endpoint, options=[("grpc.enable_http_proxy", 0)]) as channel:
+            stub = pb_grpc.MaintenanceStub(channel)
+            while True:
+                try:
+                    status = await stub.Status(pb.StatusRequest(), metadata=target.metadata, timeout=2)
+                    if status.leader:
+                        break
+                except grpc.aio.AioRpcError as exc:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{target.system} at {endpoint} is not ready: {exc.details()}") from None
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{target.system} at {endpoint} has no leader")
+                await asyncio.sleep(0.2)
+
+
+@contextmanager
+def etcd(root: Path, nodes: int) -> Iterator[Target]:
+    """Debian's etcd: `nodes` members on free loopback ports, fsync on (etcd's default)."""
+    binary = shutil.which("etcd")
+    if binary is None:
+        sys.exit("etcd is not installed (apt-get install etcd-server)")
+    ports = free_ports(2 * nodes)
+    clients, peers = ports[:nodes], ports[nodes:]
+    cluster = ",".join(f"m{i}=http://{LOOPBACK}:{peers[i]}" for i in range(nodes))
+    token = f"bench-{secrets.token_hex(4)}"  # one per cluster: members with different tokens never meet
+    processes = []
+    try:
+        for i in range(nodes):
+            log = open(root / f"etcd-{i}.log", "wb")  # noqa: SIM115 - the child keeps it open
+            processes.append(subprocess.Popen(
+                [binary, "--name", f"m{i}", "--data-dir", str(root / f"etcd-{i}"),
+                 "--listen-client-urls", f"http://{LOOPBACK}:{clients[i]}",
+                 "--advertise-client-urls", f"http://{LOOPBACK}:{clients[i]}",
+                 "--listen-peer-urls", f"http://{LOOPBACK}:{peers[i]}",
+                 "--initial-advertise-peer-urls", f"http://{LOOPBACK}:{peers[i]}",
+                 "--initial-cluster", cluster, "--initial-cluster-state", "new",
+                 "--initial-cluster-token", token, "--log-level", "warn", "--logger", "zap"],
+                stdout=log, stderr=subprocess.STDOUT))
+            log.close()
+        yield Target("etcd", nodes, [f"{LOOPBACK}:{port}" for port in clients])
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@contextmanager
+def chainfire(root: Path, nodes: int, log_level: str) -> Iterator[Target]:
+    """IAM and `nodes` ChainFire members (one Raft cluster when more than one), on free loopback ports."""
+    running = start_platform(root, *(["chainfire"] if nodes == 1 else []), log_level=log_level)
+    members = list(running.services.values())
+    try:
+        if nodes > 1:
+            peers = [f"{LOOPBACK}:{port}" for port in free_ports(nodes)]
+            secret = secrets.token_urlsafe(32)
+            for i in range(nodes):
+                members.append(ServiceProcess(
+                    "chainfire", root / f"chainfire-{i}", "--iam-url", running.iam.url, "--log-level", log_level,
+                    "--peer-address", peers[i], "--initial-cluster", ",".join(peers),
+                    env={"CHAINFIRE_CLUSTER_SECRET": secret}).start(STARTUP_SECONDS))
+        yield Target("chainfire", nodes, [f"{LOOPBACK}:{m.grpc_port}" for m in members],
+                     (("token", running.admin_token()),))
+    finally:
+        for member in members:
+            member.stop()
+        running.iam.stop()
+
+
+@asynccontextmanager
+async def workers_client(target: Target, args: argparse.Namespace) -> AsyncIterator[tuple]:
+    """put(i), get(i) and prefill() over one channel per member; operation i goes to member i mod n."""
+    value = b"x" * args.value_size
+    channels = [grpc.aio.insecure_channel(e, options=[("grpc.enable_http_proxy", 0)]) for e in target.endpoints]
+    stubs = [pb_grpc.KVStub(channel) for channel in channels]
+    metadata = target.metadata
+
+    def key(i: int) -> bytes:
+        return f"bench/{i % args.keys:06d}".encode()
+
+    async def put(i: int) -> None:
+        await stubs[i % len(stubs)].Put(pb.PutRequest(key=key(i), value=value), metadata=metadata, timeout=30)
+
+    async def get(i: int) -> None:
+        reply = await stubs[i % len(stubs)].Range(pb.RangeRequest(key=key(i)), metadata=metadata, timeout=30)
+        if len(reply.kvs) != 1:
+            raise RuntimeError("key not found")
+
+    async def prefill() -> None:
+        for batch in batches(args.keys):
+            ops = [pb.RequestOp(request_put=pb.PutRequest(key=key(i), value=value)) for i in batch]
+            await stubs[0].Txn(pb.TxnRequest(success=ops), metadata=metadata, timeout=30)
+
+    try:
+        yield put, get, prefill
+    finally:
+        for channel in channels:
+            await channel.close()
+
+
+async def bench_target(target: Target, args: argparse.Namespace) -> list[Result]:
+    """put, then get (every key written first), at each concurrency."""
+    await wait_ready(target, time.monotonic() + STARTUP_SECONDS)
+    results = []
+    async with workers_client(target, args) as (put, get, prefill):
+        for name, op in (("put", put), ("get", get)):
+            if name == "get":
+                await prefill()
+            for concurrency in args.concurrency:
+                if args.warmup > 0:
+                    await measure(op, concurrency, args.warmup, args.ops)
+                latencies, errors, first_error, seconds = await measure(op, concurrency, args.duration, args.ops)
+                latencies.sort()
+                result = Result(target.system, target.nodes, name, concurrency, len(latencies), errors,
+                                round(len(latencies) / seconds, 1), round(percentile(latencies, 0.50) * 1000, 3),
+                                round(percentile(latencies, 0.99) * 1000, 3), first_error)
+                print(f"  {result.system} x{result.nodes} {name} c{concurrency}: {result.ops_per_second:.0f} ops/s",
+                      file=sys.stderr, flush=True)
+                results.append(result)
+    return results
+
+
+def run(args: argparse.Namespace) -> list[Result]:
+    """Every system at every cluster size, one after the other (never two at once on the machine)."""
+    results = []
+    for nodes in args.nodes:
+        for system in args.systems:
+            with tempfile.TemporaryDirectory(prefix=f"{system}-bench-") as data_dir:
+                root = Path(data_dir)
+                starting = etcd(root, nodes) if system == "etcd" else chainfire(root, nodes, args.log_level)
+                try:
+                    with starting as target:
+                        results += asyncio.run(bench_target(target, args))
+                except RuntimeError as exc:
+                    print(f"{system} x{nodes}: {exc}", file=sys.stderr)
+    return results
+
+
+def table(results: list[Result]) -> str:
+    """One row per case: ChainFire's and etcd's numbers side by side, and ChainFire / etcd."""
+    by_case = {(r.nodes, r.op, r.concurrency, r.system): r for r in results}
+    header = ("| nodes | op | conc | ChainFire ops/s | p50 ms | p99 ms | etcd ops/s | p50 ms | p99 ms "
+              "| ops/s ratio | p50 ratio |")
+    lines = [header, "|" + "---:|" * 11]
+    for nodes, op, concurrency in sorted({k[:3] for k in by_case}, key=lambda k: (k[0], k[1] != "put", k[2])):
+        cf, et = by_case.get((nodes, op, concurrency, "chainfire")), by_case.get((nodes, op, concurrency, "etcd"))
+        cells = [str(nodes), op, str(concurrency)]
+        for r in (cf, et):
+            cells += [f"{r.ops_per_second:.0f}", f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}"] if r else ["-"] * 3
+        ratio = cf and et and et.ops_per_second and cf.ops_per_second / et.ops_per_second
+        p50 = cf and et and et.p50_ms and cf.p50_ms / et.p50_ms
+        cells += [f"{ratio:.2f}" if ratio else "-", f"{p50:.2f}" if p50 else "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    errors = [f"{r.system} x{r.nodes} {r.op} c{r.concurrency}: {r.errors} errors, first: {r.first_error}"
+              for r in results if r.errors]
+    return "\n".join(lines + errors)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options; --help lists them."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--nodes", type=positive_ints, default=[1, 3], help="cluster sizes (default: 1,3)")
+    parser.add_argument("--concurrency", type=positive_ints, default=[1, 64],
+                        help="requests in flight, comma-separated (default: 1,64)")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per case (default: 5)")
+    parser.add_argument("--ops", type=int, default=100_000, help="at most this many operations per case")
+    parser.add_argument("--warmup", type=float, default=0.5, help="unmeasured seconds before each case")
+    parser.add_argument("--keys", type=int, default=1000, help="distinct keys written and read (default: 1000)")
+    parser.add_argument("--value-size", type=int, default=100, help="bytes per value (default: 100)")
+    parser.add_argument("--log-level", default="INFO", help="ChainFire's and IAM's log level (default: INFO)")
+    parser.add_argument("--systems", default="chainfire,etcd", help="which systems (default: chainfire,etcd)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
+    args = parser.parse_args(argv)
+    args.systems = [system for system in args.systems.split(",") if system]
+    if not args.systems or not set(args.systems) <= {"chainfire", "etcd"}:
+        parser.error("--systems takes chainfire and/or etcd")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the comparison and print the table (or JSON)."""
+    args = parse_args(argv)
+    etcd_version = subprocess.run(["etcd", "--version"], capture_output=True, text=True).stdout.split("\n")[0] \
+        if shutil.which("etcd") else "etcd: not installed"
+    machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+               "etcd": etcd_version}
+    settings = {k: getattr(args, k) for k in ("nodes", "concurrency", "duration", "warmup", "keys", "value_size")}
+    print(f"etcd comparison: {settings}, {machine}", file=sys.stderr)
+    results = run(args)
+    if args.json:
+        print(json.dumps({"machine": machine, "settings": settings, "results": [asdict(r) for r in results]},
+                         indent=2))
+    else:
+        print(table(results))
+
+
+if __name__ == "__main__":
+    main()
