@@ -3,103 +3,41 @@ servers, with the same results and the same errors; idempotency keys; tenancy an
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import aiohttp
 import grpc
 import pytest
-from google.protobuf import json_format
-
 from photoncloud.common.auth import ORG, PROJECT, Scope
 from photoncloud.common.config import ServerConfig
-from photoncloud.common.rpc import error_from_rpc
 from photoncloud.common.server import Server
-from photoncloud.common.testing import TokenMint
+from photoncloud.common.testing import GrpcContract, Operation, RestContract, TokenMint, subset, without
 from photoncloud.creditservice.app import build
 from photoncloud.creditservice.v1 import credit_pb2 as pb
 from photoncloud.creditservice.v1 import credit_pb2_grpc as pb_grpc
 
-# op: (HTTP method, path template, gRPC service, gRPC method, request type)
 OPS = {
-    "create_wallet": ("POST", "/wallets", "Wallets", "CreateWallet", pb.CreateWalletRequest),
-    "get_wallet": ("GET", "/wallets/{project_id}", "Wallets", "GetWallet", pb.GetWalletRequest),
-    "list_wallets": ("GET", "/wallets", "Wallets", "ListWallets", pb.ListWalletsRequest),
-    "update_wallet": ("PATCH", "/wallets/{project_id}", "Wallets", "UpdateWallet", pb.UpdateWalletRequest),
-    "top_up": ("POST", "/wallets/{project_id}/topup", "Wallets", "TopUp", pb.TopUpRequest),
-    "transactions": ("GET", "/wallets/{project_id}/transactions", "Wallets", "ListTransactions",
-                     pb.ListTransactionsRequest),
-    "audit": ("GET", "/audit", "Wallets", "Audit", pb.AuditRequest),
-    "reserve": ("POST", "/reservations", "Reservations", "Reserve", pb.ReserveRequest),
-    "get_reservation": ("GET", "/reservations/{id}", "Reservations", "GetReservation", pb.GetReservationRequest),
-    "reservations": ("GET", "/reservations", "Reservations", "ListReservations", pb.ListReservationsRequest),
-    "commit": ("POST", "/reservations/{id}/commit", "Reservations", "Commit", pb.CommitRequest),
-    "release": ("POST", "/reservations/{id}/release", "Reservations", "Release", pb.ReleaseRequest),
-    "set_quota": ("PUT", "/quotas/{project_id}/{resource_type}", "Quotas", "SetQuota", pb.SetQuotaRequest),
-    "get_quota": ("GET", "/quotas/{project_id}/{resource_type}", "Quotas", "GetQuota", pb.GetQuotaRequest),
-    "list_quotas": ("GET", "/quotas/{project_id}", "Quotas", "ListQuotas", pb.ListQuotasRequest),
-    "free_quota": ("POST", "/quotas/{project_id}/{resource_type}/free", "Quotas", "FreeQuota", pb.FreeQuotaRequest),
-    "check_admission": ("POST", "/admission/check", "Quotas", "CheckAdmission", pb.CheckAdmissionRequest),
+    "create_wallet": Operation("POST", "/wallets", "Wallets/CreateWallet"),
+    "get_wallet": Operation("GET", "/wallets/{project_id}", "Wallets/GetWallet"),
+    "list_wallets": Operation("GET", "/wallets", "Wallets/ListWallets"),
+    "update_wallet": Operation("PATCH", "/wallets/{project_id}", "Wallets/UpdateWallet"),
+    "top_up": Operation("POST", "/wallets/{project_id}/topup", "Wallets/TopUp"),
+    "transactions": Operation("GET", "/wallets/{project_id}/transactions", "Wallets/ListTransactions"),
+    "audit": Operation("GET", "/audit", "Wallets/Audit"),
+    "reserve": Operation("POST", "/reservations", "Reservations/Reserve"),
+    "get_reservation": Operation("GET", "/reservations/{id}", "Reservations/GetReservation"),
+    "reservations": Operation("GET", "/reservations", "Reservations/ListReservations"),
+    "commit": Operation("POST", "/reservations/{id}/commit", "Reservations/Commit"),
+    "release": Operation("POST", "/reservations/{id}/release", "Reservations/Release"),
+    "set_quota": Operation("PUT", "/quotas/{project_id}/{resource_type}", "Quotas/SetQuota"),
+    "get_quota": Operation("GET", "/quotas/{project_id}/{resource_type}", "Quotas/GetQuota"),
+    "list_quotas": Operation("GET", "/quotas/{project_id}", "Quotas/ListQuotas"),
+    "free_quota": Operation("POST", "/quotas/{project_id}/{resource_type}/free", "Quotas/FreeQuota"),
+    "check_admission": Operation("POST", "/admission/check", "Quotas/CheckAdmission"),
 }
 # Fields that differ between two servers running the same steps: generated ids and times.
 VOLATILE = {"id", "reservation_id", "created_at", "updated_at", "expires_at", "resolved_at", "next_page_token"}
 
-
-def stable(data: Any) -> Any:
-    """data without the fields two runs never share."""
-    if isinstance(data, dict):
-        return {k: stable(v) for k, v in data.items() if k not in VOLATILE}
-    if isinstance(data, list):
-        return [stable(v) for v in data]
-    return data
-
-
-class Rest:
-    """Runs steps over REST; a result is the envelope's data, or {"error": CODE, "message": ...}."""
-
-    def __init__(self, session: aiohttp.ClientSession, port: int, headers: dict[str, str]):
-        self.session, self.base, self.headers = session, f"http://127.0.0.1:{port}/api/v1", headers
-
-    async def call(self, op: str, args: dict[str, Any], key: str = "") -> Any:
-        method, template, *_, request_type = OPS[op]
-        fields = re.findall(r"{(\w+)}", template)
-        path = template.format(**{f: args[f] for f in fields})
-        rest = {k: v for k, v in args.items() if k not in fields}
-        headers = {**self.headers, **({"Idempotency-Key": key} if key else {})}
-        kwargs = {"params": {k: str(v) for k, v in rest.items()}} if method == "GET" else {"json": rest}
-        async with self.session.request(method, self.base + path, headers=headers, **kwargs) as response:
-            body = await response.json()
-        if "error" in body:
-            return {"error": body["error"]["code"], "message": body["error"]["message"],
-                    "details": body["error"]["details"]}
-        assert response.status in (200, 201)
-        # As protobuf would carry it: the same fields, defaults included.
-        return json_format.MessageToDict(json_format.ParseDict(body["data"], OPS_RESPONSE[op]()),
-                                         preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
-
-
-class Grpc:
-    """Runs steps over gRPC; results and errors in the same shape as Rest's."""
-
-    def __init__(self, channel: grpc.aio.Channel, metadata: tuple):
-        self.stubs = {"Wallets": pb_grpc.WalletsStub(channel), "Reservations": pb_grpc.ReservationsStub(channel),
-                      "Quotas": pb_grpc.QuotasStub(channel)}
-        self.metadata = metadata
-
-    async def call(self, op: str, args: dict[str, Any], key: str = "") -> Any:
-        _, _, service, method, request_type = OPS[op]
-        metadata = self.metadata + ((("idempotency-key", key),) if key else ())
-        try:
-            response = await getattr(self.stubs[service], method)(request_type(**args), metadata=metadata)
-        except grpc.aio.AioRpcError as exc:
-            error = error_from_rpc(exc)
-            return {"error": error.code.name, "message": error.message, "details": error.details}
-        return json_format.MessageToDict(response, preserving_proto_field_name=True,
-                                         always_print_fields_with_no_presence=True)
-
-
-OPS_RESPONSE = {op: pb.DESCRIPTOR.services_by_name[service].methods_by_name[method].output_type._concrete_class
-                for op, (_, _, service, method, _) in OPS.items()}
 
 # (op, args, idempotency key, expected: a subset of the result, or an error code)
 STEPS = [
@@ -145,20 +83,11 @@ STEPS = [
 ]
 
 
-def subset(expected: Any, actual: Any) -> bool:
-    """Whether every field of expected is in actual with the same value (lists item by item)."""
-    if isinstance(expected, dict):
-        return isinstance(actual, dict) and all(k in actual and subset(v, actual[k]) for k, v in expected.items())
-    if isinstance(expected, list):
-        return isinstance(actual, list) and len(expected) == len(actual) and all(map(subset, expected, actual))
-    return expected == actual
-
-
-async def run(client: Rest | Grpc) -> list[Any]:
+async def run(client: RestContract | GrpcContract) -> list[Any]:
     results, reservation = [], ""
     for op, args, key, expected in STEPS:
         args = {k: reservation if v == "$reservation" else v for k, v in args.items()}
-        result = await client.call(op, args, key)
+        result = await client.call(op, args, {"Idempotency-Key": key} if key else {})
         if isinstance(expected, str):
             assert result.get("error") == expected, (op, args, result)
         else:
@@ -189,13 +118,14 @@ async def test_rest_and_grpc_agree_step_by_step(tmp_path, mint):
     try:
         async with aiohttp.ClientSession() as session, \
                 grpc.aio.insecure_channel(f"127.0.0.1:{grpc_server.grpc_port}") as channel:
-            over_rest = await run(Rest(session, rest_server.rest_port, {"Authorization": f"Bearer {token}"}))
-            over_grpc = await run(Grpc(channel, (("authorization", f"Bearer {token}"),)))
+            over_rest = await run(RestContract(session, rest_server.rest_port, {"Authorization": f"Bearer {token}"},
+                                               OPS, pb))
+            over_grpc = await run(GrpcContract(channel, (("authorization", f"Bearer {token}"),), OPS, pb, pb_grpc))
     finally:
         await rest_server.stop()
         await grpc_server.stop()
     for step, a, b in zip(STEPS, over_rest, over_grpc):
-        assert stable(a) == stable(b), step
+        assert without(a, VOLATILE) == without(b, VOLATILE), step
 
 
 @pytest.fixture

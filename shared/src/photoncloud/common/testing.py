@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -223,3 +224,92 @@ def start_platform(root: Path, *names: str, log_level: str = "INFO") -> Platform
             process.kill()
         raise
     return Platform(iam, services, password, {password})
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One operation of a contract test: its REST route and its gRPC method ("Service/Method")."""
+
+    method: str
+    path: str  # with {field} placeholders filled from the arguments
+    rpc: str
+
+
+class RestContract:
+    """Runs operations over REST; a result is the data as protobuf would carry it (every field, int64s
+    as strings), or {"error": CODE, "message": ..., "details": ...}."""
+
+    def __init__(self, session: Any, port: int, headers: dict[str, str], operations: dict[str, Operation],
+                 package: Any):
+        self.session, self.base, self.headers = session, f"http://127.0.0.1:{port}/api/v1", headers
+        self.operations, self.package = operations, package
+
+    async def call(self, name: str, args: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
+        """Run operation name with args (path fields, then the query or the body)."""
+        from google.protobuf import json_format
+
+        op = self.operations[name]
+        fields = re.findall(r"{(\w+)}", op.path)
+        path = op.path.format(**{f: args[f] for f in fields})
+        rest = {k: v for k, v in args.items() if k not in fields}
+        kwargs: dict[str, Any] = ({"params": {k: str(v) for k, v in rest.items()}} if op.method == "GET"
+                                  else {"json": rest})
+        async with self.session.request(op.method, self.base + path, headers={**self.headers, **(headers or {})},
+                                        **kwargs) as response:
+            body = await response.json()
+        if "error" in body:
+            assert response.status >= 400, body
+            return {"error": body["error"]["code"], "message": body["error"]["message"],
+                    "details": body["error"]["details"]}
+        assert response.status in (200, 201), body
+        service, method = op.rpc.split("/")
+        output = self.package.DESCRIPTOR.services_by_name[service].methods_by_name[method].output_type
+        message = json_format.ParseDict(body["data"], output._concrete_class())
+        return json_format.MessageToDict(message, preserving_proto_field_name=True,
+                                         always_print_fields_with_no_presence=True)
+
+
+class GrpcContract:
+    """Runs the same operations over gRPC, with results and errors in RestContract's shape."""
+
+    def __init__(self, channel: Any, metadata: tuple[tuple[str, str], ...], operations: dict[str, Operation],
+                 package: Any, stubs: Any):
+        self.channel, self.metadata, self.operations, self.package = channel, metadata, operations, package
+        self.stubs = {name: getattr(stubs, f"{name}Stub")(channel) for name in package.DESCRIPTOR.services_by_name}
+
+    async def call(self, name: str, args: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
+        """Run operation name with args as its request message (headers as lower-case metadata)."""
+        import grpc
+        from google.protobuf import json_format
+
+        from .rpc import error_from_rpc
+
+        service, method = self.operations[name].rpc.split("/")
+        descriptor = self.package.DESCRIPTOR.services_by_name[service].methods_by_name[method]
+        request = json_format.ParseDict(args, descriptor.input_type._concrete_class())
+        metadata = self.metadata + tuple((k.lower(), v) for k, v in (headers or {}).items())
+        try:
+            response = await getattr(self.stubs[service], method)(request, metadata=metadata)
+        except grpc.aio.AioRpcError as exc:
+            error = error_from_rpc(exc)
+            return {"error": error.code.name, "message": error.message, "details": error.details}
+        return json_format.MessageToDict(response, preserving_proto_field_name=True,
+                                         always_print_fields_with_no_presence=True)
+
+
+def subset(expected: Any, actual: Any) -> bool:
+    """Whether every field of expected is in actual with the same value (lists item by item)."""
+    if isinstance(expected, dict):
+        return isinstance(actual, dict) and all(k in actual and subset(v, actual[k]) for k, v in expected.items())
+    if isinstance(expected, list):
+        return isinstance(actual, list) and len(expected) == len(actual) and all(map(subset, expected, actual))
+    return expected == actual
+
+
+def without(data: Any, volatile: set[str]) -> Any:
+    """data without the fields two runs never share (generated ids, times)."""
+    if isinstance(data, dict):
+        return {k: without(v, volatile) for k, v in data.items() if k not in volatile}
+    if isinstance(data, list):
+        return [without(v, volatile) for v in data]
+    return data

@@ -23,7 +23,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, Union
 
 from photoncloud.common import auth, paging
@@ -197,7 +197,8 @@ class CreditStore(Protocol):
 
 
 def _insufficient(wallet: Wallet, amount: int) -> FailedPrecondition:
-    return FailedPrecondition("insufficient credits", {"reason": "INSUFFICIENT_CREDITS", "project_id": wallet.project_id,
+    return FailedPrecondition("insufficient credits", {"reason": "INSUFFICIENT_CREDITS",
+                                                       "project_id": wallet.project_id,
                                                        "available": wallet.available, "requested": amount})
 
 
@@ -343,15 +344,15 @@ class CreditStateMachine:
                                   {"field": "actual_amount", "reserved": reservation.amount})
         wallet = _usable(self.store.wallet(reservation.project_id), reservation.project_id, False)
         refund = reservation.amount - c.actual_amount
-        wallet = replace(wallet, balance=wallet.balance - c.actual_amount, reserved=wallet.reserved - reservation.amount,
-                         updated_at=c.now)
+        wallet = replace(wallet, balance=wallet.balance - c.actual_amount,
+                         reserved=wallet.reserved - reservation.amount, updated_at=c.now)
         reservation = replace(reservation, status=ReservationStatus.COMMITTED, resolved_at=c.now,
                               actual_amount=c.actual_amount, resource_id=c.resource_id)
         self.store.save_reservation(reservation)
         project = reservation.project_id
         self._post(wallet, TransactionType.COMMIT, c.actual_amount, reservation.description, reservation.id,
-                   (Posting(reserved_account(project), -reservation.amount), Posting(available_account(project), refund),
-                    Posting(REVENUE, c.actual_amount)), c.now)
+                   (Posting(reserved_account(project), -reservation.amount),
+                    Posting(available_account(project), refund), Posting(REVENUE, c.actual_amount)), c.now)
         return ReservationResult(reservation, wallet)
 
     def _release(self, c: Release, status: ReservationStatus = ReservationStatus.RELEASED,
@@ -365,7 +366,8 @@ class CreditStateMachine:
         if reservation.resource_type:
             quota = self.store.quota(reservation.project_id, reservation.resource_type)
             if quota is not None:  # the units it held are free again
-                self.store.save_quota(replace(quota, usage=max(0, quota.usage - reservation.quantity), updated_at=c.now))
+                usage = max(0, quota.usage - reservation.quantity)
+                self.store.save_quota(replace(quota, usage=usage, updated_at=c.now))
         project = reservation.project_id
         self._post(wallet, type, reservation.amount, c.reason or reservation.description, reservation.id,
                    (Posting(reserved_account(project), -reservation.amount),
@@ -719,7 +721,8 @@ class CreditCore:
             wallets = self.store.all_wallets()
             mismatches = []
             for w in wallets:
-                available, reserved = sums.get(available_account(w.project_id), 0), sums.get(reserved_account(w.project_id), 0)
+                available = sums.get(available_account(w.project_id), 0)
+                reserved = sums.get(reserved_account(w.project_id), 0)
                 if (w.balance, w.reserved) != (available + reserved, reserved) or w.available < 0:
                     mismatches.append({"project_id": w.project_id, "balance": w.balance, "reserved": w.reserved,
                                        "ledger_balance": available + reserved, "ledger_reserved": reserved})
@@ -739,13 +742,3 @@ class CreditCore:
                 pass
         await self.log.close()
 
-
-def as_dict(record: Any) -> dict[str, Any]:
-    """A record as plain data (enums as their names), for adapters that serialise it."""
-    def plain(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [plain(v) for v in value]
-        return value.value if hasattr(value, "value") and not isinstance(value, (int, float, str)) else value
-    return plain(asdict(record))

@@ -270,8 +270,8 @@ class SqliteCreditStore:
 
     def remember(self, subject: str, key: str, fingerprint: str, result: bytes, now: float) -> None:
         """Keep a request's result under its idempotency key."""
-        self.db.execute("INSERT INTO idempotency (subject, key, fingerprint, result, created_at) VALUES (?, ?, ?, ?, ?)",
-                        (subject, key, fingerprint, result, now))
+        self.db.execute("INSERT INTO idempotency (subject, key, fingerprint, result, created_at)"
+                        " VALUES (?, ?, ?, ?, ?)", (subject, key, fingerprint, result, now))
 
     def forget_before(self, moment: float) -> int:
         """Drop idempotency records made before moment; how many."""

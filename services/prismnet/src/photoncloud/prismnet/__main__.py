@@ -1,0 +1,5 @@
+"""`python -m photoncloud.prismnet`: run PrismNET."""
+
+from .app import main
+
+main()

@@ -1,0 +1,44 @@
+"""PrismNET's process: builds the core once and serves it over REST and gRPC."""
+
+from __future__ import annotations
+
+import sys
+from importlib.metadata import version
+from typing import Any
+
+from photoncloud.common.auth import iam_verifier
+from photoncloud.common.config import ServerConfig
+from photoncloud.common.replication import LocalLog
+from photoncloud.common.server import Service, run
+
+from . import grpc_api, rest_api
+from .core import NetworkCore, NetworkStateMachine
+from .store import SqliteNetworkStore
+
+NAME = "prismnet"
+REST_PORT = 8087
+__version__ = version("photoncloud-prismnet")
+
+
+async def build(config: ServerConfig) -> Service:
+    """PrismNET over the networks in config.data_dir."""
+    store = SqliteNetworkStore(config.data_dir / "networks.sqlite3")
+    machine = NetworkStateMachine(store)
+    net = NetworkCore(machine, LocalLog(machine))
+
+    async def dependencies() -> dict[str, Any]:
+        index = await net.log.read(store.applied_index)
+        return {"store": {"applied_index": index}}
+
+    async def close() -> None:
+        await net.close()
+        store.close()
+
+    verifier = iam_verifier(config.iam_url, config.expected_issuer, config.revocation_poll_seconds)
+    return Service(NAME, __version__, rest_api.routes(net), grpc_api.services(net), dependencies, close,
+                   verifier)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run PrismNET until SIGTERM or SIGINT."""
+    run(NAME, REST_PORT, build, sys.argv[1:] if argv is None else argv)
