@@ -13,7 +13,6 @@ import pytest
 from photoncloud.common.testing import start_platform
 
 CLIENTS = 100
-PROJECTS = [f"load-{i}" for i in range(5)]
 TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
 
 
@@ -38,11 +37,11 @@ class Client:
 
 async def test_random_load_with_a_sigkill_loses_and_invents_nothing(platform):
     credits = platform.services["creditservice"]
+    projects = [platform.project(f"load-{i}")[1] for i in range(5)]
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {platform.admin_token()}"}) as session:
         client = Client(session, credits.url)
-        for project in PROJECTS:
-            status, body = await client.call("POST", "/wallets", {"project_id": project, "org_id": "load",
-                                                                  "initial_balance": 5000})
+        for project in projects:
+            status, body = await client.call("POST", "/wallets", {"project_id": project, "initial_balance": 5000})
             assert status == 201, body
         topups: list[tuple[str, int]] = []  # (project, transaction id) acknowledged
         outcomes: dict[str, str] = {}  # reservation id -> the last status acknowledged
@@ -55,7 +54,7 @@ async def test_random_load_with_a_sigkill_loses_and_invents_nothing(platform):
 
         async def worker(n: int) -> None:
             while time.monotonic() < stop:
-                project, roll = random.choice(PROJECTS), random.random()
+                project, roll = random.choice(projects), random.random()
                 try:
                     if roll < 0.1:
                         status, body = await client.call("POST", f"/wallets/{project}/topup",
@@ -95,7 +94,7 @@ async def test_random_load_with_a_sigkill_loses_and_invents_nothing(platform):
 
         assert lowest[0] >= 0
         assert len(outcomes) > 200 and len(topups) > 20
-        for project in PROJECTS:
+        for project in projects:
             status, body = await client.call("GET", f"/wallets/{project}")
             assert status == 200 and body["data"]["available"] >= 0 and body["data"]["reserved"] >= 0
             ledger, token = set(), ""
@@ -116,9 +115,11 @@ async def test_random_load_with_a_sigkill_loses_and_invents_nothing(platform):
 
 async def test_a_reservation_expires_on_time_and_across_a_restart(platform):
     credits = platform.services["creditservice"]
+    _, project = platform.project("expiry")
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {platform.admin_token()}"}) as session:
         client = Client(session, credits.url)
-        await client.call("POST", "/wallets", {"project_id": "expiry", "org_id": "load", "initial_balance": 100})
+        status, body = await client.call("POST", "/wallets", {"project_id": project, "initial_balance": 100})
+        assert status == 201, body
 
         async def expired_after(id: str) -> float:
             started = time.monotonic()
@@ -129,15 +130,15 @@ async def test_a_reservation_expires_on_time_and_across_a_restart(platform):
                 await asyncio.sleep(0.05)
             raise AssertionError("the reservation did not expire")
 
-        status, body = await client.call("POST", "/reservations", {"project_id": "expiry", "amount": 60,
+        status, body = await client.call("POST", "/reservations", {"project_id": project, "amount": 60,
                                                                    "ttl_seconds": 2})
         reserved_at = time.monotonic()
         await expired_after(body["data"]["reservation"]["id"])
         assert 1.8 <= time.monotonic() - reserved_at <= 3.5  # the TTL, plus at most the expiry check period
-        status, body = await client.call("GET", "/wallets/expiry")
+        status, body = await client.call("GET", f"/wallets/{project}")
         assert (body["data"]["reserved"], body["data"]["available"]) == (0, 100)
 
-        status, body = await client.call("POST", "/reservations", {"project_id": "expiry", "amount": 60,
+        status, body = await client.call("POST", "/reservations", {"project_id": project, "amount": 60,
                                                                    "ttl_seconds": 2})
         id = body["data"]["reservation"]["id"]
         credits.kill()
@@ -146,5 +147,5 @@ async def test_a_reservation_expires_on_time_and_across_a_restart(platform):
         restarted = time.monotonic()
         await expired_after(id)
         assert time.monotonic() - restarted <= 1.5  # released right after the restart
-        status, body = await client.call("GET", "/wallets/expiry/transactions?type=EXPIRE")
+        status, body = await client.call("GET", f"/wallets/{project}/transactions?type=EXPIRE")
         assert len(body["data"]["items"]) == 2

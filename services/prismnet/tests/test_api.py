@@ -112,7 +112,7 @@ def mint():
 
 async def start(data_dir, mint: TokenMint) -> Server:
     config = ServerConfig(service="prismnet", bind="127.0.0.1", rest_port=0, grpc_port=0, data_dir=data_dir,
-                          shutdown_grace=2)
+                          shutdown_grace=2, iam_url="")  # no IAM: project ids are taken as given
     service = await build(config)
     service.verifier = mint.verifier()
     server = Server(service, config)

@@ -183,6 +183,17 @@ class Platform:
         """A fresh system-scope admin token."""
         return self.token("admin", self.admin_password)
 
+    def project(self, name: str) -> tuple[str, str]:
+        """A new IAM project in the org `default`: (org_id, project_id)."""
+        admin = self.admin_token()
+        status, orgs = self.request("GET", f"{self.iam.url}/api/v1/orgs?name=default", token=admin)
+        assert status == 200, orgs
+        org_id = orgs["data"]["items"][0]["id"]
+        status, project = self.request("POST", f"{self.iam.url}/api/v1/projects", {"org_id": org_id, "name": name},
+                                       admin)
+        assert status in (200, 201), project
+        return org_id, project["data"]["id"]
+
     def user_with_role(self, role: str) -> tuple[str, str]:
         """A new user bound to role on the system scope: (name, password)."""
         admin = self.admin_token()

@@ -8,6 +8,7 @@ from typing import Any
 
 from photoncloud.common.auth import iam_verifier
 from photoncloud.common.config import ServerConfig
+from photoncloud.common.projects import Projects
 from photoncloud.common.replication import LocalLog
 from photoncloud.common.server import Service, run
 
@@ -24,7 +25,7 @@ async def build(config: ServerConfig) -> Service:
     """CreditService over the ledger in config.data_dir."""
     store = SqliteCreditStore(config.data_dir / "credits.sqlite3")
     machine = CreditStateMachine(store)
-    credits = CreditCore(machine, LocalLog(machine))
+    credits = CreditCore(machine, LocalLog(machine), projects=Projects(config.iam_url) if config.iam_url else None)
 
     async def dependencies() -> dict[str, Any]:
         index = await credits.log.read(store.applied_index)

@@ -27,7 +27,8 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol, Union
 
 from photoncloud.common import auth, paging
-from photoncloud.common.errors import (AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, ServiceError)
+from photoncloud.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, ServiceError
+from photoncloud.common.projects import Projects
 from photoncloud.common.replication import Log
 
 from .records import (EXTERNAL, REVENUE, Admission, AuditReport, Posting, Quota, Reservation, ReservationStatus,
@@ -446,8 +447,9 @@ class CreditCore:
     """CreditService's operations: authorize, validate, then propose a command or read the store."""
 
     def __init__(self, machine: CreditStateMachine, log: Log, clock: Callable[[], float] = time.time,
-                 expiry_check_seconds: float | None = EXPIRY_CHECK_SECONDS):
+                 expiry_check_seconds: float | None = EXPIRY_CHECK_SECONDS, projects: Projects | None = None):
         self.machine = machine
+        self.projects = projects  # IAM, to check that a wallet's project exists (None: trust the request)
         self.store = machine.store
         self.log = log
         self.clock = clock  # wall-clock seconds: deadlines survive restarts
@@ -487,12 +489,17 @@ class CreditCore:
 
     # -- wallets ------------------------------------------------------------------------------------
 
-    async def create_wallet(self, project_id: str, org_id: str, initial_balance: int = 0,
+    async def create_wallet(self, project_id: str, org_id: str = "", initial_balance: int = 0,
                             idempotency_key: str = "") -> Wallet:
-        """Open a project's wallet (operators only), optionally with a first top-up."""
+        """Open a project's wallet (operators only), optionally with a first top-up; the project must
+        exist in IAM, and org_id (if given) be its org."""
         check_id(project_id, "project_id")
-        check_id(org_id, "org_id")
+        if org_id or self.projects is None:
+            check_id(org_id, "org_id")
         check_amount(initial_balance, "initial_balance", allow_zero=True)
+        self._require(WALLETS_MANAGE)
+        if self.projects is not None:
+            org_id = await self.projects.resolve(project_id, org_id)
         self._require(WALLETS_MANAGE, org_id, project_id)
         idem = self._idempotency(idempotency_key, "create_wallet", project_id=project_id, org_id=org_id,
                                  initial_balance=initial_balance)

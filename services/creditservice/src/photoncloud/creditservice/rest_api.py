@@ -161,8 +161,8 @@ class AuditOut(Result):
 class WalletBody(Body):
     """A wallet to open."""
 
-    project_id: str
-    org_id: str
+    project_id: str = Field(description="an IAM project")
+    org_id: str = Field("", description="the project's org (default: as IAM knows it)")
     initial_balance: int = 0
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from photoncloud.common.auth import iam_verifier
 from photoncloud.common.config import ServerConfig
+from photoncloud.common.projects import Projects
 from photoncloud.common.replication import LocalLog
 from photoncloud.common.server import Service, run
 
@@ -24,7 +25,7 @@ async def build(config: ServerConfig) -> Service:
     """PrismNET over the networks in config.data_dir."""
     store = SqliteNetworkStore(config.data_dir / "networks.sqlite3")
     machine = NetworkStateMachine(store)
-    net = NetworkCore(machine, LocalLog(machine))
+    net = NetworkCore(machine, LocalLog(machine), projects=Projects(config.iam_url) if config.iam_url else None)
 
     async def dependencies() -> dict[str, Any]:
         index = await net.log.read(store.applied_index)

@@ -22,6 +22,7 @@ from typing import Any, Protocol, Union
 from photoncloud.common import auth, paging
 from photoncloud.common.errors import (Aborted, AlreadyExists, FailedPrecondition, InvalidArgument, NotFound,
                                       PermissionDenied, ResourceExhausted, ServiceError)
+from photoncloud.common.projects import Projects
 from photoncloud.common.replication import Log
 
 from . import addressing
@@ -457,8 +458,10 @@ def random_mac() -> str:
 class NetworkCore:
     """PrismNET's operations: authorize, validate, then propose a command or read the store."""
 
-    def __init__(self, machine: NetworkStateMachine, log: Log, clock: Callable[[], float] = time.time):
+    def __init__(self, machine: NetworkStateMachine, log: Log, clock: Callable[[], float] = time.time,
+                 projects: Projects | None = None):
         self.machine = machine
+        self.projects = projects  # IAM, to check that a project exists (None: trust the request)
         self.store = machine.store
         self.log = log
         self.clock = clock
@@ -468,6 +471,17 @@ class NetworkCore:
         principal = auth.current()
         if principal is not None:  # None: an in-process caller (tests), or a server without auth
             principal.require(permission, org_id, project_id)
+
+    async def _owner(self, permission: str, org_id: str, project_id: str) -> str:
+        """The org of the project a new resource goes to, once the caller may create it there."""
+        check_tenant(project_id, "project_id")
+        if org_id or self.projects is None:
+            check_tenant(org_id, "org_id")
+        self._require(permission)
+        if self.projects is not None:
+            org_id = await self.projects.resolve(project_id, org_id)
+        self._require(permission, org_id, project_id)
+        return org_id
 
     async def _read(self, query: Callable[[], Any]) -> Any:
         return await self.log.read(query)
@@ -520,14 +534,13 @@ class NetworkCore:
 
     # VPCs
 
-    async def create_vpc(self, name: str, org_id: str, project_id: str, cidr_block: str, description: str = "") -> Vpc:
-        """Create a VPC over a CIDR block (IPv4 /8-/28, IPv6 /44-/64)."""
+    async def create_vpc(self, name: str, org_id: str, project_id: str, cidr_block: str,
+                         description: str = "") -> Vpc:
+        """Create a VPC over a CIDR block (IPv4 /8-/28, IPv6 /44-/64) in an existing project."""
         check_name(name)
-        check_tenant(org_id, "org_id")
-        check_tenant(project_id, "project_id")
         check_text(description)
         network = addressing.parse_cidr(cidr_block, "cidr_block", addressing.VPC_PREFIX)
-        self._require(VPCS_WRITE, org_id, project_id)
+        org_id = await self._owner(VPCS_WRITE, org_id, project_id)
         now = self.clock()
         return await self.log.propose(CreateVpc(Vpc(uuid.uuid4().hex, name, org_id, project_id, str(network),
                                                      description, now, now)))
@@ -679,14 +692,12 @@ class NetworkCore:
 
     async def create_group(self, name: str, org_id: str, project_id: str, description: str = "",
                            rules: list[dict[str, Any]] | None = None) -> SecurityGroup:
-        """Create a security group, optionally with rules."""
+        """Create a security group in an existing project, optionally with rules."""
         check_name(name)
-        check_tenant(org_id, "org_id")
-        check_tenant(project_id, "project_id")
         check_text(description)
         if len(rules or ()) > MAX_RULES:
             raise InvalidArgument(f"at most {MAX_RULES} rules", {"field": "rules"})
-        self._require(GROUPS_WRITE, org_id, project_id)
+        org_id = await self._owner(GROUPS_WRITE, org_id, project_id)
         checked = tuple(replace(check_rule(**rule_fields(r)), id=uuid.uuid4().hex) for r in rules or ())
         now = self.clock()
         return await self.log.propose(CreateGroup(SecurityGroup(uuid.uuid4().hex, name, org_id, project_id,

@@ -138,8 +138,8 @@ class VpcBody(Body):
     """A VPC to create."""
 
     name: str
-    org_id: str
-    project_id: str
+    org_id: str = Field("", description="the project's org (default: as IAM knows it)")
+    project_id: str = Field(description="an IAM project")
     cidr_block: str = Field(description="IPv4 /8 to /28, or IPv6 /44 to /64, e.g. 10.0.0.0/16")
     description: str = ""
 
@@ -220,8 +220,8 @@ class GroupBody(Body):
     """A security group to create."""
 
     name: str
-    org_id: str
-    project_id: str
+    org_id: str = Field("", description="the project's org (default: as IAM knows it)")
+    project_id: str = Field(description="an IAM project")
     description: str = ""
     rules: list[RuleModel] = Field(default_factory=list)
 
