@@ -142,3 +142,31 @@ def test_member_ids_are_stable_distinct_and_exact_in_json():
     assert len(ids) == 199
     assert member_id("10.0.0.1:2380") == member_id("10.0.0.1:2380")
     assert all(0 < i < 2**53 for i in ids)
+
+
+class BatchCounter(Counter):
+    """Counter with group commit: records the size of each batch it applies."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    def apply_batch(self, entries: list[tuple[int, Any]]) -> list[Any]:
+        self.batches.append(len(entries))
+        time.sleep(0.005)  # a commit's fsync: commands proposed meanwhile wait for the next batch
+        return [self.apply(index, command) for index, command in entries]
+
+
+async def test_commands_proposed_together_are_applied_in_batches_in_order():
+    machine = BatchCounter()
+    local = LocalLog(machine)
+    try:
+        results = await asyncio.gather(*(local.propose(("add", "n", 1)) for _ in range(100)))
+        assert results == list(range(1, 101))  # in proposal order, each seeing the ones before
+        assert [index for index, _ in machine.applied] == list(range(1, 101))
+        assert sum(machine.batches) == 100 and len(machine.batches) < 10  # not one commit each
+        with pytest.raises(FailedPrecondition):  # a refused command in a batch fails alone
+            await asyncio.gather(local.propose(("add", "n", 1)), local.propose(("fail", "n")))
+        assert machine.values["n"] == 101
+    finally:
+        await local.close()

@@ -321,6 +321,9 @@ Command = Union[PutRequest, DeleteRangeRequest, TxnRequest, CompactRequest, Leas
 class KVStore(Protocol):
     """The MVCC persistence the state machine writes through; sorted by key, bytewise."""
 
+    def savepoint(self) -> AbstractContextManager[None]:
+        """Inside a transaction: undo everything inside if it raises, keep it otherwise."""
+
     def transaction(self) -> AbstractContextManager[None]:
         """All writes inside commit durably together or not at all."""
 
@@ -498,18 +501,29 @@ class KVStateMachine:
 
     def apply(self, index: int, command: Command) -> object:
         """Apply one command atomically; a rejected command changes nothing but the applied index."""
-        events: list[Event] = []
-        try:
-            with self.store.transaction():
-                result = self._execute(command, events)
-                self.store.set_applied(index, result.revision)
-        except ServiceError as exc:
-            with self.store.transaction():
-                self.store.set_applied(index, self.store.revision())
-            return exc
-        if events:
-            self._notify(events)
-        return result
+        return self.apply_batch([(index, command)])[0]
+
+    def apply_batch(self, entries: list[tuple[int, Command]]) -> list[object]:
+        """Apply commands in order in one transaction (one fsync), each atomic on its own: a
+        rejected one changes nothing but the applied index. Watchers hear of them after the commit."""
+        results: list[object] = []
+        batch_events: list[list[Event]] = []
+        with self.store.transaction():
+            for index, command in entries:
+                events: list[Event] = []
+                try:
+                    with self.store.savepoint():
+                        result = self._execute(command, events)
+                        self.store.set_applied(index, result.revision)
+                except ServiceError as exc:
+                    self.store.set_applied(index, self.store.revision())
+                    result, events = exc, []
+                results.append(result)
+                batch_events.append(events)
+        for events in batch_events:
+            if events:
+                self._notify(events)
+        return results
 
     def snapshot(self, path: str) -> None:
         """Write the whole state (history, leases, applied index) to path."""

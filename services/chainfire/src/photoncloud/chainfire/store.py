@@ -119,6 +119,18 @@ class SqliteKVStore:
             raise
         self.db.execute("COMMIT")
 
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Inside a transaction: undo everything inside if it raises, keep it otherwise."""
+        self.db.execute("SAVEPOINT command")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK TO command")
+            self.db.execute("RELEASE command")
+            raise
+        self.db.execute("RELEASE command")
+
     def _meta(self, name: str) -> int:
         row = self.db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
         return row[0] if row else 0
