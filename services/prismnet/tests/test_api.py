@@ -95,6 +95,8 @@ async def run(client: RestContract | GrpcContract) -> list[Any]:
         args = {k: [saved.get(x[1:], x) for x in v] if isinstance(v, list) and v and isinstance(v[0], str)
                 else saved[v[1:]] if isinstance(v, str) and v.startswith("$") else v for k, v in args.items()}
         result = await client.call(op, args)
+        if "items" in result:  # listed by id, and ids are random: compare them by name
+            result["items"].sort(key=lambda item: (item["name"], item.get("ip_address", "")))
         if isinstance(expected, str):
             assert result.get("error") == expected, (op, args, result)
         else:

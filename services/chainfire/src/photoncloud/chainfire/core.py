@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from typing import Protocol, Union
 
 from photoncloud.common import paging
-from photoncloud.common.errors import (AlreadyExists, InvalidArgument, NotFound, OutOfRange, ServiceError,
-                                      Unavailable)
+from photoncloud.common.errors import (AlreadyExists, InvalidArgument, NotFound, OutOfRange, Unavailable)
 from photoncloud.common.replication import Log, LogStatus, Member
+from photoncloud.common.sqlite import apply_in_one_transaction
 
 MAX_KEY_BYTES = 8 * 1024
 MAX_VALUE_BYTES = 1024 * 1024
@@ -336,8 +336,11 @@ class KVStore(Protocol):
     def applied_index(self) -> int:
         """The log index of the last applied command."""
 
-    def set_applied(self, index: int, revision: int) -> None:
-        """Record the last applied log index and the revision it left."""
+    def set_revision(self, revision: int) -> None:
+        """Record the revision the last command left."""
+
+    def set_meta(self, name: str, value: int) -> None:
+        """Keep a number (such as the applied index) with the state."""
 
     def get(self, key: bytes) -> KeyValue | None:
         """The key's latest pair, or None if it does not exist."""
@@ -506,20 +509,16 @@ class KVStateMachine:
     def apply_batch(self, entries: list[tuple[int, Command]]) -> list[object]:
         """Apply commands in order in one transaction (one fsync), each atomic on its own: a
         rejected one changes nothing but the applied index. Watchers hear of them after the commit."""
-        results: list[object] = []
         batch_events: list[list[Event]] = []
-        with self.store.transaction():
-            for index, command in entries:
-                events: list[Event] = []
-                try:
-                    with self.store.savepoint():
-                        result = self._execute(command, events)
-                        self.store.set_applied(index, result.revision)
-                except ServiceError as exc:
-                    self.store.set_applied(index, self.store.revision())
-                    result, events = exc, []
-                results.append(result)
-                batch_events.append(events)
+
+        def execute(command: Command) -> object:
+            events: list[Event] = []
+            result = self._execute(command, events)
+            self.store.set_revision(result.revision)
+            batch_events.append(events)
+            return result
+
+        results = apply_in_one_transaction(self.store, entries, execute)
         for events in batch_events:
             if events:
                 self._notify(events)

@@ -201,7 +201,8 @@ class ClusterServicer(pb_grpc.ClusterServicer):
 
     async def MemberRemove(self, request: pb.MemberRemoveRequest,
                            context: grpc.aio.ServicerContext) -> pb.MemberRemoveResponse:
-        return pb.MemberRemoveResponse(header=self.header(), members=members_pb(await self.kv.remove_member(request.id)))
+        members = members_pb(await self.kv.remove_member(request.id))
+        return pb.MemberRemoveResponse(header=self.header(), members=members)
 
     def header(self) -> pb.ResponseHeader:
         """The header of a membership response: revision 0, since no key was read."""

@@ -8,16 +8,11 @@ wall-clock deadline their proposer computed.
 
 from __future__ import annotations
 
-import os
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from photoncloud.common.sqlite import SqliteState
 
 from .core import Event, EventType, KeyValue, Lease
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS history (
     key BLOB NOT NULL,
     revision INTEGER NOT NULL,
@@ -61,99 +56,30 @@ WHERE h.key >= :start AND (:end IS NULL OR h.key < :end)
 """
 
 
-class SqliteKVStore:
+class SqliteKVStore(SqliteState):
     """The KVStore of the core on one SQLite file (":memory:" for tests)."""
 
-    def __init__(self, path: Path | str):
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._open()
+    SCHEMA = SCHEMA
 
-    def _open(self) -> None:
-        path = self.path
-        # One state-machine thread uses the connection, but it is opened on another.
-        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        # FULL: a commit is on disk before the write is acknowledged (survives kill -9 and power loss).
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(SCHEMA)
+    def migrate(self) -> None:
+        """Add the lease columns a store made before leases lacks, then the indexes that use them."""
         for table in ("history", "live"):
             columns = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
             if "lease" not in columns:
                 self.db.execute(f"ALTER TABLE {table} ADD COLUMN lease INTEGER NOT NULL DEFAULT 0")
         self.db.executescript(INDEXES)
 
-    def snapshot(self, path: str) -> None:
-        """Copy the whole database, as of the last commit, to a new SQLite file at path."""
-        target = sqlite3.connect(path)
-        try:
-            self.db.backup(target)
-        finally:
-            target.close()
-
-    def restore(self, path: str) -> None:
-        """Replace the whole database with the SQLite file at path (which is moved into place)."""
-        self.db.close()
-        if str(self.path) == ":memory:":
-            self._open()
-            source = sqlite3.connect(path)
-            try:
-                source.backup(self.db)
-            finally:
-                source.close()
-            return
-        for suffix in ("-wal", "-shm"):  # the old database's journal must not be replayed onto the new one
-            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-        os.replace(path, self.path)
-        self._open()
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Commit everything inside at once, or nothing if it raises."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
-
-    @contextmanager
-    def savepoint(self) -> Iterator[None]:
-        """Inside a transaction: undo everything inside if it raises, keep it otherwise."""
-        self.db.execute("SAVEPOINT command")
-        try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK TO command")
-            self.db.execute("RELEASE command")
-            raise
-        self.db.execute("RELEASE command")
-
-    def _meta(self, name: str) -> int:
-        row = self.db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
-        return row[0] if row else 0
-
-    def _set_meta(self, name: str, value: int) -> None:
-        self.db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
-
     def revision(self) -> int:
         """The latest revision."""
-        return self._meta("revision")
+        return self.meta("revision")
 
     def compact_revision(self) -> int:
         """The oldest readable revision (0: nothing is compacted)."""
-        return self._meta("compact_revision")
+        return self.meta("compact_revision")
 
-    def applied_index(self) -> int:
-        """The log index of the last applied command."""
-        return self._meta("applied_index")
-
-    def set_applied(self, index: int, revision: int) -> None:
-        """Record the last applied log index and the revision it left."""
-        self._set_meta("applied_index", index)
-        self._set_meta("revision", revision)
+    def set_revision(self, revision: int) -> None:
+        """Record the revision the last command left."""
+        self.set_meta("revision", revision)
 
     def get(self, key: bytes) -> KeyValue | None:
         """The key's latest pair."""
@@ -233,7 +159,7 @@ class SqliteKVStore:
             "(SELECT MAX(h.revision) FROM history h WHERE h.key = history.key AND h.revision <= :rev))",
             {"rev": revision},
         )
-        self._set_meta("compact_revision", revision)
+        self.set_meta("compact_revision", revision)
 
     def lease(self, id: int) -> Lease | None:
         """One lease."""
@@ -270,17 +196,13 @@ class SqliteKVStore:
 
     def next_lease_id(self) -> int:
         """One more than the last id this counter gave, skipping ids taken by explicit grants."""
-        candidate = self._meta("lease_seq") + 1
+        candidate = self.meta("lease_seq") + 1
         while self.lease(candidate) is not None:
             candidate += 1
-        self._set_meta("lease_seq", candidate)
+        self.set_meta("lease_seq", candidate)
         return candidate
 
     def size_bytes(self) -> int:
         """Pages in use times page size."""
         pages = self.db.execute("PRAGMA page_count").fetchone()[0]
         return pages * self.db.execute("PRAGMA page_size").fetchone()[0]
-
-    def close(self) -> None:
-        """Close the database."""
-        self.db.close()

@@ -27,9 +27,10 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol, Union
 
 from photoncloud.common import auth, paging
-from photoncloud.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, ServiceError
+from photoncloud.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from photoncloud.common.projects import Projects
 from photoncloud.common.replication import Log
+from photoncloud.common.sqlite import apply_in_one_transaction
 
 from .records import (EXTERNAL, REVENUE, Admission, AuditReport, Posting, Quota, Reservation, ReservationStatus,
                       Transaction, TransactionType, Wallet, WalletStatus, available_account, reserved_account)
@@ -178,8 +179,9 @@ class CreditStore(Protocol):
     """What CreditStateMachine needs from its store (SqliteCreditStore in store.py)."""
 
     def transaction(self) -> Any: ...
+    def savepoint(self) -> Any: ...
     def applied_index(self) -> int: ...
-    def set_applied(self, index: int) -> None: ...
+    def set_meta(self, name: str, value: int) -> None: ...
     def wallet(self, project_id: str) -> Wallet | None: ...
     def save_wallet(self, wallet: Wallet) -> None: ...
     def add_transaction(self, project_id: str, type: TransactionType, amount: int, description: str,
@@ -224,15 +226,11 @@ class CreditStateMachine:
 
     def apply(self, index: int, command: Command) -> object:
         """Apply one command atomically; a refused command changes nothing but the applied index."""
-        try:
-            with self.store.transaction():
-                result = self._idempotent(command)
-                self.store.set_applied(index)
-            return result
-        except ServiceError as exc:
-            with self.store.transaction():
-                self.store.set_applied(index)
-            return exc
+        return self.apply_batch([(index, command)])[0]
+
+    def apply_batch(self, entries: list[tuple[int, Command]]) -> list[object]:
+        """Apply commands in order, committed together (one fsync), each atomic on its own."""
+        return apply_in_one_transaction(self.store, entries, self._idempotent)
 
     def snapshot(self, path: str) -> None:
         """Write the whole state to path."""

@@ -1,23 +1,17 @@
 """CreditService's store: the ledger, wallets, reservations, quotas and idempotency records in SQLite.
 
-The state machine is the only writer; it calls the store on one thread, inside `transaction()`,
-and every commit is fsynced (WAL, synchronous=FULL) before the operation is acknowledged. Wallet
+The state machine is the only writer (see photoncloud.common.sqlite for durability). Wallet
 balances are kept next to the ledger for fast reads; the audit recomputes them from the postings.
 """
 
 from __future__ import annotations
 
-import os
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from photoncloud.common.sqlite import SqliteState
 
 from .records import (Posting, Quota, Reservation, ReservationStatus, Transaction, TransactionType, Wallet,
                       WalletStatus)
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS wallets (
     project_id TEXT PRIMARY KEY,
     org_id TEXT NOT NULL,
@@ -95,43 +89,10 @@ def _reservation(row: tuple) -> Reservation:
     return Reservation(*row[:6], ReservationStatus(row[6]), *row[7:])
 
 
-class SqliteCreditStore:
+class SqliteCreditStore(SqliteState):
     """The store on one SQLite file (":memory:" for tests)."""
 
-    def __init__(self, path: Path | str):
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._open()
-
-    def _open(self) -> None:
-        # One state-machine thread uses the connection, but it is opened on another.
-        self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        # FULL: a commit is on disk before the operation is acknowledged (survives kill -9 and power loss).
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.executescript(SCHEMA)
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Commit everything inside at once, or nothing if it raises."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
-
-    def applied_index(self) -> int:
-        """The log index of the last applied command."""
-        row = self.db.execute("SELECT value FROM meta WHERE name = 'applied_index'").fetchone()
-        return row[0] if row else 0
-
-    def set_applied(self, index: int) -> None:
-        """Record the last applied log index."""
-        self.db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('applied_index', ?)", (index,))
+    SCHEMA = SCHEMA
 
     # Wallets
 
@@ -280,25 +241,3 @@ class SqliteCreditStore:
     def oldest_remembered(self) -> float | None:
         """When the oldest idempotency record was made."""
         return self.db.execute("SELECT MIN(created_at) FROM idempotency").fetchone()[0]
-
-    # The whole state
-
-    def snapshot(self, path: str) -> None:
-        """Copy the whole database, as of the last commit, to a new SQLite file at path."""
-        target = sqlite3.connect(path)
-        try:
-            self.db.backup(target)
-        finally:
-            target.close()
-
-    def restore(self, path: str) -> None:
-        """Replace the whole database with the SQLite file at path (which is moved into place)."""
-        self.db.close()
-        for suffix in ("-wal", "-shm"):
-            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-        os.replace(path, self.path)
-        self._open()
-
-    def close(self) -> None:
-        """Close the database."""
-        self.db.close()

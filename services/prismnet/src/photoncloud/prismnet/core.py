@@ -21,9 +21,10 @@ from typing import Any, Protocol, Union
 
 from photoncloud.common import auth, paging
 from photoncloud.common.errors import (Aborted, AlreadyExists, FailedPrecondition, InvalidArgument, NotFound,
-                                      PermissionDenied, ResourceExhausted, ServiceError)
+                                      PermissionDenied, ResourceExhausted)
 from photoncloud.common.projects import Projects
 from photoncloud.common.replication import Log
+from photoncloud.common.sqlite import apply_in_one_transaction
 
 from . import addressing
 from .records import Port, Rule, SecurityGroup, Subnet, Vpc
@@ -153,8 +154,9 @@ class NetworkStore(Protocol):
     """What the state machine needs from its store (SqliteNetworkStore in store.py)."""
 
     def transaction(self) -> Any: ...
+    def savepoint(self) -> Any: ...
     def applied_index(self) -> int: ...
-    def set_applied(self, index: int) -> None: ...
+    def set_meta(self, name: str, value: int) -> None: ...
     def vpc(self, id: str) -> Vpc | None: ...
     def save_vpc(self, vpc: Vpc) -> None: ...
     def delete_vpc(self, id: str) -> None: ...
@@ -198,15 +200,11 @@ class NetworkStateMachine:
 
     def apply(self, index: int, command: Command) -> object:
         """Apply one command atomically; a refused command changes nothing but the applied index."""
-        try:
-            with self.store.transaction():
-                result = self._execute(command)
-                self.store.set_applied(index)
-            return result
-        except ServiceError as exc:
-            with self.store.transaction():
-                self.store.set_applied(index)
-            return exc
+        return self.apply_batch([(index, command)])[0]
+
+    def apply_batch(self, entries: list[tuple[int, Command]]) -> list[object]:
+        """Apply commands in order, committed together (one fsync), each atomic on its own."""
+        return apply_in_one_transaction(self.store, entries, self._execute)
 
     def snapshot(self, path: str) -> None:
         """Write the whole state to path."""
@@ -253,7 +251,8 @@ class NetworkStateMachine:
         if network.version != vpc_network.version or not network.subnet_of(vpc_network):
             raise InvalidArgument(f"cidr_block {network} lies outside the VPC's {vpc_network}",
                                   {"field": "cidr_block", "vpc_cidr_block": str(vpc_network)})
-        for sibling in self.store.subnets(vpc.id):
+        # In address order, so that the sibling named is the same whatever the ids.
+        for sibling in sorted(self.store.subnets(vpc.id), key=lambda s: addressing.ip_network(s.cidr_block)):
             if network.overlaps(addressing.ip_network(sibling.cidr_block)):
                 raise FailedPrecondition(f"cidr_block {network} overlaps subnet {sibling.name!r} "
                                          f"({sibling.cidr_block})",

@@ -1,24 +1,21 @@
 """PrismNET's store: VPCs, subnets, ports, security groups and allocated addresses in SQLite.
 
-The state machine is the only writer and calls it on one thread inside `transaction()`; every
-commit is fsynced (WAL, synchronous=FULL). Allocated addresses are rows keyed by (subnet, address),
-so the database itself refuses an address given twice. Addresses are stored as 32 hex digits
-(their integer value), which sort like the addresses and fit IPv6.
+The state machine is the only writer (see photoncloud.common.sqlite for durability). Allocated
+addresses are rows keyed by (subnet, address), so the database itself refuses an address given
+twice. Addresses are stored as 32 hex digits (their integer value), which sort like the
+addresses and fit IPv6.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
-from pathlib import Path
+
+from photoncloud.common.sqlite import SqliteState
 
 from .records import Pool, Port, Rule, SecurityGroup, Subnet, Vpc
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS vpcs (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, org_id TEXT NOT NULL, project_id TEXT NOT NULL,
     cidr_block TEXT NOT NULL, description TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL
@@ -57,39 +54,10 @@ def address_key(value: int) -> str:
     return f"{value:032x}"
 
 
-class SqliteNetworkStore:
+class SqliteNetworkStore(SqliteState):
     """The store on one SQLite file (":memory:" for tests)."""
 
-    def __init__(self, path: Path | str):
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        # One state-machine thread uses the connection, but it is opened on another.
-        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")  # a commit is on disk before it is acknowledged
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.executescript(SCHEMA)
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Commit everything inside at once, or nothing if it raises."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
-
-    def applied_index(self) -> int:
-        """The log index of the last applied command."""
-        row = self.db.execute("SELECT value FROM meta WHERE name = 'applied_index'").fetchone()
-        return row[0] if row else 0
-
-    def set_applied(self, index: int) -> None:
-        """Record the last applied log index."""
-        self.db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('applied_index', ?)", (index,))
+    SCHEMA = SCHEMA
 
     # VPCs
 
@@ -241,23 +209,3 @@ class SqliteNetworkStore:
         """Groups with a rule naming group_id as its remote group."""
         return [row[0] for row in self.db.execute(
             "SELECT id FROM security_groups WHERE id != ? AND rules LIKE ?", (group_id, f'%"{group_id}"%'))]
-
-    def snapshot(self, path: str) -> None:
-        """Copy the whole database, as of the last commit, to a new SQLite file at path."""
-        target = sqlite3.connect(path)
-        try:
-            self.db.backup(target)
-        finally:
-            target.close()
-
-    def restore(self, path: str) -> None:
-        """Replace the whole database with the SQLite file at path."""
-        source = sqlite3.connect(path)
-        try:
-            source.backup(self.db)
-        finally:
-            source.close()
-
-    def close(self) -> None:
-        """Close the database."""
-        self.db.close()
