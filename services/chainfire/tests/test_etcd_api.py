@@ -322,6 +322,10 @@ async def test_the_gate_takes_etcds_token_metadata_and_chainfires_permissions(ga
         put = pb.PutRequest(key=b"k", value=b"v")
         assert await code(kv.Put, put) == grpc.StatusCode.UNAUTHENTICATED
         assert await code(kv.Put, put, metadata=(("token", "not-a-jwt"),)) == grpc.StatusCode.UNAUTHENTICATED
+        expired = mint.token(ttl=-60)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:  # etcd's wording: its clients sign in again on it
+            await kv.Put(put, metadata=(("token", expired),))
+        assert refused.value.details() == "etcdserver: invalid auth token"
         assert await code(kv.Put, put, metadata=(("token", admin),)) == grpc.StatusCode.OK  # etcd's key
         assert await code(kv.Put, put, metadata=(("authorization", f"Bearer {admin}"),)) == grpc.StatusCode.OK
         assert await code(kv.Put, put, metadata=(("token", viewer),)) == grpc.StatusCode.PERMISSION_DENIED

@@ -14,7 +14,7 @@ import grpc
 
 from . import auth, request_id
 from .auth import Verifier
-from .errors import Code, ServiceError
+from .errors import Code, ServiceError, Unauthenticated
 from .metrics import RequestMetrics
 
 log = logging.getLogger("photoncloud.rpc")
@@ -44,6 +44,9 @@ class Access:
 
     public: bool = False
     permission: str | None = None
+    # The message of an UNAUTHENTICATED refusal, when a compatibility API's clients expect their
+    # own wording (etcd's clients sign in again only on "etcdserver: invalid auth token").
+    unauthenticated_message: str | None = None
 
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):
@@ -112,7 +115,12 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         authorization = _metadata_value(metadata, "authorization")
         if authorization is None and (token := _metadata_value(metadata, ETCD_TOKEN_KEY)):
             authorization = f"Bearer {token}"
-        return await auth.admit(self.verifier, authorization, access.public, access.permission)
+        try:
+            return await auth.admit(self.verifier, authorization, access.public, access.permission)
+        except Unauthenticated as exc:
+            if access.unauthenticated_message:
+                raise Unauthenticated(access.unauthenticated_message, exc.details) from None
+            raise
 
     async def _enter(self, context: grpc.aio.ServicerContext) -> tuple[Any, float]:
         rid = request_id.accept(_metadata_value(context.invocation_metadata(), request_id.METADATA_KEY))

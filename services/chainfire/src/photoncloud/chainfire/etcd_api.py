@@ -59,6 +59,7 @@ COUNTERPART: dict[str, str | None] = {
 
 AUTH_FAILED = "etcdserver: authentication failed, invalid user ID or password"
 COMPACTED = "etcdserver: mvcc: required revision has been compacted"
+INVALID_TOKEN = "etcdserver: invalid auth token"  # etcd clients sign in again on this message
 
 # The core's errors as etcd words them: (code, a fragment of the core's message) -> (code, etcd's
 # message). etcd clients turn these exact messages back into their typed errors.
@@ -528,7 +529,7 @@ class AuthServicer(pb_grpc.AuthServicer):
 
 def access(kv: core.KVCore) -> dict[str, Access]:
     """What calling each etcd method takes: the same as its ChainFire counterpart."""
-    counterparts = {r.rpc: Access(r.public, r.permission) for r in rest_api.routes(kv).routes if r.rpc}
+    counterparts = {r.rpc: Access(r.public, r.permission, INVALID_TOKEN) for r in rest_api.routes(kv).routes if r.rpc}
     table = {f"/{method}": counterparts[rpc] if rpc else Access(public=True) for method, rpc in COUNTERPART.items()}
     return table
 
