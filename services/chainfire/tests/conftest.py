@@ -9,10 +9,9 @@ import pytest
 from photoncloud.chainfire.app import build
 from photoncloud.chainfire.core import KVCore, KVStateMachine
 from photoncloud.chainfire.store import SqliteKVStore
-from photoncloud.common.config import ServerConfig
 from photoncloud.common.replication import LocalLog
 from photoncloud.common.server import Server
-from photoncloud.common.testing import TokenMint
+from photoncloud.common.testing import TokenMint, serve
 
 
 @pytest.fixture
@@ -42,13 +41,7 @@ def auth(mint):
 
 async def start_chainfire(data_dir, mint) -> Server:
     """A running ChainFire (REST and gRPC on 127.0.0.1, free ports) that trusts mint's tokens."""
-    config = ServerConfig(service="chainfire", bind="127.0.0.1", rest_port=0, grpc_port=0,
-                          data_dir=data_dir, shutdown_grace=2)
-    service = await build(config)
-    service.verifier = mint.verifier()
-    running = Server(service, config)
-    await running.start()
-    return running
+    return await serve(build, "chainfire", data_dir, mint.verifier())
 
 
 @pytest.fixture

@@ -8,13 +8,12 @@ import ipaddress
 from typing import Any
 
 import aiohttp
-import grpc
 import pytest
 
 from photoncloud.common.auth import PROJECT, Scope
-from photoncloud.common.config import ServerConfig
 from photoncloud.common.server import Server
-from photoncloud.common.testing import GrpcContract, Operation, RestContract, TokenMint, subset, without
+from photoncloud.common.testing import (GrpcContract, Operation, RestContract, TokenMint, contract_clients,
+                                        serve, subset, without)
 from photoncloud.prismnet.app import build
 from photoncloud.prismnet.v1 import prismnet_pb2 as pb
 from photoncloud.prismnet.v1 import prismnet_pb2_grpc as pb_grpc
@@ -113,24 +112,15 @@ def mint():
 
 
 async def start(data_dir, mint: TokenMint) -> Server:
-    config = ServerConfig(service="prismnet", bind="127.0.0.1", rest_port=0, grpc_port=0, data_dir=data_dir,
-                          shutdown_grace=2, iam_url="")  # no IAM: project ids are taken as given
-    service = await build(config)
-    service.verifier = mint.verifier()
-    server = Server(service, config)
-    await server.start()
-    return server
+    """A prismnet trusting mint's tokens, without IAM: project ids are taken as given."""
+    return await serve(build, "prismnet", data_dir, mint.verifier(), iam_url="")
 
 
 async def test_rest_and_grpc_agree_step_by_step(tmp_path, mint):
-    token = mint.token()
     rest_server, grpc_server = await start(tmp_path / "rest", mint), await start(tmp_path / "grpc", mint)
     try:
-        async with aiohttp.ClientSession() as session, \
-                grpc.aio.insecure_channel(f"127.0.0.1:{grpc_server.grpc_port}") as channel:
-            over_rest = await run(RestContract(session, rest_server.rest_port, {"Authorization": f"Bearer {token}"},
-                                               OPS, pb))
-            over_grpc = await run(GrpcContract(channel, (("authorization", f"Bearer {token}"),), OPS, pb, pb_grpc))
+        async with contract_clients(rest_server, grpc_server, mint.token(), OPS, pb, pb_grpc) as (rest, grpc_):
+            over_rest, over_grpc = await run(rest), await run(grpc_)
     finally:
         await rest_server.stop()
         await grpc_server.stop()

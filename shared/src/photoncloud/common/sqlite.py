@@ -123,3 +123,35 @@ def apply_in_one_transaction(state: SqliteState, entries: list[tuple[int, Any]],
             state.set_meta("applied_index", index)
             results.append(result)
     return results
+
+
+class SqliteStateMachine:
+    """A state machine over a SqliteState whose commands run one by one through `execute`, committed
+    together in batches (subclasses define `execute`: deterministic, raising ServiceError to refuse)."""
+
+    def __init__(self, store: SqliteState):
+        self.store = store
+
+    def execute(self, command: Any) -> Any:
+        """Apply one command to the store (inside the transaction) and return its result."""
+        raise NotImplementedError
+
+    def applied_index(self) -> int:
+        """The index of the last applied log entry."""
+        return self.store.applied_index()
+
+    def apply(self, index: int, command: Any) -> Any:
+        """Apply one command atomically; a refused command changes nothing but the applied index."""
+        return self.apply_batch([(index, command)])[0]
+
+    def apply_batch(self, entries: list[tuple[int, Any]]) -> list[Any]:
+        """Apply commands in order, committed together (one fsync), each atomic on its own."""
+        return apply_in_one_transaction(self.store, entries, self.execute)
+
+    def snapshot(self, path: str) -> None:
+        """Write the whole state to path."""
+        self.store.snapshot(path)
+
+    def restore(self, path: str) -> None:
+        """Replace the whole state with a snapshot."""
+        self.store.restore(path)

@@ -13,6 +13,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -324,3 +326,31 @@ def without(data: Any, volatile: set[str]) -> Any:
     if isinstance(data, list):
         return [without(v, volatile) for v in data]
     return data
+
+
+async def serve(build: Any, service: str, data_dir: Path, verifier: Verifier, **settings: Any) -> Any:
+    """The service build(config) makes, serving REST and gRPC on free 127.0.0.1 ports and trusting
+    verifier's tokens; settings override the configuration (e.g. iam_url="": no IAM lookups)."""
+    from .config import ServerConfig
+    from .server import Server
+
+    config = ServerConfig(service=service, bind="127.0.0.1", rest_port=0, grpc_port=0, data_dir=data_dir,
+                          shutdown_grace=2, **settings)
+    built = await build(config)
+    built.verifier = verifier
+    server = Server(built, config)
+    await server.start()
+    return server
+
+
+@asynccontextmanager
+async def contract_clients(rest_server: Any, grpc_server: Any, token: str, operations: dict[str, Operation],
+                           package: Any, stubs: Any) -> AsyncIterator[tuple[RestContract, GrpcContract]]:
+    """A RestContract on one server and a GrpcContract on another, both with token."""
+    import aiohttp
+    import grpc
+
+    async with aiohttp.ClientSession() as session, \
+            grpc.aio.insecure_channel(f"127.0.0.1:{grpc_server.grpc_port}") as channel:
+        yield (RestContract(session, rest_server.rest_port, {"Authorization": f"Bearer {token}"}, operations, package),
+               GrpcContract(channel, (("authorization", f"Bearer {token}"),), operations, package, stubs))

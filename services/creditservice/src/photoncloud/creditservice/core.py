@@ -30,7 +30,7 @@ from photoncloud.common import auth, paging
 from photoncloud.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from photoncloud.common.projects import Projects
 from photoncloud.common.replication import Log
-from photoncloud.common.sqlite import apply_in_one_transaction
+from photoncloud.common.sqlite import SqliteStateMachine
 
 from .records import (EXTERNAL, REVENUE, Admission, AuditReport, Posting, Quota, Reservation, ReservationStatus,
                       Transaction, TransactionType, Wallet, WalletStatus, available_account, reserved_account)
@@ -214,33 +214,11 @@ def _usable(wallet: Wallet | None, project_id: str, for_new_charges: bool) -> Wa
     return wallet
 
 
-class CreditStateMachine:
+class CreditStateMachine(SqliteStateMachine):
     """Applies CreditService's commands to the store. Deterministic: no clocks, no randomness."""
 
-    def __init__(self, store: CreditStore):
-        self.store = store
-
-    def applied_index(self) -> int:
-        """The index of the last applied log entry."""
-        return self.store.applied_index()
-
-    def apply(self, index: int, command: Command) -> object:
-        """Apply one command atomically; a refused command changes nothing but the applied index."""
-        return self.apply_batch([(index, command)])[0]
-
-    def apply_batch(self, entries: list[tuple[int, Command]]) -> list[object]:
-        """Apply commands in order, committed together (one fsync), each atomic on its own."""
-        return apply_in_one_transaction(self.store, entries, self._idempotent)
-
-    def snapshot(self, path: str) -> None:
-        """Write the whole state to path."""
-        self.store.snapshot(path)
-
-    def restore(self, path: str) -> None:
-        """Replace the whole state with a snapshot."""
-        self.store.restore(path)
-
-    def _idempotent(self, command: Command) -> object:
+    def execute(self, command: Command) -> object:
+        """Apply one command; one carrying a used idempotency key returns the first one's result."""
         key = getattr(command, "idempotency", None)
         if key is None:
             return self._execute(command)

@@ -24,7 +24,7 @@ from photoncloud.common.errors import (Aborted, AlreadyExists, FailedPreconditio
                                       PermissionDenied, ResourceExhausted)
 from photoncloud.common.projects import Projects
 from photoncloud.common.replication import Log
-from photoncloud.common.sqlite import apply_in_one_transaction
+from photoncloud.common.sqlite import SqliteStateMachine
 
 from . import addressing
 from .records import Port, Rule, SecurityGroup, Subnet, Vpc
@@ -188,33 +188,11 @@ def _found(record: Any, what: str, id: str) -> Any:
     return record
 
 
-class NetworkStateMachine:
+class NetworkStateMachine(SqliteStateMachine):
     """Applies PrismNET's commands to the store. Deterministic: ids and MACs come in the commands."""
 
-    def __init__(self, store: NetworkStore):
-        self.store = store
-
-    def applied_index(self) -> int:
-        """The index of the last applied log entry."""
-        return self.store.applied_index()
-
-    def apply(self, index: int, command: Command) -> object:
-        """Apply one command atomically; a refused command changes nothing but the applied index."""
-        return self.apply_batch([(index, command)])[0]
-
-    def apply_batch(self, entries: list[tuple[int, Command]]) -> list[object]:
-        """Apply commands in order, committed together (one fsync), each atomic on its own."""
-        return apply_in_one_transaction(self.store, entries, self._execute)
-
-    def snapshot(self, path: str) -> None:
-        """Write the whole state to path."""
-        self.store.snapshot(path)
-
-    def restore(self, path: str) -> None:
-        """Replace the whole state with a snapshot."""
-        self.store.restore(path)
-
-    def _execute(self, c: Command) -> object:
+    def execute(self, c: Command) -> object:
+        """Apply one command with the method named after it (CreateVpc: _create_vpc)."""
         handler = getattr(self, "_" + re.sub(r"(?<!^)(?=[A-Z])", "_", type(c).__name__).lower())
         return handler(c)
 
