@@ -234,6 +234,9 @@ async def test_members_are_added_and_removed_over_rest(cluster: Cluster, client:
                                      json={"peer_address": cluster.peers[3]})
     assert status == 409 and body["error"]["code"] == "ALREADY_EXISTS"
 
+    # The newcomer may have called elections before it was added (Raft without pre-vote): its
+    # higher term can make the others elect again, so the leader is looked up afresh.
+    leader = await client.leader(cluster)
     new_id = (await client.status(newcomer))["member_id"]
     leader_id = (await client.status(leader))["member_id"]
     status, body = await client.call("DELETE", f"{leader.url}/api/v1/cluster/members/{leader_id}")

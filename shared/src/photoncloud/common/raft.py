@@ -10,7 +10,9 @@ Members. A member is named by its peer address ("host:port"); its id is `member_
 every member computes the same ids without a table. Each member publishes where clients reach it
 (its REST and gRPC addresses) through the log, so every member can list every other. Members are
 added and removed one at a time through the log (Raft's single-server changes); the leader cannot
-remove itself: stop it, and remove it from the member that leads next.
+remove itself: stop it, and remove it from the member that leads next. pysyncobj has no pre-vote:
+a member started before it is added calls elections nobody answers, and once added its higher
+term may make the cluster elect a leader again (a pause of about one election timeout).
 
 Index handling. The index passed to `apply` is the Raft log index of the entry (pysyncobj's
 `raftLastApplied + 1` while the entry is being applied), so it is identical on every member. Indexes
