@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-SERVICES := iam chainfire creditservice prismnet
+SERVICES := iam chainfire flaredb creditservice prismnet
 PACKAGES := shared protos $(addprefix services/,$(SERVICES))
 STAMP := $(VENV)/.installed
 

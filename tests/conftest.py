@@ -1,4 +1,4 @@
-"""The platform as a user runs it: IAM and ChainFire as real processes on free loopback ports."""
+"""The platform as a user runs it: its services as real processes on free loopback ports."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from photoncloud.common.testing import start_platform
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
-    """IAM and ChainFire, running for the tests of one module."""
-    running = start_platform(tmp_path_factory.mktemp("platform"), "chainfire")
+    """IAM, ChainFire, FlareDB, CreditService and PrismNET, running for the tests of one module."""
+    running = start_platform(tmp_path_factory.mktemp("platform"), "chainfire", "flaredb", "creditservice", "prismnet")
     yield running
     running.stop()

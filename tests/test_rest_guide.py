@@ -1,17 +1,18 @@
 """The REST guide, run: docs/api/rest-api-guide.md is one shell session against a fresh platform
-(IAM and ChainFire), and every ```sh block of it, run in order in one bash process, must print what
-the guide shows; and every route of every running service must have an example.
+(the services of GUIDED), and every ```sh block of it, run in order in one bash process, must print
+what the guide shows; and every route of every running service must have an example.
 
 The guide's conventions (also stated at its top):
 
 * The ```sh blocks run, top to bottom, in one `bash` session, so variables set in one block
   (`TOKEN=$(curl ... | jq -r ...)`) are there in the next; `ADMIN_PASSWORD` holds the admin's
-  password. `localhost:8081` and `localhost:8083` are the services' default ports (the runner
-  points them at the ports the services got), and `http://127.0.0.1:8083` in an output is IAM's
-  default issuer URL (the runner expects the test IAM's instead).
+  password. `localhost:808x` are the services' default ports (the runner points them at the ports
+  the services got), and `http://127.0.0.1:8083` in an output is IAM's default issuer URL (the
+  runner expects the test IAM's instead).
 * A ```sh block followed at once by a ```json or ```text block is an example: one curl command,
   whose output must be what that block shows, and whose HTTP status must be the one its body
-  implies (200 for a result, the status of the error code for an error). The runner sees the
+  implies (the route's success status for a result, e.g. 201 for a creation; the status of the
+  error code for an error). The runner sees the
   status by adding `-w '\\n%{http_code}'` to the command; the output compared is the body alone.
 * Any other ```sh block must print nothing and succeed; a variable it assigns must not end up
   empty or `null` (what `jq -r` prints for a missing field).
@@ -22,6 +23,7 @@ The guide's conventions (also stated at its top):
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -38,19 +40,19 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from photoncloud.chainfire import rest_api as chainfire_rest
 from photoncloud.common.errors import Code
 from photoncloud.common.testing import start_platform
-from photoncloud.iam import rest_api as iam_rest
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDE = ROOT / "docs" / "api" / "rest-api-guide.md"
 ANY = "..."
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
-# The services the guide covers: the host:port its commands name, and the routes each serves.
-IAM, CHAINFIRE = "localhost:8083", "localhost:8081"
+# The services the guide covers, with the default REST port its commands name.
+GUIDED = {"iam": 8083, "chainfire": 8081, "flaredb": 8082, "creditservice": 8086, "prismnet": 8087}
 ISSUER = "http://127.0.0.1:8083"  # IAM's default issuer, which outputs show in URLs and tokens' `iss`
-ROUTES = {CHAINFIRE: chainfire_rest.routes(None).routes, IAM: iam_rest.routes(None).routes}
+# host:port -> the routes served there.
+ROUTES = {f"localhost:{port}": importlib.import_module(f"photoncloud.{name}.rest_api").routes(None).routes
+          for name, port in GUIDED.items()}
 # Served on every port next to the service's own routes.
 OPERATIONS_ROUTES = [("GET", "/health"), ("GET", "/metrics"), ("GET", "/api/v1/openapi.json")]
 CONTROL = set(";&|()<>\n")  # characters of the shell's control and redirection operators
@@ -154,6 +156,15 @@ def matches(expected: Any, actual: Any) -> bool:
     return type(expected) is type(actual) and expected == actual
 
 
+def success_status(block: Block) -> int:
+    """The status the route an example calls answers with when it succeeds (200 when unknown)."""
+    [call] = block.calls
+    for route in ROUTES[call.host]:
+        if route.method == call.method and route_pattern(route.path).fullmatch(call.path):
+            return route.status
+    return 200
+
+
 def check(block: Block, body: str, status: int) -> None:
     """The output block shows body, and status is the HTTP status it implies."""
     if block.kind == "text":
@@ -175,7 +186,7 @@ def check(block: Block, body: str, status: int) -> None:
             del actual["meta"]
     assert matches(expected, actual), f"{block.where}\nprinted:\n{json.dumps(actual, indent=2)}"
     error = expected.get("error") if isinstance(expected, dict) else None
-    want = Code[error["code"]].http_status if error else 200
+    want = Code[error["code"]].http_status if error else success_status(block)
     assert status == want, f"{block.where}\nHTTP {status}, expected {want}"
 
 
@@ -225,9 +236,9 @@ class Shell:
 
 @pytest.fixture
 def fresh_platform(tmp_path):
-    """IAM and ChainFire as processes on free loopback ports, over empty data directories (the
+    """The guided services as processes on free loopback ports, over empty data directories (the
     guide's outputs are those of a platform nobody used before)."""
-    running = start_platform(tmp_path, "chainfire")
+    running = start_platform(tmp_path, *(name for name in GUIDED if name != "iam"))
     yield running
     running.stop()
 
@@ -237,7 +248,8 @@ def test_guide_examples_print_what_the_guide_shows(fresh_platform, tmp_path):
         assert shutil.which(tool), f"{tool} is not installed; the guide's examples use it (apt-get install {tool})"
     blocks = guide_blocks()
     assert any(block.kind for block in blocks), f"no examples found in {GUIDE}"
-    ports = {IAM: fresh_platform.iam.url, CHAINFIRE: fresh_platform.services["chainfire"].url}
+    processes = {"iam": fresh_platform.iam, **fresh_platform.services}
+    ports = {f"localhost:{port}": processes[name].url for name, port in GUIDED.items()}
     home = tmp_path / "home"
     home.mkdir()
     # Only what a user's session needs: no proxy settings, no ~/.curlrc of the machine's user.
