@@ -21,6 +21,7 @@
             pkgs.jq
             pkgs.docker-compose
             pkgs.etcd_3_4  # etcdctl for the tests of ChainFire's etcd API, etcd for bench/
+            pkgs.qemu      # PlasmaVMC's hypervisor
           ];
 
           # Wheels from the package index (grpcio, grpcio-tools) link against libstdc++ and

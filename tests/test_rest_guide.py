@@ -42,13 +42,16 @@ import pytest
 
 from photoncloud.common.errors import Code
 from photoncloud.common.testing import start_platform
+from photoncloud.plasmavmc.testing import build_initramfs, guest_kernel
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDE = ROOT / "docs" / "api" / "rest-api-guide.md"
 ANY = "..."
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 # The services the guide covers, with the default REST port its commands name.
-GUIDED = {"iam": 8083, "chainfire": 8081, "flaredb": 8082, "creditservice": 8086, "prismnet": 8087}
+# In starting order: a service starts after those it calls.
+GUIDED = {"iam": 8083, "chainfire": 8081, "flaredb": 8082, "creditservice": 8086, "prismnet": 8087,
+          "plasmavmc": 8084}
 ISSUER = "http://127.0.0.1:8083"  # IAM's default issuer, which outputs show in URLs and tokens' `iss`
 # host:port -> the routes served there.
 ROUTES = {f"localhost:{port}": importlib.import_module(f"photoncloud.{name}.rest_api").routes(None).routes
@@ -253,8 +256,11 @@ def test_guide_examples_print_what_the_guide_shows(fresh_platform, tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     # Only what a user's session needs: no proxy settings, no ~/.curlrc of the machine's user.
+    # The VM image's files: a Linux kernel, and an initramfs that powers off on the power button.
+    initrd = build_initramfs(tmp_path / "initrd.cpio", "guest up", power_button=True)
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "LANG": "C.UTF-8",
-           "ADMIN_PASSWORD": fresh_platform.admin_password}
+           "ADMIN_PASSWORD": fresh_platform.admin_password, "VM_KERNEL": str(guest_kernel()),
+           "VM_INITRD": str(initrd)}
     shell = Shell(env, home)
     try:
         for block in blocks:

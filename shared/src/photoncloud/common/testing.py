@@ -221,17 +221,28 @@ class Platform:
             process.stop()
 
 
+# Flags pointing a service at another's gRPC port, which start_platform fills in ("" when the other
+# is not started: the service runs without it).
+GRPC_PEERS = {"plasmavmc": {"--creditservice-grpc": "creditservice", "--prismnet-grpc": "prismnet"}}
+# Flags for tests: VMs are emulated, which works on every machine (KVM is not always usable).
+TEST_ARGS = {"plasmavmc": ("--accel", "tcg")}
+
+
 def start_platform(root: Path, *names: str, log_level: str = "INFO") -> Platform:
-    """IAM, then the named services pointed at it (revocations polled every half second)."""
+    """IAM, then the named services pointed at it and at each other (revocations polled every half
+    second), in the order named: a service starts after those it calls."""
     password = secrets.token_urlsafe(18)
     iam = ServiceProcess("iam", root / "iam", env={"PHOTONCLOUD_ADMIN_PASSWORD": password})
     iam.extra_args = ("--issuer", iam.url, "--log-level", log_level)
     iam.start()
-    services = {}
+    services: dict[str, ServiceProcess] = {}
     try:
         for name in names:
+            peers = [arg for flag, peer in GRPC_PEERS.get(name, {}).items()
+                     for arg in (flag, f"127.0.0.1:{services[peer].grpc_port}" if peer in services else "")]
             services[name] = ServiceProcess(name, root / name, "--iam-url", iam.url, "--log-level", log_level,
-                                            "--revocation-poll-seconds", "0.5").start()
+                                            "--revocation-poll-seconds", "0.5", *peers,
+                                            *TEST_ARGS.get(name, ())).start()
     except BaseException:
         for process in [iam, *services.values()]:
             process.kill()

@@ -1,0 +1,5 @@
+"""`python -m photoncloud.plasmavmc`: run PlasmaVMC."""
+
+from .app import main
+
+main()

@@ -1,0 +1,142 @@
+"""Fixtures: a PlasmaVMC core on an in-memory store with the fake hypervisor, in-memory stand-ins
+for CreditService and PrismNET (with the errors the real ones give), and a bootable guest."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+import pytest
+
+from photoncloud.common.errors import FailedPrecondition, NotFound, Unavailable
+from photoncloud.common.replication import LocalLog
+from photoncloud.plasmavmc.core import VmCore, VmStateMachine
+from photoncloud.plasmavmc.dependencies import PortInfo
+from photoncloud.plasmavmc.fake import FakeDriver
+from photoncloud.plasmavmc.store import SqliteVmStore
+from photoncloud.plasmavmc.testing import build_initramfs, guest_kernel
+
+
+@dataclass
+class Ledger:
+    """CreditService's reservations, in memory: balances, PENDING/COMMITTED/RELEASED reservations."""
+
+    balances: dict[str, int] = field(default_factory=dict)
+    reservations: dict[str, dict] = field(default_factory=dict)
+    down: bool = False
+
+    def _up(self) -> None:
+        if self.down:
+            raise Unavailable("creditservice cannot be reached", {"dependency": "creditservice"})
+
+    def available(self, project_id: str) -> int:
+        """A project's balance less what its pending reservations hold."""
+        held = sum(r["amount"] for r in self.reservations.values()
+                   if r["project_id"] == project_id and r["status"] == "PENDING")
+        return self.balances.get(project_id, 0) - held
+
+    def pending(self) -> list[dict]:
+        """The reservations neither committed nor released."""
+        return [r for r in self.reservations.values() if r["status"] == "PENDING"]
+
+    async def reserve(self, project_id: str, amount: int, description: str, ttl_seconds: int) -> str:
+        """Hold amount, or INSUFFICIENT_CREDITS as the ledger says it."""
+        self._up()
+        if amount > self.available(project_id):
+            raise FailedPrecondition("insufficient credits", {"reason": "INSUFFICIENT_CREDITS",
+                                                              "available": self.available(project_id),
+                                                              "requested": amount})
+        id = uuid.uuid4().hex
+        self.reservations[id] = {"project_id": project_id, "amount": amount, "status": "PENDING"}
+        return id
+
+    def _pending(self, id: str) -> dict:
+        if id not in self.reservations:
+            raise NotFound("reservation not found", {"id": id})
+        if self.reservations[id]["status"] != "PENDING":
+            raise FailedPrecondition("resolved already", {"reason": "ALREADY_RESOLVED"})
+        return self.reservations[id]
+
+    async def commit(self, reservation_id: str, amount: int, resource_id: str) -> None:
+        """Charge a pending reservation."""
+        self._up()
+        reservation = self._pending(reservation_id)
+        reservation["status"] = "COMMITTED"
+        self.balances[reservation["project_id"]] -= amount
+
+    async def release(self, reservation_id: str, reason: str) -> None:
+        """Free a pending reservation."""
+        self._up()
+        self._pending(reservation_id)["status"] = "RELEASED"
+
+
+@dataclass
+class Ports:
+    """PrismNET's ports, in memory; subnets are {id: project_id}."""
+
+    subnets: dict[str, str] = field(default_factory=dict)
+    ports: dict[str, PortInfo] = field(default_factory=dict)
+    down: bool = False
+    fail_after: int = -1  # port creations that succeed before one fails as if PrismNET were down (-1: never)
+    stay_down: bool = False  # whether PrismNET stays down after that failure
+
+    def _up(self) -> None:
+        if self.down:
+            raise Unavailable("prismnet cannot be reached", {"dependency": "prismnet"})
+
+    async def subnet_project(self, subnet_id: str) -> str:
+        """The subnet's project."""
+        self._up()
+        if subnet_id not in self.subnets:
+            raise NotFound("subnet not found", {"id": subnet_id})
+        return self.subnets[subnet_id]
+
+    async def create_port(self, subnet_id: str, name: str, device_id: str) -> PortInfo:
+        """The subnet's next port (or the failure fail_after plans)."""
+        self._up()
+        if self.fail_after == 0:
+            self.fail_after, self.down = -1, self.stay_down
+            raise Unavailable("prismnet cannot be reached", {"dependency": "prismnet"})
+        self.fail_after -= 1
+        n = len(self.ports) + 2
+        port = PortInfo(uuid.uuid4().hex, subnet_id, f"10.0.1.{n}", f"fa:16:3e:00:00:{n:02x}", "10.0.1.1",
+                        "10.0.1.0/24")
+        self.ports[port.id] = port
+        return port
+
+    async def delete_port(self, port_id: str) -> None:
+        """Forget a port."""
+        self._up()
+        self.ports.pop(port_id, None)
+
+
+@pytest.fixture
+def ledger():
+    """Project p1 holds 1000 credits."""
+    return Ledger(balances={"p1": 1000})
+
+
+@pytest.fixture
+def network():
+    """Subnets s1 and s2 of p1, and one of p2."""
+    return Ports(subnets={"s1": "p1", "s2": "p1", "other": "p2"})
+
+
+@pytest.fixture
+async def vmc(tmp_path, ledger, network):
+    """A VmCore over an in-memory store, the fake hypervisor, the in-memory ledger and ports."""
+    store = SqliteVmStore(":memory:")
+    machine = VmStateMachine(store)
+    core = VmCore(machine, LocalLog(machine), FakeDriver(), tmp_path / "images", ledger, network)
+    yield core
+    await core.close()
+    store.close()
+
+
+@pytest.fixture(scope="session")
+def guest(tmp_path_factory):
+    """(kernel, initramfs, marker): a guest that prints marker on its console once booted, and powers
+    off when its power button is pressed."""
+    marker = f"PLASMAVMC-GUEST-UP-{uuid.uuid4().hex[:8]}"
+    initrd = build_initramfs(tmp_path_factory.mktemp("guest") / "initramfs.cpio", marker, power_button=True)
+    return guest_kernel(), initrd, marker
