@@ -149,6 +149,7 @@ class _Node(SyncObj):
 
     def __init__(self, owner: RaftLog, self_address: str, others: list[str], conf: SyncObjConf, fsync: bool):
         self._owner = owner
+        self._acknowledge_up_to: int | None = None  # while an append is handled: see _keep_matching
         super().__init__(self_address, others, conf)
         if fsync:
             # Swap in the fsyncing journal before the first tick (autoTick is off, nothing ran yet).
@@ -172,6 +173,50 @@ class _Node(SyncObj):
 
     def _state(self) -> int:
         return self._SyncObj__raftState
+
+    # pysyncobj truncates a follower's log after an append's prevLogIdx whenever the log is longer,
+    # even where its entries are the ones sent (a resend after a stale "go back" reply, of which
+    # eager sending leaves several in flight): applied, acknowledged entries vanish until they come
+    # again, and a leader dying meanwhile can take a committed entry with it. Raft keeps matching
+    # entries and truncates only from the first conflict; the two overrides below make it so.
+
+    def _SyncObj__onMessageReceived(self, node: Any, message: Any) -> None:  # noqa: N802 - pysyncobj's
+        if (isinstance(message, dict) and message.get("type") == "append_entries" and "prevLogIdx" in message
+                and "transmission" not in message and message["term"] >= self._SyncObj__raftCurrentTerm):
+            message, self._acknowledge_up_to = self._keep_matching(message)
+        try:
+            SyncObj._SyncObj__onMessageReceived(self, node, message)
+        finally:
+            self._acknowledge_up_to = None
+
+    def _SyncObj__sendNextNodeIdx(self, node: Any, reset: bool = False, nextNodeIdx: int | None = None,  # noqa: N802
+                                  success: bool = False) -> None:
+        if success and self._acknowledge_up_to is not None and nextNodeIdx is not None:
+            nextNodeIdx = min(nextNodeIdx, self._acknowledge_up_to + 1)  # acknowledge only what the append verified
+        SyncObj._SyncObj__sendNextNodeIdx(self, node, reset, nextNodeIdx, success)
+
+    def _keep_matching(self, message: dict) -> tuple[dict, int | None]:
+        """The append as pysyncobj must see it to follow Raft, and the last index it verifies (None:
+        unchanged). Entries are (command, index, term)."""
+        prev, entries = message["prevLogIdx"], message.get("entries", [])
+        found = self._SyncObj__getEntries(prev)
+        if not found or found[0][2] != message["prevLogTerm"]:
+            return message, None  # pysyncobj tells the leader to go back
+        local = found[1:]
+        matched = 0
+        while matched < min(len(entries), len(local)) and entries[matched][2] == local[matched][2]:
+            matched += 1
+        if matched < len(entries):
+            # Append from the first new or conflicting entry: pysyncobj truncates only a conflict.
+            last = (prev, message["prevLogTerm"]) if matched == 0 else entries[matched - 1][1:]
+            return {**message, "prevLogIdx": last[0], "prevLogTerm": last[1], "entries": entries[matched:]}, None
+        if not local:
+            return message, None
+        # Everything sent is here already: keep the log as it is (nothing conflicts), and acknowledge
+        # and commit only up to the last entry sent (what may follow is not known to be the leader's).
+        verified = prev + len(entries)
+        return {**message, "prevLogIdx": local[-1][1], "prevLogTerm": local[-1][2], "entries": [],
+                "commit_index": min(message["commit_index"], verified)}, verified
 
     def _addresses(self) -> list[str]:
         """Every member's address (self first); read from other threads, so copied with retries."""
@@ -355,8 +400,9 @@ class RaftLog:
         """Role, leader id (0: unknown), term and this member's applied index."""
         role = _ROLES[self._node._state()]
         leader = self.leader_address()
-        return LogStatus(self.member_id, member_id(leader) if leader else 0, role, self._node.raftCurrentTerm,
-                         self.machine.applied_index())
+        with self._lock:  # not while a snapshot is being restored (the store is closed meanwhile)
+            applied = self.machine.applied_index()
+        return LogStatus(self.member_id, member_id(leader) if leader else 0, role, self._node.raftCurrentTerm, applied)
 
     def members(self) -> list[Member]:
         """Every member of the cluster as this member knows it, by id."""
