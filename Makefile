@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-SERVICES := iam chainfire flaredb plasmavmc creditservice prismnet
+SERVICES := iam chainfire flaredb plasmavmc k8shost creditservice prismnet
 PACKAGES := shared protos $(addprefix services/,$(SERVICES))
 STAMP := $(VENV)/.installed
 

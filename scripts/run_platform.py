@@ -3,18 +3,32 @@
 
 Usage: run_platform.py SERVICE [SERVICE ...]   (as `make run` does, with every service there is)
 Each service reads its own flags' environment variables (CHAINFIRE_REST_PORT, ...); data goes
-under $PHOTONCLOUD_DATA_DIR (default ./.data).
+under $PHOTONCLOUD_DATA_DIR (default ./.data). With k8shost comes one node agent for this machine,
+which makes its own IAM service account with the admin's password (PHOTONCLOUD_ADMIN_PASSWORD, or
+the one IAM generated and keeps in the data directory) on its first start.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 PORTS = {"chainfire": 8081, "flaredb": 8082, "iam": 8083, "plasmavmc": 8084,
          "k8shost": 8085, "creditservice": 8086, "prismnet": 8087}
+
+
+def commands(services: list[str]) -> dict[str, list[str]]:
+    """The command of each process to run: the services, and k8shost's node agent."""
+    found = {name: [sys.executable, "-m", f"photoncloud.{name}"] for name in services}
+    if "k8shost" in services:
+        iam_data = os.environ.get("IAM_DATA_DIR") or Path(os.environ.get("PHOTONCLOUD_DATA_DIR", ".data")) / "iam"
+        found["k8shost-agent"] = [sys.executable, "-m", "photoncloud.k8shost.agent",
+                                  "--bootstrap-password-file", str(Path(iam_data) / "admin-password")]
+    return found
 
 
 def main(services: list[str]) -> int:
@@ -31,7 +45,9 @@ def main(services: list[str]) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    children = {name: subprocess.Popen([sys.executable, "-m", f"photoncloud.{name}"]) for name in services}
+    # The admin's password, when given, is also the agent's (IAM then keeps no password file).
+    env = {"K8SHOST_AGENT_BOOTSTRAP_PASSWORD": os.environ.get("PHOTONCLOUD_ADMIN_PASSWORD", ""), **os.environ}
+    children = {name: subprocess.Popen(command, env=env) for name, command in commands(services).items()}
     for name in services:
         print(f"{name:<14} REST http://127.0.0.1:{PORTS[name]}  gRPC 127.0.0.1:{50050 + PORTS[name] % 10}",
               file=sys.stderr)

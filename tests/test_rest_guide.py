@@ -32,6 +32,7 @@ import select
 import shlex
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -41,7 +42,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from photoncloud.common.errors import Code
-from photoncloud.common.testing import start_platform
+from photoncloud.common.testing import Platform, start_platform
 from photoncloud.plasmavmc.testing import build_initramfs, guest_kernel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +52,7 @@ FENCE = re.compile(r"^```(\w*)\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 # The services the guide covers, with the default REST port its commands name.
 # In starting order: a service starts after those it calls.
 GUIDED = {"iam": 8083, "chainfire": 8081, "flaredb": 8082, "creditservice": 8086, "prismnet": 8087,
-          "plasmavmc": 8084}
+          "plasmavmc": 8084, "k8shost": 8085}
 ISSUER = "http://127.0.0.1:8083"  # IAM's default issuer, which outputs show in URLs and tokens' `iss`
 # host:port -> the routes served there.
 ROUTES = {f"localhost:{port}": importlib.import_module(f"photoncloud.{name}.rest_api").routes(None).routes
@@ -237,13 +238,62 @@ class Shell:
                 self.process.wait()
 
 
+def start_node_agent(platform: Platform, root: Path, timeout: float = 30) -> subprocess.Popen:
+    """A k8shost node agent, as `make run` starts one: it makes its own IAM service account from
+    the admin's password file on its first start; returned once its node is registered and Ready."""
+    password_file = root / "admin-password"  # as IAM keeps a password it made up: mode 0600
+    with os.fdopen(os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+        f.write(platform.admin_password + "\n")
+    kube = platform.services["k8shost"]
+    with open(root / "k8shost-agent.log", "ab") as log:  # the child keeps its own copy of the descriptor
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "photoncloud.k8shost.agent", "--api-url", kube.url, "--iam-url", platform.iam.url,
+             "--data-dir", str(root / "k8shost-agent"), "--bootstrap-password-file", str(password_file),
+             "--daemon-port", "0"],  # any free port: the default, 10250, may be taken where tests run
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        token, deadline = platform.admin_token(), time.monotonic() + timeout
+        while True:
+            assert agent.poll() is None, f"the node agent exited:\n{(root / 'k8shost-agent.log').read_text()}"
+            _, nodes = platform.request("GET", f"{kube.url}/api/v1/nodes", token=token)
+            if any(c["type"] == "Ready" and c["status"] == "True"
+                   for node in nodes.get("data", {}).get("items", ()) for c in node["status"]["conditions"]):
+                return agent
+            assert time.monotonic() < deadline, \
+                f"no node registered in {timeout}s:\n{(root / 'k8shost-agent.log').read_text()}"
+            time.sleep(0.2)
+    except BaseException:
+        agent.kill()
+        agent.wait()
+        raise
+
+
+def stop_node_agent(agent: subprocess.Popen) -> None:
+    """SIGTERM (the agent stops its pods), then SIGKILL if it lingers."""
+    if agent.poll() is None:
+        agent.terminate()
+        try:
+            agent.wait(20)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            agent.wait()
+
+
 @pytest.fixture
 def fresh_platform(tmp_path):
     """The guided services as processes on free loopback ports, over empty data directories (the
-    guide's outputs are those of a platform nobody used before)."""
+    guide's outputs are those of a platform nobody used before), and a k8shost node agent."""
     running = start_platform(tmp_path, *(name for name in GUIDED if name != "iam"))
-    yield running
-    running.stop()
+    try:
+        agent = start_node_agent(running, tmp_path)
+    except BaseException:
+        running.stop()
+        raise
+    try:
+        yield running
+    finally:
+        stop_node_agent(agent)
+        running.stop()
 
 
 def test_guide_examples_print_what_the_guide_shows(fresh_platform, tmp_path):

@@ -1,0 +1,146 @@
+"""`python -m photoncloud.k8shost.agent`: run a node agent (flags, or K8SHOST_AGENT_<FLAG> variables)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import socket
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+from photoncloud.common.errors import ServiceError
+from photoncloud.common.logs import setup_logging
+
+from . import bootstrap
+from .api import ApiServer, Tokens
+from .node import Agent, NodeConfig
+from .runtime import Backoff, ProcessRuntime
+
+PREFIX = "K8SHOST_AGENT_"
+
+
+def _memory_bytes() -> int:
+    """The machine's memory, from /proc/meminfo (or sysconf)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _node_name() -> str:
+    """The host name as a node name (lower-case DNS subdomain)."""
+    name = re.sub(r"[^a-z0-9.-]+", "-", socket.gethostname().lower()).strip("-.")
+    return name or "node"
+
+
+def _labels(text: str) -> dict[str, str]:
+    pairs = [p.strip() for p in text.split(",") if p.strip()]
+    if any("=" not in p for p in pairs):
+        raise SystemExit("--labels takes key=value pairs separated by commas")
+    return dict(p.split("=", 1) for p in pairs)
+
+
+def parse(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> argparse.Namespace:
+    """The agent's configuration: `--flag`, else K8SHOST_AGENT_FLAG, else the default."""
+    env = os.environ if environ is None else environ
+
+    def default(name: str, fallback: object) -> object:
+        return env.get(PREFIX + name.upper(), fallback)
+
+    base = Path(env.get("PHOTONCLOUD_DATA_DIR", ".data"))
+    p = argparse.ArgumentParser(prog="k8shost-agent", description="Run a k8shost node agent.")
+    p.add_argument("--api-url", default=default("api_url", "http://127.0.0.1:8085"), help="the API server's REST URL")
+    p.add_argument("--node-name", default=default("node_name", _node_name()))
+    p.add_argument("--data-dir", type=Path, default=default("data_dir", base / "k8shost-agent"),
+                   help="pods' working directories and logs go here")
+    p.add_argument("--token-file", type=Path, default=default("token_file", None),
+                   help="a file holding the bearer token (read again on every call, so it can be rotated)")
+    p.add_argument("--iam-url", default=default("iam_url", env.get("PHOTONCLOUD_IAM_URL", "http://127.0.0.1:8083")))
+    p.add_argument("--client-id", default=default("client_id", ""), help="an IAM service account's id")
+    p.add_argument("--client-secret-file", type=Path, default=default("client_secret_file", None),
+                   help="the service account's secret (or K8SHOST_AGENT_CLIENT_SECRET)")
+    p.add_argument("--bootstrap-user", default=default("bootstrap_user", "admin"),
+                   help="with --bootstrap-password-file: the IAM administrator who creates the agent's account")
+    p.add_argument("--bootstrap-password-file", type=Path, default=default("bootstrap_password_file", None),
+                   help="on the first start, create the agent's own IAM service account with this administrator's "
+                        "password (or K8SHOST_AGENT_BOOTSTRAP_PASSWORD), and keep its credentials in the data "
+                        "directory")
+    p.add_argument("--bootstrap-timeout", type=float, default=float(default("bootstrap_timeout", 60)),
+                   help="how long to wait for IAM (and its password file) when bootstrapping")
+    p.add_argument("--bind", default=default("bind", "127.0.0.1"),
+                   help="where the daemon port (logs, for the API server) listens")
+    p.add_argument("--daemon-port", type=int, default=int(default("daemon_port", 10250)),
+                   help="the port serving logs to the API server (0: any free port)")
+    p.add_argument("--advertise-address", default=default("advertise_address", ""),
+                   help="the node's address: the API server reaches the agent there, and NodePort services "
+                        "listen on it (default: --bind)")
+    p.add_argument("--cpu", default=default("cpu", str(os.cpu_count() or 1)), help="CPU capacity, e.g. 4 or 3500m")
+    p.add_argument("--memory", default=default("memory", str(_memory_bytes())), help="memory capacity, e.g. 8Gi")
+    p.add_argument("--max-pods", default=default("max_pods", "110"))
+    p.add_argument("--labels", default=default("labels", ""), help="node labels: key=value,key2=value2")
+    p.add_argument("--runtime", default=default("runtime", "process"), choices=["process"])
+    p.add_argument("--heartbeat-seconds", type=float, default=float(default("heartbeat_seconds", 5)))
+    p.add_argument("--sync-seconds", type=float, default=float(default("sync_seconds", 10)),
+                   help="the resync period (watches wake the agent at every change in between)")
+    p.add_argument("--backoff-seconds", type=float, default=float(default("backoff_seconds", 1)),
+                   help="the first pause before restarting an exited container (doubling from there)")
+    p.add_argument("--max-backoff-seconds", type=float, default=float(default("max_backoff_seconds", 60)))
+    p.add_argument("--log-level", default=default("log_level", env.get("PHOTONCLOUD_LOG_LEVEL", "INFO")))
+    args = p.parse_args(argv)
+    args.token = env.get(PREFIX + "TOKEN", "")
+    args.client_secret = env.get(PREFIX + "CLIENT_SECRET", "")
+    if args.client_secret_file is not None:
+        args.client_secret = Path(args.client_secret_file).read_text().strip()
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the agent until SIGTERM or SIGINT, then stop its pods."""
+    args = parse(sys.argv[1:] if argv is None else argv)
+    setup_logging("k8shost-agent", str(args.log_level).upper())
+    bootstrap_password = os.environ.get(PREFIX + "BOOTSTRAP_PASSWORD", "")
+    if not (args.token or args.token_file or args.client_id) and (args.bootstrap_password_file or bootstrap_password):
+        saved = Path(args.data_dir) / "credentials.json"
+        try:
+            # A password given in the environment wins over the file (which then need not exist).
+            password_file = None if bootstrap_password else args.bootstrap_password_file
+            args.client_id, args.client_secret = asyncio.run(bootstrap.wait_for_credentials(
+                args.iam_url, args.node_name, args.bootstrap_user, password_file, saved,
+                args.bootstrap_timeout, bootstrap_password))
+        except ServiceError as exc:
+            raise SystemExit(f"cannot bootstrap the agent's IAM account: {exc.code.name}: {exc.message}") from None
+    try:
+        tokens = Tokens(args.token, args.token_file, args.iam_url, args.client_id, args.client_secret)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    address = args.advertise_address or (args.bind if args.bind not in ("0.0.0.0", "::") else socket.gethostname())
+    config = NodeConfig(args.node_name, address, args.bind, args.daemon_port,
+                        {"cpu": args.cpu, "memory": args.memory, "pods": args.max_pods},
+                        {"kubernetes.io/hostname": args.node_name, **_labels(args.labels)},  # as the kubelet labels it
+                        args.heartbeat_seconds, args.sync_seconds, version("photoncloud-k8shost"))
+    runtime = ProcessRuntime(Path(args.data_dir) / "pods", Backoff(args.backoff_seconds, args.max_backoff_seconds))
+    agent = Agent(config, ApiServer(args.api_url, tokens), runtime)
+    runtime.on_change = agent.changed
+
+    async def run() -> None:
+        task = asyncio.create_task(agent.run())
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

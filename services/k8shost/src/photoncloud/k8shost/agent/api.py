@@ -1,0 +1,139 @@
+"""The agent's side of the API server's REST API, and the token it calls it with.
+
+An agent authenticates as an IAM service account: with `--client-id` and a client secret it asks
+IAM for tokens (the client_credentials grant) and asks again before each one expires; or it is
+given a bearer token (`--token-file`, read again on every renewal so it can be rotated, or
+K8SHOST_AGENT_TOKEN). The account needs `k8shost:nodes:write` and `k8shost:pods:read` on the
+system scope, and `k8shost:services:read` for its service proxy.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from photoncloud.common.errors import Code, ServiceError, Unauthenticated, Unavailable
+
+TIMEOUT = aiohttp.ClientTimeout(total=15)
+WATCH_IDLE_SECONDS = 30  # a watch stream silent this long is dead (the API server sends a heartbeat every 10 s)
+
+
+class Tokens:
+    """Where the agent's bearer token comes from: a fixed token, a file, or IAM's client_credentials grant."""
+
+    def __init__(self, token: str = "", token_file: Path | None = None, iam_url: str = "", client_id: str = "",
+                 client_secret: str = ""):
+        self.token, self.token_file = token, token_file
+        self.iam_url, self.client_id, self.client_secret = iam_url.rstrip("/"), client_id, client_secret
+        self._cached, self._renew_at = "", 0.0
+        if not (token or token_file or (client_id and client_secret)):
+            raise ValueError("the agent needs a token: --client-id with a client secret, --token-file, "
+                             "or K8SHOST_AGENT_TOKEN")
+
+    async def get(self, session: aiohttp.ClientSession) -> str:
+        """A token to call the API server with (renewed before it expires)."""
+        if self.token:
+            return self.token
+        if self.token_file is not None:
+            return self.token_file.read_text().strip()
+        if self._cached and time.monotonic() < self._renew_at:
+            return self._cached
+        body = {"grant_type": "client_credentials", "client_id": self.client_id, "client_secret": self.client_secret}
+        async with session.post(f"{self.iam_url}/api/v1/auth/token", json=body) as response:
+            reply = await response.json(content_type=None)
+        if "data" not in reply:
+            error = reply.get("error") or {}
+            raise Unauthenticated(f"IAM refused the agent's credentials: {error.get('message', response.status)}")
+        self._cached = reply["data"]["access_token"]
+        self._renew_at = time.monotonic() + max(1.0, reply["data"]["expires_in"] * 0.8)
+        return self._cached
+
+    def forget(self) -> None:
+        """Drop a cached token the API server refused (e.g. revoked): the next call asks IAM again."""
+        self._cached = ""
+
+
+class ApiServer:
+    """Calls the API server's REST API as the agent."""
+
+    def __init__(self, url: str, tokens: Tokens):
+        self.url = url.rstrip("/")
+        self.tokens = tokens
+        self.session: aiohttp.ClientSession | None = None
+
+    async def open(self) -> None:
+        """Open the HTTP session."""
+        self.session = aiohttp.ClientSession(timeout=TIMEOUT, trust_env=False)
+
+    async def close(self) -> None:
+        """Close the HTTP session."""
+        if self.session is not None:
+            await self.session.close()
+
+    async def call(self, method: str, path: str, body: dict[str, Any] | None = None,
+                   params: dict[str, str] | None = None) -> Any:
+        """One call; its `data`, or the platform error it answered (UNAVAILABLE when unreachable)."""
+        assert self.session is not None
+        try:
+            headers = {"Authorization": f"Bearer {await self.tokens.get(self.session)}"}
+            async with self.session.request(method, self.url + path, json=body, params=params,
+                                            headers=headers) as response:
+                reply = await response.json(content_type=None)
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+            raise Unavailable(f"cannot reach {self.url}: {type(exc).__name__}: {exc}") from None
+        if "data" in reply:
+            return reply["data"]
+        error = reply.get("error") or {}
+        code = Code.__members__.get(error.get("code", ""), Code.UNAVAILABLE)
+        if code is Code.UNAUTHENTICATED:
+            self.tokens.forget()
+        raise ServiceError(error.get("message", f"HTTP {response.status}"), error.get("details"), code=code)
+
+    async def changes(self, kind: str, **filters: str) -> AsyncIterator[str]:
+        """The type of each change of a kind from now on (a watch over server-sent events), until the
+        stream ends or fails."""
+        assert self.session is not None
+        headers = {"Authorization": f"Bearer {await self.tokens.get(self.session)}"}
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=WATCH_IDLE_SECONDS)
+        try:
+            async with self.session.get(f"{self.url}/api/v1/watch/{kind}", params=filters, headers=headers,
+                                        timeout=timeout) as response:
+                if response.status != 200:
+                    raise Unavailable(f"the watch of {kind} was refused: HTTP {response.status}")
+                async for line in response.content:
+                    if line.startswith(b"event: "):
+                        yield line[len(b"event: "):].decode().strip()
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise Unavailable(f"the watch of {kind} broke: {type(exc).__name__}") from None
+
+    async def register(self, node: dict[str, Any]) -> dict[str, Any]:
+        """Register the node (or refresh it)."""
+        return await self.call("POST", "/api/v1/nodes", node)
+
+    async def heartbeat(self, name: str) -> dict[str, Any]:
+        """Post a heartbeat."""
+        return await self.call("POST", f"/api/v1/nodes/{quote(name, safe='')}/heartbeat")
+
+    async def list_all(self, path: str, **filters: str) -> list[dict[str, Any]]:
+        """Every item of a listing, over as many pages as it takes."""
+        items, token = [], ""
+        while True:
+            page = await self.call("GET", path, params={**filters, "page_size": "500", "page_token": token})
+            items += page["items"]
+            token = page["next_page_token"]
+            if not token:
+                return items
+
+    async def pods(self, node_name: str) -> list[dict[str, Any]]:
+        """Every pod bound to the node."""
+        return await self.list_all("/api/v1/pods", node_name=node_name)
+
+    async def report(self, namespace: str, name: str, uid: str, status: dict[str, Any]) -> dict[str, Any]:
+        """Report a pod's status."""
+        return await self.call("PUT", f"/api/v1/pods/{quote(namespace, safe='')}/{quote(name, safe='')}/status",
+                               {"uid": uid, "status": status})

@@ -1,0 +1,623 @@
+"""k8shost's domain: the API server's operations, its scheduler and its node monitor.
+
+Anchors: Kubernetes core/v1 (objects with metadata and a resource_version for optimistic
+concurrency, label selectors, list-then-watch, the scheduler's filters, the node lifecycle
+controller), k3s (one small process) and Nomad. Every operation authorizes, validates, then
+proposes a command to the log (machine.py applies it) or reads the store.
+
+Namespaces belong to IAM projects; a pod or service is authorized against its namespace's
+project. Nodes are the platform's, not a tenant's: changing them (registering, heartbeats, pod
+status reports: what node agents do) takes `k8shost:nodes:write` on a system-scoped token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from photoncloud.common import auth, paging
+from photoncloud.common.errors import (
+    Aborted,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ServiceError,
+    Unavailable,
+)
+from photoncloud.common.projects import Projects
+from photoncloud.common.replication import Log
+from photoncloud.common.times import parse_time
+
+from . import scheduling, selectors, validation
+from .machine import (
+    NAMESPACED,
+    NODE_PORTS,
+    Bind,
+    Create,
+    Delete,
+    Heartbeat,
+    MarkStale,
+    ObjectStateMachine,
+    RegisterNode,
+    SetPodStatus,
+    Unschedulable,
+    Update,
+    found,
+)
+from .records import (
+    FAILED,
+    KINDS,
+    SUCCEEDED,
+    Condition,
+    ContainerStatus,
+    Meta,
+    Namespace,
+    Node,
+    NodeAddress,
+    NodeSpec,
+    NodeStatus,
+    Object,
+    Pod,
+    PodStatus,
+    Service,
+)
+from .store import Change
+from .watch import ADDED, REPLAY_CHUNK, Event, Filter, Hub, Watch, Watcher, too_old
+
+log = logging.getLogger("photoncloud.k8shost")
+
+NAMESPACES_READ, NAMESPACES_WRITE = "k8shost:namespaces:read", "k8shost:namespaces:write"
+PODS_READ, PODS_WRITE = "k8shost:pods:read", "k8shost:pods:write"
+SERVICES_READ, SERVICES_WRITE = "k8shost:services:read", "k8shost:services:write"
+NODES_READ, NODES_WRITE = "k8shost:nodes:read", "k8shost:nodes:write"
+READ_PERMISSION = {"namespaces": NAMESPACES_READ, "pods": PODS_READ, "services": SERVICES_READ,
+                   "endpoints": SERVICES_READ, "nodes": NODES_READ}
+# Loopback, so that node agents on Linux can serve cluster IPs without privileges or a network setup.
+SERVICE_CLUSTER_IP_RANGE = "127.96.0.0/16"
+CLUSTER_CIDR = "127.128.0.0/12"  # pods' addresses: a /24 of it per node (loopback too, for the same reason)
+NODE_CIDR_PREFIX = 24
+
+NODE_GRACE_SECONDS = 20.0  # a node silent this long is NotReady (Kubernetes: 40 s)
+MONITOR_SECONDS = 1.0
+SCHEDULE_SECONDS = 1.0  # the scheduler looks at pending pods at least this often (and on every change)
+MAX_LOG_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of a listing, and the revision it was read at (to watch from)."""
+
+    items: list[Any]
+    next_page_token: str
+    resource_version: int
+
+
+class Daemons(Protocol):
+    """How the API server reaches node agents (daemon_client.AgentClient)."""
+
+    async def logs(self, host: str, port: int, token: str, pod_uid: str, container: str, tail_lines: int) -> str:
+        """A container's log from the agent at host:port."""
+
+
+class KubeCore:
+    """k8shost's operations: authorize, validate, then propose a command or read the store."""
+
+    def __init__(self, machine: ObjectStateMachine, log: Log, clock: Callable[[], float] = time.time,
+                 projects: Projects | None = None, daemons: Daemons | None = None,
+                 node_grace_seconds: float = NODE_GRACE_SECONDS, monitor_seconds: float = MONITOR_SECONDS,
+                 schedule_seconds: float = SCHEDULE_SECONDS, cluster_ip_range: str = SERVICE_CLUSTER_IP_RANGE,
+                 node_ports: tuple[int, int] = NODE_PORTS, cluster_cidr: str = CLUSTER_CIDR,
+                 node_cidr_prefix: int = NODE_CIDR_PREFIX):
+        self.machine = machine
+        self.store = machine.store
+        self.log = log
+        self.clock = clock
+        self.projects = projects  # IAM, to check that a project exists (None: trust the request)
+        self.daemons = daemons
+        self.node_grace_seconds = node_grace_seconds
+        self.monitor_seconds = monitor_seconds
+        self.schedule_seconds = schedule_seconds
+        self.cluster_ip_range = str(ipaddress.ip_network(cluster_ip_range))  # a bad flag fails at start
+        if not 1 <= node_ports[0] <= node_ports[1] <= 65535:
+            raise ValueError(f"the node port range {node_ports} is not a range of ports")
+        self.node_ports = node_ports
+        self.cluster_cidr = str(ipaddress.ip_network(cluster_cidr))
+        if not ipaddress.ip_network(cluster_cidr).prefixlen <= node_cidr_prefix <= 30:
+            raise ValueError(f"a node's pod CIDR (/{node_cidr_prefix}) must lie inside the cluster CIDR {cluster_cidr}")
+        self.node_cidr_prefix = node_cidr_prefix
+        self.hub = Hub()
+        machine.listeners.append(self.hub.applied)
+        self._wake = asyncio.Event()
+        self.hub.on_change.append(self._on_change)
+        self._tasks: list[asyncio.Task] = []
+
+    # Background work
+
+    def start(self, scheduler: bool = True) -> None:
+        """Start the node monitor, and the scheduler unless another one binds pods, on the running loop."""
+        self.hub.loop = asyncio.get_running_loop()
+        self._tasks = [asyncio.create_task(self._every(self.monitor_seconds, self.check_nodes))]
+        if scheduler:
+            self._tasks.append(asyncio.create_task(self._every(self.schedule_seconds, self.schedule, self._wake)))
+
+    def _on_change(self, changes: list[Change] | None) -> None:
+        if changes is None or any(c.kind in ("pods", "nodes") for c in changes):
+            self._wake.set()
+
+    async def _every(self, seconds: float, step: Callable[[], Any], wake: asyncio.Event | None = None) -> None:
+        while True:
+            try:
+                await step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("background step %s failed", getattr(step, "__name__", step))
+            if wake is None:
+                await asyncio.sleep(seconds)
+            else:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(wake.wait(), seconds)
+                wake.clear()
+
+    async def schedule(self) -> int:
+        """One round of the scheduler: bind each pending pod to the best feasible node, or say why
+        none fits (PodScheduled False, reason Unschedulable). Returns how many pods it bound."""
+        def read() -> tuple[list[Pod], list[Node], dict[str, scheduling.Amounts]]:
+            pending = [p for p in self.store.scan("pods", node_name="") if p.status.phase not in (SUCCEEDED, FAILED)]
+            nodes = list(self.store.scan("nodes"))
+            bound = (p for p in self.store.scan("pods") if p.spec.node_name)
+            return pending, nodes, scheduling.usage(bound)  # type: ignore[arg-type]
+
+        pending, nodes, used = await self.log.read(read)
+        bound = 0
+        for pod in sorted(pending, key=lambda p: p.metadata.creation_timestamp):  # first come, first served
+            try:
+                node_name, why = scheduling.choose(pod, nodes, used)
+            except ServiceError as exc:  # e.g. a quantity the validation of an older version let through
+                node_name, why = "", exc.message
+            meta = pod.metadata
+            try:
+                if node_name:
+                    await self.log.propose(Bind(meta.namespace, meta.name, meta.uid, node_name, self.clock()))
+                    used[node_name] = used.get(node_name, scheduling.Amounts()) + scheduling.requested(pod)
+                    bound += 1
+                else:
+                    await self.log.propose(Unschedulable(meta.namespace, meta.name, meta.uid, why, self.clock()))
+            except (Aborted, NotFound, FailedPrecondition):
+                continue  # the pod or the node changed meanwhile: the next round sees it as it is now
+        return bound
+
+    async def check_nodes(self) -> list[str]:
+        """Mark the Ready nodes whose agents went silent NotReady (and their pods); their names."""
+        cutoff = self.clock() - self.node_grace_seconds
+
+        def silent() -> bool:
+            return any(scheduling.is_ready(n) and n.status.last_heartbeat_time < cutoff  # type: ignore[arg-type]
+                       for n in self.store.scan("nodes"))
+
+        if not await self.log.read(silent):
+            return []
+        stale = await self.log.propose(MarkStale(cutoff, self.clock()))
+        for name in stale:
+            log.warning("node %s missed its heartbeats: NotReady", name)
+        return stale
+
+    # Authorization
+
+    @staticmethod
+    def _require(permission: str, org_id: str = "", project_id: str = "") -> None:
+        principal = auth.current()
+        if principal is not None:  # None: an in-process caller (tests), or a server without auth
+            principal.require(permission, org_id, project_id)
+
+    @staticmethod
+    def _require_system(permission: str) -> None:
+        """Nodes are the platform's: changing them takes a system-scoped token."""
+        principal = auth.current()
+        if principal is None:
+            return
+        principal.require(permission)
+        if principal.scope.kind != auth.SYSTEM:
+            raise PermissionDenied("nodes are changed with a system-scoped token (a node agent's)",
+                                   {"reason": "OUT_OF_SCOPE", "action": permission, "scope": principal.scope.as_dict()})
+
+    @staticmethod
+    def _scope() -> auth.Scope | None:
+        principal = auth.current()
+        return None if principal is None else principal.scope
+
+    @staticmethod
+    def _tenancy_filter(org_id: str, project_id: str) -> tuple[str, str]:
+        """The org and project a listing is limited to: what was asked, narrowed to the token's scope."""
+        principal = auth.current()
+        if principal is None or principal.scope.kind == auth.SYSTEM:
+            return org_id, project_id
+        scope = principal.scope
+        if (org_id and org_id != scope.org_id) or (scope.kind == auth.PROJECT and project_id
+                                                   and project_id != scope.project_id):
+            raise PermissionDenied("the listing lies outside the token's scope",
+                                   {"reason": "OUT_OF_SCOPE", "scope": scope.as_dict()})
+        return scope.org_id, scope.project_id if scope.kind == auth.PROJECT else project_id
+
+    async def _read(self, query: Callable[[], Any]) -> Any:
+        return await self.log.read(query)
+
+    async def _namespace(self, name: str, permission: str) -> Namespace:
+        validation.dns_label(name, "namespace")
+        ns = found(await self._read(lambda: self.store.get("namespaces", "", name)), "namespaces", "", name)
+        self._require(permission, ns.org_id, ns.project_id)
+        return ns
+
+    async def _object(self, kind: str, namespace: str, name: str, permission: str) -> Any:
+        await self._namespace(namespace, permission)
+        validation.dns_label(name)
+        return found(await self._read(lambda: self.store.get(kind, namespace, name)), kind, namespace, name)
+
+    async def _list(self, kind: str, filter: Filter, org_id: str, project_id: str, page_size: int,
+                    page_token: str) -> Page:
+        limit = paging.page_size(page_size)
+        after: tuple[str, str] = ("", "")
+        if page_token:
+            position = paging.decode_token(page_token).get("after")
+            if not (isinstance(position, list) and len(position) == 2 and all(isinstance(p, str) for p in position)):
+                raise InvalidArgument("page_token does not belong to this listing", {"field": "page_token"})
+            after = (position[0], position[1])
+
+        def query() -> tuple[int, list[Object]]:
+            revision, items = self.store.revision(), []
+            for obj in self.store.scan(kind, filter.namespace if kind != "namespaces" else "", org_id, project_id,
+                                       filter.node_name, after):
+                if filter.selector.matches(obj.metadata.labels):
+                    items.append(obj)
+                    if len(items) > limit:
+                        break
+            return revision, items
+
+        revision, items = await self._read(query)
+        token = ""
+        if len(items) > limit:
+            last = items[limit - 1].metadata
+            token = paging.encode_token({"after": [last.namespace if kind in NAMESPACED else "", last.name]})
+        return Page(items[:limit], token, revision)
+
+    def _meta(self, name: str, namespace: str, labels: Any, annotations: Any) -> Meta:
+        return Meta(name, namespace, str(uuid.uuid4()), validation.labels(labels), validation.annotations(annotations),
+                    0, self.clock())
+
+    # Namespaces
+
+    async def create_namespace(self, name: str, org_id: str, project_id: str, labels: Any = None,
+                               annotations: Any = None) -> Namespace:
+        """Create a namespace in an existing IAM project."""
+        validation.dns_label(name)
+        validation.tenant(project_id, "project_id")
+        if org_id or self.projects is None:
+            validation.tenant(org_id, "org_id")
+        self._require(NAMESPACES_WRITE)
+        if self.projects is not None:
+            org_id = await self.projects.resolve(project_id, org_id)
+        self._require(NAMESPACES_WRITE, org_id, project_id)
+        ns = Namespace(self._meta(name, "", labels, annotations), org_id, project_id)
+        return await self.log.propose(Create("namespaces", ns))
+
+    async def namespace(self, name: str) -> Namespace:
+        """A namespace."""
+        return await self._namespace(name, NAMESPACES_READ)
+
+    async def namespaces(self, org_id: str = "", project_id: str = "", label_selector: str = "", page_size: int = 0,
+                         page_token: str = "") -> Page:
+        """The namespaces the caller may see, filtered by project and labels."""
+        self._require(NAMESPACES_READ)
+        selector = selectors.parse(label_selector)
+        org_id, project_id = self._tenancy_filter(org_id, project_id)
+        return await self._list("namespaces", Filter("namespaces", selector=selector), org_id, project_id, page_size,
+                                page_token)
+
+    async def update_namespace(self, name: str, labels: Any = None, annotations: Any = None,
+                               resource_version: str = "") -> Namespace:
+        """Replace a namespace's labels and annotations (ABORTED on a stale resource_version)."""
+        expected = validation.resource_version(resource_version)
+        checked = validation.labels(labels), validation.annotations(annotations)
+        await self._namespace(name, NAMESPACES_WRITE)
+        return await self.log.propose(Update("namespaces", "", name, expected, *checked, None))
+
+    async def delete_namespace(self, name: str, resource_version: str = "") -> Namespace:
+        """Delete a namespace with its pods and services."""
+        expected = validation.resource_version(resource_version)
+        await self._namespace(name, NAMESPACES_WRITE)
+        return await self.log.propose(Delete("namespaces", "", name, expected))
+
+    # Pods
+
+    async def create_pod(self, namespace: str, name: str, labels: Any = None, annotations: Any = None,
+                         spec: dict[str, Any] | None = None, image: str = "", command: Any = (),
+                         args: Any = ()) -> Pod:
+        """Create a pod (Pending until the scheduler binds it to a node)."""
+        validation.dns_label(name)
+        pod_spec = validation.pod_spec(spec, image, command, args)
+        await self._namespace(namespace, PODS_WRITE)
+        pod = Pod(self._meta(name, namespace, labels, annotations), pod_spec)
+        return await self.log.propose(Create("pods", pod))
+
+    async def pod(self, namespace: str, name: str) -> Pod:
+        """A pod."""
+        return await self._object("pods", namespace, name, PODS_READ)
+
+    async def pods(self, namespace: str = "", label_selector: str = "", node_name: str = "", page_size: int = 0,
+                   page_token: str = "") -> Page:
+        """Pods of a namespace, or of every namespace the caller may read; by labels and node."""
+        selector = selectors.parse(label_selector)
+        org_id = project_id = ""
+        if namespace:
+            await self._namespace(namespace, PODS_READ)
+        else:
+            self._require(PODS_READ)
+            org_id, project_id = self._tenancy_filter("", "")
+        if node_name:
+            validation.dns_subdomain(node_name, "node_name")
+        filter = Filter("pods", namespace, selector, node_name or None)
+        return await self._list("pods", filter, org_id, project_id, page_size, page_token)
+
+    async def update_pod(self, namespace: str, name: str, labels: Any = None, annotations: Any = None,
+                         resource_version: str = "") -> Pod:
+        """Replace a pod's labels and annotations (its spec does not change once created)."""
+        expected = validation.resource_version(resource_version)
+        checked = validation.labels(labels), validation.annotations(annotations)
+        await self._object("pods", namespace, name, PODS_WRITE)
+        return await self.log.propose(Update("pods", namespace, name, expected, *checked, None))
+
+    async def delete_pod(self, namespace: str, name: str, resource_version: str = "") -> Pod:
+        """Delete a pod; its node agent stops its containers."""
+        expected = validation.resource_version(resource_version)
+        await self._object("pods", namespace, name, PODS_WRITE)
+        return await self.log.propose(Delete("pods", namespace, name, expected))
+
+    async def update_pod_status(self, namespace: str, name: str, uid: str, status: dict[str, Any]) -> Pod:
+        """A node agent's report on a pod bound to its node."""
+        self._require_system(NODES_WRITE)
+        validation.dns_label(namespace, "namespace")
+        validation.dns_label(name)
+        return await self.log.propose(SetPodStatus(namespace, name, uid, pod_status(status), self.clock()))
+
+    async def pod_logs(self, namespace: str, name: str, container: str = "", tail_lines: int = 0) -> tuple[str, str]:
+        """(container, its log) read from the agent of the pod's node."""
+        pod: Pod = await self._object("pods", namespace, name, PODS_READ)
+        names = [c.name for c in pod.spec.containers]
+        if not container:
+            if len(names) > 1:
+                raise InvalidArgument(f"the pod has {len(names)} containers; name one of {', '.join(names)}",
+                                      {"field": "container", "containers": names})
+            container = names[0]
+        if container not in names:
+            raise NotFound(f"the pod has no container {container!r}", {"field": "container", "containers": names})
+        if tail_lines < 0:
+            raise InvalidArgument("tail_lines must not be negative", {"field": "tail_lines"})
+        if not pod.spec.node_name:
+            raise FailedPrecondition("the pod is not scheduled to a node yet", {"reason": "NOT_SCHEDULED"})
+        node = await self._read(lambda: self.store.get("nodes", "", pod.spec.node_name))
+        if node is None or self.daemons is None or not node.status.daemon_port:
+            raise Unavailable(f"the agent of node {pod.spec.node_name} cannot be reached", {"node": pod.spec.node_name})
+        host = next((a.address for a in node.status.addresses if a.type == "InternalIP"), "127.0.0.1")
+        text = await self.daemons.logs(host, node.status.daemon_port, node.status.daemon_token, pod.metadata.uid,
+                                       container, tail_lines)
+        return container, text
+
+    # Services
+
+    async def create_service(self, namespace: str, name: str, labels: Any = None, annotations: Any = None,
+                             spec: dict[str, Any] | None = None, service_type: str = "", port: int = 0,
+                             target_port: int = 0, selector: dict[str, str] | None = None) -> Service:
+        """Create a service in front of the pods its selector matches."""
+        validation.dns_label(name)
+        service_spec = validation.service_spec(spec, service_type, port, target_port, selector)
+        await self._namespace(namespace, SERVICES_WRITE)
+        service = Service(self._meta(name, namespace, labels, annotations), service_spec)
+        return await self.log.propose(Create("services", service, self.cluster_ip_range, self.node_ports))
+
+    async def service(self, namespace: str, name: str) -> Service:
+        """A service."""
+        return await self._object("services", namespace, name, SERVICES_READ)
+
+    async def services(self, namespace: str = "", label_selector: str = "", page_size: int = 0,
+                       page_token: str = "") -> Page:
+        """Services of a namespace, or of every namespace the caller may read."""
+        selector = selectors.parse(label_selector)
+        org_id = project_id = ""
+        if namespace:
+            await self._namespace(namespace, SERVICES_READ)
+        else:
+            self._require(SERVICES_READ)
+            org_id, project_id = self._tenancy_filter("", "")
+        return await self._list("services", Filter("services", namespace, selector), org_id, project_id, page_size,
+                                page_token)
+
+    async def update_service(self, namespace: str, name: str, labels: Any = None, annotations: Any = None,
+                             spec: dict[str, Any] | None = None, resource_version: str = "") -> Service:
+        """Replace a service's labels, annotations and (if given) spec; its cluster IP stays."""
+        expected = validation.resource_version(resource_version)
+        checked = validation.labels(labels), validation.annotations(annotations)
+        new_spec = None if spec is None else validation.service_spec(spec)
+        await self._object("services", namespace, name, SERVICES_WRITE)
+        return await self.log.propose(Update("services", namespace, name, expected, *checked, new_spec,
+                                             self.node_ports))
+
+    async def delete_service(self, namespace: str, name: str, resource_version: str = "") -> Service:
+        """Delete a service."""
+        expected = validation.resource_version(resource_version)
+        await self._object("services", namespace, name, SERVICES_WRITE)
+        return await self.log.propose(Delete("services", namespace, name, expected))
+
+    # Endpoints
+
+    async def endpoints(self, namespace: str, name: str) -> Any:
+        """The endpoints of a service: the pods its selector matches."""
+        return await self._object("endpoints", namespace, name, SERVICES_READ)
+
+    async def endpoints_list(self, namespace: str = "", label_selector: str = "", page_size: int = 0,
+                             page_token: str = "") -> Page:
+        """Endpoints of a namespace, or of every namespace the caller may read."""
+        selector = selectors.parse(label_selector)
+        org_id = project_id = ""
+        if namespace:
+            await self._namespace(namespace, SERVICES_READ)
+        else:
+            self._require(SERVICES_READ)
+            org_id, project_id = self._tenancy_filter("", "")
+        return await self._list("endpoints", Filter("endpoints", namespace, selector), org_id, project_id, page_size,
+                                page_token)
+
+    # Nodes
+
+    async def register_node(self, name: str, labels: Any = None, capacity: dict[str, str] | None = None,
+                            allocatable: dict[str, str] | None = None, addresses: list[dict[str, str]] | None = None,
+                            daemon_port: int = 0, daemon_token: str = "", runtime: str = "",
+                            agent_version: str = "") -> Node:
+        """Create a node or refresh what its agent reports; the node is Ready."""
+        self._require_system(NODES_WRITE)
+        validation.dns_subdomain(name)
+        status = NodeStatus(dict(capacity or {}), dict(allocatable or capacity or {}), (),
+                            tuple(NodeAddress(a.get("type") or "InternalIP", a.get("address") or "")
+                                  for a in addresses or ()), 0.0, daemon_port, daemon_token, runtime, agent_version)
+        probe = Node(Meta(name), NodeSpec(), status)
+        try:
+            scheduling.allocatable(probe)
+        except ServiceError as exc:
+            raise InvalidArgument(f"capacity: {exc.message}", {"field": "capacity"}) from None
+        if not 0 <= daemon_port <= 65535:
+            raise InvalidArgument("daemon_port must be a port number", {"field": "daemon_port"})
+        node = Node(self._meta(name, "", labels, None), NodeSpec(), status)
+        return await self.log.propose(RegisterNode(node, self.clock(), self.cluster_cidr, self.node_cidr_prefix))
+
+    async def heartbeat(self, name: str) -> Node:
+        """A node agent's sign of life: the node stays (or becomes again) Ready."""
+        self._require_system(NODES_WRITE)
+        validation.dns_subdomain(name)
+        return await self.log.propose(Heartbeat(name, self.clock()))
+
+    async def node(self, name: str) -> Node:
+        """A node."""
+        self._require(NODES_READ)
+        validation.dns_subdomain(name)
+        return found(await self._read(lambda: self.store.get("nodes", "", name)), "nodes", "", name)
+
+    async def nodes(self, label_selector: str = "", page_size: int = 0, page_token: str = "") -> Page:
+        """Nodes, filtered by labels."""
+        self._require(NODES_READ)
+        return await self._list("nodes", Filter("nodes", selector=selectors.parse(label_selector)), "", "",
+                                page_size, page_token)
+
+    async def update_node(self, name: str, labels: Any = None, annotations: Any = None, unschedulable: bool = False,
+                          resource_version: str = "") -> Node:
+        """Replace a node's labels and annotations, and cordon (unschedulable) or uncordon it."""
+        self._require_system(NODES_WRITE)
+        expected = validation.resource_version(resource_version)
+        checked = validation.labels(labels), validation.annotations(annotations)
+        validation.dns_subdomain(name)
+        return await self.log.propose(Update("nodes", "", name, expected, *checked, NodeSpec(unschedulable)))
+
+    async def delete_node(self, name: str, resource_version: str = "") -> Node:
+        """Delete a node (its agent registers it again if it is still running)."""
+        self._require_system(NODES_WRITE)
+        expected = validation.resource_version(resource_version)
+        validation.dns_subdomain(name)
+        return await self.log.propose(Delete("nodes", "", name, expected))
+
+    # Watch
+
+    async def watch(self, kind: str, namespace: str = "", label_selector: str = "", node_name: str = "",
+                    resource_version: str = "") -> Watch:
+        """Open a watch of a kind after resource_version ("": the current objects as ADDED first);
+        OUT_OF_RANGE when that history is no longer kept."""
+        if kind not in KINDS:
+            raise InvalidArgument(f"kind is one of {', '.join(KINDS)}", {"field": "kind"})
+        selector = selectors.parse(label_selector)
+        start = validation.resource_version(resource_version)
+        if node_name and kind != "pods":
+            raise InvalidArgument("node_name filters pods only", {"field": "node_name"})
+        if kind in NAMESPACED and namespace:
+            await self._namespace(namespace, READ_PERMISSION[kind])
+        elif kind == "namespaces" and namespace:
+            await self._namespace(namespace, NAMESPACES_READ)
+        else:
+            self._require(READ_PERMISSION[kind])
+        if self.hub.closed:
+            raise Unavailable("the service is stopping; watch again elsewhere or later")
+        self.hub.loop = asyncio.get_running_loop()
+        filter = Filter(kind, namespace, selector, node_name or None, self._scope())
+        watcher = Watcher(filter)
+        self.hub.watchers.add(watcher)  # before reading: no change can fall between the two
+
+        def opening() -> tuple[int, list[Event]]:
+            revision = self.store.revision()
+            if resource_version:
+                if start < self.store.compacted():
+                    raise too_old(start, self.store.compacted())
+                return start, []
+            first = []
+            for obj in self.store.scan(kind, namespace if kind in NAMESPACED else ""):
+                org_id, project_id = (obj.org_id, obj.project_id) if isinstance(obj, Namespace) else \
+                    self.store.tenancy("namespaces", "", obj.metadata.namespace) if kind != "nodes" else ("", "")
+                if filter.admits(obj, org_id, project_id):
+                    first.append(Event(ADDED, kind, obj.metadata.resource_version, obj))
+            return revision, first
+
+        async def history(after: int) -> list[Change]:
+            def query() -> list[Change]:
+                if after < self.store.compacted():
+                    raise too_old(after, self.store.compacted())
+                return self.store.changes(kind, after, REPLAY_CHUNK)
+            return await self._read(query)
+
+        try:
+            revision, first = await self._read(opening)
+        except BaseException:
+            self.hub.watchers.discard(watcher)
+            raise
+        return Watch(self.hub, watcher, revision, first, history)
+
+    async def end_watches(self) -> None:
+        """End every open watch and refuse new ones (the service is stopping)."""
+        self.hub.close()
+
+    async def close(self) -> None:
+        """Stop the background tasks and the log (the store is closed by whoever opened it)."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.hub.close()
+        await self.log.close()
+
+
+def _time(value: Any, field: str) -> float:
+    return parse_time(value, field) if value else 0.0
+
+
+def pod_status(data: dict[str, Any]) -> PodStatus:
+    """A pod status as an agent sends it (times as RFC 3339)."""
+    try:
+        conditions = tuple(Condition(c["type"], c.get("status") or "Unknown", c.get("reason") or "",
+                                     c.get("message") or "", _time(c.get("last_transition_time"), "conditions"))
+                           for c in data.get("conditions") or ())
+        containers = tuple(ContainerStatus(s["name"], s.get("state") or "WAITING", s.get("reason") or "",
+                                           s.get("message") or "", int(s.get("exit_code") or 0),
+                                           _time(s.get("started_at"), "started_at"),
+                                           _time(s.get("finished_at"), "finished_at"),
+                                           int(s.get("restart_count") or 0), bool(s.get("ready")))
+                           for s in data.get("container_statuses") or ())
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidArgument(f"status is malformed: {exc}", {"field": "status"}) from None
+    phase = data.get("phase") or "Pending"
+    if phase not in ("Pending", "Running", "Succeeded", "Failed", "Unknown"):
+        raise InvalidArgument("status.phase is Pending, Running, Succeeded, Failed or Unknown",
+                              {"field": "status.phase"})
+    return PodStatus(phase, conditions, data.get("reason") or "", data.get("message") or "", data.get("host_ip") or "",
+                     data.get("pod_ip") or "", _time(data.get("start_time"), "start_time"), containers)
+
