@@ -108,6 +108,20 @@ def caller() -> Principal:
     return principal
 
 
+def listing_scope(org_id: str, project_id: str) -> tuple[str, str]:
+    """The org and project a listing is limited to: what was asked, narrowed to the current token's
+    scope ("" is any); asking for what lies outside it is PERMISSION_DENIED."""
+    principal = current()
+    if principal is None or principal.scope.kind == SYSTEM:
+        return org_id, project_id
+    scope = principal.scope
+    if (org_id and org_id != scope.org_id) or (scope.kind == PROJECT and project_id
+                                               and project_id != scope.project_id):
+        raise PermissionDenied("the listing lies outside the token's scope",
+                               {"reason": "OUT_OF_SCOPE", "scope": scope.as_dict()})
+    return scope.org_id, scope.project_id if scope.kind == PROJECT else project_id
+
+
 def bind(principal: Principal | None) -> contextvars.Token:
     """Make principal the current one; returns the token to reset it with."""
     return _current.set(principal)

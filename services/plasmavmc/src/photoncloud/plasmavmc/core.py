@@ -49,8 +49,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from photoncloud.common import auth, paging
-from photoncloud.common.errors import (AlreadyExists, FailedPrecondition, InvalidArgument, NotFound,
-                                      PermissionDenied, ServiceError)
+from photoncloud.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, ServiceError
 from photoncloud.common.projects import Projects
 from photoncloud.common.replication import Log
 from photoncloud.common.sqlite import SqliteStateMachine
@@ -648,22 +647,9 @@ class VmCore:
         self._require(VMS_READ)
         if state and state not in State.__members__:
             raise InvalidArgument(f"state must be one of {', '.join(State.__members__)}", {"field": "state"})
-        org_id, project_id = self._tenancy_filter(org_id, project_id)
+        org_id, project_id = auth.listing_scope(org_id, project_id)
         return await self._page(lambda after, limit: self.store.vms(org_id, project_id, state, after, limit),
                                 page_size, page_token)
-
-    @staticmethod
-    def _tenancy_filter(org_id: str, project_id: str) -> tuple[str, str]:
-        """The org and project a listing is limited to: what was asked, narrowed to the token's scope."""
-        principal = auth.current()
-        if principal is None or principal.scope.kind == auth.SYSTEM:
-            return org_id, project_id
-        scope = principal.scope
-        if (org_id and org_id != scope.org_id) or (scope.kind == auth.PROJECT and project_id
-                                                   and project_id != scope.project_id):
-            raise PermissionDenied("the listing lies outside the token's scope",
-                                   {"reason": "OUT_OF_SCOPE", "scope": scope.as_dict()})
-        return scope.org_id, scope.project_id if scope.kind == auth.PROJECT else project_id
 
     async def _spec(self, vm: Vm) -> VmSpec:
         image = _found(await self._read(lambda: self.store.image(vm.image_id)), "image", vm.image_id)

@@ -21,7 +21,7 @@ from typing import Any, Protocol, Union
 
 from photoncloud.common import auth, paging
 from photoncloud.common.errors import (Aborted, AlreadyExists, FailedPrecondition, InvalidArgument, NotFound,
-                                      PermissionDenied, ResourceExhausted)
+                                      ResourceExhausted)
 from photoncloud.common.projects import Projects
 from photoncloud.common.replication import Log
 from photoncloud.common.sqlite import SqliteStateMachine
@@ -482,19 +482,6 @@ class NetworkCore:
         return group
 
     @staticmethod
-    def _tenancy_filter(org_id: str, project_id: str) -> tuple[str, str]:
-        """The org and project a listing is limited to: what was asked, narrowed to the token's scope."""
-        principal = auth.current()
-        if principal is None or principal.scope.kind == auth.SYSTEM:
-            return org_id, project_id
-        scope = principal.scope
-        if (org_id and org_id != scope.org_id) or (scope.kind == auth.PROJECT and project_id
-                                                   and project_id != scope.project_id):
-            raise PermissionDenied("the listing lies outside the token's scope",
-                                        {"reason": "OUT_OF_SCOPE", "scope": scope.as_dict()})
-        return scope.org_id, scope.project_id if scope.kind == auth.PROJECT else project_id
-
-    @staticmethod
     def _after(page_token: str) -> str:
         if not page_token:
             return ""
@@ -529,7 +516,7 @@ class NetworkCore:
     async def vpcs(self, org_id: str = "", project_id: str = "", page_size: int = 0, page_token: str = "") -> Page:
         """The VPCs the caller may see, filtered by org and project."""
         self._require(VPCS_READ)
-        org_id, project_id = self._tenancy_filter(org_id, project_id)
+        org_id, project_id = auth.listing_scope(org_id, project_id)
         return await self._page(lambda after, limit: self.store.vpcs(org_id, project_id, after, limit),
                                 page_size, page_token)
 
@@ -687,7 +674,7 @@ class NetworkCore:
     async def groups(self, org_id: str = "", project_id: str = "", page_size: int = 0, page_token: str = "") -> Page:
         """The security groups the caller may see."""
         self._require(GROUPS_READ)
-        org_id, project_id = self._tenancy_filter(org_id, project_id)
+        org_id, project_id = auth.listing_scope(org_id, project_id)
         return await self._page(lambda after, limit: self.store.groups(org_id, project_id, after, limit),
                                 page_size, page_token)
 
