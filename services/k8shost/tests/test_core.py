@@ -260,9 +260,12 @@ async def test_the_scheduler_binds_by_node_selector_and_resources_or_says_why_no
     assert scheduled.message == "0/2 nodes are available: 2 Insufficient cpu."
     nowhere = (await kube.pod("web", "nowhere")).status.conditions[0]
     assert "2 node(s) didn't match Pod's node affinity/selector" in nowhere.message
-    version = huge.metadata.resource_version
-    await kube.schedule()  # nothing new to say: no new revision
+    version, applied = huge.metadata.resource_version, kube.machine.applied_index()
+    await kube.schedule()  # nothing new to say: no new revision, and nothing proposed at all
     assert (await kube.pod("web", "huge")).metadata.resource_version == version
+    assert kube.machine.applied_index() == applied
+    await node(kube, "huge", cpu="32", memory="8Gi")  # a change: the next round binds what now fits
+    assert await kube.schedule() == 1 and (await kube.pod("web", "huge")).spec.node_name == "huge"
 
 
 async def test_requests_add_up_against_allocatable(kube):

@@ -54,7 +54,9 @@ from .machine import (
 )
 from .records import (
     FAILED,
+    FALSE,
     KINDS,
+    POD_SCHEDULED,
     SUCCEEDED,
     Condition,
     ContainerStatus,
@@ -68,6 +70,7 @@ from .records import (
     Pod,
     PodStatus,
     Service,
+    condition,
 )
 from .store import Change
 from .watch import ADDED, REPLAY_CHUNK, Event, Filter, Hub, Watch, Watcher, too_old
@@ -136,6 +139,7 @@ class KubeCore:
         self.hub = Hub()
         machine.listeners.append(self.hub.applied)
         self._wake = asyncio.Event()
+        self._settled = -1  # the revision at which a scheduler round last found nothing to do
         self.hub.on_change.append(self._on_change)
         self._tasks: list[asyncio.Task] = []
 
@@ -170,20 +174,30 @@ class KubeCore:
     async def schedule(self) -> int:
         """One round of the scheduler: bind each pending pod to the best feasible node, or say why
         none fits (PodScheduled False, reason Unschedulable). Returns how many pods it bound."""
-        def read() -> tuple[list[Pod], list[Node], dict[str, scheduling.Amounts]]:
-            pending = [p for p in self.store.scan("pods", node_name="") if p.status.phase not in (SUCCEEDED, FAILED)]
+        def read() -> tuple[int, list[Pod], list[Node], dict[str, scheduling.Amounts]] | None:
+            revision = self.store.revision()
+            if revision == self._settled:
+                return None  # nothing changed since a round that had nothing to do: this one would not either
+            pods: list[Pod] = list(self.store.scan("pods"))  # type: ignore[arg-type]
+            pending = [p for p in pods if not p.spec.node_name and p.status.phase not in (SUCCEEDED, FAILED)]
             nodes = list(self.store.scan("nodes"))
-            bound = (p for p in self.store.scan("pods") if p.spec.node_name)
-            return pending, nodes, scheduling.usage(bound)  # type: ignore[arg-type]
+            return revision, pending, nodes, scheduling.usage(p for p in pods if p.spec.node_name)  # type: ignore
 
-        pending, nodes, used = await self.log.read(read)
-        bound = 0
+        state = await self.log.read(read)
+        if state is None:
+            return 0
+        revision, pending, nodes, used = state
+        bound = proposed = 0
         for pod in sorted(pending, key=lambda p: p.metadata.creation_timestamp):  # first come, first served
             try:
                 node_name, why = scheduling.choose(pod, nodes, used)
             except ServiceError as exc:  # e.g. a quantity the validation of an older version let through
                 node_name, why = "", exc.message
             meta = pod.metadata
+            said = condition(pod.status.conditions, POD_SCHEDULED)
+            if not node_name and said is not None and said.status == FALSE and said.message == why:
+                continue  # it says so already: proposing it again would change nothing (and cost a commit)
+            proposed += 1
             try:
                 if node_name:
                     await self.log.propose(Bind(meta.namespace, meta.name, meta.uid, node_name, self.clock()))
@@ -193,6 +207,8 @@ class KubeCore:
                     await self.log.propose(Unschedulable(meta.namespace, meta.name, meta.uid, why, self.clock()))
             except (Aborted, NotFound, FailedPrecondition):
                 continue  # the pod or the node changed meanwhile: the next round sees it as it is now
+        if not proposed:
+            self._settled = revision
         return bound
 
     async def check_nodes(self) -> list[str]:

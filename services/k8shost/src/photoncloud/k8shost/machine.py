@@ -211,7 +211,7 @@ class ObjectStateMachine(SqliteStateMachine):
         first = len(self._changes)
         try:
             result = getattr(self, "_" + re.sub(r"(?<!^)(?=[A-Z])", "_", type(c).__name__).lower())(c)
-            self._keep_endpoints()
+            self._keep_endpoints(self._changes[first:])
             self.store.compact(self.history_kept)
         except ServiceError:
             del self._changes[first:]
@@ -451,17 +451,18 @@ class ObjectStateMachine(SqliteStateMachine):
 
     # Endpoints: kept equal to the pods each service selects, in the same step as the change
 
-    def _keep_endpoints(self) -> None:
-        namespaces = sorted({c.object.metadata.namespace for c in self._changes if c.kind in ("pods", "services")})
+    def _keep_endpoints(self, changes: list[Change]) -> None:
+        """Bring the endpoints of the namespaces that changes touched up to date."""
+        namespaces = sorted({c.object.metadata.namespace for c in changes if c.kind in ("pods", "services")})
         for namespace in namespaces:
             if self.store.get("namespaces", "", namespace) is None:
                 continue  # deleted with everything in it
-            pods = [p for p in self.store.scan("pods", namespace=namespace)]
             services = {s.metadata.name: s for s in self.store.scan("services", namespace=namespace)}
-            for service in services.values():
-                assert isinstance(service, Service)
-                if service.spec.selector:
-                    self._endpoints(service, pods)  # type: ignore[arg-type]
+            selecting = [s for s in services.values() if s.spec.selector]  # type: ignore[union-attr]
+            # Pods are read only for services that select them: most writes go to namespaces without.
+            pods = list(self.store.scan("pods", namespace=namespace)) if selecting else []
+            for service in selecting:
+                self._endpoints(service, pods)  # type: ignore[arg-type]
             for kept in list(self.store.scan("endpoints", namespace=namespace)):
                 owner = services.get(kept.metadata.name)
                 if owner is None or not owner.spec.selector:

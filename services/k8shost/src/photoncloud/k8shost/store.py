@@ -9,6 +9,7 @@ it on one thread inside `transaction()`; every commit is fsynced (WAL, synchrono
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
