@@ -1,10 +1,12 @@
-"""Fixtures: a k8shost core on an in-memory store, with a clock the tests move."""
+"""Fixtures: a k8shost core on an in-memory store, with a clock the tests move; and IAM with
+k8shost as processes, for the tests that run node agents against them."""
 
 from __future__ import annotations
 
 import pytest
 
 from photoncloud.common.replication import LocalLog
+from photoncloud.common.testing import ServiceProcess, free_ports, start_platform
 from photoncloud.k8shost.core import KubeCore
 from photoncloud.k8shost.machine import ObjectStateMachine
 from photoncloud.k8shost.store import SqliteObjectStore
@@ -35,3 +37,22 @@ async def kube(clock):
     yield core
     await core.close()
     store.close()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """IAM, and k8shost with a short node grace and one free node port, as processes: (platform, k8shost, root)."""
+    root = tmp_path_factory.mktemp("k8shost")
+    platform = start_platform(root)
+    (node_port,) = free_ports(1)
+    kube = ServiceProcess("k8shost", root / "k8shost", "--iam-url", platform.iam.url, "--revocation-poll-seconds",
+                          "0.5", "--node-grace-seconds", "3", "--node-monitor-seconds", "0.5",
+                          "--service-node-port-range", f"{node_port}-{node_port}")
+    try:
+        kube.start()
+    except BaseException:
+        platform.stop()
+        raise
+    platform.services["k8shost"] = kube
+    yield platform, kube, root
+    platform.stop()

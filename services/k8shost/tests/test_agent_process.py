@@ -5,92 +5,12 @@ Running, serves its log through the API server; killed, its node goes NotReady a
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
 import sys
-import time
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
-import pytest
-
-from photoncloud.common.testing import DIRECT, Platform, ServiceProcess, free_ports, start_platform
+from photoncloud.k8shost.testing import agent_account, answers, start_agent, wait_for
 
 POD_SCRIPT = "import os, time; print('hello from', os.environ['GREETING'], flush=True); time.sleep(120)"
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    """check()'s first truthy result, polled for at most timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """IAM, and k8shost with a short node grace and one free node port, as processes."""
-    root = tmp_path_factory.mktemp("k8shost")
-    platform = start_platform(root)
-    (node_port,) = free_ports(1)
-    kube = ServiceProcess("k8shost", root / "k8shost", "--iam-url", platform.iam.url, "--revocation-poll-seconds",
-                          "0.5", "--node-grace-seconds", "3", "--node-monitor-seconds", "0.5",
-                          "--service-node-port-range", f"{node_port}-{node_port}")
-    try:
-        kube.start()
-    except BaseException:
-        platform.stop()
-        raise
-    platform.services["k8shost"] = kube
-    yield platform, kube, root
-    platform.stop()
-
-
-_ACCOUNTS: dict[str, tuple[str, str]] = {}
-
-
-def agent_account(platform: Platform) -> tuple[str, str]:
-    """A service account holding only what an agent needs, on the system scope: (client_id, secret)."""
-    if platform.iam.url in _ACCOUNTS:
-        return _ACCOUNTS[platform.iam.url]
-    admin = platform.admin_token()
-    iam = platform.iam.url
-    status, orgs = platform.request("GET", f"{iam}/api/v1/orgs?name=default", token=admin)
-    org_id = orgs["data"]["items"][0]["id"]
-    status, role = platform.request("POST", f"{iam}/api/v1/roles", {
-        "name": "k8shost-agent", "permissions": ["k8shost:nodes:write", "k8shost:nodes:read", "k8shost:pods:read",
-                                                 "k8shost:services:read"]},
-        admin)
-    assert status in (200, 201), role
-    status, account = platform.request("POST", f"{iam}/api/v1/service-accounts", {"org_id": org_id,
-                                                                                  "name": "node-agent"}, admin)
-    assert status in (200, 201), account
-    client_id, secret = account["data"]["client_id"], account["data"]["client_secret"]
-    status, binding = platform.request("POST", f"{iam}/api/v1/bindings", {
-        "principal": f"serviceaccount:{account['data']['service_account']['id']}", "role": "k8shost-agent",
-        "scope": {"type": "system"}}, admin)
-    assert status in (200, 201), binding
-    platform.secrets.add(secret)
-    _ACCOUNTS[platform.iam.url] = client_id, secret
-    return client_id, secret
-
-
-def start_agent(kube: ServiceProcess, platform: Platform, root: Path, name: str, *credentials: str) -> subprocess.Popen:
-    """An agent process for node `name`, with these credential flags."""
-    (daemon_port,) = free_ports(1)
-    with open(root / f"{name}.log", "ab") as log:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(
-            [sys.executable, "-m", "photoncloud.k8shost.agent", "--api-url", kube.url, "--node-name", name,
-             "--data-dir", str(root / name), "--iam-url", platform.iam.url, *credentials,
-             "--daemon-port", str(daemon_port),
-             "--heartbeat-seconds", "0.5", "--sync-seconds", "30", "--cpu", "2", "--memory", "2Gi",
-             "--labels", "disk=ssd", "--backoff-seconds", "0.2"],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
 def test_an_agent_runs_a_pod_reports_it_serves_its_log_and_its_node_goes_not_ready_when_it_dies(cluster):
@@ -263,21 +183,6 @@ def test_a_node_port_service_spreads_connections_over_the_pods_it_selects(cluste
         ready = wait_for("both pods to be endpoints", both_ready)
         assert {a["pod_name"] for a in ready} == {"web-1", "web-2"}
         assert len({a["ip"] for a in ready}) == 2 and all(a["ip"].startswith("127.128.") for a in ready)
-
-        def fetch(host: str, port: int) -> str | None:
-            try:
-                with DIRECT.open(f"http://{host}:{port}/", timeout=5) as response:
-                    return response.read().decode()
-            except OSError:
-                return None
-
-        def answers(host: str, port: int) -> set[str]:
-            seen = set()
-            for _ in range(8):
-                body = fetch(host, port)
-                if body:
-                    seen.add(body)
-            return seen
 
         assert wait_for("the node port to reach both pods",
                         lambda: answers("127.0.0.1", node_port) == {"hello from web-1", "hello from web-2"})

@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Callable
 
 import pytest
 
 from photoncloud.k8shost.agent.runtime import Backoff, ContainerState, ProcessRuntime, expand, phase
+from photoncloud.k8shost.testing import until
 
 FAST = Backoff(initial=0.1, maximum=0.4, reset=60)
 
@@ -21,14 +21,6 @@ def pod(script: str, policy: str, uid: str = "u1", grace: int = 10, command: lis
     return {"metadata": {"name": "p", "namespace": "ns", "uid": uid},
             "spec": {"restart_policy": policy, "termination_grace_period_seconds": grace,
                      "containers": [{"name": "main", "command": command, "env": [{"name": "WHO", "value": "me"}]}]}}
-
-
-async def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait until check() holds, at most timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture

@@ -18,8 +18,10 @@ from photoncloud.common.logs import setup_logging
 
 from . import bootstrap
 from .api import ApiServer, Tokens
+from .docker import DockerRuntime
+from .engine import DEFAULT_HOST, EngineError
 from .node import Agent, NodeConfig
-from .runtime import Backoff, ProcessRuntime
+from .runtime import Backoff, ProcessRuntime, Runtime
 
 PREFIX = "K8SHOST_AGENT_"
 
@@ -87,7 +89,10 @@ def parse(argv: list[str] | None = None, environ: dict[str, str] | None = None) 
     p.add_argument("--memory", default=default("memory", str(_memory_bytes())), help="memory capacity, e.g. 8Gi")
     p.add_argument("--max-pods", default=default("max_pods", "110"))
     p.add_argument("--labels", default=default("labels", ""), help="node labels: key=value,key2=value2")
-    p.add_argument("--runtime", default=default("runtime", "process"), choices=["process"])
+    p.add_argument("--runtime", default=default("runtime", "process"), choices=["process", "docker"],
+                   help="how pods run: as local processes, or as containers of a Docker engine (local images)")
+    p.add_argument("--docker-host", default=default("docker_host", env.get("DOCKER_HOST", DEFAULT_HOST)),
+                   help="with --runtime docker: the engine's API socket (default: DOCKER_HOST, else the usual socket)")
     p.add_argument("--heartbeat-seconds", type=float, default=float(default("heartbeat_seconds", 5)))
     p.add_argument("--sync-seconds", type=float, default=float(default("sync_seconds", 10)),
                    help="the resync period (watches wake the agent at every change in between)")
@@ -127,19 +132,34 @@ def main(argv: list[str] | None = None) -> None:
                         {"cpu": args.cpu, "memory": args.memory, "pods": args.max_pods},
                         {"kubernetes.io/hostname": args.node_name, **_labels(args.labels)},  # as the kubelet labels it
                         args.heartbeat_seconds, args.sync_seconds, version("photoncloud-k8shost"))
-    runtime = ProcessRuntime(Path(args.data_dir) / "pods", Backoff(args.backoff_seconds, args.max_backoff_seconds))
+    backoff = Backoff(args.backoff_seconds, args.max_backoff_seconds)
+    runtime: Runtime
+    if args.runtime == "docker":
+        try:
+            runtime = DockerRuntime(args.docker_host, Path(args.data_dir) / "pods", backoff, node_name=args.node_name)
+        except ValueError as exc:
+            raise SystemExit(f"--docker-host: {exc}") from None
+    else:
+        runtime = ProcessRuntime(Path(args.data_dir) / "pods", backoff)
     agent = Agent(config, ApiServer(args.api_url, tokens), runtime)
     runtime.on_change = agent.changed
 
     async def run() -> None:
-        task = asyncio.create_task(agent.run())
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, task.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await runtime.open()
+        try:
+            task = asyncio.create_task(agent.run())
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, task.cancel)
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        finally:
+            await runtime.close()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except EngineError as exc:
+        raise SystemExit(f"the docker runtime needs a Docker engine: {exc}") from None
 
 
 if __name__ == "__main__":

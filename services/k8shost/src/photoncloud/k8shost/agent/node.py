@@ -195,8 +195,9 @@ class Agent:
             if uid in self.pods or uid in self.finished or pod["status"]["phase"] in FINISHED:
                 continue
             pod_ip = self.addresses.take(uid)
-            log.info("starting pod %s/%s at %s", pod["metadata"]["namespace"], pod["metadata"]["name"], pod_ip)
             runtime = self.runtime.pod(pod, pod_ip)
+            log.info("starting pod %s/%s at %s", pod["metadata"]["namespace"], pod["metadata"]["name"],
+                     runtime.pod_ip or "the address its runtime gives it")
             self.pods[uid] = Running(pod, runtime, time.time(), pod_ip)
             runtime.start()
         for uid, running in list(self.pods.items()):
@@ -225,8 +226,10 @@ class Agent:
         condition = {"type": "Ready", "status": "True" if ready else "False",
                      "reason": "" if ready else "ContainersNotReady",
                      "message": "" if ready else "not every container is running"}
+        # The runtime's address for the pod: the one offered from the pod CIDR (process), or the one the
+        # runtime's own network gave it (docker).
         return {"phase": current, "conditions": [condition], "host_ip": self.config.address,
-                "pod_ip": running.pod_ip,
+                "pod_ip": running.runtime.pod_ip,
                 "start_time": rfc3339(running.started_at),
                 "container_statuses": [s.wire() for s in states]}
 

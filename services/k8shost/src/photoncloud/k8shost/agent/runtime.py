@@ -1,12 +1,16 @@
 """Container runtimes behind one interface, and the `process` runtime: each container a supervised
 local process (the embedded default).
 
-A pod's containers run as children of the agent, each in a session of its own (so a stop reaches
-the whole process group), in a working directory under the agent's data directory, with stdout
-and stderr appended to one log file per container. The restart policy is Kubernetes': Always,
-OnFailure, Never, with an exponential back-off between restarts (CrashLoopBackOff) that resets
-once a container has run long enough. On Linux a container is killed if the agent dies
-(PR_SET_PDEATHSIG), so no pod outlives the supervisor that reports it.
+What every runtime shares lives here: a container's supervision (Kubernetes' restart policy,
+Always, OnFailure, Never, with an exponential back-off between restarts (CrashLoopBackOff) that
+resets once a container has run long enough), one log file per container kept across restarts,
+and a pod as its containers together. A runtime says only how one run of a container starts, how
+it is waited for and how it is ended.
+
+In the process runtime a pod's containers run as children of the agent, each in a session of its
+own (so a stop reaches the whole process group), in a working directory under the agent's data
+directory, with stdout and stderr appended to the container's log file. On Linux a container is
+killed if the agent dies (PR_SET_PDEATHSIG), so no pod outlives the supervisor that reports it.
 """
 
 from __future__ import annotations
@@ -61,6 +65,8 @@ class ContainerState:
 class PodRuntime(Protocol):
     """What the agent needs of a runtime for one pod: start it, its containers' states, a log, stop it."""
 
+    pod_ip: str  # the pod's address, as the runtime gives it ("" until it has one)
+
     def start(self) -> None:
         """Start the pod's containers (and supervise them)."""
 
@@ -78,9 +84,16 @@ class Runtime(Protocol):
     """A way of running pods: `process` (local processes) or `docker` (containers of a Docker engine)."""
 
     name: str
+    on_change: Callable[[], None]  # called whenever a container's state moves
 
     def pod(self, pod: dict[str, Any], pod_ip: str) -> PodRuntime:
-        """The runtime of one pod (as the API server sends it) at its address."""
+        """The runtime of one pod (as the API server sends it); pod_ip is the address the agent offers it."""
+
+    async def open(self) -> None:
+        """Get ready to run pods (before the agent registers its node)."""
+
+    async def close(self) -> None:
+        """Let go of what open() took (after every pod stopped)."""
 
 
 _REFERENCE = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
@@ -108,8 +121,18 @@ class Backoff:
     reset: float = 60.0
 
 
-class ProcessContainer:
-    """One container as a supervised local process."""
+class RunFailure(Exception):
+    """A container's run could not start, or was lost; reason is what its state reports (StartError,
+    ErrImagePull, ...)."""
+
+    def __init__(self, message: str, reason: str = "StartError"):
+        super().__init__(message)
+        self.reason = reason
+
+
+class Container:
+    """One container of a pod, supervised the same way in every runtime: run it, restart it as the pod's
+    policy says (with back-off), stop it. A runtime gives how one run goes (_run_once, _terminate)."""
 
     def __init__(self, spec: dict[str, Any], pod_dir: Path, restart_policy: str, grace: float, backoff: Backoff,
                  base_env: dict[str, str], on_change: Callable[[], None]):
@@ -120,10 +143,8 @@ class ProcessContainer:
         self.backoff = backoff
         self.base_env = base_env
         self.on_change = on_change
-        self.dir = pod_dir / self.name
         self.log = pod_dir / f"{self.name}.log"
         self.state = ContainerState(self.name)
-        self.process: asyncio.subprocess.Process | None = None
         self.task: asyncio.Task | None = None
         self.stopping = False
 
@@ -131,20 +152,14 @@ class ProcessContainer:
         self.state = replace(self.state, **changes)
         self.on_change()
 
-    def _argv_and_cwd(self) -> tuple[list[str], Path]:
-        env = self._env()
-        argv = [expand(a, env) for a in [*self.spec.get("command", []), *self.spec.get("args", [])]]
-        if not self.spec.get("command"):
-            raise ValueError("the process runtime runs a container's command, and this one has none "
-                             f"(image {self.spec.get('image') or '-'} is not run)")
-        working = self.spec.get("working_dir") or ""
-        if os.path.isabs(working) or ".." in Path(working).parts:
-            raise ValueError("working_dir must be a relative path inside the container's directory")
-        return argv, self.dir / working
+    def _running(self) -> None:
+        """A run has started: the runtime says so as soon as it has."""
+        self._set(state=RUNNING, reason="", message="", exit_code=0, started_at=time.time(), finished_at=0.0,
+                  ever_started=True)
 
     def _env(self) -> dict[str, str]:
         """The container's environment: the pod's own (POD_IP, ...) and its variables, expanded in order."""
-        env = {**self.base_env, "HOME": str(self.dir)}
+        env = dict(self.base_env)
         for e in self.spec.get("env", []):
             env[e["name"]] = expand(e.get("value", ""), env)
         return env
@@ -154,18 +169,13 @@ class ProcessContainer:
             self.log.replace(self.log.with_name(self.log.name + ".1"))
 
     async def _run_once(self) -> int:
-        """Start the process and wait for it; its exit code (negative: killed by that signal)."""
-        argv, cwd = self._argv_and_cwd()
-        cwd.mkdir(parents=True, exist_ok=True)
-        self._rotate()
-        env = self._env()
-        with open(self.log, "ab") as out:  # noqa: ASYNC230 - opening a local file to append does not wait
-            self.process = await asyncio.create_subprocess_exec(
-                *argv, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_die_with_parent)
-        self._set(state=RUNNING, reason="", message="", exit_code=0, started_at=time.time(), finished_at=0.0,
-                  ever_started=True)
-        return await self.process.wait()
+        """Start a run and wait for it to end; its exit code (negative: killed by that signal). Raises
+        RunFailure (or OSError, ValueError) when it cannot start."""
+        raise NotImplementedError
+
+    async def _terminate(self) -> None:
+        """End the current run, if any: SIGTERM, then SIGKILL after the grace period."""
+        raise NotImplementedError
 
     async def supervise(self) -> None:
         """Run the container, restarting it as its policy says, until it is done or stopped."""
@@ -177,10 +187,8 @@ class ProcessContainer:
                 reason = "Completed" if code == 0 else "Error"
                 message = "" if code >= 0 else f"killed by signal {-code}"
                 code = code if code >= 0 else 128 - code  # as a shell reports a signal
-            except (OSError, ValueError) as exc:
-                code, reason, message = 128, "StartError", str(exc)
-            finally:
-                self.process = None
+            except (OSError, ValueError, RunFailure) as exc:
+                code, reason, message = 128, getattr(exc, "reason", "StartError"), str(exc)
             if self.stopping:
                 self._set(state=TERMINATED, reason=reason if code == 0 else "Killed", exit_code=code,
                           finished_at=time.time(), done=True)
@@ -199,8 +207,53 @@ class ProcessContainer:
             self._set(restart_count=self.state.restart_count + 1)
 
     async def stop(self) -> None:
-        """SIGTERM the process group, then SIGKILL it after the grace period."""
+        """End the current run (SIGTERM, then SIGKILL after the grace period) and the supervision."""
         self.stopping = True
+        await self._terminate()
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+
+
+class ProcessContainer(Container):
+    """One container as a supervised local process."""
+
+    def __init__(self, spec: dict[str, Any], pod_dir: Path, restart_policy: str, grace: float, backoff: Backoff,
+                 base_env: dict[str, str], on_change: Callable[[], None]):
+        self.dir = pod_dir / spec["name"]
+        super().__init__(spec, pod_dir, restart_policy, grace, backoff, {**base_env, "HOME": str(self.dir)},
+                         on_change)
+        self.process: asyncio.subprocess.Process | None = None
+
+    def _argv_and_cwd(self) -> tuple[list[str], Path]:
+        env = self._env()
+        argv = [expand(a, env) for a in [*self.spec.get("command", []), *self.spec.get("args", [])]]
+        if not self.spec.get("command"):
+            raise ValueError("the process runtime runs a container's command, and this one has none "
+                             f"(image {self.spec.get('image') or '-'} is not run)")
+        working = self.spec.get("working_dir") or ""
+        if os.path.isabs(working) or ".." in Path(working).parts:
+            raise ValueError("working_dir must be a relative path inside the container's directory")
+        return argv, self.dir / working
+
+    async def _run_once(self) -> int:
+        """Start the process and wait for it; its exit code (negative: killed by that signal)."""
+        argv, cwd = self._argv_and_cwd()
+        cwd.mkdir(parents=True, exist_ok=True)
+        self._rotate()
+        env = self._env()
+        try:
+            with open(self.log, "ab") as out:  # noqa: ASYNC230 - opening a local file to append does not wait
+                self.process = await asyncio.create_subprocess_exec(
+                    *argv, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=out,
+                    stderr=asyncio.subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
+            self._running()
+            return await self.process.wait()
+        finally:
+            self.process = None
+
+    async def _terminate(self) -> None:
+        """SIGTERM the process group, then SIGKILL it after the grace period."""
         process = self.process
         if process is not None and process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
@@ -211,27 +264,15 @@ class ProcessContainer:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
                 await process.wait()
-        if self.task is not None:
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
 
 
-class ProcessPod:
-    """A pod whose containers are local processes."""
+class Pod:
+    """A pod as its containers, supervised together."""
 
-    def __init__(self, pod: dict[str, Any], pod_ip: str, root: Path, backoff: Backoff,
-                 on_change: Callable[[], None]):
-        spec = pod["spec"]
-        self.dir = root / pod["metadata"]["uid"]
-        meta = pod["metadata"]
-        # Processes share the host's network: each pod gets an address of its own to listen on, handed
-        # over as POD_IP (with the pod's name and namespace, as the downward API would).
-        base_env = {"PATH": os.environ.get("PATH", os.defpath), "HOSTNAME": meta["name"],
-                    "LANG": os.environ.get("LANG", "C.UTF-8"), "POD_IP": pod_ip, "POD_NAME": meta["name"],
-                    "POD_NAMESPACE": meta["namespace"], "NODE_NAME": spec.get("node_name", "")}
-        self.containers = [ProcessContainer(c, self.dir, spec.get("restart_policy") or "Always",
-                                            float(spec.get("termination_grace_period_seconds") or 10), backoff,
-                                            base_env, on_change) for c in spec["containers"]]
+    def __init__(self, directory: Path, pod_ip: str, containers: list[Container]):
+        self.dir = directory
+        self.pod_ip = pod_ip
+        self.containers = containers
 
     def start(self) -> None:
         """Start supervising every container."""
@@ -252,6 +293,37 @@ class ProcessPod:
         await asyncio.gather(*(c.stop() for c in self.containers))
 
 
+def pod_env(pod: dict[str, Any], pod_ip: str) -> dict[str, str]:
+    """What every container of a pod finds in its environment, as the downward API would hand it over."""
+    meta = pod["metadata"]
+    return {"HOSTNAME": meta["name"], "POD_IP": pod_ip, "POD_NAME": meta["name"], "POD_NAMESPACE": meta["namespace"],
+            "NODE_NAME": pod["spec"].get("node_name", "")}
+
+
+def restart_policy(pod: dict[str, Any]) -> str:
+    """The pod's restart policy (Always unless it says otherwise)."""
+    return pod["spec"].get("restart_policy") or "Always"
+
+
+def grace(pod: dict[str, Any]) -> float:
+    """The seconds a pod's containers get between SIGTERM and SIGKILL."""
+    return float(pod["spec"].get("termination_grace_period_seconds") or 10)
+
+
+class ProcessPod(Pod):
+    """A pod whose containers are local processes."""
+
+    def __init__(self, pod: dict[str, Any], pod_ip: str, root: Path, backoff: Backoff,
+                 on_change: Callable[[], None]):
+        directory = root / pod["metadata"]["uid"]
+        # Processes share the host's network: each pod gets an address of its own to listen on, POD_IP.
+        base_env = {"PATH": os.environ.get("PATH", os.defpath), "LANG": os.environ.get("LANG", "C.UTF-8"),
+                    **pod_env(pod, pod_ip)}
+        super().__init__(directory, pod_ip, [
+            ProcessContainer(c, directory, restart_policy(pod), grace(pod), backoff, base_env, on_change)
+            for c in pod["spec"]["containers"]])
+
+
 class ProcessRuntime:
     """Pods as supervised local processes, under root (one directory per pod uid)."""
 
@@ -261,6 +333,12 @@ class ProcessRuntime:
         self.root = root
         self.backoff = backoff
         self.on_change = on_change
+
+    async def open(self) -> None:
+        """Nothing to get ready: processes need only the host."""
+
+    async def close(self) -> None:
+        """Nothing to let go of."""
 
     def pod(self, pod: dict[str, Any], pod_ip: str = "127.0.0.1") -> ProcessPod:
         """The runtime of one pod at its address."""

@@ -1,0 +1,259 @@
+"""The `docker` runtime: a pod's containers as containers of a Docker engine, driven through the
+engine's HTTP API on its unix socket.
+
+As in Kubernetes' dockershim, a pod is first a sandbox: a container whose only process sleeps
+(`pause`) and holds the pod's network namespace on the engine's bridge network. Its address is the
+pod's IP, the same across container restarts, and the pod's containers join its namespace, so they
+reach each other on localhost. The sandbox image is made on the node from a few bytes of machine
+code, since the engine may have no registry to pull one from. Each run of a container is a new
+engine container (as the kubelet makes one per restart); its output is followed through the API
+into the container's log file, the one the daemon port serves; supervision (restart policy,
+back-off) is the one every runtime shares. Engine containers are labelled with their node, pod and
+container, so the agent finds what it left behind: a pod's when it stops, and its node's when it
+starts (what an agent that died left running; its pods are started afresh, as with processes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import struct
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .engine import DEFAULT_HOST, Engine, EngineError, image_tar
+from .runtime import RUNNING, Backoff, Container, Pod, RunFailure, expand, grace, pod_env, restart_policy
+
+log = logging.getLogger("photoncloud.k8shost.agent")
+
+LOG_DRAIN_SECONDS = 5.0  # after a run ends, how long its last output may take to reach the log
+PAUSE_IMAGE = "photoncloud/k8shost-pause:1"
+LABEL = "io.photoncloud.k8shost."
+NODE, UID, NAMESPACE, NAME, CONTAINER = (LABEL + k for k in ("node", "pod.uid", "pod.namespace", "pod.name",
+                                                             "container"))
+
+
+def pause_program() -> bytes:
+    """A static x86-64 Linux program that sleeps in pause(2) until it is killed: a sandbox's process."""
+    code = bytes([0xB8, 34, 0, 0, 0,  # mov eax, 34 (pause)
+                  0x0F, 0x05,  # syscall
+                  0xEB, 0xF7])  # jmp back to the mov
+    base, header, segment_header = 0x400000, 64, 56
+    size = header + segment_header + len(code)
+    elf = struct.pack("<4s5B7xHHIQQQIHHHHHH", b"\x7fELF", 2, 1, 1, 0, 0,  # 64-bit, little-endian, System V
+                      2, 0x3E, 1, base + header + segment_header,  # an executable for x86-64, its entry point
+                      header, 0, 0, header, segment_header, 1, 0, 0, 0)  # one segment header, no sections
+    segment = struct.pack("<IIQQQQQQ", 1, 5, 0, base, base, size, size, 0x1000)  # the file, loaded read+execute
+    return elf + segment + code
+
+
+def _address(details: dict[str, Any]) -> str:
+    networks = (details.get("NetworkSettings") or {}).get("Networks") or {}
+    return next((n["IPAddress"] for n in networks.values() if n.get("IPAddress")), "")
+
+
+class DockerContainer(Container):
+    """One container of a pod: each run a new engine container in the pod's sandbox."""
+
+    def __init__(self, spec: dict[str, Any], pod: DockerPod, policy: str, grace_seconds: float, backoff: Backoff,
+                 on_change: Callable[[], None]):
+        super().__init__(spec, pod.dir, policy, grace_seconds, backoff, pod.env, on_change)
+        self.pod = pod
+        self.engine = pod.runtime.engine
+        self.id = ""
+        self.runs = 0
+
+    def _config(self, sandbox: str) -> dict[str, Any]:
+        env = self._env()
+        config: dict[str, Any] = {
+            "Image": self.spec["image"], "Env": [f"{k}={v}" for k, v in env.items()],
+            "Labels": self.pod.labels(self.name), "WorkingDir": self.spec.get("working_dir") or "",
+            "HostConfig": {
+                "NetworkMode": f"container:{sandbox}", "IpcMode": f"container:{sandbox}",
+                # An init as PID 1 passes SIGTERM on (PID 1 itself ignores signals it has no handler for)
+                # and reaps orphans, so a container stops as a process does.
+                "Init": True,
+                # The engine's copy of the output must be readable through the API; the kept log is ours.
+                "LogConfig": {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "1"}}}}
+        command = [expand(a, env) for a in self.spec.get("command", [])]
+        args = [expand(a, env) for a in self.spec.get("args", [])]
+        if command:
+            config["Entrypoint"], config["Cmd"] = command, args  # the image's entrypoint and cmd both give way
+        elif args:
+            config["Cmd"] = args  # after the image's entrypoint, instead of its cmd
+        return config
+
+    async def _create(self, sandbox: str) -> str:
+        name = self.pod.engine_name(self.name, self.runs)
+        self.runs += 1
+        config = self._config(sandbox)
+        try:
+            return await self.engine.create(config, name)
+        except EngineError as exc:
+            if exc.status != 404 or "image" not in str(exc).lower():
+                raise
+        try:
+            await self.engine.pull(config["Image"])
+        except EngineError as exc:
+            raise RunFailure(f"cannot pull image {config['Image']}: {exc}", "ErrImagePull") from None
+        return await self.engine.create(config, name)
+
+    async def _run_once(self) -> int:
+        """Create and start this run's engine container, follow its output, wait for it; its exit code."""
+        if not self.spec.get("image"):
+            raise RunFailure("the docker runtime runs a container's image, and this one has none")
+        try:
+            sandbox = await self.pod.sandbox()
+            if self.id:
+                await self.engine.remove(self.id)  # the last run's: its output is in the log already
+                self.id = ""
+            self.id = await self._create(sandbox)
+            self._rotate()
+            await self.engine.start(self.id)
+        except EngineError as exc:
+            raise RunFailure(str(exc)) from None
+        self._running()
+        follower = asyncio.get_running_loop().create_task(self._follow(self.id))
+        try:
+            code = await self.engine.wait(self.id)
+        except EngineError as exc:
+            follower.cancel()
+            raise RunFailure(f"lost the container: {exc}", "Error") from None
+        except BaseException:
+            follower.cancel()
+            raise
+        await asyncio.wait({follower}, timeout=LOG_DRAIN_SECONDS)  # the stream ends once the output is drained
+        follower.cancel()
+        return code
+
+    async def _follow(self, container: str) -> None:
+        with open(self.log, "ab") as out, contextlib.suppress(EngineError):  # noqa: ASYNC230 - a local append
+            async for chunk in self.engine.logs(container):
+                out.write(chunk)
+                out.flush()  # the daemon port serves the file as it grows
+
+    async def _terminate(self) -> None:
+        """Stop the running engine container: SIGTERM, then SIGKILL after the grace period."""
+        if self.id and self.state.state == RUNNING:
+            with contextlib.suppress(EngineError):
+                await self.engine.stop(self.id, self.grace)
+            if self.task is not None:  # let the run end on its own: its last output reaches the log, its state is kept
+                await asyncio.wait({self.task}, timeout=LOG_DRAIN_SECONDS)
+
+
+class DockerPod(Pod):
+    """A pod as a sandbox holding its network, and its containers in it."""
+
+    def __init__(self, pod: dict[str, Any], runtime: DockerRuntime):
+        self.runtime = runtime
+        self.meta = pod["metadata"]
+        self.env = pod_env(pod, "")  # POD_IP once the sandbox has its address
+        self.sandbox_id = ""
+        self.attempts = 0
+        self._lock = asyncio.Lock()
+        super().__init__(runtime.root / self.meta["uid"], "", [])
+        self.containers = [DockerContainer(c, self, restart_policy(pod), grace(pod), runtime.backoff, runtime.on_change)
+                           for c in pod["spec"]["containers"]]
+
+    def labels(self, container: str) -> dict[str, str]:
+        """The labels of the pod's engine containers (the sandbox's container is POD, as in Kubernetes)."""
+        return {NODE: self.runtime.node_name, UID: self.meta["uid"], NAMESPACE: self.meta["namespace"],
+                NAME: self.meta["name"], CONTAINER: container}
+
+    def engine_name(self, container: str, attempt: int) -> str:
+        """An engine container's name, for people reading `docker ps`."""
+        return f"k8shost_{container}_{self.meta['name']}_{self.meta['namespace']}_{self.meta['uid'][:8]}_{attempt}"
+
+    async def sandbox(self) -> str:
+        """The sandbox's container id, made and started on first use; the pod then has its address."""
+        async with self._lock:
+            if self.sandbox_id:
+                return self.sandbox_id
+            await self.runtime.pause_image()
+            engine = self.runtime.engine
+            config = {"Image": PAUSE_IMAGE, "Cmd": ["/pause"], "Hostname": self.meta["name"][:63],
+                      "Labels": self.labels("POD"),
+                      "HostConfig": {"NetworkMode": self.runtime.network, "IpcMode": "shareable"}}
+            sandbox = await engine.create(config, self.engine_name("POD", self.attempts))
+            self.attempts += 1
+            try:
+                await engine.start(sandbox)
+                address = _address(await engine.inspect(sandbox))
+                if not address:
+                    raise RunFailure(f"the pod's sandbox got no address on network {self.runtime.network}")
+            except BaseException:
+                with contextlib.suppress(EngineError):
+                    await engine.remove(sandbox)
+                raise
+            self.sandbox_id, self.pod_ip, self.env["POD_IP"] = sandbox, address, address
+            log.info("pod %s/%s has address %s", self.meta["namespace"], self.meta["name"], address)
+            return sandbox
+
+    async def stop(self) -> None:
+        """Stop every container, then remove what the engine holds of the pod (runs, starts cut short, sandbox)."""
+        await super().stop()
+        await self.runtime.remove_all({UID: self.meta["uid"]})
+
+
+class DockerRuntime:
+    """Pods as containers of the Docker engine at host; their logs under root (one directory per pod uid)."""
+
+    name = "docker"
+
+    def __init__(self, host: str = DEFAULT_HOST, root: Path = Path("pods"), backoff: Backoff = Backoff(),
+                 on_change: Callable[[], None] = lambda: None, node_name: str = "", network: str = "bridge"):
+        self.engine = Engine(host)
+        self.root = root
+        self.backoff = backoff
+        self.on_change = on_change
+        self.node_name = node_name
+        self.network = network
+        self._pause_ready = False
+        self._pause_lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        """Reach the engine (EngineError if it does not answer) and remove what an earlier agent of this node left."""
+        await self.engine.open()
+        try:
+            await self.engine.ping()
+            if self.node_name:
+                await self.remove_all({NODE: self.node_name})
+        except BaseException:
+            await self.engine.close()
+            raise
+
+    async def close(self) -> None:
+        """Close the engine's session."""
+        await self.engine.close()
+
+    def pod(self, pod: dict[str, Any], pod_ip: str = "") -> DockerPod:
+        """The runtime of one pod (its address comes from the engine's network, not pod_ip)."""
+        return DockerPod(pod, self)
+
+    async def pause_image(self) -> None:
+        """Make the sandbox image, unless the engine has it."""
+        async with self._pause_lock:
+            if self._pause_ready or await self.engine.has_image(PAUSE_IMAGE):
+                self._pause_ready = True
+                return
+            arch = (await self.engine.call("GET", "/version")).get("Arch", "")
+            if arch != "amd64":
+                raise RunFailure(f"the sandbox's pause program is built for amd64, and this engine runs {arch}: "
+                                 f"tag a pause image (its program at /pause) as {PAUSE_IMAGE}")
+            await self.engine.import_image(image_tar({"pause": pause_program()}), PAUSE_IMAGE)
+            self._pause_ready = True
+
+    async def remove_all(self, labels: dict[str, str]) -> None:
+        """Remove every engine container with these labels, running or not."""
+        try:
+            found = await self.engine.containers(labels)
+        except EngineError as exc:
+            log.warning("cannot list the engine's containers: %s", exc)
+            return
+        for container in found:
+            try:
+                await self.engine.remove(container["Id"])
+            except EngineError as exc:
+                log.warning("cannot remove container %s: %s", container["Id"][:12], exc)

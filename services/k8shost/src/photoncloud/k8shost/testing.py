@@ -1,0 +1,89 @@
+"""Test support for k8shost: node agents as real processes against an API server, HTTP answers, polling."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from photoncloud.common.testing import DIRECT, Platform, ServiceProcess, free_ports
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
+    """check()'s first truthy result, polled for at most timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait (in a running loop) until check() holds, at most timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+def answers(host: str, port: int, tries: int = 8) -> set[str]:
+    """The distinct bodies of `tries` HTTP GETs of http://host:port/ (failed or empty answers left out)."""
+    seen = set()
+    for _ in range(tries):
+        try:
+            with DIRECT.open(f"http://{host}:{port}/", timeout=5) as response:
+                body = response.read().decode()
+        except OSError:
+            continue
+        if body:
+            seen.add(body)
+    return seen
+
+
+_ACCOUNTS: dict[str, tuple[str, str]] = {}
+
+
+def agent_account(platform: Platform) -> tuple[str, str]:
+    """A service account holding only what an agent needs, on the system scope: (client_id, secret)."""
+    if platform.iam.url in _ACCOUNTS:
+        return _ACCOUNTS[platform.iam.url]
+    admin = platform.admin_token()
+    iam = platform.iam.url
+    status, orgs = platform.request("GET", f"{iam}/api/v1/orgs?name=default", token=admin)
+    org_id = orgs["data"]["items"][0]["id"]
+    status, role = platform.request("POST", f"{iam}/api/v1/roles", {
+        "name": "k8shost-agent", "permissions": ["k8shost:nodes:write", "k8shost:nodes:read", "k8shost:pods:read",
+                                                 "k8shost:services:read"]},
+        admin)
+    assert status in (200, 201), role
+    status, account = platform.request("POST", f"{iam}/api/v1/service-accounts", {"org_id": org_id,
+                                                                                  "name": "node-agent"}, admin)
+    assert status in (200, 201), account
+    client_id, secret = account["data"]["client_id"], account["data"]["client_secret"]
+    status, binding = platform.request("POST", f"{iam}/api/v1/bindings", {
+        "principal": f"serviceaccount:{account['data']['service_account']['id']}", "role": "k8shost-agent",
+        "scope": {"type": "system"}}, admin)
+    assert status in (200, 201), binding
+    platform.secrets.add(secret)
+    _ACCOUNTS[platform.iam.url] = client_id, secret
+    return client_id, secret
+
+
+def start_agent(kube: ServiceProcess, platform: Platform, root: Path, name: str, *flags: str) -> subprocess.Popen:
+    """An agent process for node `name`, with these flags (credentials, runtime, ...)."""
+    (daemon_port,) = free_ports(1)
+    with open(root / f"{name}.log", "ab") as log:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "photoncloud.k8shost.agent", "--api-url", kube.url, "--node-name", name,
+             "--data-dir", str(root / name), "--iam-url", platform.iam.url, *flags,
+             "--daemon-port", str(daemon_port),
+             "--heartbeat-seconds", "0.5", "--sync-seconds", "30", "--cpu", "2", "--memory", "2Gi",
+             "--labels", "disk=ssd", "--backoff-seconds", "0.2"],
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})

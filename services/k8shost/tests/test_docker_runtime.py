@@ -1,0 +1,240 @@
+"""The docker runtime against a real Docker engine, with an image the tests make of Debian's static
+busybox (no registry needed): a killed container restarted by policy in the same sandbox, a missing
+image's reason, command and args over the image, an agent's leftovers removed; and the pod with
+service workflow with an agent running `--runtime docker`. Without an engine the tests are skipped,
+unless PHOTONCLOUD_REQUIRE_DOCKER=1 makes them fail."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import secrets
+import signal
+import subprocess
+import tarfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from photoncloud.k8shost.agent.docker import NAMESPACE, NODE, UID, DockerRuntime
+from photoncloud.k8shost.agent.engine import DEFAULT_HOST, Engine, EngineError
+from photoncloud.k8shost.agent.runtime import Backoff, phase
+from photoncloud.k8shost.testing import agent_account, answers, start_agent, until, wait_for
+
+DOCKER_HOST = os.environ.get("DOCKER_HOST", DEFAULT_HOST)
+BUSYBOX = Path("/bin/busybox")  # Debian's busybox-static
+IMAGE = "photoncloud/busybox:test"
+FAST = Backoff(initial=0.1, maximum=0.4, reset=60)
+# An HTTP server naming its pod, for the service to spread connections over.
+SERVER = ('mkdir -p /www && printf "hello from %s" "$POD_NAME" > /www/index.html && echo "serving $POD_NAME" && '
+          'exec httpd -f -p 8080 -h /www')
+
+
+def on_engine(work: Callable[[Engine], Awaitable[Any]]) -> Any:
+    """work(engine)'s result, on an engine session of its own (for tests that are not async)."""
+    async def run() -> Any:
+        engine = Engine(DOCKER_HOST)
+        await engine.open()
+        try:
+            return await work(engine)
+        finally:
+            await engine.close()
+
+    return asyncio.run(run())
+
+
+def busybox_tar() -> bytes:
+    """A file system of the static busybox, every applet a link to it in /bin."""
+    applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True, check=True).stdout.split()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.add(BUSYBOX, "bin/busybox")
+        for applet in set(applets) - {"busybox"}:
+            link = tarfile.TarInfo(f"bin/{applet}")
+            link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+            tar.addfile(link)
+    return buffer.getvalue()
+
+
+def unavailable(reason: str) -> None:
+    """Skip for want of reason, or fail when the environment requires the engine."""
+    if os.environ.get("PHOTONCLOUD_REQUIRE_DOCKER") == "1":
+        pytest.fail(f"{reason}, and PHOTONCLOUD_REQUIRE_DOCKER=1 requires it")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def image() -> str:
+    """The test image, made in the engine from the static busybox."""
+    try:
+        on_engine(lambda engine: engine.ping())
+    except (EngineError, ValueError) as exc:
+        unavailable(str(exc))
+    if not BUSYBOX.exists():
+        unavailable(f"no static busybox at {BUSYBOX} (Debian's busybox-static)")
+
+    async def make(engine: Engine) -> None:
+        if not await engine.has_image(IMAGE):  # made again each time, it would leave the last one untagged
+            await engine.import_image(busybox_tar(), IMAGE)
+
+    on_engine(make)
+    return IMAGE
+
+
+@pytest.fixture
+async def runtime(image, tmp_path):
+    """A docker runtime for a node of its own, with a fast back-off; whatever it leaves is removed."""
+    made = DockerRuntime(DOCKER_HOST, tmp_path / "pods", FAST, node_name=f"test-{secrets.token_hex(4)}")
+    await made.open()
+    yield made
+    await made.remove_all({NODE: made.node_name})
+    await made.close()
+
+
+def pod(command: list[str], policy: str = "Always", image: str = IMAGE, **container: Any) -> dict:
+    """A pod of one container running command in image under a restart policy."""
+    return {"metadata": {"name": "p", "namespace": "ns", "uid": secrets.token_hex(8)},
+            "spec": {"restart_policy": policy, "termination_grace_period_seconds": 2,
+                     "containers": [{"name": "main", "image": image, "command": command, **container}]}}
+
+
+async def test_a_killed_container_is_restarted_by_policy_in_the_same_sandbox(runtime):
+    running = runtime.pod(pod(["sh", "-c", "echo up in $POD_NAME; exec sleep 300"]))
+    exits: list[tuple[int, str]] = []
+
+    def note() -> None:
+        state = running.states()[0]
+        if state.state == "TERMINATED":
+            exits.append((state.exit_code, state.reason))
+
+    running.containers[0].on_change = note
+    running.start()
+    try:
+        await until(lambda: running.states()[0].state == "RUNNING")
+        first, address = running.containers[0].id, running.pod_ip
+        assert address and not address.startswith("127.")
+        await runtime.engine.call("POST", f"/containers/{first}/kill")  # SIGKILL, as `docker kill` sends
+        await until(lambda: running.states()[0].state == "RUNNING" and running.states()[0].restart_count == 1)
+        assert exits[0] == (137, "Error") and phase(running.states()) == "Running"
+        assert running.containers[0].id != first and running.pod_ip == address  # a new run, the pod's address kept
+        await until(lambda: running.log_path("main").read_text() == "up in p\nup in p\n")  # one log across runs
+    finally:
+        await running.stop()
+    assert running.states()[0].done
+    assert await runtime.engine.containers({UID: running.meta["uid"]}) == []
+
+
+async def test_a_missing_image_fails_its_container_with_the_engines_reason(runtime):
+    running = runtime.pod(pod(["true"], "Never", image="photoncloud/absent:never"))
+    running.start()
+    try:
+        await until(lambda: running.states()[0].done, timeout=60)
+    finally:
+        await running.stop()
+    state = running.states()[0]
+    assert (state.state, state.reason, state.exit_code) == ("TERMINATED", "ErrImagePull", 128)
+    assert state.message.startswith("cannot pull image photoncloud/absent:never: ") and phase(running.states()) == \
+        "Failed"
+
+
+async def test_command_and_args_replace_the_images_and_see_the_pods_environment(runtime):
+    spec = pod(["sh", "-c"], "Never", args=['echo "$0 $POD_NAMESPACE $(POD_IP) $GREETING"; pwd; exit 3', "ran"],
+               env=[{"name": "GREETING", "value": "hi from $(POD_NAME)"}], working_dir="/srv/app")
+    running = runtime.pod(spec)
+    running.start()
+    await until(lambda: running.states()[0].done)
+    await running.stop()
+    assert (running.states()[0].exit_code, phase(running.states())) == (3, "Failed")
+    assert running.log_path("main").read_text() == f"ran ns {running.pod_ip} hi from p\n/srv/app\n"
+
+
+async def test_an_agent_starting_removes_what_an_earlier_one_of_its_node_left(runtime, tmp_path):
+    running = runtime.pod(pod(["sleep", "300"]))
+    running.start()
+    await until(lambda: running.states()[0].state == "RUNNING")
+    left = {c["Id"] for c in await runtime.engine.containers({UID: running.meta["uid"]})}
+    assert len(left) == 2  # the sandbox and the container
+    for container in running.containers:  # the agent dies: its supervision ends, its containers stay
+        container.task.cancel()
+    await asyncio.gather(*(c.task for c in running.containers), return_exceptions=True)
+    later = DockerRuntime(DOCKER_HOST, tmp_path / "again", FAST, node_name=runtime.node_name)
+    await later.open()
+    try:
+        assert await later.engine.containers({NODE: runtime.node_name}) == []
+    finally:
+        await later.close()
+
+
+def test_a_node_port_service_spreads_connections_over_pods_in_docker_containers(image, cluster):
+    platform, kube, root = cluster
+    admin = platform.admin_token()
+    _, project_id = platform.project("containers")
+    api = f"{kube.url}/api/v1"
+
+    def call(method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        return platform.request(method, api + path, body, admin)
+
+    def engine_containers(label: str, value: str) -> list[dict]:
+        return on_engine(lambda engine: engine.containers({label: value}))
+
+    assert call("POST", "/namespaces", {"name": "dock", "project_id": project_id})[0] == 201
+    client_id, secret = agent_account(platform)
+    (root / "node-d.secret").write_text(secret)
+    agent = start_agent(kube, platform, root, "node-d", "--client-id", client_id, "--client-secret-file",
+                        str(root / "node-d.secret"), "--runtime", "docker", "--docker-host", DOCKER_HOST)
+    try:
+        node = wait_for("the node to register", lambda: call("GET", "/nodes/node-d")[1].get("data"))
+        assert node["status"]["runtime"] == "docker"
+        uids = {}
+        for name in ("web-1", "web-2"):
+            status, created = call("POST", "/pods", {
+                "namespace": "dock", "name": name, "labels": {"app": "web"},
+                "spec": {"node_selector": {"kubernetes.io/hostname": "node-d"}, "termination_grace_period_seconds": 5,
+                         "containers": [{"name": "http", "image": image, "command": ["sh", "-c", SERVER],
+                                         "ports": [{"container_port": 8080}]}]}})
+            assert status == 201, created
+            uids[name] = created["data"]["metadata"]["uid"]
+        status, service = call("POST", "/services", {"namespace": "dock", "name": "web", "service_type": "NodePort",
+                                                     "port": 80, "target_port": 8080, "selector": {"app": "web"}})
+        assert status == 201, service
+        node_port = service["data"]["spec"]["ports"][0]["node_port"]
+        cluster_ip = service["data"]["spec"]["cluster_ip"]
+
+        def both_ready() -> list | None:
+            ready = call("GET", "/endpoints/dock/web")[1]["data"]["addresses"]
+            return ready if len(ready) == 2 else None
+
+        ready = wait_for("both pods to be endpoints", both_ready, timeout=60)
+        assert {a["pod_name"] for a in ready} == {"web-1", "web-2"}
+        # The endpoints are the sandboxes' addresses on the engine's bridge, not loopback ones.
+        sandboxes = {c["Labels"][UID]: next(iter(c["NetworkSettings"]["Networks"].values()))["IPAddress"]
+                     for c in engine_containers(NAMESPACE, "dock") if c["Labels"][UID] in uids.values()
+                     and c["NetworkSettings"]["Networks"]}
+        assert {a["ip"] for a in ready} == set(sandboxes.values()) and len(sandboxes) == 2
+
+        assert wait_for("the node port to reach both pods",
+                        lambda: answers("127.0.0.1", node_port) == {"hello from web-1", "hello from web-2"})
+        assert wait_for("the cluster IP to reach both pods",
+                        lambda: answers(cluster_ip, 80) == {"hello from web-1", "hello from web-2"})
+        status, body = call("GET", "/pods/dock/web-1/logs")
+        assert status == 200 and body["data"]["text"] == "serving web-1\n"
+
+        # A deleted pod leaves the endpoints and the engine, and the service keeps answering from the other.
+        assert call("DELETE", "/pods/dock/web-1")[0] == 200
+        wait_for("web-1 to leave the endpoints", lambda: [a["pod_name"] for a in call(
+            "GET", "/endpoints/dock/web")[1]["data"]["addresses"]] == ["web-2"])
+        wait_for("web-1's containers to be removed", lambda: engine_containers(UID, uids["web-1"]) == [])
+        assert wait_for("only web-2 to answer", lambda: answers("127.0.0.1", node_port) == {"hello from web-2"})
+
+        assert call("DELETE", "/pods/dock/web-2")[0] == 200
+        assert call("DELETE", "/services/dock/web")[0] == 200
+        wait_for("every container of the test to be removed", lambda: engine_containers(NODE, "node-d") == [])
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(30)
+    assert agent.returncode == 0
+    assert engine_containers(NODE, "node-d") == []
+    assert secret not in (root / "node-d.log").read_text()
