@@ -8,9 +8,9 @@ import json
 import aiohttp
 import grpc
 import pytest
-from photoncloud.chainfire import rest_api
 from photoncloud.chainfire.v1 import kv_pb2 as pb
 from photoncloud.chainfire.v1 import kv_pb2_grpc as pb_grpc
+from photoncloud.common import sse
 from photoncloud.common.rpc import error_from_rpc
 
 SECONDS = 10  # every wait is bounded by this
@@ -82,7 +82,7 @@ async def test_sse_replays_history_then_streams_live_events(server, rest, auth):
 
 
 async def test_sse_heartbeats_and_timeout(server, auth, rest, monkeypatch):
-    monkeypatch.setattr(rest_api, "HEARTBEAT_SECONDS", 0.1)
+    monkeypatch.setattr(sse, "HEARTBEAT_SECONDS", 0.1)
     async with aiohttp.ClientSession(headers=auth.headers) as session:
         async with session.get(rest.base + "/watch", params={"key": "k", "timeout_seconds": "0.5"}) as response:
             body = await asyncio.wait_for(response.read(), SECONDS)  # the stream ends by itself

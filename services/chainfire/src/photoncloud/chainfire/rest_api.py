@@ -3,18 +3,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import json
-import time
 from typing import Literal
 
 from aiohttp import web
 from pydantic import Field, model_validator
 
-from photoncloud.common import envelope, paging, request_id
-from photoncloud.common.errors import InvalidArgument, NotFound, ServiceError
+from photoncloud.common import paging, sse
+from photoncloud.common.errors import InvalidArgument, NotFound
 from photoncloud.common.models import Body, Query, Result
 from photoncloud.common.rest import RouteTable
 
@@ -27,7 +24,6 @@ LEASE = "photoncloud.chainfire.v1.Lease/"
 LEASES_READ, LEASES_WRITE = "chainfire:leases:read", "chainfire:leases:write"
 CLUSTER = "photoncloud.chainfire.v1.Cluster/"
 CLUSTER_READ, CLUSTER_MANAGE = "chainfire:cluster:read", "chainfire:cluster:manage"
-HEARTBEAT_SECONDS = 10.0  # a comment line on an idle watch stream, so proxies and clients see it live
 
 
 class KeyValueOut(Result):
@@ -378,11 +374,6 @@ def event_out(event: core.Event) -> EventOut:
                     prev_kv=kv_out(event.prev_kv) if event.prev_kv else None)
 
 
-def _sse(name: str, data: object) -> bytes:
-    """One server-sent event."""
-    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
-
-
 def _put_out(result: core.PutResult) -> PutOut:
     return PutOut(revision=result.revision, prev_kv=kv_out(result.prev_kv) if result.prev_kv else None)
 
@@ -504,49 +495,11 @@ def routes(kv: core.KVCore, heartbeat_seconds: float | None = None) -> RouteTabl
             raise InvalidArgument("give either prefix or range_end, not both", {"field": "range_end"})
         opened = await kv.watch(core.WatchRequest(_bytes(query.key), _bytes(query.range_end), query.prefix,
                                                   query.start_revision, query.prev_kv))
-        response = web.StreamResponse(headers={
-            "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-            request_id.HEADER: request_id.current() or "",
-        })
-        heartbeat = heartbeat_seconds or HEARTBEAT_SECONDS
-        events = opened.__aiter__()
-        pending: asyncio.Future | None = None
-        ends = time.monotonic() + query.timeout_seconds if query.timeout_seconds else None
-        try:
-            await response.prepare(request)
-            await response.write(f": watching from revision {opened.revision}\n\n".encode())
-            while True:
-                left = None if ends is None else ends - time.monotonic()
-                if left is not None and left <= 0:
-                    break
-                if pending is None:
-                    pending = asyncio.ensure_future(events.__anext__())
-                done, _ = await asyncio.wait({pending}, timeout=heartbeat if left is None
-                                             else min(heartbeat, left))
-                if not done:
-                    if ends is None or time.monotonic() < ends:
-                        await response.write(b": heartbeat\n\n")
-                    continue
-                try:
-                    batch = pending.result()
-                except StopAsyncIteration:
-                    break
-                except ServiceError as exc:  # e.g. compacted while catching up: say so, then end
-                    await response.write(_sse("error", envelope.error(exc.code, exc.message, exc.details)))
-                    break
-                finally:
-                    pending = None
-                await response.write(b"".join(_sse(e.type.value.lower(), event_out(e).model_dump(mode="json"))
-                                              for e in batch.events))
-        except ConnectionResetError:
-            pass  # the client went away
-        finally:
-            if pending is not None:
-                pending.cancel()
-                await asyncio.gather(pending, return_exceptions=True)
-            await events.aclose()
-            opened.close()
-        return response
+        return await sse.stream(
+            request, opened, f"watching from revision {opened.revision}",
+            lambda batch: b"".join(sse.event(e.type.value.lower(), event_out(e).model_dump(mode="json"))
+                                   for e in batch.events),
+            query.timeout_seconds, heartbeat_seconds)
 
     @table.post("/api/v1/leases", "Grant a lease", body=LeaseGrantBody, response=LeaseOut,
                 rpc=LEASE + "Grant", permission=LEASES_WRITE)

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-import time
-
 from aiohttp import web
 
-from photoncloud.common import envelope, request_id
-from photoncloud.common.errors import ServiceError
+from photoncloud.common import sse
 from photoncloud.common.models import Body, Query, Result
 from photoncloud.common.rest import RouteTable
 from pydantic import Field
@@ -29,7 +24,6 @@ from .core import (
 PACKAGE = "photoncloud.k8shost.v1."
 NAMESPACES, PODS, SERVICES, ENDPOINTS, NODES = (PACKAGE + s + "/" for s in ("Namespaces", "Pods", "Services",
                                                                             "Endpoints", "Nodes"))
-HEARTBEAT_SECONDS = 10.0  # a comment line on an idle watch stream, so proxies and clients see it live
 
 
 # -- shared parts ---------------------------------------------------------------------------------
@@ -429,11 +423,6 @@ class WatchQuery(Query):
     timeout_seconds: float = Field(0, ge=0, description="end the stream after this long (0: never)")
 
 
-def _sse(name: str, data: object) -> bytes:
-    """One server-sent event."""
-    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
-
-
 def routes(kube: core.KubeCore, heartbeat_seconds: float | None = None) -> RouteTable:
     """k8shost's REST routes over kube (watch streams send a heartbeat when idle that long)."""
     table = RouteTable()
@@ -603,48 +592,10 @@ def routes(kube: core.KubeCore, heartbeat_seconds: float | None = None) -> Route
         # The permission depends on the kind: the core checks it (k8shost:<kind>:read).
         opened = await kube.watch(kind, query.namespace, query.label_selector, query.node_name,
                                   query.resource_version)
-        response = web.StreamResponse(headers={
-            "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-            request_id.HEADER: request_id.current() or "",
-        })
-        heartbeat = heartbeat_seconds or HEARTBEAT_SECONDS
-        events = opened.__aiter__()
-        pending: asyncio.Future | None = None
-        ends = time.monotonic() + query.timeout_seconds if query.timeout_seconds else None
-        try:
-            await response.prepare(request)
-            await response.write(f": watching {kind} from resource version {opened.revision}\n\n".encode())
-            while True:
-                left = None if ends is None else ends - time.monotonic()
-                if left is not None and left <= 0:
-                    break
-                if pending is None:
-                    pending = asyncio.ensure_future(events.__anext__())
-                done, _ = await asyncio.wait({pending}, timeout=heartbeat if left is None else min(heartbeat, left))
-                if not done:
-                    if ends is None or time.monotonic() < ends:
-                        await response.write(b": heartbeat\n\n")
-                    continue
-                try:
-                    batch = pending.result()
-                except StopAsyncIteration:
-                    break
-                except ServiceError as exc:  # e.g. the history was compacted while catching up: say so, then end
-                    await response.write(_sse("error", envelope.error(exc.code, exc.message, exc.details)))
-                    break
-                finally:
-                    pending = None
-                await response.write(b"".join(_sse(e.type.lower(), views.event(e.type, e.revision, e.object))
-                                              for e in batch))
-        except ConnectionResetError:
-            pass  # the client went away
-        finally:
-            if pending is not None:
-                pending.cancel()
-                await asyncio.gather(pending, return_exceptions=True)
-            await events.aclose()
-            opened.close()
-        return response
+        return await sse.stream(
+            request, opened, f"watching {kind} from resource version {opened.revision}",
+            lambda batch: b"".join(sse.event(e.type.lower(), views.event(e.type, e.revision, e.object)) for e in batch),
+            query.timeout_seconds, heartbeat_seconds)
 
     return table
 

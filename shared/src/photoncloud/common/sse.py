@@ -1,0 +1,80 @@
+"""Server-sent events: a watch streamed to a REST client, batch by batch, with heartbeats.
+
+A watch is an async iterable of batches of events with a `close()`; a ServiceError it raises (a
+revision compacted while catching up, ...) is sent as an `error` event in the standard envelope,
+and ends the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterable, Callable
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from . import envelope, request_id
+from .errors import ServiceError
+
+HEARTBEAT_SECONDS = 10.0  # a comment line on an idle stream, so proxies and clients see it live
+
+
+class Watch(AsyncIterable[Any], Protocol):
+    """Batches of events, until closed."""
+
+    def close(self) -> None:
+        """Stop watching."""
+
+
+def event(name: str, data: object) -> bytes:
+    """One server-sent event: its name, and its data as compact JSON."""
+    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+async def stream(request: web.Request, watch: Watch, greeting: str, render: Callable[[Any], bytes],
+                 timeout_seconds: float = 0, heartbeat: float | None = None) -> web.StreamResponse:
+    """Send greeting (a comment), then each batch as render makes it, until the client goes, the
+    watch ends, or timeout_seconds (0: never) have passed."""
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+        request_id.HEADER: request_id.current() or "",
+    })
+    heartbeat = heartbeat or HEARTBEAT_SECONDS
+    batches = watch.__aiter__()
+    pending: asyncio.Future | None = None
+    ends = time.monotonic() + timeout_seconds if timeout_seconds else None
+    try:
+        await response.prepare(request)
+        await response.write(f": {greeting}\n\n".encode())
+        while True:
+            left = None if ends is None else ends - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            if pending is None:
+                pending = asyncio.ensure_future(batches.__anext__())
+            done, _ = await asyncio.wait({pending}, timeout=heartbeat if left is None else min(heartbeat, left))
+            if not done:
+                if ends is None or time.monotonic() < ends:
+                    await response.write(b": heartbeat\n\n")
+                continue
+            try:
+                batch = pending.result()
+            except StopAsyncIteration:
+                break
+            except ServiceError as exc:  # e.g. compacted while catching up: say so, then end
+                await response.write(event("error", envelope.error(exc.code, exc.message, exc.details)))
+                break
+            finally:
+                pending = None
+            await response.write(render(batch))
+    except ConnectionResetError:
+        pass  # the client went away
+    finally:
+        if pending is not None:
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
+        await batches.aclose()
+        watch.close()
+    return response
