@@ -250,18 +250,18 @@ class KubeCore:
         principal = auth.current()
         return None if principal is None else principal.scope
 
-    @staticmethod
-    def _tenancy_filter(org_id: str, project_id: str) -> tuple[str, str]:
-        """The org and project a listing is limited to: what was asked, narrowed to the token's scope."""
-        principal = auth.current()
-        if principal is None or principal.scope.kind == auth.SYSTEM:
-            return org_id, project_id
-        scope = principal.scope
-        if (org_id and org_id != scope.org_id) or (scope.kind == auth.PROJECT and project_id
-                                                   and project_id != scope.project_id):
-            raise PermissionDenied("the listing lies outside the token's scope",
-                                   {"reason": "OUT_OF_SCOPE", "scope": scope.as_dict()})
-        return scope.org_id, scope.project_id if scope.kind == auth.PROJECT else project_id
+    async def _namespaced_list(self, kind: str, permission: str, namespace: str, label_selector: str,
+                               page_size: int, page_token: str, node_name: str | None = None) -> Page:
+        """Objects of one namespace, or of every namespace the caller's token reaches."""
+        selector = selectors.parse(label_selector)
+        org_id = project_id = ""
+        if namespace:
+            await self._namespace(namespace, permission)
+        else:
+            self._require(permission)
+            org_id, project_id = auth.listing_scope("", "")
+        return await self._list(kind, Filter(kind, namespace, selector, node_name), org_id, project_id, page_size,
+                                page_token)
 
     async def _read(self, query: Callable[[], Any]) -> Any:
         return await self.log.read(query)
@@ -333,7 +333,7 @@ class KubeCore:
         """The namespaces the caller may see, filtered by project and labels."""
         self._require(NAMESPACES_READ)
         selector = selectors.parse(label_selector)
-        org_id, project_id = self._tenancy_filter(org_id, project_id)
+        org_id, project_id = auth.listing_scope(org_id, project_id)
         return await self._list("namespaces", Filter("namespaces", selector=selector), org_id, project_id, page_size,
                                 page_token)
 
@@ -370,17 +370,10 @@ class KubeCore:
     async def pods(self, namespace: str = "", label_selector: str = "", node_name: str = "", page_size: int = 0,
                    page_token: str = "") -> Page:
         """Pods of a namespace, or of every namespace the caller may read; by labels and node."""
-        selector = selectors.parse(label_selector)
-        org_id = project_id = ""
-        if namespace:
-            await self._namespace(namespace, PODS_READ)
-        else:
-            self._require(PODS_READ)
-            org_id, project_id = self._tenancy_filter("", "")
         if node_name:
             validation.dns_subdomain(node_name, "node_name")
-        filter = Filter("pods", namespace, selector, node_name or None)
-        return await self._list("pods", filter, org_id, project_id, page_size, page_token)
+        return await self._namespaced_list("pods", PODS_READ, namespace, label_selector, page_size, page_token,
+                                           node_name or None)
 
     async def update_pod(self, namespace: str, name: str, labels: Any = None, annotations: Any = None,
                          resource_version: str = "") -> Pod:
@@ -445,15 +438,8 @@ class KubeCore:
     async def services(self, namespace: str = "", label_selector: str = "", page_size: int = 0,
                        page_token: str = "") -> Page:
         """Services of a namespace, or of every namespace the caller may read."""
-        selector = selectors.parse(label_selector)
-        org_id = project_id = ""
-        if namespace:
-            await self._namespace(namespace, SERVICES_READ)
-        else:
-            self._require(SERVICES_READ)
-            org_id, project_id = self._tenancy_filter("", "")
-        return await self._list("services", Filter("services", namespace, selector), org_id, project_id, page_size,
-                                page_token)
+        return await self._namespaced_list("services", SERVICES_READ, namespace, label_selector, page_size,
+                                           page_token)
 
     async def update_service(self, namespace: str, name: str, labels: Any = None, annotations: Any = None,
                              spec: dict[str, Any] | None = None, resource_version: str = "") -> Service:
@@ -480,15 +466,8 @@ class KubeCore:
     async def endpoints_list(self, namespace: str = "", label_selector: str = "", page_size: int = 0,
                              page_token: str = "") -> Page:
         """Endpoints of a namespace, or of every namespace the caller may read."""
-        selector = selectors.parse(label_selector)
-        org_id = project_id = ""
-        if namespace:
-            await self._namespace(namespace, SERVICES_READ)
-        else:
-            self._require(SERVICES_READ)
-            org_id, project_id = self._tenancy_filter("", "")
-        return await self._list("endpoints", Filter("endpoints", namespace, selector), org_id, project_id, page_size,
-                                page_token)
+        return await self._namespaced_list("endpoints", SERVICES_READ, namespace, label_selector, page_size,
+                                           page_token)
 
     # Nodes
 
