@@ -20,16 +20,7 @@ from photoncloud.chainfire.core import (
 from photoncloud.chainfire.store import SqliteKVStore
 from photoncloud.common.errors import AlreadyExists, InvalidArgument, NotFound
 from photoncloud.common.replication import LocalLog
-
-
-class Clock:
-    """A wall clock the test moves by hand."""
-
-    def __init__(self, now: float = 1_000_000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from photoncloud.common.testing import Clock
 
 
 @pytest.fixture

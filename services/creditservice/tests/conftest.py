@@ -5,18 +5,9 @@ from __future__ import annotations
 import pytest
 
 from photoncloud.common.replication import LocalLog
+from photoncloud.common.testing import Clock
 from photoncloud.creditservice.core import CreditCore, CreditStateMachine
 from photoncloud.creditservice.store import SqliteCreditStore
-
-
-class Clock:
-    """Wall-clock seconds that only move when a test moves them."""
-
-    def __init__(self, now: float = 1_800_000_000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

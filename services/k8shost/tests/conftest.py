@@ -6,20 +6,10 @@ from __future__ import annotations
 import pytest
 
 from photoncloud.common.replication import LocalLog
-from photoncloud.common.testing import ServiceProcess, free_ports, start_platform
+from photoncloud.common.testing import Clock, ServiceProcess, free_ports, start_platform
 from photoncloud.k8shost.core import KubeCore
 from photoncloud.k8shost.machine import ObjectStateMachine
 from photoncloud.k8shost.store import SqliteObjectStore
-
-
-class Clock:
-    """Wall-clock seconds the test sets."""
-
-    def __init__(self, now: float = 1_800_000_000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -41,6 +41,16 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
+class Clock:
+    """Wall-clock seconds that move only when a test moves them (`clock.now += 5`)."""
+
+    def __init__(self, now: float = 1_800_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class ServiceProcess:
     """`python -m photoncloud.<name>` on free ports with its own data directory."""
 
