@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from photoncloud.common.auth import ORG, PROJECT, Scope
 from photoncloud.common.server import Server
-from photoncloud.common.testing import (GrpcContract, Operation, RestContract, TokenMint, contract_clients,
+from photoncloud.common.testing import (GrpcContract, Operation, RestContract, TokenMint, over_both_transports,
                                         serve, subset, without)
 from photoncloud.creditservice.app import build
 from photoncloud.creditservice.v1 import credit_pb2 as pb
@@ -107,13 +107,8 @@ async def start(data_dir, mint: TokenMint) -> Server:
 
 
 async def test_rest_and_grpc_agree_step_by_step(tmp_path, mint):
-    rest_server, grpc_server = await start(tmp_path / "rest", mint), await start(tmp_path / "grpc", mint)
-    try:
-        async with contract_clients(rest_server, grpc_server, mint.token(), OPS, pb, pb_grpc) as (rest, grpc_):
-            over_rest, over_grpc = await run(rest), await run(grpc_)
-    finally:
-        await rest_server.stop()
-        await grpc_server.stop()
+    over_rest, over_grpc = await over_both_transports(lambda d: start(d, mint), tmp_path, mint.token(), OPS, pb,
+                                                      pb_grpc, run)
     for step, a, b in zip(STEPS, over_rest, over_grpc):
         assert without(a, VOLATILE) == without(b, VOLATILE), step
 

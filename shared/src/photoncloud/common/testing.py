@@ -13,8 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -364,14 +363,22 @@ async def serve(build: Any, service: str, data_dir: Path, verifier: Verifier, **
     return server
 
 
-@asynccontextmanager
-async def contract_clients(rest_server: Any, grpc_server: Any, token: str, operations: dict[str, Operation],
-                           package: Any, stubs: Any) -> AsyncIterator[tuple[RestContract, GrpcContract]]:
-    """A RestContract on one server and a GrpcContract on another, both with token."""
+async def over_both_transports(start: Callable[[Path], Awaitable[Any]], root: Path, token: str,
+                               operations: dict[str, Operation], package: Any, stubs: Any,
+                               run: Callable[[Any], Awaitable[list[Any]]]) -> tuple[list[Any], list[Any]]:
+    """run's results over REST against one fresh server and over gRPC against another (each made by
+    start in a directory of its own under root), with token."""
     import aiohttp
     import grpc
 
-    async with aiohttp.ClientSession() as session, \
-            grpc.aio.insecure_channel(f"127.0.0.1:{grpc_server.grpc_port}") as channel:
-        yield (RestContract(session, rest_server.rest_port, {"Authorization": f"Bearer {token}"}, operations, package),
-               GrpcContract(channel, (("authorization", f"Bearer {token}"),), operations, package, stubs))
+    rest_server, grpc_server = await start(root / "rest"), await start(root / "grpc")
+    try:
+        async with aiohttp.ClientSession() as session, \
+                grpc.aio.insecure_channel(f"127.0.0.1:{grpc_server.grpc_port}") as channel:
+            rest = RestContract(session, rest_server.rest_port, {"Authorization": f"Bearer {token}"}, operations,
+                                package)
+            grpc_ = GrpcContract(channel, (("authorization", f"Bearer {token}"),), operations, package, stubs)
+            return await run(rest), await run(grpc_)
+    finally:
+        await rest_server.stop()
+        await grpc_server.stop()
