@@ -11,7 +11,7 @@ import pytest
 from photoncloud.common.errors import FailedPrecondition, NotFound, Unavailable
 from photoncloud.common.replication import LocalLog
 from photoncloud.plasmavmc.core import VmCore, VmStateMachine
-from photoncloud.plasmavmc.dependencies import PortInfo
+from photoncloud.common.network import PortInfo
 from photoncloud.plasmavmc.fake import FakeDriver
 from photoncloud.plasmavmc.store import SqliteVmStore
 from photoncloud.plasmavmc.testing import build_initramfs, guest_kernel

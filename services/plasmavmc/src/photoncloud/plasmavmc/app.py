@@ -16,7 +16,9 @@ from photoncloud.common.server import Service, run
 
 from . import grpc_api, rest_api
 from .core import Pricing, Settings, VmCore, VmStateMachine
-from .dependencies import CreditServiceBilling, PrismNetNetwork
+from photoncloud.common.prismnet import PrismNetNetwork
+
+from .dependencies import CreditServiceBilling
 from .driver import Driver
 from .fake import FakeDriver
 from .qemu import QemuDriver
@@ -59,7 +61,7 @@ async def build(config: ServerConfig) -> Service:
     driver: Driver = (FakeDriver() if options["driver"] == "fake"
                       else QemuDriver(config.data_dir / "vms", str(options["qemu_binary"]), str(options["accel"])))
     billing = CreditServiceBilling(str(options["creditservice_grpc"])) if options["creditservice_grpc"] else None
-    network = PrismNetNetwork(str(options["prismnet_grpc"])) if options["prismnet_grpc"] else None
+    network = PrismNetNetwork(str(options["prismnet_grpc"]), "VM") if options["prismnet_grpc"] else None
     settings = Settings(Pricing(int(options["vcpu_hour_price"]), int(options["memory_gib_hour_price"])),
                         int(options["reservation_ttl_seconds"]), float(options["monitor_seconds"]))
     vmc = VmCore(machine, LocalLog(machine), driver, config.data_dir / "images", billing, network,

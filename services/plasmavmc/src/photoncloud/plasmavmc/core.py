@@ -50,11 +50,12 @@ from typing import Any, Union
 
 from photoncloud.common import auth, paging
 from photoncloud.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, ServiceError
+from photoncloud.common.network import Network
 from photoncloud.common.projects import Projects
 from photoncloud.common.replication import Log
 from photoncloud.common.sqlite import SqliteStateMachine
 
-from .dependencies import Billing, Network
+from .dependencies import Billing
 from .driver import Driver, HypervisorError, NicSpec, Power, VmSpec
 from .records import Flavor, Image, ImageFile, Nic, State, Vm
 
