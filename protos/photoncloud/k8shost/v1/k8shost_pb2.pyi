@@ -53,19 +53,21 @@ class Condition(_message.Message):
     def __init__(self, type: _Optional[str] = ..., status: _Optional[str] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., last_transition_time: _Optional[str] = ...) -> None: ...
 
 class Namespace(_message.Message):
-    __slots__ = ("metadata", "org_id", "project_id", "phase")
+    __slots__ = ("metadata", "org_id", "project_id", "phase", "subnet_id")
     METADATA_FIELD_NUMBER: _ClassVar[int]
     ORG_ID_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
+    SUBNET_ID_FIELD_NUMBER: _ClassVar[int]
     metadata: ObjectMeta
     org_id: str
     project_id: str
     phase: str
-    def __init__(self, metadata: _Optional[_Union[ObjectMeta, _Mapping]] = ..., org_id: _Optional[str] = ..., project_id: _Optional[str] = ..., phase: _Optional[str] = ...) -> None: ...
+    subnet_id: str
+    def __init__(self, metadata: _Optional[_Union[ObjectMeta, _Mapping]] = ..., org_id: _Optional[str] = ..., project_id: _Optional[str] = ..., phase: _Optional[str] = ..., subnet_id: _Optional[str] = ...) -> None: ...
 
 class CreateNamespaceRequest(_message.Message):
-    __slots__ = ("name", "org_id", "project_id", "labels", "annotations")
+    __slots__ = ("name", "org_id", "project_id", "labels", "annotations", "subnet_id")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -85,12 +87,14 @@ class CreateNamespaceRequest(_message.Message):
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     ANNOTATIONS_FIELD_NUMBER: _ClassVar[int]
+    SUBNET_ID_FIELD_NUMBER: _ClassVar[int]
     name: str
     org_id: str
     project_id: str
     labels: _containers.ScalarMap[str, str]
     annotations: _containers.ScalarMap[str, str]
-    def __init__(self, name: _Optional[str] = ..., org_id: _Optional[str] = ..., project_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., annotations: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    subnet_id: str
+    def __init__(self, name: _Optional[str] = ..., org_id: _Optional[str] = ..., project_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., annotations: _Optional[_Mapping[str, str]] = ..., subnet_id: _Optional[str] = ...) -> None: ...
 
 class GetNamespaceRequest(_message.Message):
     __slots__ = ("name",)
@@ -123,7 +127,7 @@ class ListNamespacesResponse(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[Namespace, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., resource_version: _Optional[str] = ...) -> None: ...
 
 class UpdateNamespaceRequest(_message.Message):
-    __slots__ = ("name", "labels", "annotations", "resource_version")
+    __slots__ = ("name", "labels", "annotations", "resource_version", "subnet_id")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -142,11 +146,13 @@ class UpdateNamespaceRequest(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     ANNOTATIONS_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SUBNET_ID_FIELD_NUMBER: _ClassVar[int]
     name: str
     labels: _containers.ScalarMap[str, str]
     annotations: _containers.ScalarMap[str, str]
     resource_version: str
-    def __init__(self, name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., annotations: _Optional[_Mapping[str, str]] = ..., resource_version: _Optional[str] = ...) -> None: ...
+    subnet_id: str
+    def __init__(self, name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., annotations: _Optional[_Mapping[str, str]] = ..., resource_version: _Optional[str] = ..., subnet_id: _Optional[str] = ...) -> None: ...
 
 class DeleteNamespaceRequest(_message.Message):
     __slots__ = ("name", "resource_version")
@@ -251,7 +257,7 @@ class ContainerStatus(_message.Message):
     def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., exit_code: _Optional[int] = ..., started_at: _Optional[str] = ..., finished_at: _Optional[str] = ..., restart_count: _Optional[int] = ..., ready: _Optional[bool] = ...) -> None: ...
 
 class PodStatus(_message.Message):
-    __slots__ = ("phase", "conditions", "reason", "message", "host_ip", "pod_ip", "start_time", "container_statuses")
+    __slots__ = ("phase", "conditions", "reason", "message", "host_ip", "pod_ip", "start_time", "container_statuses", "network")
     PHASE_FIELD_NUMBER: _ClassVar[int]
     CONDITIONS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -260,6 +266,7 @@ class PodStatus(_message.Message):
     POD_IP_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_STATUSES_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
     phase: str
     conditions: _containers.RepeatedCompositeFieldContainer[Condition]
     reason: str
@@ -268,7 +275,22 @@ class PodStatus(_message.Message):
     pod_ip: str
     start_time: str
     container_statuses: _containers.RepeatedCompositeFieldContainer[ContainerStatus]
-    def __init__(self, phase: _Optional[str] = ..., conditions: _Optional[_Iterable[_Union[Condition, _Mapping]]] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., host_ip: _Optional[str] = ..., pod_ip: _Optional[str] = ..., start_time: _Optional[str] = ..., container_statuses: _Optional[_Iterable[_Union[ContainerStatus, _Mapping]]] = ...) -> None: ...
+    network: PodNetwork
+    def __init__(self, phase: _Optional[str] = ..., conditions: _Optional[_Iterable[_Union[Condition, _Mapping]]] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., host_ip: _Optional[str] = ..., pod_ip: _Optional[str] = ..., start_time: _Optional[str] = ..., container_statuses: _Optional[_Iterable[_Union[ContainerStatus, _Mapping]]] = ..., network: _Optional[_Union[PodNetwork, _Mapping]] = ...) -> None: ...
+
+class PodNetwork(_message.Message):
+    __slots__ = ("subnet_id", "port_id", "cidr_block", "gateway_ip", "mac_address")
+    SUBNET_ID_FIELD_NUMBER: _ClassVar[int]
+    PORT_ID_FIELD_NUMBER: _ClassVar[int]
+    CIDR_BLOCK_FIELD_NUMBER: _ClassVar[int]
+    GATEWAY_IP_FIELD_NUMBER: _ClassVar[int]
+    MAC_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    subnet_id: str
+    port_id: str
+    cidr_block: str
+    gateway_ip: str
+    mac_address: str
+    def __init__(self, subnet_id: _Optional[str] = ..., port_id: _Optional[str] = ..., cidr_block: _Optional[str] = ..., gateway_ip: _Optional[str] = ..., mac_address: _Optional[str] = ...) -> None: ...
 
 class Pod(_message.Message):
     __slots__ = ("metadata", "spec", "status")

@@ -9,6 +9,7 @@ from typing import Any
 
 from photoncloud.common.auth import iam_verifier
 from photoncloud.common.config import ServerConfig
+from photoncloud.common.prismnet import PrismNetNetwork
 from photoncloud.common.projects import Projects
 from photoncloud.common.replication import LocalLog
 from photoncloud.common.server import Service, run
@@ -29,6 +30,7 @@ from .store import SqliteObjectStore
 NAME = "k8shost"
 REST_PORT = 8085
 __version__ = version("photoncloud-k8shost")
+PRISMNET_GRPC = "127.0.0.1:50057"
 
 
 def add_options(group: Any, default: Any) -> None:
@@ -50,6 +52,9 @@ def add_options(group: Any, default: Any) -> None:
     group.add_argument("--disable-scheduler", action="store_true",
                        default=str(default("disable_scheduler", "")).lower() in ("1", "true", "yes"),
                        help="do not bind pods to nodes in this process (as k3s's flag: another scheduler does)")
+    group.add_argument("--prismnet-grpc", default=default("prismnet_grpc", PRISMNET_GRPC),
+                       help="PrismNET's gRPC address, for namespaces whose pods get addresses from a subnet "
+                            "(empty: namespaces cannot name a subnet)")
     group.add_argument("--history-kept", type=int, default=default("history_kept", HISTORY_KEPT),
                        help="changes kept for watches; a watch from an older resource_version is OUT_OF_RANGE")
 
@@ -59,6 +64,8 @@ async def build(config: ServerConfig) -> Service:
     store = SqliteObjectStore(config.data_dir / "objects.sqlite3")
     options = config.options
     machine = ObjectStateMachine(store, int(options.get("history_kept", HISTORY_KEPT)))
+    target = str(options.get("prismnet_grpc", PRISMNET_GRPC))
+    network = PrismNetNetwork(target, "POD") if target else None
     kube = KubeCore(machine, LocalLog(machine), projects=Projects(config.iam_url) if config.iam_url else None,
                     daemons=AgentClient(),
                     node_grace_seconds=float(options.get("node_grace_seconds", NODE_GRACE_SECONDS)),
@@ -66,15 +73,18 @@ async def build(config: ServerConfig) -> Service:
                     cluster_ip_range=str(options.get("service_cluster_ip_range", SERVICE_CLUSTER_IP_RANGE)),
                     node_ports=port_range(str(options.get("service_node_port_range", "30000-32767"))),
                     cluster_cidr=str(options.get("cluster_cidr", CLUSTER_CIDR)),
-                    node_cidr_prefix=int(options.get("node_cidr_mask_size", NODE_CIDR_PREFIX)))
+                    node_cidr_prefix=int(options.get("node_cidr_mask_size", NODE_CIDR_PREFIX)), network=network)
     kube.start(scheduler=not options.get("disable_scheduler", False))
 
     async def dependencies() -> dict[str, Any]:
         index, revision = await kube.log.read(lambda: (store.applied_index(), store.revision()))
-        return {"store": {"applied_index": index, "resource_version": str(revision)}}
+        return {"store": {"applied_index": index, "resource_version": str(revision)},
+                "prismnet": {"grpc": network.target if network else "none: namespaces cannot name a subnet"}}
 
     async def close() -> None:
         await kube.close()
+        if network is not None:
+            await network.close()
         store.close()
 
     verifier = iam_verifier(config.iam_url, config.expected_issuer, config.revocation_poll_seconds)

@@ -6,7 +6,10 @@ controller), k3s (one small process) and Nomad. Every operation authorizes, vali
 proposes a command to the log (machine.py applies it) or reads the store.
 
 Namespaces belong to IAM projects; a pod or service is authorized against its namespace's
-project. Nodes are the platform's, not a tenant's: changing them (registering, heartbeats, pod
+project. A namespace may name a PrismNET subnet of its project: each pod created there gets a
+port on it (device_type POD, device_id the pod's uid) before it is proposed, made with the
+caller's token, and its address becomes the pod's IP (status.pod_ip, kept when agents report);
+deleting the pod, or its namespace, deletes the port first. Nodes are the platform's, not a tenant's: changing them (registering, heartbeats, pod
 status reports: what node agents do) takes `k8shost:nodes:write` on a system-scoped token.
 """
 
@@ -19,7 +22,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from photoncloud.common import auth, paging
@@ -32,6 +35,7 @@ from photoncloud.common.errors import (
     ServiceError,
     Unavailable,
 )
+from photoncloud.common.network import Network, PortInfo
 from photoncloud.common.projects import Projects
 from photoncloud.common.replication import Log
 from photoncloud.common.times import parse_time
@@ -50,6 +54,7 @@ from .machine import (
     SetPodStatus,
     Unschedulable,
     Update,
+    check_version,
     found,
 )
 from .records import (
@@ -68,6 +73,7 @@ from .records import (
     NodeStatus,
     Object,
     Pod,
+    PodNetwork,
     PodStatus,
     Service,
     condition,
@@ -118,13 +124,14 @@ class KubeCore:
                  node_grace_seconds: float = NODE_GRACE_SECONDS, monitor_seconds: float = MONITOR_SECONDS,
                  schedule_seconds: float = SCHEDULE_SECONDS, cluster_ip_range: str = SERVICE_CLUSTER_IP_RANGE,
                  node_ports: tuple[int, int] = NODE_PORTS, cluster_cidr: str = CLUSTER_CIDR,
-                 node_cidr_prefix: int = NODE_CIDR_PREFIX):
+                 node_cidr_prefix: int = NODE_CIDR_PREFIX, network: Network | None = None):
         self.machine = machine
         self.store = machine.store
         self.log = log
         self.clock = clock
         self.projects = projects  # IAM, to check that a project exists (None: trust the request)
         self.daemons = daemons
+        self.network = network  # PrismNET, for namespaces with a subnet (None: they cannot have one)
         self.node_grace_seconds = node_grace_seconds
         self.monitor_seconds = monitor_seconds
         self.schedule_seconds = schedule_seconds
@@ -310,9 +317,27 @@ class KubeCore:
 
     # Namespaces
 
+    async def _subnet(self, subnet_id: str, project_id: str) -> str:
+        """subnet_id, checked through PrismNET (with the caller's token) to be a subnet of the project."""
+        if not subnet_id:
+            return ""
+        validation.tenant(subnet_id, "subnet_id")
+        if self.network is None:
+            raise FailedPrecondition("this k8shost has no PrismNET (--prismnet-grpc is empty): a namespace cannot "
+                                     "name a subnet", {"field": "subnet_id", "reason": "NO_PRISMNET"})
+        try:
+            owner = await self.network.subnet_project(subnet_id)
+        except NotFound:
+            raise NotFound(f"subnet {subnet_id} not found in PrismNET",
+                           {"field": "subnet_id", "subnet_id": subnet_id}) from None
+        if owner != project_id:
+            raise InvalidArgument(f"subnet {subnet_id} belongs to another project than the namespace's ({project_id})",
+                                  {"field": "subnet_id", "subnet_id": subnet_id})
+        return subnet_id
+
     async def create_namespace(self, name: str, org_id: str, project_id: str, labels: Any = None,
-                               annotations: Any = None) -> Namespace:
-        """Create a namespace in an existing IAM project."""
+                               annotations: Any = None, subnet_id: str = "") -> Namespace:
+        """Create a namespace in an existing IAM project (its pods' addresses from a PrismNET subnet, if named)."""
         validation.dns_label(name)
         validation.tenant(project_id, "project_id")
         if org_id or self.projects is None:
@@ -321,7 +346,8 @@ class KubeCore:
         if self.projects is not None:
             org_id = await self.projects.resolve(project_id, org_id)
         self._require(NAMESPACES_WRITE, org_id, project_id)
-        ns = Namespace(self._meta(name, "", labels, annotations), org_id, project_id)
+        subnet_id = await self._subnet(subnet_id, project_id)
+        ns = Namespace(self._meta(name, "", labels, annotations), org_id, project_id, subnet_id=subnet_id)
         return await self.log.propose(Create("namespaces", ns))
 
     async def namespace(self, name: str) -> Namespace:
@@ -338,18 +364,34 @@ class KubeCore:
                                 page_token)
 
     async def update_namespace(self, name: str, labels: Any = None, annotations: Any = None,
-                               resource_version: str = "") -> Namespace:
-        """Replace a namespace's labels and annotations (ABORTED on a stale resource_version)."""
+                               resource_version: str = "", subnet_id: str = "") -> Namespace:
+        """Replace a namespace's labels, annotations and subnet (ABORTED on a stale resource_version); pods
+        created before keep their addresses."""
         expected = validation.resource_version(resource_version)
         checked = validation.labels(labels), validation.annotations(annotations)
-        await self._namespace(name, NAMESPACES_WRITE)
-        return await self.log.propose(Update("namespaces", "", name, expected, *checked, None))
+        ns = await self._namespace(name, NAMESPACES_WRITE)
+        if subnet_id != ns.subnet_id:
+            subnet_id = await self._subnet(subnet_id, ns.project_id)
+        return await self.log.propose(Update("namespaces", "", name, expected, *checked, None, subnet_id=subnet_id))
 
     async def delete_namespace(self, name: str, resource_version: str = "") -> Namespace:
-        """Delete a namespace with its pods and services."""
+        """Delete a namespace with its pods (and their PrismNET ports) and services."""
         expected = validation.resource_version(resource_version)
-        await self._namespace(name, NAMESPACES_WRITE)
+        ns = await self._namespace(name, NAMESPACES_WRITE)
+        check_version(ns, expected)
+        pods = await self._read(lambda: list(self.store.scan("pods", namespace=name)))
+        await self._delete_ports(pods)
         return await self.log.propose(Delete("namespaces", "", name, expected))
+
+    async def _delete_ports(self, pods: list[Pod]) -> None:
+        """Delete the PrismNET ports of pods, before the pods: a PrismNET that cannot be reached refuses the
+        deletion (UNAVAILABLE; retrying it is safe), rather than leaving ports nobody frees."""
+        ports = [p.status.network.port_id for p in pods if p.status.network is not None]
+        if ports and self.network is None:
+            raise FailedPrecondition("the pods have PrismNET ports and this k8shost has no PrismNET "
+                                     "(--prismnet-grpc is empty)", {"reason": "NO_PRISMNET"})
+        for port_id in ports:
+            await self.network.delete_port(port_id)  # type: ignore[union-attr]
 
     # Pods
 
@@ -359,9 +401,31 @@ class KubeCore:
         """Create a pod (Pending until the scheduler binds it to a node)."""
         validation.dns_label(name)
         pod_spec = validation.pod_spec(spec, image, command, args)
-        await self._namespace(namespace, PODS_WRITE)
+        ns = await self._namespace(namespace, PODS_WRITE)
         pod = Pod(self._meta(name, namespace, labels, annotations), pod_spec)
-        return await self.log.propose(Create("pods", pod))
+        if not ns.subnet_id:
+            return await self.log.propose(Create("pods", pod))
+        port = await self._port(ns.subnet_id, pod)
+        network = PodNetwork(port.subnet_id, port.id, port.cidr_block, port.gateway_ip, port.mac_address)
+        try:
+            return await self.log.propose(Create("pods", replace(pod, status=replace(
+                pod.status, pod_ip=port.ip_address, network=network))))
+        except BaseException:
+            # The refusal is what the caller must hear; a port that cannot be freed now is only logged.
+            try:
+                await asyncio.shield(self.network.delete_port(port.id))  # type: ignore[union-attr]
+            except Exception as exc:  # noqa: BLE001
+                log.warning("cannot delete port %s of refused pod %s/%s: %s", port.id, namespace, name, exc)
+            raise
+
+    async def _port(self, subnet_id: str, pod: Pod) -> PortInfo:
+        """A PrismNET port for the pod, made with the caller's token (its errors are the pod's refusal)."""
+        if self.network is None:
+            raise FailedPrecondition(f"the namespace's pods get addresses from subnet {subnet_id}, and this k8shost "
+                                     "has no PrismNET (--prismnet-grpc is empty)", {"reason": "NO_PRISMNET"})
+        meta = pod.metadata
+        # PrismNET names are at most 63 letters, digits and . _ - (no slash).
+        return await self.network.create_port(subnet_id, f"{meta.namespace}.{meta.name}"[:63], meta.uid)
 
     async def pod(self, namespace: str, name: str) -> Pod:
         """A pod."""
@@ -384,9 +448,11 @@ class KubeCore:
         return await self.log.propose(Update("pods", namespace, name, expected, *checked, None))
 
     async def delete_pod(self, namespace: str, name: str, resource_version: str = "") -> Pod:
-        """Delete a pod; its node agent stops its containers."""
+        """Delete a pod (and its PrismNET port); its node agent stops its containers."""
         expected = validation.resource_version(resource_version)
-        await self._object("pods", namespace, name, PODS_WRITE)
+        pod = await self._object("pods", namespace, name, PODS_WRITE)
+        check_version(pod, expected)
+        await self._delete_ports([pod])
         return await self.log.propose(Delete("pods", namespace, name, expected))
 
     async def update_pod_status(self, namespace: str, name: str, uid: str, status: dict[str, Any]) -> Pod:

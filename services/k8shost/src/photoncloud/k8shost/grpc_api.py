@@ -42,7 +42,7 @@ class NamespacesServicer(pb_grpc.NamespacesServicer):
 
     async def CreateNamespace(self, request: pb.CreateNamespaceRequest, context: Context) -> pb.Namespace:
         ns = await self.kube.create_namespace(request.name, request.org_id, request.project_id, dict(request.labels),
-                                              dict(request.annotations))
+                                              dict(request.annotations), request.subnet_id)
         return _pb(views.obj(ns), pb.Namespace)
 
     async def GetNamespace(self, request: pb.GetNamespaceRequest, context: Context) -> pb.Namespace:
@@ -55,7 +55,7 @@ class NamespacesServicer(pb_grpc.NamespacesServicer):
 
     async def UpdateNamespace(self, request: pb.UpdateNamespaceRequest, context: Context) -> pb.Namespace:
         ns = await self.kube.update_namespace(request.name, dict(request.labels), dict(request.annotations),
-                                              request.resource_version)
+                                              request.resource_version, request.subnet_id)
         return _pb(views.obj(ns), pb.Namespace)
 
     async def DeleteNamespace(self, request: pb.DeleteNamespaceRequest, context: Context) -> pb.Namespace:

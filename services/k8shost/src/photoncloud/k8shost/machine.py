@@ -77,7 +77,7 @@ class Create:
 
 @dataclass(frozen=True)
 class Update:
-    """Replace an object's labels and annotations (and a service's or node's spec)."""
+    """Replace an object's labels and annotations (and a service's or node's spec, a namespace's subnet)."""
 
     kind: str
     namespace: str
@@ -87,6 +87,7 @@ class Update:
     annotations: dict[str, str] | None
     spec: ServiceSpec | NodeSpec | None  # a service's or a node's new spec
     node_ports: tuple[int, int] = NODE_PORTS
+    subnet_id: str | None = None  # a namespace's subnet from now on (None: unchanged)
 
 
 @dataclass(frozen=True)
@@ -325,6 +326,8 @@ class ObjectStateMachine(SqliteStateMachine):
             new = replace(new, spec=replace(spec, cluster_ip=obj.spec.cluster_ip))
         elif isinstance(c.spec, NodeSpec):
             new = replace(new, spec=replace(c.spec, pod_cidr=obj.spec.pod_cidr))
+        if isinstance(new, Namespace) and c.subnet_id is not None:
+            new = replace(new, subnet_id=c.subnet_id)
         return self._write(c.kind, MODIFIED, new, obj)
 
     def _delete(self, c: Delete) -> Object:
@@ -445,6 +448,8 @@ class ObjectStateMachine(SqliteStateMachine):
                                else old.last_transition_time),)
         status = replace(c.status, conditions=merged, start_time=pod.status.start_time or c.status.start_time
                          or (c.now if c.status.phase == RUNNING else 0.0))
+        if pod.status.network is not None:  # the address is the API server's (a PrismNET port), not the agent's
+            status = replace(status, pod_ip=pod.status.pod_ip, network=pod.status.network)
         if status == pod.status:
             return pod  # the same report again: no new revision
         return self._write("pods", MODIFIED, replace(pod, status=status), pod)

@@ -55,6 +55,7 @@ class Namespace:
     org_id: str
     project_id: str
     phase: str = "Active"
+    subnet_id: str = ""  # a PrismNET subnet of the project: its pods get their addresses there ("": their nodes')
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,17 @@ class ContainerStatus:
 
 
 @dataclass(frozen=True)
+class PodNetwork:
+    """The PrismNET port that holds a pod's address (pod_ip), and its subnet's range, for the node agent."""
+
+    subnet_id: str
+    port_id: str
+    cidr_block: str
+    gateway_ip: str
+    mac_address: str = ""
+
+
+@dataclass(frozen=True)
 class PodStatus:
     """Where a pod stands: its phase, conditions and containers."""
 
@@ -133,6 +145,7 @@ class PodStatus:
     pod_ip: str = ""
     start_time: float = 0.0
     container_statuses: tuple[ContainerStatus, ...] = ()
+    network: PodNetwork | None = None  # set at creation in a namespace with a subnet; pod_ip is then its port's
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,9 @@ class VersionBody(Body):
 
 # -- namespaces -----------------------------------------------------------------------------------
 
+SUBNET_HELP = ("a PrismNET subnet of the project: each pod created in the namespace gets a port there, whose address "
+               "is its pod_ip")
+
 class NamespaceOut(Result):
     """A namespace of an IAM project."""
 
@@ -66,6 +69,7 @@ class NamespaceOut(Result):
     org_id: str
     project_id: str
     phase: str
+    subnet_id: str = Field("", description="the PrismNET subnet its pods get their addresses from")
 
 
 class NamespaceList(Result):
@@ -84,6 +88,7 @@ class NamespaceBody(Body):
     project_id: str = Field(description="an IAM project")
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
+    subnet_id: str = Field("", description=SUBNET_HELP)
 
 
 class NamespaceQuery(Query):
@@ -101,6 +106,12 @@ class LabelsBody(VersionBody):
 
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class NamespaceUpdateBody(LabelsBody):
+    """The namespace's labels, annotations and subnet from now on (absent: none)."""
+
+    subnet_id: str = Field("", description=SUBNET_HELP + "; pods created before keep their addresses")
 
 
 # -- pods -----------------------------------------------------------------------------------------
@@ -163,6 +174,16 @@ class ContainerStatusModel(Body):
     ready: bool = False
 
 
+class PodNetworkModel(Body):
+    """The PrismNET port holding a pod's address, and its subnet's range."""
+
+    subnet_id: str
+    port_id: str
+    cidr_block: str
+    gateway_ip: str
+    mac_address: str = ""
+
+
 class PodStatusModel(Body):
     """Where a pod stands."""
 
@@ -174,6 +195,8 @@ class PodStatusModel(Body):
     pod_ip: str = ""
     start_time: str = ""
     container_statuses: list[ContainerStatusModel] = Field(default_factory=list)
+    network: PodNetworkModel | None = Field(None, description="set by k8shost in a namespace with a subnet; "
+                                                              "pod_ip is then the port's address")
 
 
 class PodOut(Result):
@@ -433,7 +456,8 @@ def routes(kube: core.KubeCore, heartbeat_seconds: float | None = None) -> Route
                 response=NamespaceOut, status=201, rpc=NAMESPACES + "CreateNamespace", permission=NAMESPACES_WRITE)
     async def create_namespace(request: web.Request, body: NamespaceBody) -> NamespaceOut:
         return NamespaceOut(**views.obj(await kube.create_namespace(body.name, body.org_id, body.project_id,
-                                                                    body.labels, body.annotations)))
+                                                                    body.labels, body.annotations,
+                                                                    body.subnet_id)))
 
     @table.get("/api/v1/namespaces", "The namespaces the caller may see", query=NamespaceQuery, response=NamespaceList,
                rpc=NAMESPACES + "ListNamespaces", permission=NAMESPACES_READ)
@@ -447,11 +471,12 @@ def routes(kube: core.KubeCore, heartbeat_seconds: float | None = None) -> Route
     async def get_namespace(request: web.Request, name: str) -> NamespaceOut:
         return NamespaceOut(**views.obj(await kube.namespace(name)))
 
-    @table.put("/api/v1/namespaces/{name}", "Replace a namespace's labels and annotations", body=LabelsBody,
-               response=NamespaceOut, rpc=NAMESPACES + "UpdateNamespace", permission=NAMESPACES_WRITE)
-    async def update_namespace(request: web.Request, name: str, body: LabelsBody) -> NamespaceOut:
+    @table.put("/api/v1/namespaces/{name}", "Replace a namespace's labels, annotations and subnet",
+               body=NamespaceUpdateBody, response=NamespaceOut, rpc=NAMESPACES + "UpdateNamespace",
+               permission=NAMESPACES_WRITE)
+    async def update_namespace(request: web.Request, name: str, body: NamespaceUpdateBody) -> NamespaceOut:
         return NamespaceOut(**views.obj(await kube.update_namespace(name, body.labels, body.annotations,
-                                                                    body.resource_version)))
+                                                                    body.resource_version, body.subnet_id)))
 
     @table.delete("/api/v1/namespaces/{name}", "Delete a namespace with its pods and services", body=VersionBody,
                   response=NamespaceOut, rpc=NAMESPACES + "DeleteNamespace", permission=NAMESPACES_WRITE)
