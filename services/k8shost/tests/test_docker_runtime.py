@@ -1,8 +1,9 @@
 """The docker runtime against a real Docker engine, with an image the tests make of Debian's static
 busybox (no registry needed): a killed container restarted by policy in the same sandbox, a missing
 image's reason, command and args over the image, an agent's leftovers removed; and the pod with
-service workflow with an agent running `--runtime docker`. Without an engine the tests are skipped,
-unless PHOTONCLOUD_REQUIRE_DOCKER=1 makes them fail."""
+service workflow with an agent running `--runtime docker`, on the engine's bridge and on the network
+of a PrismNET subnet. Without an engine the tests are skipped, unless PHOTONCLOUD_REQUIRE_DOCKER=1
+makes them fail."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from photoncloud.k8shost.agent.docker import NAMESPACE, NODE, UID, DockerRuntime
+from photoncloud.common.testing import start_platform
+from photoncloud.k8shost.agent.docker import NAMESPACE, NETWORK_PREFIX, NODE, SUBNET, UID, DockerRuntime
 from photoncloud.k8shost.agent.engine import DEFAULT_HOST, Engine, EngineError
 from photoncloud.k8shost.agent.runtime import Backoff, phase
 from photoncloud.k8shost.testing import agent_account, answers, start_agent, until, wait_for
@@ -238,3 +240,91 @@ def test_a_node_port_service_spreads_connections_over_pods_in_docker_containers(
     assert agent.returncode == 0
     assert engine_containers(NODE, "node-d") == []
     assert secret not in (root / "node-d.log").read_text()
+
+
+@pytest.fixture(scope="module")
+def networked(image, tmp_path_factory):
+    """IAM, PrismNET, and k8shost calling PrismNET, as processes: (platform, root)."""
+    root = tmp_path_factory.mktemp("networked")
+    platform = start_platform(root, "prismnet", "k8shost")
+    yield platform, root
+    platform.stop()
+
+
+def test_pods_of_a_namespace_with_a_subnet_get_prismnet_addresses_on_a_docker_network(image, networked):
+    platform, root = networked
+    admin = platform.admin_token()
+    _, project_id = platform.project("subnets")
+    kube, prismnet = platform.services["k8shost"], platform.services["prismnet"]
+
+    def call(service: Any, method: str, path: str, body: dict | None = None, expect: int = 200) -> dict:
+        status, reply = platform.request(method, f"{service.url}/api/v1{path}", body, admin)
+        assert status == expect, (method, path, status, reply)
+        return reply.get("data") or {}
+
+    def pod_ports() -> dict[str, str]:
+        """The subnet's ports of pods: device_id (a pod's uid) -> address."""
+        ports = call(prismnet, "GET", f"/ports?subnet_id={subnet['id']}")["items"]
+        return {p["device_id"]: p["ip_address"] for p in ports if p["device_type"] == "POD"}
+
+    def networks() -> list[dict]:
+        return on_engine(lambda engine: engine.networks(SUBNET))
+
+    vpc = call(prismnet, "POST", "/vpcs", {"name": "pods", "project_id": project_id, "cidr_block": "10.77.0.0/16"},
+               expect=201)
+    subnet = call(prismnet, "POST", "/subnets", {"vpc_id": vpc["id"], "name": "pods", "cidr_block": "10.77.1.0/24"},
+                  expect=201)
+    ns = call(kube, "POST", "/namespaces", {"name": "net", "project_id": project_id, "subnet_id": subnet["id"]},
+              expect=201)
+    assert ns["subnet_id"] == subnet["id"]
+    client_id, secret = agent_account(platform)
+    (root / "node-n.secret").write_text(secret)
+    agent = start_agent(kube, platform, root, "node-n", "--client-id", client_id, "--client-secret-file",
+                        str(root / "node-n.secret"), "--runtime", "docker", "--docker-host", DOCKER_HOST)
+    try:
+        uids, addresses = {}, {}
+        for name in ("web-1", "web-2"):
+            created = call(kube, "POST", "/pods", {
+                "namespace": "net", "name": name, "labels": {"app": "web"},
+                "spec": {"termination_grace_period_seconds": 5,
+                         "containers": [{"name": "http", "image": image, "command": ["sh", "-c", SERVER],
+                                         "ports": [{"container_port": 8080}]}]}}, expect=201)
+            uids[name], addresses[name] = created["metadata"]["uid"], created["status"]["pod_ip"]
+            assert created["status"]["network"]["subnet_id"] == subnet["id"]
+        # Both addresses are the subnet's, held by ports of the pods.
+        assert pod_ports() == {uids[n]: addresses[n] for n in uids}
+        assert all(a.startswith("10.77.1.") for a in addresses.values())
+        service = call(kube, "POST", "/services", {"namespace": "net", "name": "web", "service_type": "NodePort",
+                                                   "port": 80, "target_port": 8080, "selector": {"app": "web"}},
+                       expect=201)
+        node_port = service["spec"]["ports"][0]["node_port"]
+
+        def both_ready() -> list | None:
+            ready = call(kube, "GET", "/endpoints/net/web")["addresses"]
+            return ready if len(ready) == 2 else None
+
+        ready = wait_for("both pods to be endpoints", both_ready, timeout=60)
+        assert {a["ip"] for a in ready} == set(addresses.values())
+        # The sandboxes sit on the subnet's network at those addresses (and the agent's reports kept them).
+        sandboxes = {c["Labels"][UID]: c["NetworkSettings"]["Networks"].get(NETWORK_PREFIX + subnet["id"], {})
+                     .get("IPAddress") for c in on_engine(lambda engine: engine.containers({NAMESPACE: "net"}))
+                     if c["Labels"].get("io.photoncloud.k8shost.container") == "POD"}
+        assert sandboxes == {uids[n]: addresses[n] for n in uids}
+        assert [n["Labels"][SUBNET] for n in networks()] == [subnet["id"]]
+        assert wait_for("the node port to reach both pods",
+                        lambda: answers("127.0.0.1", node_port) == {"hello from web-1", "hello from web-2"})
+
+        call(kube, "DELETE", "/pods/net/web-1")
+        assert pod_ports() == {uids["web-2"]: addresses["web-2"]}
+        wait_for("web-1's containers to be removed",
+                 lambda: on_engine(lambda engine: engine.containers({UID: uids["web-1"]})) == [])
+        call(kube, "DELETE", "/namespaces/net")
+        assert pod_ports() == {}
+        wait_for("every container of the test to be removed",
+                 lambda: on_engine(lambda engine: engine.containers({NODE: "node-n"})) == [])
+        wait_for("the subnet's network to be removed", lambda: networks() == [])
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(30)
+    assert agent.returncode == 0
+    assert on_engine(lambda engine: engine.containers({NODE: "node-n"})) == [] and networks() == []

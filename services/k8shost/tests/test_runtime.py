@@ -124,3 +124,16 @@ async def test_a_container_sees_its_pod_address_and_its_expanded_variables(runti
     running.start()
     await until(lambda: running.states()[0].done)
     assert running.log_path("main").read_text() == "127.128.0.9 http://127.128.0.9:80 ns\n"
+
+
+async def test_a_pod_with_a_prismnet_address_is_refused_with_a_reason(runtime):
+    pod = {"metadata": {"name": "a", "namespace": "web", "uid": "u-net"},
+           "spec": {"containers": [{"name": "main", "command": ["sleep", "60"]}]},
+           "status": {"pod_ip": "10.1.0.2", "network": {"subnet_id": "s1", "port_id": "p1",
+                                                        "cidr_block": "10.1.0.0/24", "gateway_ip": "10.1.0.1"}}}
+    refused = runtime.pod(pod, "127.128.0.2")
+    refused.start()
+    (state,) = refused.states()
+    assert phase(refused.states()) == "Failed"
+    assert state.reason == "PodAddressUnsupported" and "--runtime docker" in state.message
+    await refused.stop()

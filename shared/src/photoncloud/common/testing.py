@@ -232,7 +232,8 @@ class Platform:
 
 # Flags pointing a service at another's gRPC port, which start_platform fills in ("" when the other
 # is not started: the service runs without it).
-GRPC_PEERS = {"plasmavmc": {"--creditservice-grpc": "creditservice", "--prismnet-grpc": "prismnet"}}
+GRPC_PEERS = {"plasmavmc": {"--creditservice-grpc": "creditservice", "--prismnet-grpc": "prismnet"},
+              "k8shost": {"--prismnet-grpc": "prismnet"}}
 # Flags for tests: VMs are emulated, which works on every machine (KVM is not always usable).
 TEST_ARGS = {"plasmavmc": ("--accel", "tcg")}
 

@@ -11,6 +11,12 @@ into the container's log file, the one the daemon port serves; supervision (rest
 back-off) is the one every runtime shares. Engine containers are labelled with their node, pod and
 container, so the agent finds what it left behind: a pod's when it stops, and its node's when it
 starts (what an agent that died left running; its pods are started afresh, as with processes).
+
+A pod whose address k8shost took from a PrismNET subnet (status.network) has its sandbox on a
+bridge network of that subnet instead: one per subnet, named after it, made on demand with the
+subnet's range and gateway (so the host routes to the pods, and the service proxy reaches them),
+with the sandbox at the assigned address. The network is removed once its last pod on the host
+is gone, and labelled, so that a starting agent removes those an earlier one left unused.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ PAUSE_IMAGE = "photoncloud/k8shost-pause:1"
 LABEL = "io.photoncloud.k8shost."
 NODE, UID, NAMESPACE, NAME, CONTAINER = (LABEL + k for k in ("node", "pod.uid", "pod.namespace", "pod.name",
                                                              "container"))
+SUBNET = LABEL + "subnet"  # on the network of a PrismNET subnet: the subnet's id
+NETWORK_PREFIX = "k8shost-"  # a PrismNET subnet's network is named this and the subnet's id
 
 
 def pause_program() -> bytes:
@@ -149,11 +157,13 @@ class DockerPod(Pod):
     def __init__(self, pod: dict[str, Any], runtime: DockerRuntime):
         self.runtime = runtime
         self.meta = pod["metadata"]
-        self.env = pod_env(pod, "")  # POD_IP once the sandbox has its address
+        self.subnet = pod.get("status", {}).get("network")  # a PrismNET port's subnet, or None
+        self.assigned = pod["status"]["pod_ip"] if self.subnet else ""
+        self.env = pod_env(pod, self.assigned)  # POD_IP once the sandbox has its address
         self.sandbox_id = ""
         self.attempts = 0
         self._lock = asyncio.Lock()
-        super().__init__(runtime.root / self.meta["uid"], "", [])
+        super().__init__(runtime.root / self.meta["uid"], self.assigned, [])
         self.containers = [DockerContainer(c, self, restart_policy(pod), grace(pod), runtime.backoff, runtime.on_change)
                            for c in pod["spec"]["containers"]]
 
@@ -172,29 +182,42 @@ class DockerPod(Pod):
             if self.sandbox_id:
                 return self.sandbox_id
             await self.runtime.pause_image()
-            engine = self.runtime.engine
-            config = {"Image": PAUSE_IMAGE, "Cmd": ["/pause"], "Hostname": self.meta["name"][:63],
-                      "Labels": self.labels("POD"),
-                      "HostConfig": {"NetworkMode": self.runtime.network, "IpcMode": "shareable"}}
-            sandbox = await engine.create(config, self.engine_name("POD", self.attempts))
-            self.attempts += 1
-            try:
-                await engine.start(sandbox)
-                address = _address(await engine.inspect(sandbox))
-                if not address:
-                    raise RunFailure(f"the pod's sandbox got no address on network {self.runtime.network}")
-            except BaseException:
-                with contextlib.suppress(EngineError):
-                    await engine.remove(sandbox)
-                raise
-            self.sandbox_id, self.pod_ip, self.env["POD_IP"] = sandbox, address, address
-            log.info("pod %s/%s has address %s", self.meta["namespace"], self.meta["name"], address)
-            return sandbox
+            if self.subnet is None:
+                return await self._sandbox(self.runtime.network, {})
+            # Held from making the subnet's network to starting on it: no pod stopping meanwhile removes it.
+            async with self.runtime.networks_lock:
+                network = await self.runtime.subnet_network(self.subnet)
+                return await self._sandbox(network, {"IPAMConfig": {"IPv4Address": self.assigned}})
+
+    async def _sandbox(self, network: str, endpoint: dict[str, Any]) -> str:
+        """Create and start the sandbox on the network (at the endpoint's address, if it names one)."""
+        engine = self.runtime.engine
+        config = {"Image": PAUSE_IMAGE, "Cmd": ["/pause"], "Hostname": self.meta["name"][:63],
+                  "Labels": self.labels("POD"),
+                  "HostConfig": {"NetworkMode": network, "IpcMode": "shareable"}}
+        if endpoint:
+            config["NetworkingConfig"] = {"EndpointsConfig": {network: endpoint}}
+        sandbox = await engine.create(config, self.engine_name("POD", self.attempts))
+        self.attempts += 1
+        try:
+            await engine.start(sandbox)
+            address = _address(await engine.inspect(sandbox))
+            if not address:
+                raise RunFailure(f"the pod's sandbox got no address on network {network}")
+        except BaseException:
+            with contextlib.suppress(EngineError):
+                await engine.remove(sandbox)
+            raise
+        self.sandbox_id, self.pod_ip, self.env["POD_IP"] = sandbox, address, address
+        log.info("pod %s/%s has address %s", self.meta["namespace"], self.meta["name"], address)
+        return sandbox
 
     async def stop(self) -> None:
         """Stop every container, then remove what the engine holds of the pod (runs, starts cut short, sandbox)."""
         await super().stop()
         await self.runtime.remove_all({UID: self.meta["uid"]})
+        if self.subnet is not None:
+            await self.runtime.release_network(self.subnet["subnet_id"])
 
 
 class DockerRuntime:
@@ -212,6 +235,7 @@ class DockerRuntime:
         self.network = network
         self._pause_ready = False
         self._pause_lock = asyncio.Lock()
+        self.networks_lock = asyncio.Lock()
 
     async def open(self) -> None:
         """Reach the engine (EngineError if it does not answer) and remove what an earlier agent of this node left."""
@@ -220,6 +244,8 @@ class DockerRuntime:
             await self.engine.ping()
             if self.node_name:
                 await self.remove_all({NODE: self.node_name})
+            for network in await self.engine.networks(SUBNET):
+                await self.engine.remove_network(network["Id"])  # kept (and skipped) while another node's pods use it
         except BaseException:
             await self.engine.close()
             raise
@@ -229,8 +255,27 @@ class DockerRuntime:
         await self.engine.close()
 
     def pod(self, pod: dict[str, Any], pod_ip: str = "") -> DockerPod:
-        """The runtime of one pod (its address comes from the engine's network, not pod_ip)."""
+        """The runtime of one pod (its address is the one k8shost assigned it, or one the engine's network gives
+        it; never pod_ip)."""
         return DockerPod(pod, self)
+
+    async def subnet_network(self, subnet: dict[str, Any]) -> str:
+        """The name of the network of a PrismNET subnet, made unless the engine has it."""
+        name = NETWORK_PREFIX + subnet["subnet_id"]
+        try:
+            await self.engine.create_network(name, subnet["cidr_block"], subnet["gateway_ip"],
+                                             {SUBNET: subnet["subnet_id"]})
+        except EngineError as exc:
+            raise RunFailure(f"cannot make network {name} for subnet {subnet['cidr_block']}: {exc}") from None
+        return name
+
+    async def release_network(self, subnet_id: str) -> None:
+        """Remove the network of a PrismNET subnet unless pods still use it."""
+        async with self.networks_lock:
+            try:
+                await self.engine.remove_network(NETWORK_PREFIX + subnet_id)
+            except EngineError as exc:
+                log.warning("cannot remove network %s: %s", NETWORK_PREFIX + subnet_id, exc)
 
     async def pause_image(self) -> None:
         """Make the sandbox image, unless the engine has it."""

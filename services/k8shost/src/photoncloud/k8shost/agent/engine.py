@@ -116,6 +116,30 @@ class Engine:
             if exc.status != 404:
                 raise
 
+    async def networks(self, label: str) -> list[dict[str, Any]]:
+        """Every network that has this label (whatever its value)."""
+        return await self.call("GET", "/networks", params={"filters": json.dumps({"label": [label]})})
+
+    async def create_network(self, name: str, cidr: str, gateway: str, labels: dict[str, str]) -> None:
+        """Create a bridge network on this range (one of that name already is fine)."""
+        config = {"Name": name, "Driver": "bridge", "CheckDuplicate": True, "Labels": labels,
+                  "IPAM": {"Driver": "default", "Config": [{"Subnet": cidr, "Gateway": gateway}]}}
+        try:
+            await self.call("POST", "/networks/create", json=config)
+        except EngineError as exc:
+            if exc.status != 409:
+                raise
+
+    async def remove_network(self, name: str) -> bool:
+        """Remove a network unless containers still use it (or it is gone); whether it was removed."""
+        try:
+            await self.call("DELETE", f"/networks/{name}")
+        except EngineError as exc:
+            if exc.status in (403, 404, 409):  # in use, or gone already
+                return False
+            raise
+        return True
+
     async def inspect(self, container: str) -> dict[str, Any]:
         """A container's details."""
         return await self.call("GET", f"/containers/{container}/json")

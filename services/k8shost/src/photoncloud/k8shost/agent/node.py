@@ -194,7 +194,9 @@ class Agent:
         for uid, pod in bound.items():
             if uid in self.pods or uid in self.finished or pod["status"]["phase"] in FINISHED:
                 continue
-            pod_ip = self.addresses.take(uid)
+            # An address k8shost assigned (a PrismNET port's) is the pod's; otherwise the node's pod CIDR gives one.
+            assigned = pod["status"].get("pod_ip", "") if pod["status"].get("network") else ""
+            pod_ip = assigned or self.addresses.take(uid)
             runtime = self.runtime.pod(pod, pod_ip)
             log.info("starting pod %s/%s at %s", pod["metadata"]["namespace"], pod["metadata"]["name"],
                      runtime.pod_ip or "the address its runtime gives it")

@@ -340,9 +340,40 @@ class ProcessRuntime:
     async def close(self) -> None:
         """Nothing to let go of."""
 
-    def pod(self, pod: dict[str, Any], pod_ip: str = "127.0.0.1") -> ProcessPod:
-        """The runtime of one pod at its address."""
+    def pod(self, pod: dict[str, Any], pod_ip: str = "127.0.0.1") -> ProcessPod | RefusedPod:
+        """The runtime of one pod at its address; refused when k8shost assigned it one from a PrismNET subnet."""
+        if pod.get("status", {}).get("network"):
+            # Listening on that address would take adding it to an interface of the host (root, and a network
+            # setup the process runtime does not make): such pods run with the docker runtime.
+            return RefusedPod(pod, "PodAddressUnsupported",
+                              f"the pod's address {pod['status'].get('pod_ip', '')} comes from a PrismNET subnet, "
+                              "which the process runtime cannot give its processes; run the node's agent with "
+                              "--runtime docker")
         return ProcessPod(pod, pod_ip, self.root, self.backoff, self.on_change)
+
+
+class RefusedPod:
+    """A pod the runtime cannot run: Failed at once, every container terminated with the reason."""
+
+    def __init__(self, pod: dict[str, Any], reason: str, message: str):
+        self.pod_ip = ""
+        now = time.time()
+        self._states = [ContainerState(c["name"], TERMINATED, reason, message, 128, now, now, done=True)
+                        for c in pod["spec"]["containers"]]
+
+    def start(self) -> None:
+        """Nothing starts."""
+
+    def states(self) -> list[ContainerState]:
+        """Each container terminated with the reason."""
+        return list(self._states)
+
+    def log_path(self, container: str) -> Path | None:
+        """No logs: nothing ran."""
+        return None
+
+    async def stop(self) -> None:
+        """Nothing to stop."""
 
 
 def phase(states: list[ContainerState]) -> str:
