@@ -63,7 +63,7 @@ class FakePrismNet:
 
 @pytest.fixture
 def prismnet():
-    """PrismNET in memory: a subnet of p1 with room for three pods (a /29: gateway .1, pods .2-.4, then .5 and .6), one of p2."""
+    """PrismNET in memory: a subnet of p1 with room for five pods (a /29: gateway .1, pods .2-.6), one of p2."""
     return FakePrismNet({"s1": ("p1", "10.1.0.0/29"), "s2": ("p2", "10.2.0.0/24")})
 
 

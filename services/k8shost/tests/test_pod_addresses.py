@@ -109,7 +109,8 @@ async def test_a_namespace_names_an_existing_subnet_of_its_own_project(kube, pri
     ns = await kube.create_namespace("web", "o1", "p1")
     with pytest.raises(InvalidArgument):
         await kube.update_namespace("web", subnet_id="s2")
-    updated = await kube.update_namespace("web", {"a": "b"}, subnet_id="s1", resource_version=str(ns.metadata.resource_version))
+    updated = await kube.update_namespace("web", {"a": "b"}, subnet_id="s1",
+                                          resource_version=str(ns.metadata.resource_version))
     assert (updated.subnet_id, updated.metadata.labels) == ("s1", {"a": "b"})
     assert (await kube.update_namespace("web")).subnet_id == ""  # a replacement without one: none from now on
 

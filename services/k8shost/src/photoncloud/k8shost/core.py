@@ -9,8 +9,9 @@ Namespaces belong to IAM projects; a pod or service is authorized against its na
 project. A namespace may name a PrismNET subnet of its project: each pod created there gets a
 port on it (device_type POD, device_id the pod's uid) before it is proposed, made with the
 caller's token, and its address becomes the pod's IP (status.pod_ip, kept when agents report);
-deleting the pod, or its namespace, deletes the port first. Nodes are the platform's, not a tenant's: changing them (registering, heartbeats, pod
-status reports: what node agents do) takes `k8shost:nodes:write` on a system-scoped token.
+deleting the pod, or its namespace, deletes the port first. Nodes are the platform's, not a
+tenant's: changing them (registering, heartbeats, pod status reports: what node agents do) takes
+`k8shost:nodes:write` on a system-scoped token.
 """
 
 from __future__ import annotations
