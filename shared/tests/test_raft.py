@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -313,3 +314,9 @@ def test_a_secret_and_peer_addresses_are_required(tmp_path: Path) -> None:
         RaftLog(machine, "127.0.0.1:1", ["127.0.0.1:2"], "", tmp_path / "raft")
     with pytest.raises(InvalidArgument):
         RaftLog(machine, "127.0.0.1", ["127.0.0.1:2"], SECRET, tmp_path / "raft")
+
+
+def test_importing_the_raft_log_leaves_the_socket_module_working() -> None:
+    # pysyncobj, once imported, replaces socket.inet_ntop with a function that only works on Windows.
+    assert socket.inet_ntop(socket.AF_INET, bytes([10, 0, 0, 1])) == "10.0.0.1"
+    assert socket.inet_ntop(socket.AF_INET6, bytes(15) + b"\x01") == "::1"

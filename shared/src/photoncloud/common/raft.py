@@ -67,6 +67,7 @@ import logging
 import os
 import pickle
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -74,10 +75,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
-from pysyncobj.journal import FileJournal
-from pysyncobj.node import TCPNode
-from pysyncobj.pipe_notifier import PipeNotifier
+_INET_NTOP = socket.inet_ntop
+from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated  # noqa: E402
+from pysyncobj.journal import FileJournal  # noqa: E402
+from pysyncobj.node import TCPNode  # noqa: E402
+from pysyncobj.pipe_notifier import PipeNotifier  # noqa: E402
+
+# pysyncobj's Windows shim replaces socket.inet_ntop on every platform (with one that fails outside
+# Windows), for the whole process; the real one is put back.
+socket.inet_ntop = _INET_NTOP
 
 from photoncloud.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from photoncloud.common.replication import LogStatus, Member, StateMachine, member_id
