@@ -4,11 +4,13 @@ across restarts, and stopping (SIGTERM, then SIGKILL after the grace period)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 
 import pytest
 
+from photoncloud.k8shost.agent.hostnet import HostAddresses
 from photoncloud.k8shost.agent.runtime import Backoff, ContainerState, ProcessRuntime, expand, phase
 from photoncloud.k8shost.testing import until
 
@@ -126,14 +128,63 @@ async def test_a_container_sees_its_pod_address_and_its_expanded_variables(runti
     assert running.log_path("main").read_text() == "127.128.0.9 http://127.128.0.9:80 ns\n"
 
 
-async def test_a_pod_with_a_prismnet_address_is_refused_with_a_reason(runtime):
-    pod = {"metadata": {"name": "a", "namespace": "web", "uid": "u-net"},
-           "spec": {"containers": [{"name": "main", "command": ["sleep", "60"]}]},
-           "status": {"pod_ip": "10.1.0.2", "network": {"subnet_id": "s1", "port_id": "p1",
-                                                        "cidr_block": "10.1.0.0/24", "gateway_ip": "10.1.0.1"}}}
-    refused = runtime.pod(pod, "127.128.0.2")
+def prismnet_pod(script: str, address: str, uid: str = "u-net") -> dict:
+    """A pod of one container whose address k8shost assigned from a PrismNET subnet."""
+    return {"metadata": {"name": "a", "namespace": "web", "uid": uid},
+            "spec": {"restart_policy": "Never",
+                     "containers": [{"name": "main", "command": [sys.executable, "-c", script]}]},
+            "status": {"pod_ip": address, "network": {"subnet_id": "s1", "port_id": "p1",
+                                                      "cidr_block": "10.88.0.0/24", "gateway_ip": "10.88.0.1"}}}
+
+
+async def test_without_the_privilege_a_pod_with_a_prismnet_address_is_refused_with_a_reason(tmp_path):
+    runtime = ProcessRuntime(tmp_path / "pods", FAST, host=HostAddresses("k8stest0", privileged=False))
+    refused = runtime.pod(prismnet_pod("raise SystemExit(0)", "10.1.0.2"), "127.128.0.2")
     refused.start()
     (state,) = refused.states()
     assert phase(refused.states()) == "Failed"
     assert state.reason == "PodAddressUnsupported" and "--runtime docker" in state.message
+    assert "10.1.0.2" in state.message and "CAP_NET_ADMIN" in state.message
     await refused.stop()
+
+
+@pytest.fixture
+async def host():
+    """Host addresses on an interface of the tests' own (not the agent's), deleted afterwards."""
+    addresses = HostAddresses("k8stest0")
+    yield addresses
+    await addresses.delete_interface()
+
+
+# Adding an address to an interface takes root (CAP_NET_ADMIN): skipped only for an unprivileged user.
+# CI runs the tests as root, so this runs there.
+@pytest.mark.skipif(os.geteuid() != 0, reason="adding an address to a host interface needs root (CAP_NET_ADMIN)")
+async def test_as_root_a_pod_with_a_prismnet_address_listens_on_it_until_it_stops(tmp_path, host):
+    await host.add("10.88.0.99")  # left by an earlier run of the agent
+    runtime = ProcessRuntime(tmp_path / "pods", FAST, host=host)
+    await runtime.open()
+    assert await host.held() == []
+    server = """
+import os, socket
+s = socket.socket()
+s.bind((os.environ["POD_IP"], 0))
+s.listen()
+print(s.getsockname()[0], s.getsockname()[1], flush=True)
+conn, peer = s.accept()
+conn.sendall(b"hello from the pod")
+conn.close()
+"""
+    running = runtime.pod(prismnet_pod(server, "10.88.0.5"), "127.128.0.2")
+    assert running.pod_ip == "10.88.0.5"
+    running.start()
+    log = running.log_path("main")
+    await until(lambda: log.exists() and log.read_text().endswith("\n"))
+    address, port = log.read_text().split()
+    assert address == "10.88.0.5" and await host.held() == ["10.88.0.5"]
+    reader, writer = await asyncio.open_connection("10.88.0.5", int(port))
+    assert await reader.read() == b"hello from the pod"
+    writer.close()
+    await until(lambda: running.states()[0].done)
+    assert running.states()[0].reason == "Completed"
+    await running.stop()
+    assert await host.held() == []

@@ -228,8 +228,8 @@ class Agent:
         condition = {"type": "Ready", "status": "True" if ready else "False",
                      "reason": "" if ready else "ContainersNotReady",
                      "message": "" if ready else "not every container is running"}
-        # The runtime's address for the pod: the one offered from the pod CIDR (process), or the one the
-        # runtime's own network gave it (docker).
+        # The runtime's address for the pod: the one offered, from the pod CIDR or assigned (process), or the
+        # one the runtime's own network gave it (docker).
         return {"phase": current, "conditions": [condition], "host_ip": self.config.address,
                 "pod_ip": running.runtime.pod_ip,
                 "start_time": rfc3339(running.started_at),

@@ -11,6 +11,8 @@ In the process runtime a pod's containers run as children of the agent, each in 
 own (so a stop reaches the whole process group), in a working directory under the agent's data
 directory, with stdout and stderr appended to the container's log file. On Linux a container is
 killed if the agent dies (PR_SET_PDEATHSIG), so no pod outlives the supervisor that reports it.
+A pod whose address k8shost assigned from a PrismNET subnet gets that address on the host for its
+lifetime (hostnet.py), which takes root or CAP_NET_ADMIN; without it such a pod is refused.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from photoncloud.common.times import rfc3339
+
+from .hostnet import HostAddresses
 
 log = logging.getLogger("photoncloud.k8shost.agent")
 
@@ -311,10 +315,11 @@ def grace(pod: dict[str, Any]) -> float:
 
 
 class ProcessPod(Pod):
-    """A pod whose containers are local processes."""
+    """A pod whose containers are local processes; with host addresses, its address is added to the host
+    before its containers start and removed once they stopped."""
 
     def __init__(self, pod: dict[str, Any], pod_ip: str, root: Path, backoff: Backoff,
-                 on_change: Callable[[], None]):
+                 on_change: Callable[[], None], host: HostAddresses | None = None):
         directory = root / pod["metadata"]["uid"]
         # Processes share the host's network: each pod gets an address of its own to listen on, POD_IP.
         base_env = {"PATH": os.environ.get("PATH", os.defpath), "LANG": os.environ.get("LANG", "C.UTF-8"),
@@ -322,6 +327,41 @@ class ProcessPod(Pod):
         super().__init__(directory, pod_ip, [
             ProcessContainer(c, directory, restart_policy(pod), grace(pod), backoff, base_env, on_change)
             for c in pod["spec"]["containers"]])
+        self.host = host
+        self.added = False
+        self._setup: asyncio.Task | None = None
+
+    def start(self) -> None:
+        """Start supervising every container (once the pod's address is on the host, if it needs one)."""
+        if self.host is None:
+            super().start()
+        else:
+            self._setup = asyncio.get_running_loop().create_task(self._start_at_address(self.host))
+
+    async def _start_at_address(self, host: HostAddresses) -> None:
+        try:
+            await host.add(self.pod_ip)
+        except Exception as exc:  # noqa: BLE001 - whatever netlink says, the pod fails with it
+            now = time.time()
+            for container in self.containers:
+                container._set(state=TERMINATED, reason="PodAddressUnavailable", exit_code=128, started_at=now,
+                               finished_at=now, done=True,
+                               message=f"cannot add the pod's address {self.pod_ip} to {host.interface}: {exc}")
+            return
+        self.added = True
+        super().start()
+
+    async def stop(self) -> None:
+        """Stop every container, then take the pod's address off the host."""
+        if self._setup is not None:
+            await asyncio.gather(self._setup, return_exceptions=True)
+        await super().stop()
+        if self.added and self.host is not None:
+            try:
+                await self.host.remove(self.pod_ip)
+                self.added = False
+            except Exception as exc:  # noqa: BLE001 - the next start of the agent removes it
+                log.warning("cannot remove the pod address %s from %s: %s", self.pod_ip, self.host.interface, exc)
 
 
 class ProcessRuntime:
@@ -329,27 +369,35 @@ class ProcessRuntime:
 
     name = "process"
 
-    def __init__(self, root: Path, backoff: Backoff = Backoff(), on_change: Callable[[], None] = lambda: None):
+    def __init__(self, root: Path, backoff: Backoff = Backoff(), on_change: Callable[[], None] = lambda: None,
+                 host: HostAddresses | None = None):
         self.root = root
         self.backoff = backoff
         self.on_change = on_change
+        self.host = host if host is not None else HostAddresses()
 
     async def open(self) -> None:
-        """Nothing to get ready: processes need only the host."""
+        """Remove the pod addresses an earlier run of the agent left on the host (no pod runs yet)."""
+        if not self.host.unsupported():
+            for address in await self.host.prune():
+                log.info("removed the stale pod address %s from %s", address, self.host.interface)
 
     async def close(self) -> None:
-        """Nothing to let go of."""
+        """Nothing to let go of: each pod's address went with it."""
 
     def pod(self, pod: dict[str, Any], pod_ip: str = "127.0.0.1") -> ProcessPod | RefusedPod:
-        """The runtime of one pod at its address; refused when k8shost assigned it one from a PrismNET subnet."""
-        if pod.get("status", {}).get("network"):
-            # Listening on that address would take adding it to an interface of the host (root, and a network
-            # setup the process runtime does not make): such pods run with the docker runtime.
+        """The runtime of one pod at its address. An address k8shost assigned from a PrismNET subnet is
+        added to the host for the pod's time (see hostnet); without the privilege to, the pod is refused."""
+        if not pod.get("status", {}).get("network"):
+            return ProcessPod(pod, pod_ip, self.root, self.backoff, self.on_change)
+        assigned = pod["status"].get("pod_ip", "") or pod_ip
+        why = self.host.unsupported()
+        if why:
             return RefusedPod(pod, "PodAddressUnsupported",
-                              f"the pod's address {pod['status'].get('pod_ip', '')} comes from a PrismNET subnet, "
-                              "which the process runtime cannot give its processes; run the node's agent with "
-                              "--runtime docker")
-        return ProcessPod(pod, pod_ip, self.root, self.backoff, self.on_change)
+                              f"the pod's address {assigned} comes from a PrismNET subnet, which the process "
+                              f"runtime gives its processes only on the host: {why}; run the node's agent as "
+                              "root, or with --runtime docker")
+        return ProcessPod(pod, assigned, self.root, self.backoff, self.on_change, self.host)
 
 
 class RefusedPod:
