@@ -10,8 +10,8 @@ import pytest
 
 from photoncloud.common.errors import FailedPrecondition, NotFound, Unavailable
 from photoncloud.common.replication import LocalLog
+from photoncloud.common.testing import FakeNetwork
 from photoncloud.plasmavmc.core import VmCore, VmStateMachine
-from photoncloud.common.network import PortInfo
 from photoncloud.plasmavmc.fake import FakeDriver
 from photoncloud.plasmavmc.store import SqliteVmStore
 from photoncloud.plasmavmc.testing import build_initramfs, guest_kernel
@@ -70,46 +70,6 @@ class Ledger:
         self._pending(reservation_id)["status"] = "RELEASED"
 
 
-@dataclass
-class Ports:
-    """PrismNET's ports, in memory; subnets are {id: project_id}."""
-
-    subnets: dict[str, str] = field(default_factory=dict)
-    ports: dict[str, PortInfo] = field(default_factory=dict)
-    down: bool = False
-    fail_after: int = -1  # port creations that succeed before one fails as if PrismNET were down (-1: never)
-    stay_down: bool = False  # whether PrismNET stays down after that failure
-
-    def _up(self) -> None:
-        if self.down:
-            raise Unavailable("prismnet cannot be reached", {"dependency": "prismnet"})
-
-    async def subnet_project(self, subnet_id: str) -> str:
-        """The subnet's project."""
-        self._up()
-        if subnet_id not in self.subnets:
-            raise NotFound("subnet not found", {"id": subnet_id})
-        return self.subnets[subnet_id]
-
-    async def create_port(self, subnet_id: str, name: str, device_id: str) -> PortInfo:
-        """The subnet's next port (or the failure fail_after plans)."""
-        self._up()
-        if self.fail_after == 0:
-            self.fail_after, self.down = -1, self.stay_down
-            raise Unavailable("prismnet cannot be reached", {"dependency": "prismnet"})
-        self.fail_after -= 1
-        n = len(self.ports) + 2
-        port = PortInfo(uuid.uuid4().hex, subnet_id, f"10.0.1.{n}", f"fa:16:3e:00:00:{n:02x}", "10.0.1.1",
-                        "10.0.1.0/24")
-        self.ports[port.id] = port
-        return port
-
-    async def delete_port(self, port_id: str) -> None:
-        """Forget a port."""
-        self._up()
-        self.ports.pop(port_id, None)
-
-
 @pytest.fixture
 def ledger():
     """Project p1 holds 1000 credits."""
@@ -119,7 +79,7 @@ def ledger():
 @pytest.fixture
 def network():
     """Subnets s1 and s2 of p1, and one of p2."""
-    return Ports(subnets={"s1": "p1", "s2": "p1", "other": "p2"})
+    return FakeNetwork({"s1": ("p1", "10.0.1.0/24"), "s2": ("p1", "10.0.2.0/24"), "other": ("p2", "10.9.0.0/24")})
 
 
 @pytest.fixture

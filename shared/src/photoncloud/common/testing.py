@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -22,6 +23,8 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from .auth import AUDIENCE, SYSTEM, Scope, Verifier
+from .errors import NotFound, ResourceExhausted, Unavailable
+from .network import PortInfo
 
 
 DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
@@ -48,6 +51,60 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+@dataclass
+class FakeNetwork:
+    """PrismNET in memory, behind common.network's Network, with the errors the real one gives: subnets
+    are {id: (project_id, cidr)}; a port takes its subnet's lowest free address after the gateway;
+    ports remember their device and name. `down` makes every call UNAVAILABLE; `fail_after` port
+    creations succeed before one fails as if PrismNET went down (-1: never), and it stays down after
+    that with `stay_down`."""
+
+    subnets: dict[str, tuple[str, str]] = field(default_factory=dict)
+    ports: dict[str, PortInfo] = field(default_factory=dict)
+    devices: dict[str, tuple[str, str]] = field(default_factory=dict)  # port id -> (device_id, name)
+    down: bool = False
+    fail_after: int = -1
+    stay_down: bool = False
+    made: int = 0
+
+    def _up(self) -> None:
+        if self.down:
+            raise Unavailable("prismnet cannot be reached", {"dependency": "prismnet"})
+
+    async def subnet_project(self, subnet_id: str) -> str:
+        """The subnet's project."""
+        self._up()
+        if subnet_id not in self.subnets:
+            raise NotFound(f"subnet {subnet_id} not found", {"id": subnet_id})
+        return self.subnets[subnet_id][0]
+
+    async def create_port(self, subnet_id: str, name: str, device_id: str) -> PortInfo:
+        """A port on the subnet (RESOURCE_EXHAUSTED when no address is left)."""
+        self._up()
+        if self.fail_after == 0:
+            self.fail_after, self.down = -1, self.stay_down
+            raise Unavailable("prismnet cannot be reached", {"dependency": "prismnet"})
+        self.fail_after -= 1
+        network = ipaddress.ip_network(self.subnets[subnet_id][1])
+        hosts = [str(h) for h in network.hosts()]
+        taken = {p.ip_address for p in self.ports.values() if p.subnet_id == subnet_id}
+        free = next((h for h in hosts[1:] if h not in taken), None)
+        if free is None:
+            raise ResourceExhausted(f"subnet {subnet_id} has no free address", {"reason": "SUBNET_FULL"})
+        self.made += 1
+        port = PortInfo(f"port-{self.made}", subnet_id, free, f"fa:16:3e:00:00:{self.made:02x}", hosts[0],
+                        str(network))
+        self.ports[port.id] = port
+        self.devices[port.id] = (device_id, name)
+        return port
+
+    async def delete_port(self, port_id: str) -> None:
+        """Forget a port."""
+        self._up()
+        self.ports.pop(port_id, None)
+        self.devices.pop(port_id, None)
 
 
 class ServiceProcess:
