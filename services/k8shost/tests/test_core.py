@@ -419,3 +419,23 @@ async def test_a_watch_from_a_compacted_resource_version_is_out_of_range(kube):
     events = watch.__aiter__()
     assert [e.revision for e in await next_batch(events)] == [56, 57, 58, 59, 60, 61]
     watch.close()
+
+
+async def test_limits_are_checked_and_a_limit_without_a_request_is_also_the_request(kube):
+    await kube.create_namespace("web", "o1", "p1")
+
+    def spec(resources: dict) -> dict:
+        return {"containers": [{"name": "main", "command": ["true"], "resources": resources}]}
+
+    pod = await kube.create_pod("web", "limited", spec=spec({"limits": {"cpu": "500m", "memory": "64Mi", "pids": "50"},
+                                                             "requests": {"cpu": "100m"}}))
+    resources = pod.spec.containers[0].resources
+    assert resources.limits == {"cpu": "500m", "memory": "64Mi", "pids": "50"}
+    assert resources.requests == {"cpu": "100m", "memory": "64Mi"}  # as Kubernetes defaults it; pids is no request
+    for resources, field in (({"limits": {"gpu": "1"}}, "limits"), ({"limits": {"memory": "lots"}}, "memory"),
+                             ({"limits": {"cpu": "1"}, "requests": {"cpu": "2"}}, "requests"),
+                             ({"limits": {"pids": "0"}}, "pids"), ({"limits": {"memory": "1Ki"}}, "memory"),
+                             ({"limits": {"memory": 64}}, "memory"), ({"quota": {}}, "quota")):
+        with pytest.raises(InvalidArgument) as refused:
+            await kube.create_pod("web", "bad", spec=spec(resources))
+        assert field in refused.value.details["field"], (resources, refused.value.details)

@@ -181,7 +181,7 @@ class ContainerPort(_message.Message):
     def __init__(self, name: _Optional[str] = ..., container_port: _Optional[int] = ..., protocol: _Optional[str] = ...) -> None: ...
 
 class Resources(_message.Message):
-    __slots__ = ("requests",)
+    __slots__ = ("requests", "limits")
     class RequestsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -189,9 +189,18 @@ class Resources(_message.Message):
         key: str
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class LimitsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
     requests: _containers.ScalarMap[str, str]
-    def __init__(self, requests: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    limits: _containers.ScalarMap[str, str]
+    def __init__(self, requests: _Optional[_Mapping[str, str]] = ..., limits: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Container(_message.Message):
     __slots__ = ("name", "image", "command", "args", "env", "ports", "resources", "working_dir")
@@ -677,7 +686,7 @@ class NodeSpec(_message.Message):
     def __init__(self, unschedulable: _Optional[bool] = ..., pod_cidr: _Optional[str] = ...) -> None: ...
 
 class NodeStatus(_message.Message):
-    __slots__ = ("capacity", "allocatable", "conditions", "addresses", "last_heartbeat_time", "daemon_port", "runtime", "agent_version")
+    __slots__ = ("capacity", "allocatable", "conditions", "addresses", "last_heartbeat_time", "daemon_port", "runtime", "agent_version", "sandbox")
     class CapacityEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -700,6 +709,7 @@ class NodeStatus(_message.Message):
     DAEMON_PORT_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_FIELD_NUMBER: _ClassVar[int]
     AGENT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SANDBOX_FIELD_NUMBER: _ClassVar[int]
     capacity: _containers.ScalarMap[str, str]
     allocatable: _containers.ScalarMap[str, str]
     conditions: _containers.RepeatedCompositeFieldContainer[Condition]
@@ -708,7 +718,8 @@ class NodeStatus(_message.Message):
     daemon_port: int
     runtime: str
     agent_version: str
-    def __init__(self, capacity: _Optional[_Mapping[str, str]] = ..., allocatable: _Optional[_Mapping[str, str]] = ..., conditions: _Optional[_Iterable[_Union[Condition, _Mapping]]] = ..., addresses: _Optional[_Iterable[_Union[NodeAddress, _Mapping]]] = ..., last_heartbeat_time: _Optional[str] = ..., daemon_port: _Optional[int] = ..., runtime: _Optional[str] = ..., agent_version: _Optional[str] = ...) -> None: ...
+    sandbox: str
+    def __init__(self, capacity: _Optional[_Mapping[str, str]] = ..., allocatable: _Optional[_Mapping[str, str]] = ..., conditions: _Optional[_Iterable[_Union[Condition, _Mapping]]] = ..., addresses: _Optional[_Iterable[_Union[NodeAddress, _Mapping]]] = ..., last_heartbeat_time: _Optional[str] = ..., daemon_port: _Optional[int] = ..., runtime: _Optional[str] = ..., agent_version: _Optional[str] = ..., sandbox: _Optional[str] = ...) -> None: ...
 
 class Node(_message.Message):
     __slots__ = ("metadata", "spec", "status")
@@ -721,7 +732,7 @@ class Node(_message.Message):
     def __init__(self, metadata: _Optional[_Union[ObjectMeta, _Mapping]] = ..., spec: _Optional[_Union[NodeSpec, _Mapping]] = ..., status: _Optional[_Union[NodeStatus, _Mapping]] = ...) -> None: ...
 
 class RegisterNodeRequest(_message.Message):
-    __slots__ = ("name", "labels", "capacity", "allocatable", "addresses", "daemon_port", "daemon_token", "runtime", "agent_version")
+    __slots__ = ("name", "labels", "capacity", "allocatable", "addresses", "daemon_port", "daemon_token", "runtime", "agent_version", "sandbox")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -752,6 +763,7 @@ class RegisterNodeRequest(_message.Message):
     DAEMON_TOKEN_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_FIELD_NUMBER: _ClassVar[int]
     AGENT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SANDBOX_FIELD_NUMBER: _ClassVar[int]
     name: str
     labels: _containers.ScalarMap[str, str]
     capacity: _containers.ScalarMap[str, str]
@@ -761,7 +773,8 @@ class RegisterNodeRequest(_message.Message):
     daemon_token: str
     runtime: str
     agent_version: str
-    def __init__(self, name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., capacity: _Optional[_Mapping[str, str]] = ..., allocatable: _Optional[_Mapping[str, str]] = ..., addresses: _Optional[_Iterable[_Union[NodeAddress, _Mapping]]] = ..., daemon_port: _Optional[int] = ..., daemon_token: _Optional[str] = ..., runtime: _Optional[str] = ..., agent_version: _Optional[str] = ...) -> None: ...
+    sandbox: str
+    def __init__(self, name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., capacity: _Optional[_Mapping[str, str]] = ..., allocatable: _Optional[_Mapping[str, str]] = ..., addresses: _Optional[_Iterable[_Union[NodeAddress, _Mapping]]] = ..., daemon_port: _Optional[int] = ..., daemon_token: _Optional[str] = ..., runtime: _Optional[str] = ..., agent_version: _Optional[str] = ..., sandbox: _Optional[str] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
     __slots__ = ("name",)

@@ -76,9 +76,13 @@ async def build(config: ServerConfig) -> Service:
                     node_cidr_prefix=int(options.get("node_cidr_mask_size", NODE_CIDR_PREFIX)), network=network)
     kube.start(scheduler=not options.get("disable_scheduler", False))
 
+    def unsandboxed() -> list[str]:
+        return sorted(n.metadata.name for n in store.scan("nodes") if n.status.sandbox == "none")
+
     async def dependencies() -> dict[str, Any]:
-        index, revision = await kube.log.read(lambda: (store.applied_index(), store.revision()))
+        index, revision, bare = await kube.log.read(lambda: (store.applied_index(), store.revision(), unsandboxed()))
         return {"store": {"applied_index": index, "resource_version": str(revision)},
+                "nodes": {"unsandboxed": bare},  # nodes whose pods can reach the node (--insecure-unsandboxed-pods)
                 "prismnet": {"grpc": network.target if network else "none: namespaces cannot name a subnet"}}
 
     async def close() -> None:

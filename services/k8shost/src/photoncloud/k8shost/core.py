@@ -541,13 +541,14 @@ class KubeCore:
     async def register_node(self, name: str, labels: Any = None, capacity: dict[str, str] | None = None,
                             allocatable: dict[str, str] | None = None, addresses: list[dict[str, str]] | None = None,
                             daemon_port: int = 0, daemon_token: str = "", runtime: str = "",
-                            agent_version: str = "") -> Node:
+                            agent_version: str = "", sandbox: str = "") -> Node:
         """Create a node or refresh what its agent reports; the node is Ready."""
         self._require_system(NODES_WRITE)
         validation.dns_subdomain(name)
         status = NodeStatus(dict(capacity or {}), dict(allocatable or capacity or {}), (),
                             tuple(NodeAddress(a.get("type") or "InternalIP", a.get("address") or "")
-                                  for a in addresses or ()), 0.0, daemon_port, daemon_token, runtime, agent_version)
+                                  for a in addresses or ()), 0.0, daemon_port, daemon_token, runtime, agent_version,
+                            sandbox)
         probe = Node(Meta(name), NodeSpec(), status)
         try:
             scheduling.allocatable(probe)

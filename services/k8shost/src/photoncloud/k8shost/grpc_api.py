@@ -159,7 +159,7 @@ class NodesServicer(pb_grpc.NodesServicer):
         node = await self.kube.register_node(request.name, dict(request.labels), dict(request.capacity),
                                              dict(request.allocatable), [_dict(a) for a in request.addresses],
                                              request.daemon_port, request.daemon_token, request.runtime,
-                                             request.agent_version)
+                                             request.agent_version, request.sandbox)
         return _pb(views.obj(node), pb.Node)
 
     async def Heartbeat(self, request: pb.HeartbeatRequest, context: Context) -> pb.Node:

@@ -35,6 +35,7 @@ from .records import (
     NODE_PORT,
     POD_SCHEDULED,
     READY,
+    SANDBOXED,
     RUNNING,
     SUCCEEDED,
     TRUE,
@@ -343,15 +344,23 @@ class ObjectStateMachine(SqliteStateMachine):
 
     def _register_node(self, c: RegisterNode) -> Node:
         old = self.store.get("nodes", "", c.node.metadata.name)
-        ready = Condition(READY, TRUE, "AgentReady", "the node agent is posting ready status", c.now)
+        conditions = old.status.conditions if old is not None else ()
+        conditions = set_condition(conditions, Condition(READY, TRUE, "AgentReady",
+                                                         "the node agent is posting ready status", c.now))
+        sandbox = c.node.status.sandbox
+        if sandbox:  # an agent says how it isolates pods; an unsandboxed node is flagged for every reader
+            conditions = set_condition(conditions, Condition(
+                SANDBOXED, FALSE, "InsecureUnsandboxedPods",
+                "the agent runs pods as plain processes of its own user (--insecure-unsandboxed-pods): a pod can "
+                "read and signal what the agent can", c.now) if sandbox == "none" else Condition(
+                SANDBOXED, TRUE, "PodsSandboxed", f"pods run in a sandbox: {sandbox}", c.now))
         if old is None:
-            node = replace(c.node, status=replace(c.node.status, conditions=(ready,), last_heartbeat_time=c.now),
+            node = replace(c.node, status=replace(c.node.status, conditions=conditions, last_heartbeat_time=c.now),
                            spec=replace(c.node.spec, pod_cidr=self._pod_cidr(c.cluster_cidr, c.node_prefix)))
             return self._write("nodes", ADDED, node)
         # A registering agent refreshes what it reports; labels set by administrators stay unless it sets them.
         meta = replace(old.metadata, labels={**old.metadata.labels, **c.node.metadata.labels})
-        status = replace(c.node.status, conditions=set_condition(old.status.conditions, ready),
-                         last_heartbeat_time=c.now)
+        status = replace(c.node.status, conditions=conditions, last_heartbeat_time=c.now)
         return self._write("nodes", MODIFIED, replace(old, metadata=meta, status=status), old)
 
     def _pod_cidr(self, cidr: str, prefix: int) -> str:

@@ -20,7 +20,7 @@ PENDING, RUNNING, SUCCEEDED, FAILED = "Pending", "Running", "Succeeded", "Failed
 WAITING, CONTAINER_RUNNING, TERMINATED = "WAITING", "RUNNING", "TERMINATED"
 CLUSTER_IP, NODE_PORT = "ClusterIP", "NodePort"
 ALWAYS, ON_FAILURE, NEVER = "Always", "OnFailure", "Never"
-READY, POD_SCHEDULED = "Ready", "PodScheduled"
+READY, POD_SCHEDULED, SANDBOXED = "Ready", "PodScheduled", "PodsSandboxed"
 
 
 @dataclass(frozen=True)
@@ -77,9 +77,11 @@ class ContainerPort:
 
 @dataclass(frozen=True)
 class Resources:
-    """What a container asks of its node, as Kubernetes quantities (cpu: "250m", memory: "64Mi")."""
+    """What a container asks of its node (requests, which scheduling counts) and the most it may take (limits,
+    which the node's agent enforces), as Kubernetes quantities (cpu: "250m", memory: "64Mi", pids: "100")."""
 
     requests: dict[str, str] = field(default_factory=dict)
+    limits: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -215,6 +217,7 @@ class NodeStatus:
     daemon_token: str = ""  # shown to the agent by the API server to read logs; never sent to clients
     runtime: str = ""
     agent_version: str = ""
+    sandbox: str = ""  # how the agent isolates pods from the node ("none": not at all)
 
 
 @dataclass(frozen=True)
@@ -267,11 +270,14 @@ def condition(conditions: tuple[Condition, ...], type: str) -> Condition | None:
 
 
 def set_condition(conditions: tuple[Condition, ...], new: Condition) -> tuple[Condition, ...]:
-    """conditions with new in place of its type; the transition time moves only when the status does."""
+    """conditions with new in place of its type (where it was, else last); the transition time moves only when the
+    status does."""
     old = condition(conditions, new.type)
-    if old is not None and old.status == new.status:
+    if old is None:
+        return (*conditions, new)
+    if old.status == new.status:
         new = dataclasses.replace(new, last_transition_time=old.last_transition_time)
-    return tuple(c for c in conditions if c.type != new.type) + (new,)
+    return tuple(new if c.type == new.type else c for c in conditions)
 
 
 def encode(record: Any) -> Any:

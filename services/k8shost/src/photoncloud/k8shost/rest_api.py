@@ -135,6 +135,8 @@ class ResourcesModel(Body):
     """What a container asks of its node."""
 
     requests: dict[str, str] = Field(default_factory=dict, description='cpu ("250m", "1") and memory ("64Mi")')
+    limits: dict[str, str] = Field(default_factory=dict, description='the most it may take: cpu, memory and pids '
+                                   '(processes); the node\'s defaults where not given')
 
 
 class ContainerModel(Body):
@@ -387,6 +389,7 @@ class NodeStatusOut(Result):
     daemon_port: int
     runtime: str
     agent_version: str
+    sandbox: str = ""
 
 
 class NodeOut(Result):
@@ -417,6 +420,7 @@ class RegisterBody(Body):
     daemon_token: str = Field("", description="what the API server shows the agent to read logs; never shown back")
     runtime: str = ""
     agent_version: str = ""
+    sandbox: str = Field("", description='how the agent isolates pods from the node ("none": not at all)')
 
 
 class NodeQuery(Query):
@@ -580,7 +584,7 @@ def routes(kube: core.KubeCore, heartbeat_seconds: float | None = None) -> Route
     async def register_node(request: web.Request, body: RegisterBody) -> NodeOut:
         node = await kube.register_node(body.name, body.labels, body.capacity, body.allocatable,
                                         [a.model_dump() for a in body.addresses], body.daemon_port, body.daemon_token,
-                                        body.runtime, body.agent_version)
+                                        body.runtime, body.agent_version, body.sandbox)
         return NodeOut(**views.obj(node))
 
     @table.post("/api/v1/nodes/{name}/heartbeat", "A node agent's heartbeat: the node stays Ready", response=NodeOut,

@@ -39,6 +39,9 @@ MAX_ARG_BYTES = 32 * 1024
 RESTART_POLICIES = (ALWAYS, ON_FAILURE, NEVER)
 SERVICE_TYPES = (CLUSTER_IP, NODE_PORT)
 RESOURCE_NAMES = ("cpu", "memory")
+LIMIT_NAMES = ("cpu", "memory", "pids")
+MIN_MEMORY_LIMIT = 4 * 2**20  # below this a process cannot even start
+_AMOUNT = {"cpu": quantities.millicores, "memory": quantities.bytes_of, "pids": quantities.count}
 
 
 def dns_label(name: str, field: str = "name") -> str:
@@ -99,6 +102,33 @@ def _strings(values: Any, field: str) -> tuple[str, ...]:
     return values
 
 
+def _resources(data: Mapping[str, Any], where: str) -> tuple[dict[str, str], dict[str, str]]:
+    """A container's requests and limits, checked; as in Kubernetes, a limit without a request is also the request,
+    and no request may exceed its limit."""
+    where = f"{where}.resources"
+    unknown = set(data) - {"requests", "limits"}
+    if unknown:
+        raise InvalidArgument(f"{where}: unknown field {min(unknown)}", {"field": f"{where}.{min(unknown)}"})
+    requests, limits = dict(data.get("requests") or {}), dict(data.get("limits") or {})
+    for kind, values, known in (("requests", requests, RESOURCE_NAMES), ("limits", limits, LIMIT_NAMES)):
+        for key, value in values.items():
+            if key not in known:
+                raise InvalidArgument(f"{where}.{kind}: only {', '.join(known)} are known", {"field": f"{where}.{kind}"})
+            if not isinstance(value, str):
+                raise InvalidArgument(f"{where}.{kind}.{key} is a quantity in a string (e.g. \"64Mi\")",
+                                      {"field": f"{where}.{kind}.{key}"})
+            _AMOUNT[key](value, f"{where}.{kind}.{key}")
+    for key in set(limits) & set(RESOURCE_NAMES):
+        requests.setdefault(key, limits[key])
+        if _AMOUNT[key](requests[key], key) > _AMOUNT[key](limits[key], key):
+            raise InvalidArgument(f"{where}.requests.{key} must not exceed its limit", {"field": f"{where}.requests"})
+    if "pids" in limits and quantities.count(limits["pids"]) < 1:
+        raise InvalidArgument(f"{where}.limits.pids must be at least 1", {"field": f"{where}.limits.pids"})
+    if "memory" in limits and quantities.bytes_of(limits["memory"]) < MIN_MEMORY_LIMIT:
+        raise InvalidArgument(f"{where}.limits.memory must be at least 4Mi", {"field": f"{where}.limits.memory"})
+    return requests, limits
+
+
 def container(data: Mapping[str, Any], index: int) -> Container:
     """A container from its fields (name, image, command, args, env, ports, resources, working_dir)."""
     where = f"spec.containers[{index}]"
@@ -119,14 +149,9 @@ def container(data: Mapping[str, Any], index: int) -> Container:
                   for i, p in enumerate(data.get("ports") or ()))
     if any(p.protocol not in ("TCP", "UDP") for p in ports):
         raise InvalidArgument(f"{where}.ports: protocol is TCP or UDP", {"field": f"{where}.ports"})
-    requests = dict((data.get("resources") or {}).get("requests") or {})
-    for key, value in requests.items():
-        if key not in RESOURCE_NAMES:
-            raise InvalidArgument(f"{where}.resources.requests: only cpu and memory are known",
-                                  {"field": f"{where}.resources.requests"})
-        (quantities.millicores if key == "cpu" else quantities.bytes_of)(value, f"{where}.resources.requests.{key}")
+    requests, limits = _resources(data.get("resources") or {}, where)
     return Container(name, image, command, _strings(data.get("args"), f"{where}.args"), tuple(env), ports,
-                     Resources(requests), data.get("working_dir") or "")
+                     Resources(requests, limits), data.get("working_dir") or "")
 
 
 def pod_spec(data: Mapping[str, Any] | None, image: str = "", command: Any = (), args: Any = (),
