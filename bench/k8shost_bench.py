@@ -5,7 +5,8 @@ Starts IAM on free 127.0.0.1 ports over a temporary data directory, then two k8s
 - pod start: one k8shost (its defaults: the scheduler on) and one node agent
   (`python -m photoncloud.k8shost.agent`, which makes its own IAM service account from the
   administrator's password file on its first start, as `make run` does). After one warm-up pod,
-  --pods pods (each one container, `sleep 3600`) are created in one namespace, first all at once,
+  --pods pods (each one container, `sleep 3600`, in its bubblewrap sandbox unless --unsandboxed)
+  are created in one namespace, first all at once,
   then one at a time (each waited for until Running). For each pod: the time from its
   POST /api/v1/pods returning to the watch event (GET /api/v1/watch/pods, server-sent events,
   opened before the first POST) showing status.phase Running; and, on the way, to the event
@@ -71,7 +72,8 @@ def start_agent(running: Platform, kube: ServiceProcess, root: Path, args: argpa
              "--node-name", "bench-node", "--data-dir", str(root / "k8shost-agent"),
              "--bootstrap-password-file", str(password_file), "--daemon-port", "0", "--log-level", args.log_level,
              "--max-pods", str(max(110, args.pods + 10)), "--heartbeat-seconds", str(args.heartbeat_seconds),
-             "--sync-seconds", str(args.sync_seconds)],
+             "--sync-seconds", str(args.sync_seconds),
+             *(["--insecure-unsandboxed-pods"] if args.unsandboxed else [])],
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     token, deadline = running.admin_token(), time.monotonic() + 60
     while True:
@@ -474,6 +476,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=180.0, help="the longest wait for pods to run")
     parser.add_argument("--heartbeat-seconds", type=float, default=5.0, help="the agent's heartbeat period")
     parser.add_argument("--sync-seconds", type=float, default=10.0, help="the agent's resync period")
+    parser.add_argument("--unsandboxed", action="store_true",
+                        help="run the agent with --insecure-unsandboxed-pods: what the pods' sandbox costs")
     parser.add_argument("--log-level", default="WARNING", help="the services' and the agent's log level")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     args = parser.parse_args()

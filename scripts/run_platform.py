@@ -5,7 +5,8 @@ Usage: run_platform.py SERVICE [SERVICE ...]   (as `make run` does, with every s
 Each service reads its own flags' environment variables (CHAINFIRE_REST_PORT, ...); data goes
 under $PHOTONCLOUD_DATA_DIR (default ./.data). With k8shost comes one node agent for this machine,
 which makes its own IAM service account with the admin's password (PHOTONCLOUD_ADMIN_PASSWORD, or
-the one IAM generated and keeps in the data directory) on its first start.
+the one IAM generated and keeps in the data directory) on its first start; it runs pods in bubblewrap
+sandboxes, so it starts only where the machine can make them (root, or user namespaces, and bwrap).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from photoncloud.k8shost.agent import sandbox
+
 PORTS = {"chainfire": 8081, "flaredb": 8082, "iam": 8083, "plasmavmc": 8084,
          "k8shost": 8085, "creditservice": 8086, "prismnet": 8087}
 
@@ -25,6 +28,11 @@ def commands(services: list[str]) -> dict[str, list[str]]:
     """The command of each process to run: the services, and k8shost's node agent."""
     found = {name: [sys.executable, "-m", f"photoncloud.{name}"] for name in services}
     if "k8shost" in services:
+        mode, why = sandbox.detect()
+        if mode == sandbox.NONE:  # the agent would refuse to start; the rest of the platform still runs
+            print(f"k8shost-agent  not started: it runs every pod in a sandbox, and this machine cannot make one "
+                  f"({why}); pods stay Pending until an agent runs", file=sys.stderr)
+            return found
         iam_data = os.environ.get("IAM_DATA_DIR") or Path(os.environ.get("PHOTONCLOUD_DATA_DIR", ".data")) / "iam"
         found["k8shost-agent"] = [sys.executable, "-m", "photoncloud.k8shost.agent",
                                   "--bootstrap-password-file", str(Path(iam_data) / "admin-password")]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sys
 
 from photoncloud.k8shost.testing import agent_account, answers, start_agent, wait_for
 
@@ -42,7 +41,7 @@ def test_an_agent_runs_a_pod_reports_it_serves_its_log_and_its_node_goes_not_rea
 
         status, pod = call("POST", "/pods", {"namespace": "demo", "name": "hello", "labels": {"app": "hello"},
                                              "spec": {"node_selector": {"disk": "ssd"}, "containers": [{
-                                                 "name": "main", "command": [sys.executable, "-c", POD_SCRIPT],
+                                                 "name": "main", "command": ["python3", "-c", POD_SCRIPT],
                                                  "env": [{"name": "GREETING", "value": "a pod"}],
                                                  "resources": {"requests": {"cpu": "100m", "memory": "32Mi"}}}]}})
         assert status == 201, pod
@@ -73,7 +72,7 @@ def test_an_agent_runs_a_pod_reports_it_serves_its_log_and_its_node_goes_not_rea
         for name, policy, code in (("crash", "OnFailure", 3), ("once", "Never", 0)):
             status, body = call("POST", "/pods", {"namespace": "demo", "name": name, "spec": {
                 "restart_policy": policy, "containers": [{"name": "main", "command": [
-                    sys.executable, "-c", f"print('exiting with {code}'); raise SystemExit({code})"]}]}})
+                    "python3", "-c", f"print('exiting with {code}'); raise SystemExit({code})"]}]}})
             assert status == 201, body
 
         def restarted() -> dict | None:
@@ -167,7 +166,7 @@ def test_a_node_port_service_spreads_connections_over_the_pods_it_selects(cluste
             status, pod = call("POST", "/pods", {
                 "namespace": "shop", "name": name, "labels": {"app": "web"},
                 "spec": {"node_selector": {"kubernetes.io/hostname": "node-b"},
-                         "containers": [{"name": "http", "command": [sys.executable, "-c", SERVER, "$(POD_IP)"],
+                         "containers": [{"name": "http", "command": ["python3", "-c", SERVER, "$(POD_IP)"],
                                          "ports": [{"container_port": 8080}]}]}})
             assert status == 201, pod
         status, service = call("POST", "/services", {"namespace": "shop", "name": "web", "service_type": "NodePort",

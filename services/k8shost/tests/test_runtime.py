@@ -5,21 +5,32 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
+import shutil
+import stat
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
-from photoncloud.k8shost.agent.hostnet import HostAddresses
-from photoncloud.k8shost.agent.runtime import Backoff, ContainerState, ProcessRuntime, expand, phase
-from photoncloud.k8shost.testing import until
+from photoncloud.k8shost.agent import runtime as runtime_module
+from photoncloud.k8shost.agent import seccomp
+from photoncloud.k8shost.agent.cgroups import Cgroups
+from photoncloud.k8shost.agent.limits import Limits
+from photoncloud.k8shost.agent.podnet import PodNetworks
+from photoncloud.k8shost.agent.process import ProcessRuntime
+from photoncloud.k8shost.agent.runtime import Backoff, ContainerState, expand, phase
+from photoncloud.k8shost.agent.sandbox import PATH, USERNS, Sandbox
+from photoncloud.k8shost.testing import sandbox, until
 
 FAST = Backoff(initial=0.1, maximum=0.4, reset=60)
+NOBODY = 65534
 
 
 def pod(script: str, policy: str, uid: str = "u1", grace: int = 10, command: list[str] | None = None) -> dict:
     """A pod of one container running script (or command) under a restart policy."""
-    command = [sys.executable, "-c", script] if command is None else command
+    command = ["python3", "-c", script] if command is None else command
     return {"metadata": {"name": "p", "namespace": "ns", "uid": uid},
             "spec": {"restart_policy": policy, "termination_grace_period_seconds": grace,
                      "containers": [{"name": "main", "command": command, "env": [{"name": "WHO", "value": "me"}]}]}}
@@ -28,7 +39,7 @@ def pod(script: str, policy: str, uid: str = "u1", grace: int = 10, command: lis
 @pytest.fixture
 def runtime(tmp_path):
     """A process runtime with a fast back-off, under the test directory."""
-    return ProcessRuntime(tmp_path / "pods", FAST)
+    return ProcessRuntime(tmp_path / "pods", sandbox(), FAST)
 
 
 async def test_on_failure_restarts_a_failing_container_with_a_doubling_back_off(runtime):
@@ -132,13 +143,14 @@ def prismnet_pod(script: str, address: str, uid: str = "u-net") -> dict:
     """A pod of one container whose address k8shost assigned from a PrismNET subnet."""
     return {"metadata": {"name": "a", "namespace": "web", "uid": uid},
             "spec": {"restart_policy": "Never",
-                     "containers": [{"name": "main", "command": [sys.executable, "-c", script]}]},
+                     "containers": [{"name": "main", "command": ["python3", "-c", script]}]},
             "status": {"pod_ip": address, "network": {"subnet_id": "s1", "port_id": "p1",
                                                       "cidr_block": "10.88.0.0/24", "gateway_ip": "10.88.0.1"}}}
 
 
-async def test_without_the_privilege_a_pod_with_a_prismnet_address_is_refused_with_a_reason(tmp_path):
-    runtime = ProcessRuntime(tmp_path / "pods", FAST, host=HostAddresses("k8stest0", privileged=False))
+async def test_without_network_namespaces_a_pod_with_a_prismnet_address_is_refused_with_a_reason(tmp_path):
+    networks = PodNetworks("k8s-test-", why_not="the agent is not root (making network namespaces takes CAP_NET_ADMIN)")
+    runtime = ProcessRuntime(tmp_path / "pods", sandbox(), FAST, networks=networks)
     refused = runtime.pod(prismnet_pod("raise SystemExit(0)", "10.1.0.2"), "127.128.0.2")
     refused.start()
     (state,) = refused.states()
@@ -148,43 +160,151 @@ async def test_without_the_privilege_a_pod_with_a_prismnet_address_is_refused_wi
     await refused.stop()
 
 
-@pytest.fixture
-async def host():
-    """Host addresses on an interface of the tests' own (not the agent's), deleted afterwards."""
-    addresses = HostAddresses("k8stest0")
-    yield addresses
-    await addresses.delete_interface()
-
-
-# Adding an address to an interface takes root (CAP_NET_ADMIN): skipped only for an unprivileged user.
-# CI runs the tests as root, so this runs there.
-@pytest.mark.skipif(os.geteuid() != 0, reason="adding an address to a host interface needs root (CAP_NET_ADMIN)")
-async def test_as_root_a_pod_with_a_prismnet_address_listens_on_it_until_it_stops(tmp_path, host):
-    await host.add("10.88.0.99")  # left by an earlier run of the agent
-    runtime = ProcessRuntime(tmp_path / "pods", FAST, host=host)
+# Network namespaces take root: skipped only for an unprivileged user. CI runs the tests as root, so this runs there.
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a network namespace needs root")
+async def test_as_root_a_pod_with_a_prismnet_address_has_it_in_a_namespace_of_its_own_until_it_stops(tmp_path):
+    networks = PodNetworks("k8s-test-")
+    await networks.add("left-over", "10.88.0.99")  # as an earlier run of the agent would have left it
+    runtime = ProcessRuntime(tmp_path / "pods", sandbox(), FAST, networks=networks)
     await runtime.open()
-    assert await host.held() == []
+    assert networks.held() == []
     server = """
 import os, socket
 s = socket.socket()
 s.bind((os.environ["POD_IP"], 0))
 s.listen()
 print(s.getsockname()[0], s.getsockname()[1], flush=True)
+print(sorted(name for _, name in socket.if_nameindex()), flush=True)
 conn, peer = s.accept()
 conn.sendall(b"hello from the pod")
 conn.close()
 """
-    running = runtime.pod(prismnet_pod(server, "10.88.0.5"), "127.128.0.2")
+    spec = prismnet_pod(server, "10.88.0.5")
+    spec["status"]["network"]["mac_address"] = "02:00:0a:58:00:05"
+    running = runtime.pod(spec, "127.128.0.2")
     assert running.pod_ip == "10.88.0.5"
     running.start()
-    log = running.log_path("main")
-    await until(lambda: log.exists() and log.read_text().endswith("\n"))
-    address, port = log.read_text().split()
-    assert address == "10.88.0.5" and await host.held() == ["10.88.0.5"]
-    reader, writer = await asyncio.open_connection("10.88.0.5", int(port))
-    assert await reader.read() == b"hello from the pod"
-    writer.close()
+    try:
+        log = running.log_path("main")
+        await until(lambda: log.exists() and log.read_text().count("\n") == 2)
+        bound, interfaces = log.read_text().splitlines()
+        address, port = bound.split()
+        # The address is the pod's, in its own namespace: the host has none of it, the pod none of the host's links.
+        assert address == "10.88.0.5" and interfaces == "['eth0', 'lo']"
+        assert networks.held() == ["u-net"]
+        assert "10.88.0.5" not in subprocess.run(["ip", "-4", "addr"], capture_output=True, text=True).stdout
+        inside = subprocess.run(["ip", "-netns", "k8s-test-u-net", "link", "show", "eth0"], capture_output=True,
+                                text=True).stdout
+        assert "02:00:0a:58:00:05" in inside
+        reader, writer = await asyncio.open_connection("10.88.0.5", int(port))
+        assert await reader.read() == b"hello from the pod"
+        writer.close()
+        await until(lambda: running.states()[0].done)
+        assert running.states()[0].reason == "Completed"
+    finally:
+        await running.stop()
+    assert networks.held() == []
+
+
+async def test_a_running_containers_log_is_rotated_at_its_cap(runtime, monkeypatch):
+    monkeypatch.setattr(runtime_module, "MAX_LOG_BYTES", 64 * 1024)
+    chatty = "import time\nfor i in range(40):\n    print(str(i).rjust(8, '.') * 1000, flush=True)\n    time.sleep(0.01)\n" \
+             "time.sleep(60)"
+    running = runtime.pod(pod(chatty, "Never"))
+    running.start()
+    try:
+        log = running.log_path("main")
+        rotated = log.with_name(log.name + ".1")
+        await until(lambda: rotated.exists() and log.exists() and "......39" in log.read_text())
+        # Still running, and no file past the cap: the log was rotated while the container wrote it.
+        assert running.states()[0].state == "RUNNING"
+        assert log.stat().st_size <= 64 * 1024 and rotated.stat().st_size <= 64 * 1024
+        assert stat.S_IMODE(log.stat().st_mode) == 0o600 and stat.S_IMODE(rotated.stat().st_mode) == 0o600
+    finally:
+        await running.stop()
+
+
+async def test_a_pod_whose_limits_the_node_cannot_enforce_is_refused_with_the_reason(tmp_path):
+    runtime = ProcessRuntime(tmp_path / "pods", sandbox(), FAST, default_limits=Limits(pids=100),
+                             cgroups=Cgroups("k8s-test", root=tmp_path / "no-cgroups"))
+    refused = runtime.pod(pod("print('unbounded')", "Never"))
+    refused.start()
+    (state,) = refused.states()
+    assert phase(refused.states()) == "Failed" and state.reason == "LimitsUnsupported"
+    assert "pids=100" in state.message and "no cgroup hierarchy" in state.message
+    # Where the operator set no default and the pod asks for no limit, it runs (nothing to enforce).
+    unlimited = ProcessRuntime(tmp_path / "pods", sandbox(), FAST, cgroups=Cgroups("k8s-test", tmp_path / "none"))
+    running = unlimited.pod(pod("print('ran')", "Never"))
+    running.start()
     await until(lambda: running.states()[0].done)
-    assert running.states()[0].reason == "Completed"
-    await running.stop()
-    assert await host.held() == []
+    assert running.log_path("main").read_text() == "ran\n"
+
+
+def test_cgroup_v2_limits_are_written_and_the_controllers_handed_down(tmp_path):
+    top = tmp_path / "cgroup"
+    top.mkdir()
+    (top / "cgroup.controllers").write_text("cpuset cpu io memory hugetlb pids rdma misc\n")
+    cgroups = Cgroups("photoncloud-k8shost/node", root=top)
+    assert cgroups.version == 2 and cgroups.unsupported() == ""
+    group = cgroups.group("pod-1", "main")
+    group.create(Limits(cpu_millicores=250, memory_bytes=64 * 2**20, pids=50))
+    leaf = top / "photoncloud-k8shost" / "node" / "pod-1" / "main"
+    assert {name: (leaf / name).read_text() for name in ("memory.max", "pids.max", "cpu.max", "memory.oom.group")} == \
+        {"memory.max": str(64 * 2**20), "pids.max": "50", "cpu.max": "25000 100000", "memory.oom.group": "1"}
+    for level in (top, top / "photoncloud-k8shost", top / "photoncloud-k8shost" / "node", leaf.parent):
+        assert (level / "cgroup.subtree_control").read_text() == "+memory +pids +cpu"
+    assert group.join_paths() == [str(leaf / "cgroup.procs")]
+    (leaf / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
+    assert group.oom_kills() == 1
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="becoming another user (to run as an unprivileged agent would) needs root")
+def test_an_unprivileged_agents_sandbox_is_a_user_namespace_without_capabilities_or_the_hosts_files():
+    home = Path(tempfile.mkdtemp(prefix="k8shost-userns-"))  # not under a 0700 directory: nobody must reach it
+    try:
+        os.chown(home, NOBODY, NOBODY)
+        script = ("id -u; grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status; ls /; ls /proc | grep -c '^[0-9]'; "
+                  "unshare --user true 2>/dev/null || echo no user namespace; echo kept > file")
+        filter_fd = seccomp.descriptor()
+        argv = Sandbox(USERNS).argv(["sh", "-c", script], home, "", "p", 0, filter_fd)
+
+        def as_nobody() -> None:
+            os.setgroups([])
+            os.setresgid(NOBODY, NOBODY, NOBODY)
+            os.setresuid(NOBODY, NOBODY, NOBODY)
+
+        run = subprocess.run(argv, preexec_fn=as_nobody, pass_fds=(filter_fd,), capture_output=True, text=True,
+                             env={"PATH": PATH}, timeout=30)
+        os.close(filter_fd)
+        lines = run.stdout.split("\n")
+        assert run.returncode == 0, run.stderr
+        assert lines[0] == "1000" and lines[1:4] == ["CapEff:\t0000000000000000", "CapBnd:\t0000000000000000",
+                                                     "NoNewPrivs:\t1"]
+        assert "root" not in lines and "home" not in lines and "pod" in lines and "no user namespace" in lines
+        assert (home / "file").read_text() == "kept\n" and (home / "file").stat().st_uid == NOBODY  # the agent's uid
+    finally:
+        shutil.rmtree(home)
+
+
+async def test_a_working_dir_the_container_pointed_elsewhere_with_a_symlink_is_not_followed(runtime, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    spec = pod("import os; print(os.getcwd(), flush=True)", "Never", uid="sym")
+    spec["spec"]["containers"][0]["working_dir"] = "work/sub"
+    planted = runtime.pod(spec)
+    (planted.dir / "main").mkdir(parents=True)
+    (planted.dir / "main" / "work").symlink_to(outside)  # as an earlier run of the container could have left it
+    planted.start()
+    await until(lambda: planted.states()[0].done)
+    state = planted.states()[0]
+    assert (state.reason, state.exit_code) == ("StartError", 128) and "symlinks are not followed" in \
+        state.message, state
+    assert list(outside.iterdir()) == []  # nothing made outside the container's directory
+
+    spec = pod("import os; open('here', 'w'); print(os.getcwd(), flush=True)", "Never", uid="ok")
+    spec["spec"]["containers"][0]["working_dir"] = "work/sub"
+    running = runtime.pod(spec)
+    running.start()
+    await until(lambda: running.states()[0].done)
+    assert running.log_path("main").read_text() == "/pod/work/sub\n" and running.states()[0].reason == "Completed"
+    assert (running.dir / "main" / "work" / "sub" / "here").exists()

@@ -277,6 +277,20 @@ class Platform:
         assert status in (200, 201), binding
         return name, password
 
+    def project_member(self, project_id: str, role: str = "member") -> str:
+        """A token of a new user holding role in the project only (a tenant), scoped to that project."""
+        admin = self.admin_token()
+        name, password = f"user-{secrets.token_hex(4)}", secrets.token_urlsafe(18)
+        self.secrets.add(password)
+        status, user = self.request("POST", f"{self.iam.url}/api/v1/users",
+                                    {"name": name, "email": f"{name}@example.com", "password": password}, admin)
+        assert status in (200, 201), user
+        status, binding = self.request("POST", f"{self.iam.url}/api/v1/bindings", {
+            "principal": f"user:{user['data']['id']}", "role": role,
+            "scope": {"type": "project", "project_id": project_id}}, admin)
+        assert status in (200, 201), binding
+        return self.token(name, password, project_id=project_id)
+
     def logs(self) -> str:
         """Everything every process printed."""
         return "".join(p.log() for p in [self.iam, *self.services.values()])

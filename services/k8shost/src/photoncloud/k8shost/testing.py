@@ -12,6 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from photoncloud.common.testing import DIRECT, Platform, ServiceProcess, free_ports
+from photoncloud.k8shost.agent.sandbox import NONE, Sandbox, detect
+
+
+def sandbox() -> Sandbox:
+    """The process runtime's sandbox on this host; the tests need one (CI runs them as root, with bubblewrap)."""
+    mode, why = detect()
+    assert mode != NONE, f"the process runtime's tests need a sandbox: {why}"
+    return Sandbox(mode)
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import re
 import signal
@@ -18,12 +19,15 @@ from photoncloud.common.logs import setup_logging
 
 from . import bootstrap
 from .api import ApiServer, Tokens
+from . import limits, sandbox
 from .docker import DockerRuntime
 from .engine import DEFAULT_HOST, EngineError
 from .node import Agent, NodeConfig
-from .runtime import Backoff, ProcessRuntime, Runtime
+from .process import ProcessRuntime
+from .runtime import Backoff, Runtime
 
 PREFIX = "K8SHOST_AGENT_"
+log = logging.getLogger("photoncloud.k8shost.agent")
 
 
 def _memory_bytes() -> int:
@@ -93,6 +97,17 @@ def parse(argv: list[str] | None = None, environ: dict[str, str] | None = None) 
                    help="how pods run: as local processes, or as containers of a Docker engine (local images)")
     p.add_argument("--docker-host", default=default("docker_host", env.get("DOCKER_HOST", DEFAULT_HOST)),
                    help="with --runtime docker: the engine's API socket (default: DOCKER_HOST, else the usual socket)")
+    p.add_argument("--default-cpu", default=default("default_cpu", "1"),
+                   help="the CPU limit of a container that sets none (0: none)")
+    p.add_argument("--default-memory", default=default("default_memory", "512Mi"),
+                   help="the memory limit of a container that sets none (0: none)")
+    p.add_argument("--default-pids", default=default("default_pids", "1024"),
+                   help="the process limit of a container that sets none (0: none)")
+    p.add_argument("--insecure-unsandboxed-pods", action="store_true",
+                   default=str(default("insecure_unsandboxed_pods", "")).lower() in ("1", "true", "yes"),
+                   help="on a host that cannot sandbox (neither root nor user namespaces), run the process "
+                        "runtime's pods as plain processes of the agent's user: they can then read and signal "
+                        "everything the agent can, its credentials included")
     p.add_argument("--heartbeat-seconds", type=float, default=float(default("heartbeat_seconds", 5)))
     p.add_argument("--sync-seconds", type=float, default=float(default("sync_seconds", 10)),
                    help="the resync period (watches wake the agent at every change in between)")
@@ -101,6 +116,10 @@ def parse(argv: list[str] | None = None, environ: dict[str, str] | None = None) 
     p.add_argument("--max-backoff-seconds", type=float, default=float(default("max_backoff_seconds", 60)))
     p.add_argument("--log-level", default=default("log_level", env.get("PHOTONCLOUD_LOG_LEVEL", "INFO")))
     args = p.parse_args(argv)
+    try:
+        args.default_limits = limits.parse_defaults(args.default_cpu, args.default_memory, args.default_pids)
+    except ValueError as exc:
+        p.error(f"default limits: {exc}")
     args.token = env.get(PREFIX + "TOKEN", "")
     args.client_secret = env.get(PREFIX + "CLIENT_SECRET", "")
     if args.client_secret_file is not None:
@@ -108,9 +127,25 @@ def parse(argv: list[str] | None = None, environ: dict[str, str] | None = None) 
     return args
 
 
+def _sandbox(insecure: bool) -> sandbox.Sandbox | None:
+    """The process runtime's sandbox; without one, the agent stops, unless the operator said to run pods bare."""
+    if insecure:
+        log.warning("--insecure-unsandboxed-pods: pods run as plain processes of the agent's user, and can read and "
+                    "signal everything the agent can")
+        return None
+    mode, why = sandbox.detect()
+    if mode == sandbox.NONE:
+        raise SystemExit(f"the process runtime runs every pod in a sandbox, and this host cannot make one: {why}. "
+                         "Install bubblewrap and run the agent as root (or as a user who may make user namespaces), "
+                         "or use --runtime docker; --insecure-unsandboxed-pods runs pods as plain processes of the "
+                         "agent's user, which can reach everything the agent can")
+    return sandbox.Sandbox(mode)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the agent until SIGTERM or SIGINT, then stop its pods."""
     args = parse(sys.argv[1:] if argv is None else argv)
+    os.umask(0o077)  # the agent's files (credentials, pods' logs) are no one else's
     setup_logging("k8shost-agent", str(args.log_level).upper())
     bootstrap_password = os.environ.get(PREFIX + "BOOTSTRAP_PASSWORD", "")
     if not (args.token or args.token_file or args.client_id) and (args.bootstrap_password_file or bootstrap_password):
@@ -136,11 +171,13 @@ def main(argv: list[str] | None = None) -> None:
     runtime: Runtime
     if args.runtime == "docker":
         try:
-            runtime = DockerRuntime(args.docker_host, Path(args.data_dir) / "pods", backoff, node_name=args.node_name)
+            runtime = DockerRuntime(args.docker_host, Path(args.data_dir) / "pods", backoff, node_name=args.node_name,
+                                    default_limits=args.default_limits)
         except ValueError as exc:
             raise SystemExit(f"--docker-host: {exc}") from None
     else:
-        runtime = ProcessRuntime(Path(args.data_dir) / "pods", backoff)
+        runtime = ProcessRuntime(Path(args.data_dir) / "pods", _sandbox(args.insecure_unsandboxed_pods), backoff,
+                                 default_limits=args.default_limits)
     agent = Agent(config, ApiServer(args.api_url, tokens), runtime)
     runtime.on_change = agent.changed
 

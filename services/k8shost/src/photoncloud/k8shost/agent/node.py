@@ -15,6 +15,7 @@ import ipaddress
 import itertools
 import logging
 import secrets
+import shutil
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,6 +107,7 @@ class Agent:
         self.pods: dict[str, Running] = {}  # by uid
         self.finished: set[str] = set()  # uids of pods that ran to completion here: never started again
         self.wake = asyncio.Event()
+        self.synced = False  # whether a sync ran since the agent started
         self.daemon_port = 0
         self._runner: web.AppRunner | None = None
         self.addresses = PodAddresses("", config.address)
@@ -133,7 +135,7 @@ class Agent:
         body = {"name": self.config.name, "labels": self.config.labels, "capacity": self.config.capacity,
                 "addresses": [{"type": "InternalIP", "address": self.config.address}],
                 "daemon_port": self.daemon_port, "daemon_token": self.daemon_token, "runtime": self.runtime.name,
-                "agent_version": self.config.version}
+                "sandbox": self.runtime.isolation, "agent_version": self.config.version}
         pause = 0.5
         while True:
             try:
@@ -186,10 +188,18 @@ class Agent:
     async def sync(self) -> None:
         """Start what is bound here and not running, stop what is gone, report what changed."""
         bound = {p["metadata"]["uid"]: p for p in await self.api.pods(self.config.name)}
+        if not self.synced:
+            # What an earlier run of the agent kept of pods deleted meanwhile (logs, files) goes.
+            for directory in self.runtime.root.iterdir() if self.runtime.root.is_dir() else ():
+                if directory.name not in bound:
+                    await asyncio.to_thread(shutil.rmtree, directory, True)
+            self.synced = True
         for uid in [u for u in self.pods if u not in bound]:
             running = self.pods.pop(uid)
             log.info("stopping pod %s/%s", running.pod["metadata"]["namespace"], running.pod["metadata"]["name"])
             await running.runtime.stop()
+            await asyncio.to_thread(running.runtime.remove)  # it was deleted: its directory and files go
+            self.finished.discard(uid)
             self.addresses.release(uid)
         for uid, pod in bound.items():
             if uid in self.pods or uid in self.finished or pod["status"]["phase"] in FINISHED:

@@ -1,31 +1,18 @@
-"""Container runtimes behind one interface, and the `process` runtime: each container a supervised
-local process (the embedded default).
-
-What every runtime shares lives here: a container's supervision (Kubernetes' restart policy,
-Always, OnFailure, Never, with an exponential back-off between restarts (CrashLoopBackOff) that
-resets once a container has run long enough), one log file per container kept across restarts,
-and a pod as its containers together. A runtime says only how one run of a container starts, how
-it is waited for and how it is ended.
-
-In the process runtime a pod's containers run as children of the agent, each in a session of its
-own (so a stop reaches the whole process group), in a working directory under the agent's data
-directory, with stdout and stderr appended to the container's log file. On Linux a container is
-killed if the agent dies (PR_SET_PDEATHSIG), so no pod outlives the supervisor that reports it.
-A pod whose address k8shost assigned from a PrismNET subnet gets that address on the host for its
-lifetime (hostnet.py), which takes root or CAP_NET_ADMIN; without it such a pod is refused.
+"""What every container runtime shares, behind one interface: a container's supervision (Kubernetes'
+restart policy, Always, OnFailure, Never, with an exponential back-off between restarts
+(CrashLoopBackOff) that resets once a container has run long enough), one log file per container
+kept across restarts and rotated at a size cap, a container killed for memory reported as
+OOMKilled, and a pod as its containers together. A runtime (process.py, docker.py) says only how one
+run of a container starts, how it is waited for and how it is ended.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
-import ctypes.util
 import logging
 import os
 import re
-import signal
-import sys
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -34,13 +21,11 @@ from typing import Any, Protocol
 
 from photoncloud.common.times import rfc3339
 
-from .hostnet import HostAddresses
-
 log = logging.getLogger("photoncloud.k8shost.agent")
 
 WAITING, RUNNING, TERMINATED = "WAITING", "RUNNING", "TERMINATED"
-MAX_LOG_BYTES = 10 * 1024 * 1024  # a log larger than this is rotated to <name>.log.1 on the next start
-PR_SET_PDEATHSIG = 1
+LOG_DRAIN_SECONDS = 5.0  # after a run ends, how long its last output may take to reach the log
+MAX_LOG_BYTES = 10 * 1024 * 1024  # a log about to grow past this is rotated to <name>.log.1 (the one before goes)
 
 
 @dataclass(frozen=True)
@@ -83,11 +68,16 @@ class PodRuntime(Protocol):
     async def stop(self) -> None:
         """Stop every container (SIGTERM, then SIGKILL after the grace period)."""
 
+    def remove(self) -> None:
+        """Forget the stopped pod, which was deleted: its directory and whatever the node held for it."""
+
 
 class Runtime(Protocol):
     """A way of running pods: `process` (local processes) or `docker` (containers of a Docker engine)."""
 
     name: str
+    root: Path  # one directory per pod uid
+    isolation: str  # how pods are isolated from the node, as the node reports it ("none": not at all)
     on_change: Callable[[], None]  # called whenever a container's state moves
 
     def pod(self, pod: dict[str, Any], pod_ip: str) -> PodRuntime:
@@ -109,11 +99,36 @@ def expand(text: str, env: dict[str, str]) -> str:
     return _REFERENCE.sub(lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)), text)
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: be killed when the agent dies (Linux only)."""
-    libc_name = ctypes.util.find_library("c")
-    if sys.platform.startswith("linux") and libc_name:
-        ctypes.CDLL(libc_name, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+class LogFile:
+    """A container's log file, appended to as its output comes and rotated to <name>.log.1 whenever it would grow
+    past its cap, while the container runs (so no container fills the node's disk). Created 0600: the agent's
+    files are no one else's."""
+
+    def __init__(self, path: Path, cap: int = 0):
+        self.path = path
+        self.cap = cap or MAX_LOG_BYTES
+        self._file: Any = None
+        self._size = 0
+
+    def write(self, data: bytes) -> None:
+        """Append data (rotating first if it would pass the cap) and flush it, so readers see it at once."""
+        if self._file is None:
+            self._file = os.fdopen(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
+            self._size = self._file.tell()
+        if self._size and self._size + len(data) > self.cap:
+            self._file.close()
+            self.path.replace(self.path.with_name(self.path.name + ".1"))
+            self._file = os.fdopen(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
+            self._size = 0
+        self._file.write(data[-self.cap:])
+        self._file.flush()
+        self._size += min(len(data), self.cap)
+
+    def close(self) -> None:
+        """Close the file (the next write opens it again)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 @dataclass(frozen=True)
@@ -168,10 +183,6 @@ class Container:
             env[e["name"]] = expand(e.get("value", ""), env)
         return env
 
-    def _rotate(self) -> None:
-        if self.log.exists() and self.log.stat().st_size > MAX_LOG_BYTES:
-            self.log.replace(self.log.with_name(self.log.name + ".1"))
-
     async def _run_once(self) -> int:
         """Start a run and wait for it to end; its exit code (negative: killed by that signal). Raises
         RunFailure (or OSError, ValueError) when it cannot start."""
@@ -180,6 +191,10 @@ class Container:
     async def _terminate(self) -> None:
         """End the current run, if any: SIGTERM, then SIGKILL after the grace period."""
         raise NotImplementedError
+
+    async def _oom_killed(self) -> bool:
+        """Whether the run that just ended with an error was killed for going over its memory limit."""
+        return False
 
     async def supervise(self) -> None:
         """Run the container, restarting it as its policy says, until it is done or stopped."""
@@ -191,6 +206,8 @@ class Container:
                 reason = "Completed" if code == 0 else "Error"
                 message = "" if code >= 0 else f"killed by signal {-code}"
                 code = code if code >= 0 else 128 - code  # as a shell reports a signal
+                if code != 0 and await self._oom_killed():
+                    reason, message = "OOMKilled", f"the container reached its memory limit ({message or code})"
             except (OSError, ValueError, RunFailure) as exc:
                 code, reason, message = 128, getattr(exc, "reason", "StartError"), str(exc)
             if self.stopping:
@@ -213,61 +230,13 @@ class Container:
     async def stop(self) -> None:
         """End the current run (SIGTERM, then SIGKILL after the grace period) and the supervision."""
         self.stopping = True
+        was_running = self.state.state == RUNNING
         await self._terminate()
         if self.task is not None:
+            if was_running:  # the run ended: let the supervision note so (its last output reaching the log first)
+                await asyncio.wait({self.task}, timeout=LOG_DRAIN_SECONDS)
             self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
-
-
-class ProcessContainer(Container):
-    """One container as a supervised local process."""
-
-    def __init__(self, spec: dict[str, Any], pod_dir: Path, restart_policy: str, grace: float, backoff: Backoff,
-                 base_env: dict[str, str], on_change: Callable[[], None]):
-        self.dir = pod_dir / spec["name"]
-        super().__init__(spec, pod_dir, restart_policy, grace, backoff, {**base_env, "HOME": str(self.dir)},
-                         on_change)
-        self.process: asyncio.subprocess.Process | None = None
-
-    def _argv_and_cwd(self) -> tuple[list[str], Path]:
-        env = self._env()
-        argv = [expand(a, env) for a in [*self.spec.get("command", []), *self.spec.get("args", [])]]
-        if not self.spec.get("command"):
-            raise ValueError("the process runtime runs a container's command, and this one has none "
-                             f"(image {self.spec.get('image') or '-'} is not run)")
-        working = self.spec.get("working_dir") or ""
-        if os.path.isabs(working) or ".." in Path(working).parts:
-            raise ValueError("working_dir must be a relative path inside the container's directory")
-        return argv, self.dir / working
-
-    async def _run_once(self) -> int:
-        """Start the process and wait for it; its exit code (negative: killed by that signal)."""
-        argv, cwd = self._argv_and_cwd()
-        cwd.mkdir(parents=True, exist_ok=True)
-        self._rotate()
-        env = self._env()
-        try:
-            with open(self.log, "ab") as out:  # noqa: ASYNC230 - opening a local file to append does not wait
-                self.process = await asyncio.create_subprocess_exec(
-                    *argv, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=out,
-                    stderr=asyncio.subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
-            self._running()
-            return await self.process.wait()
-        finally:
-            self.process = None
-
-    async def _terminate(self) -> None:
-        """SIGTERM the process group, then SIGKILL it after the grace period."""
-        process = self.process
-        if process is not None and process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), self.grace)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                await process.wait()
 
 
 class Pod:
@@ -280,7 +249,7 @@ class Pod:
 
     def start(self) -> None:
         """Start supervising every container."""
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         for container in self.containers:
             container.task = asyncio.get_running_loop().create_task(container.supervise())
 
@@ -295,6 +264,10 @@ class Pod:
     async def stop(self) -> None:
         """Stop every container at once."""
         await asyncio.gather(*(c.stop() for c in self.containers))
+
+    def remove(self) -> None:
+        """Forget the stopped pod: its directory (logs and files) goes."""
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def pod_env(pod: dict[str, Any], pod_ip: str) -> dict[str, str]:
@@ -312,92 +285,6 @@ def restart_policy(pod: dict[str, Any]) -> str:
 def grace(pod: dict[str, Any]) -> float:
     """The seconds a pod's containers get between SIGTERM and SIGKILL."""
     return float(pod["spec"].get("termination_grace_period_seconds") or 10)
-
-
-class ProcessPod(Pod):
-    """A pod whose containers are local processes; with host addresses, its address is added to the host
-    before its containers start and removed once they stopped."""
-
-    def __init__(self, pod: dict[str, Any], pod_ip: str, root: Path, backoff: Backoff,
-                 on_change: Callable[[], None], host: HostAddresses | None = None):
-        directory = root / pod["metadata"]["uid"]
-        # Processes share the host's network: each pod gets an address of its own to listen on, POD_IP.
-        base_env = {"PATH": os.environ.get("PATH", os.defpath), "LANG": os.environ.get("LANG", "C.UTF-8"),
-                    **pod_env(pod, pod_ip)}
-        super().__init__(directory, pod_ip, [
-            ProcessContainer(c, directory, restart_policy(pod), grace(pod), backoff, base_env, on_change)
-            for c in pod["spec"]["containers"]])
-        self.host = host
-        self.added = False
-        self._setup: asyncio.Task | None = None
-
-    def start(self) -> None:
-        """Start supervising every container (once the pod's address is on the host, if it needs one)."""
-        if self.host is None:
-            super().start()
-        else:
-            self._setup = asyncio.get_running_loop().create_task(self._start_at_address(self.host))
-
-    async def _start_at_address(self, host: HostAddresses) -> None:
-        try:
-            await host.add(self.pod_ip)
-        except Exception as exc:  # noqa: BLE001 - whatever netlink says, the pod fails with it
-            now = time.time()
-            for container in self.containers:
-                container._set(state=TERMINATED, reason="PodAddressUnavailable", exit_code=128, started_at=now,
-                               finished_at=now, done=True,
-                               message=f"cannot add the pod's address {self.pod_ip} to {host.interface}: {exc}")
-            return
-        self.added = True
-        super().start()
-
-    async def stop(self) -> None:
-        """Stop every container, then take the pod's address off the host."""
-        if self._setup is not None:
-            await asyncio.gather(self._setup, return_exceptions=True)
-        await super().stop()
-        if self.added and self.host is not None:
-            try:
-                await self.host.remove(self.pod_ip)
-                self.added = False
-            except Exception as exc:  # noqa: BLE001 - the next start of the agent removes it
-                log.warning("cannot remove the pod address %s from %s: %s", self.pod_ip, self.host.interface, exc)
-
-
-class ProcessRuntime:
-    """Pods as supervised local processes, under root (one directory per pod uid)."""
-
-    name = "process"
-
-    def __init__(self, root: Path, backoff: Backoff = Backoff(), on_change: Callable[[], None] = lambda: None,
-                 host: HostAddresses | None = None):
-        self.root = root
-        self.backoff = backoff
-        self.on_change = on_change
-        self.host = host if host is not None else HostAddresses()
-
-    async def open(self) -> None:
-        """Remove the pod addresses an earlier run of the agent left on the host (no pod runs yet)."""
-        if not self.host.unsupported():
-            for address in await self.host.prune():
-                log.info("removed the stale pod address %s from %s", address, self.host.interface)
-
-    async def close(self) -> None:
-        """Nothing to let go of: each pod's address went with it."""
-
-    def pod(self, pod: dict[str, Any], pod_ip: str = "127.0.0.1") -> ProcessPod | RefusedPod:
-        """The runtime of one pod at its address. An address k8shost assigned from a PrismNET subnet is
-        added to the host for the pod's time (see hostnet); without the privilege to, the pod is refused."""
-        if not pod.get("status", {}).get("network"):
-            return ProcessPod(pod, pod_ip, self.root, self.backoff, self.on_change)
-        assigned = pod["status"].get("pod_ip", "") or pod_ip
-        why = self.host.unsupported()
-        if why:
-            return RefusedPod(pod, "PodAddressUnsupported",
-                              f"the pod's address {assigned} comes from a PrismNET subnet, which the process "
-                              f"runtime gives its processes only on the host: {why}; run the node's agent as "
-                              "root, or with --runtime docker")
-        return ProcessPod(pod, assigned, self.root, self.backoff, self.on_change, self.host)
 
 
 class RefusedPod:
@@ -422,6 +309,9 @@ class RefusedPod:
 
     async def stop(self) -> None:
         """Nothing to stop."""
+
+    def remove(self) -> None:
+        """Nothing to forget."""
 
 
 def phase(states: list[ContainerState]) -> str:
