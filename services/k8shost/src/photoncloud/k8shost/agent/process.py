@@ -24,6 +24,7 @@ import hashlib
 import logging
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -43,6 +44,7 @@ from .runtime import (
     LogFile,
     Pod,
     RefusedPod,
+    RunFailure,
     expand,
     grace,
     pod_env,
@@ -184,6 +186,8 @@ class ProcessContainer(Container):
                     stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.STDOUT, start_new_session=True,
                     pass_fds=() if filter_fd is None else (filter_fd,), preexec_fn=lambda: _child_setup(*setup))
+            except subprocess.SubprocessError as exc:  # the child's setup failed (a cgroup, the network namespace)
+                raise RunFailure(f"cannot start the container: {exc}") from None
             finally:
                 if filter_fd is not None:
                     os.close(filter_fd)  # bwrap has its copy
