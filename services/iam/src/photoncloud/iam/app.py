@@ -37,14 +37,22 @@ def add_options(group: Any, default: Callable[[str, object], object]) -> None:
                        help="seconds a refresh token lives (rotated on every use)")
     group.add_argument("--session-ttl", type=int, default=default("session_ttl", defaults.session_ttl),
                        help="seconds after sign-in when a session's refresh tokens stop working")
+    group.add_argument("--login-failure-limit", type=int,
+                       default=default("login_failure_limit", defaults.login_failure_limit),
+                       help="failed sign-ins of one user from one address, within the window, before that user is "
+                            "refused there for a while (never elsewhere)")
+    group.add_argument("--login-failure-address-limit", type=int,
+                       default=default("login_failure_address_limit", defaults.login_failure_address_limit),
+                       help="failed sign-ins from one address, whoever they were for, before it is refused a while")
 
 
 def settings_from(config: ServerConfig) -> Settings:
     """IAM's settings from the configuration's IAM options (the defaults where there are none)."""
-    options = {k: config.options[k] for k in ("issuer", "access_token_ttl", "refresh_token_ttl", "session_ttl")
+    options = {k: config.options[k] for k in ("issuer", "access_token_ttl", "refresh_token_ttl", "session_ttl",
+                                              "login_failure_limit", "login_failure_address_limit")
                if k in config.options}
     try:
-        return Settings(**{k: int(v) if k.endswith("ttl") else v for k, v in options.items()})
+        return Settings(**{k: v if k == "issuer" else int(v) for k, v in options.items()})
     except ValueError as exc:
         raise SystemExit(f"iam: {exc}") from None
 

@@ -215,11 +215,13 @@ class Settings:
     access_token_ttl: int = 3600
     refresh_token_ttl: int = 24 * 3600
     session_ttl: int = 7 * 24 * 3600  # a session's refresh tokens end this long after sign-in
-    login_failure_limit: int = 5
+    login_failure_limit: int = 5  # failures of one user (or client) from one address
+    login_failure_address_limit: int = 20  # failures from one address, whoever they were for
     login_failure_window: float = 60.0
 
     def __post_init__(self) -> None:
-        for name in ("access_token_ttl", "refresh_token_ttl", "session_ttl", "login_failure_limit"):
+        for name in ("access_token_ttl", "refresh_token_ttl", "session_ttl", "login_failure_limit",
+                     "login_failure_address_limit"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if not self.issuer.startswith(("http://", "https://")):
@@ -534,8 +536,10 @@ class IamCore:
         self.settings = settings or Settings()
         self.hasher = hasher or SecretHasher()
         self.clock = clock
+        # Failures count per user at an address, and per address: never per user alone, so that nobody can lock a
+        # user out by failing as them, and the right password from another address always gets in.
         self.throttle = LoginThrottle(self.settings.login_failure_limit, self.settings.login_failure_window,
-                                      monotonic)
+                                      monotonic, limits={"address": self.settings.login_failure_address_limit})
         self.verifier = Verifier(LocalKeys(self), self.settings.issuer, LocalRevocations(self))
         # Changes run one at a time: every check-then-write below holds this lock.
         self._lock = asyncio.Lock()
@@ -916,7 +920,7 @@ class IamCore:
                 if not current_password:
                     raise InvalidArgument("current_password is required to change one's own password",
                                           {"field": "current_password"})
-                keys = (f"user:{user.name.casefold()}", f"address:{caller.address}")
+                keys = (f"user:{user.name.casefold()}@{caller.address}", f"address:{caller.address}")
                 self.throttle.begin(*keys)
                 try:
                     matches, _ = await self.hasher.verify(user.password_hash, current_password)
@@ -1301,9 +1305,9 @@ class IamCore:
                 raise InvalidArgument(f"{name} is longer than {limit} characters", {"field": name})
         keys = [f"address:{caller.address}"]
         if grant.grant_type == PASSWORD:
-            keys.append(f"user:{grant.username.casefold()}")
+            keys.append(f"user:{grant.username.casefold()}@{caller.address}")
         elif grant.grant_type == CLIENT_CREDENTIALS:
-            keys.append(f"client:{grant.client_id}")
+            keys.append(f"client:{grant.client_id}@{caller.address}")
         self.throttle.begin(*keys)
         try:
             await self._purge_expired()

@@ -108,22 +108,27 @@ def new_id(prefix: str) -> str:
 
 
 class LoginThrottle:
-    """Failed sign-ins per key (a user name, a client address) in a sliding window: after `limit`
-    failures within `window` seconds, further attempts on that key are refused until the oldest
-    failure leaves the window. Attempts still being checked count too, so that a burst of parallel
-    guesses cannot all pass before the first failure is counted.
+    """Failed sign-ins per key (a user at an address, an address) in a sliding window: after a key's
+    limit of failures within `window` seconds, further attempts on that key are refused until the
+    oldest failure leaves the window. A key's limit is `limit`, or the one `limits` gives its kind
+    (the part before the first colon). Attempts still being checked count too, so that a burst of
+    parallel guesses cannot all pass before the first failure is counted.
 
     In memory: IAM is one process, and forgetting the counts on a restart is harmless.
     """
 
     def __init__(self, limit: int = 5, window: float = 60.0, clock: Callable[[], float] = time.monotonic,
-                 max_keys: int = 100_000):
+                 max_keys: int = 100_000, limits: dict[str, int] | None = None):
         self.limit = limit
+        self.limits = limits or {}
         self.window = window
         self.clock = clock
         self.max_keys = max_keys  # bounds the memory an attacker inventing names can make us use
         self._failures: OrderedDict[str, deque] = OrderedDict()
         self._pending: dict[str, int] = {}
+
+    def _limit(self, key: str) -> int:
+        return self.limits.get(key.split(":", 1)[0], self.limit)
 
     def _recent(self, key: str, now: float) -> deque:
         times = self._failures.get(key)
@@ -140,11 +145,11 @@ class LoginThrottle:
         now = self.clock()
         wait = 0.0
         for key in keys:
-            times = self._recent(key, now)
-            if len(times) + self._pending.get(key, 0) >= self.limit:
+            times, limit = self._recent(key, now), self._limit(key)
+            if len(times) + self._pending.get(key, 0) >= limit:
                 # Throttled by failures: until the oldest counted one leaves the window; by attempts
                 # in flight only: a moment, until they are decided.
-                wait = max(wait, times[-self.limit] + self.window - now if len(times) >= self.limit else 1.0)
+                wait = max(wait, times[-limit] + self.window - now if len(times) >= limit else 1.0)
         if wait > 0:
             seconds = max(1, math.ceil(wait))
             raise ResourceExhausted(
@@ -177,15 +182,15 @@ class LoginThrottle:
                 self._failures[key] = times
             self._failures.move_to_end(key)
             times.append(now)
-            while len(times) > self.limit:
+            while len(times) > self._limit(key):
                 times.popleft()
-            blocked = blocked or len(times) >= self.limit
+            blocked = blocked or len(times) >= self._limit(key)
         while len(self._failures) > self.max_keys:
             self._failures.popitem(last=False)
         return blocked
 
     def success(self, key: str) -> None:
-        """Forget the failures of key (a user name after a good password; never an address)."""
+        """Forget the failures of key (a user at an address after a good password; never an address)."""
         self._failures.pop(key, None)
 
 
