@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 
@@ -72,3 +73,17 @@ def _user_id(platform, admin: str, name: str) -> str:
     status, users = platform.request("GET", f"{platform.iam.url}/api/v1/users?name={name}", token=admin)
     assert status == 200, users
     return users["data"]["items"][0]["id"]
+
+
+def test_every_services_data_files_are_its_own(platform):
+    """Data files 0600 and directories 0700, in every service's data directory (written once the services ran)."""
+    platform.admin_token()  # IAM has written its keys and tokens
+    found = {}
+    for process in [platform.iam, *platform.services.values()]:
+        for path in [process.data_dir, *process.data_dir.rglob("*")]:
+            if path.is_symlink():
+                continue
+            found[str(path)] = oct(path.stat().st_mode & 0o777)
+    assert len(found) > 2 * (1 + len(platform.services)), found  # the databases and their journals are there
+    wrong = {path: mode for path, mode in found.items() if mode != ("0o700" if os.path.isdir(path) else "0o600")}
+    assert wrong == {}, wrong

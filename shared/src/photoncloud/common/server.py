@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -181,6 +182,8 @@ def run(
     """The `__main__` of a service: read the configuration (with the service's own flags), build
     the service, serve it."""
     config = load_config(name, rest_port, argv, add_options=add_options)
+    # Everything a service writes (data files, their directories, keys) is its own: 0600 and 0700.
+    os.umask(0o077)
     setup_logging(name, config.log_level)
 
     async def main() -> None:
