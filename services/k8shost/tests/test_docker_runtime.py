@@ -1,8 +1,10 @@
 """The docker runtime against a real Docker engine, with an image the tests make of Debian's static
 busybox (no registry needed): a killed container restarted by policy in the same sandbox, a missing
-image's reason, command and args over the image, an agent's leftovers removed; and the pod with
-service workflow with an agent running `--runtime docker`, on the engine's bridge and on the network
-of a PrismNET subnet. Without an engine the tests are skipped, unless PHOTONCLOUD_REQUIRE_DOCKER=1
+image's reason, command and args over the image, an agent's leftovers removed; what confines a
+tenant's pod: its memory limit (OOMKilled), its process limit, the node's default limits, its
+capabilities, and its namespace's network, out of other tenants' reach; and the pod with service
+workflow with an agent running `--runtime docker`, on its namespace's network and on the network of
+a PrismNET subnet. Without an engine the tests are skipped, unless PHOTONCLOUD_REQUIRE_DOCKER=1
 makes them fail."""
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from typing import Any
 import pytest
 
 from photoncloud.common.testing import start_platform
-from photoncloud.k8shost.agent.docker import NAMESPACE, NETWORK_PREFIX, NODE, SUBNET, UID, DockerRuntime
+from photoncloud.k8shost.agent.docker import (NAMESPACE, NAMESPACE_NETWORK, NAMESPACE_PREFIX, NETWORK_PREFIX, NODE,
+                                               SUBNET, UID, DockerRuntime)
 from photoncloud.k8shost.agent.engine import DEFAULT_HOST, Engine, EngineError
+from photoncloud.k8shost.agent.limits import Limits
 from photoncloud.k8shost.agent.runtime import Backoff, phase
 from photoncloud.k8shost.testing import agent_account, answers, start_agent, until, wait_for
 
@@ -33,6 +37,7 @@ FAST = Backoff(initial=0.1, maximum=0.4, reset=60)
 # An HTTP server naming its pod, for the service to spread connections over.
 SERVER = ('mkdir -p /www && printf "hello from %s" "$POD_NAME" > /www/index.html && echo "serving $POD_NAME" && '
           'exec httpd -f -p 8080 -h /www')
+MiB = 1024 * 1024
 
 
 def on_engine(work: Callable[[Engine], Awaitable[Any]]) -> Any:
@@ -93,12 +98,14 @@ async def runtime(image, tmp_path):
     await made.open()
     yield made
     await made.remove_all({NODE: made.node_name})
+    await made.prune_networks()
     await made.close()
 
 
-def pod(command: list[str], policy: str = "Always", image: str = IMAGE, **container: Any) -> dict:
+def pod(command: list[str], policy: str = "Always", image: str = IMAGE, namespace: str = "ns",
+        **container: Any) -> dict:
     """A pod of one container running command in image under a restart policy."""
-    return {"metadata": {"name": "p", "namespace": "ns", "uid": secrets.token_hex(8)},
+    return {"metadata": {"name": "p", "namespace": namespace, "uid": secrets.token_hex(8)},
             "spec": {"restart_policy": policy, "termination_grace_period_seconds": 2,
                      "containers": [{"name": "main", "image": image, "command": command, **container}]}}
 
@@ -154,11 +161,12 @@ async def test_command_and_args_replace_the_images_and_see_the_pods_environment(
 
 
 async def test_an_agent_starting_removes_what_an_earlier_one_of_its_node_left(runtime, tmp_path):
-    running = runtime.pod(pod(["sleep", "300"]))
+    running = runtime.pod(pod(["sleep", "300"], namespace=f"left-{secrets.token_hex(3)}"))
     running.start()
     await until(lambda: running.states()[0].state == "RUNNING")
     left = {c["Id"] for c in await runtime.engine.containers({UID: running.meta["uid"]})}
     assert len(left) == 2  # the sandbox and the container
+    assert running.network in {n["Name"] for n in await runtime.engine.networks(NAMESPACE_NETWORK)}
     for container in running.containers:  # the agent dies: its supervision ends, its containers stay
         container.task.cancel()
     await asyncio.gather(*(c.task for c in running.containers), return_exceptions=True)
@@ -166,8 +174,132 @@ async def test_an_agent_starting_removes_what_an_earlier_one_of_its_node_left(ru
     await later.open()
     try:
         assert await later.engine.containers({NODE: runtime.node_name}) == []
+        assert running.network not in {n["Name"] for n in await later.engine.networks(NAMESPACE_NETWORK)}
     finally:
         await later.close()
+
+
+def log_text(running: Any, container: str = "main") -> str:
+    """What a container of a pod printed so far ("" before its log's first line)."""
+    path = running.log_path(container)
+    return path.read_text() if path.exists() else ""
+
+
+async def run_to_end(running: Any, timeout: float = 60) -> str:
+    """Start a pod, wait for its containers to end, stop it; its first container's log."""
+    running.start()
+    try:
+        await until(lambda: all(s.done for s in running.states()), timeout)
+    finally:
+        await running.stop()
+    return log_text(running, running.containers[0].name)
+
+
+async def test_output_up_to_a_quick_exit_reaches_the_log_with_its_last_line_unfinished(runtime):
+    # Following the engine's log instead of attaching lost such a last line most of the time.
+    for _ in range(3):
+        running = runtime.pod(pod(["sh", "-c", "echo first; printf 'no newline'"], "Never"))
+        assert await run_to_end(running) == "first\nno newline"
+
+
+async def test_a_container_over_its_memory_limit_is_oom_killed(runtime):
+    # The string doubles until the shell holds more than the limit (no swap to spill into).
+    running = runtime.pod(pod(["sh", "-c", "x=a; while true; do x=$x$x; done"], "Never",
+                              resources={"limits": {"memory": "16Mi"}}))
+    running.start()
+    try:
+        await until(lambda: running.containers[0].id != "")
+        config = (await runtime.engine.inspect(running.containers[0].id))["HostConfig"]
+        assert (config["Memory"], config["MemorySwap"]) == (16 * MiB, 16 * MiB)
+        await until(lambda: running.states()[0].done, timeout=60)
+    finally:
+        await running.stop()
+    state = running.states()[0]
+    assert (state.reason, state.exit_code, phase(running.states())) == ("OOMKilled", 137, "Failed")
+    assert "memory limit" in state.message
+
+
+async def test_a_container_cannot_start_more_processes_than_its_limit(runtime):
+    # A subshell starts up to 100 sleeps, saying each, until a fork fails (which ends it); then the shell counts
+    # what lives with builtins alone (it can fork no more) and stays, holding the container at its limit.
+    bomb = ('(i=0; while [ $i -lt 100 ]; do sleep 30 & i=$((i+1)); echo "started $i"; done); '
+            'set -- /proc/[0-9]*; echo "alive $#"; exec sleep 30')
+    running = runtime.pod(pod(["sh", "-c", bomb], "Never", resources={"limits": {"pids": "20"}}))
+    running.start()
+    try:
+        await until(lambda: "alive" in log_text(running), timeout=30)
+        # Meanwhile the node runs other pods, and the host forks.
+        other = runtime.pod(pod(["echo", "still here"], "Never"))
+        assert await run_to_end(other, 30) == "still here\n" and other.states()[0].exit_code == 0
+        assert subprocess.run(["true"], timeout=10).returncode == 0
+    finally:
+        await running.stop()
+    lines = log_text(running).splitlines()
+    started = max(int(line.split()[1]) for line in lines if line.startswith("started "))
+    alive = int(next(line for line in lines if line.startswith("alive ")).split()[1])
+    assert any("can't fork" in line for line in lines), lines
+    assert started < 20 and alive <= 20, (started, alive)  # docker-init and the shell count too
+
+
+async def test_a_container_has_only_the_capabilities_a_usual_image_needs_and_cannot_gain_any(runtime):
+    running = runtime.pod(pod(["grep", "-E", "^(CapEff|CapBnd|NoNewPrivs):", "/proc/self/status"], "Never"))
+    fields = dict(line.split(":\t") for line in (await run_to_end(running)).splitlines())
+    # CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETUID, NET_BIND_SERVICE (linux/capability.h)
+    expected = sum(1 << number for number in (0, 1, 3, 4, 5, 6, 7, 10))
+    assert (int(fields["CapEff"], 16), int(fields["CapBnd"], 16), fields["NoNewPrivs"]) == (expected, expected, "1")
+
+
+async def test_the_nodes_default_limits_bound_what_a_pod_leaves_out(image, tmp_path):
+    defaults = Limits(cpu_millicores=250, memory_bytes=32 * MiB, pids=64)
+    limited = DockerRuntime(DOCKER_HOST, tmp_path / "pods", FAST, node_name=f"test-{secrets.token_hex(4)}",
+                            default_limits=defaults)
+    await limited.open()
+    spec = pod(["sleep", "300"])
+    spec["spec"]["containers"].append({"name": "own", "image": IMAGE, "command": ["sleep", "300"],
+                                       "resources": {"limits": {"memory": "48Mi", "cpu": "1"}}})
+    running = limited.pod(spec)
+    running.start()
+    try:
+        await until(lambda: [s.state for s in running.states()] == ["RUNNING", "RUNNING"])
+        configs = [(await limited.engine.inspect(c.id))["HostConfig"] for c in running.containers]
+        sandbox = (await limited.engine.inspect(running.sandbox_id))["HostConfig"]
+    finally:
+        await running.stop()
+        await limited.remove_all({NODE: limited.node_name})
+        await limited.close()
+    fields = ("Memory", "MemorySwap", "NanoCpus", "PidsLimit")
+    assert [tuple(c[f] for f in fields) for c in configs] == [(32 * MiB, 32 * MiB, 250 * 10**6, 64),
+                                                              (48 * MiB, 48 * MiB, 10**9, 64)]
+    assert all(c["CapDrop"] == ["ALL"] and c["SecurityOpt"] == ["no-new-privileges"] for c in configs)
+    # The sandbox holds only the pause process: no capability, no writes, little memory, few processes.
+    assert (sandbox["CapDrop"], sandbox["CapAdd"], sandbox["SecurityOpt"], sandbox["ReadonlyRootfs"],
+            sandbox["Memory"], sandbox["PidsLimit"]) == (["ALL"], None, ["no-new-privileges"], True, 16 * MiB, 32)
+
+
+async def test_a_pod_reaches_its_own_tenants_pods_and_not_another_tenants(runtime):
+    tenant, other = f"a-{secrets.token_hex(3)}", f"b-{secrets.token_hex(3)}"
+    server = runtime.pod(pod(["sh", "-c", SERVER], namespace=tenant))
+    server.start()
+    try:
+        await until(lambda: "serving" in log_text(server), timeout=30)
+        fetch = f"timeout 2 wget -q -O- http://{server.pod_ip}:8080/"  # this busybox's wget -T crashes
+        # The same tenant's pod reaches it (tries a few times: httpd listens a moment after saying so) ...
+        neighbour = runtime.pod(pod(["sh", "-c", f"for i in 1 2 3 4 5; do {fetch} && exit; sleep 0.5; done; exit 1"],
+                                    "Never", namespace=tenant))
+        assert await run_to_end(neighbour) == "hello from p" and neighbour.states()[0].exit_code == 0
+        # ... another tenant's does not: the engine drops traffic between the two networks.
+        stranger = runtime.pod(pod(["sh", "-c", fetch], "Never", namespace=other))
+        assert "hello" not in await run_to_end(stranger) and stranger.states()[0].exit_code != 0
+        assert [p.network for p in (server, neighbour, stranger)] == [NAMESPACE_PREFIX + n for n in (tenant, tenant,
+                                                                                                    other)]
+        # The host (where the service proxy runs) reaches every pod.
+        assert answers(server.pod_ip, 8080) == {"hello from p"}
+        networks = {n["Name"]: n["Labels"] for n in await runtime.engine.networks(NAMESPACE_NETWORK)}
+        assert networks[server.network] == {NAMESPACE_NETWORK: tenant}
+        assert stranger.network not in networks  # removed with its last pod
+    finally:
+        await server.stop()
+    assert server.network not in {n["Name"] for n in await runtime.engine.networks(NAMESPACE_NETWORK)}
 
 
 def test_a_node_port_service_spreads_connections_over_pods_in_docker_containers(image, cluster):
@@ -211,10 +343,10 @@ def test_a_node_port_service_spreads_connections_over_pods_in_docker_containers(
 
         ready = wait_for("both pods to be endpoints", both_ready, timeout=60)
         assert {a["pod_name"] for a in ready} == {"web-1", "web-2"}
-        # The endpoints are the sandboxes' addresses on the engine's bridge, not loopback ones.
-        sandboxes = {c["Labels"][UID]: next(iter(c["NetworkSettings"]["Networks"].values()))["IPAddress"]
-                     for c in engine_containers(NAMESPACE, "dock") if c["Labels"][UID] in uids.values()
-                     and c["NetworkSettings"]["Networks"]}
+        # The endpoints are the sandboxes' addresses on the namespace's network, not loopback ones.
+        sandboxes = {c["Labels"][UID]: c["NetworkSettings"]["Networks"].get(NAMESPACE_PREFIX + "dock", {})
+                     .get("IPAddress") for c in engine_containers(NAMESPACE, "dock")
+                     if c["Labels"][UID] in uids.values() and c["NetworkSettings"]["Networks"]}
         assert {a["ip"] for a in ready} == set(sandboxes.values()) and len(sandboxes) == 2
 
         assert wait_for("the node port to reach both pods",
@@ -234,6 +366,8 @@ def test_a_node_port_service_spreads_connections_over_pods_in_docker_containers(
         assert call("DELETE", "/pods/dock/web-2")[0] == 200
         assert call("DELETE", "/services/dock/web")[0] == 200
         wait_for("every container of the test to be removed", lambda: engine_containers(NODE, "node-d") == [])
+        wait_for("the namespace's network to be removed", lambda: NAMESPACE_PREFIX + "dock" not in {
+            n["Name"] for n in on_engine(lambda engine: engine.networks(NAMESPACE_NETWORK))})
     finally:
         agent.send_signal(signal.SIGTERM)
         agent.wait(30)

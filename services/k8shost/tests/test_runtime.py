@@ -208,8 +208,8 @@ conn.close()
 
 async def test_a_running_containers_log_is_rotated_at_its_cap(runtime, monkeypatch):
     monkeypatch.setattr(runtime_module, "MAX_LOG_BYTES", 64 * 1024)
-    chatty = "import time\nfor i in range(40):\n    print(str(i).rjust(8, '.') * 1000, flush=True)\n    time.sleep(0.01)\n" \
-             "time.sleep(60)"
+    chatty = ("import time\nfor i in range(40):\n    print(str(i).rjust(8, '.') * 1000, flush=True)\n"
+              "    time.sleep(0.01)\ntime.sleep(60)")
     running = runtime.pod(pod(chatty, "Never"))
     running.start()
     try:
@@ -258,7 +258,7 @@ def test_cgroup_v2_limits_are_written_and_the_controllers_handed_down(tmp_path):
     assert group.oom_kills() == 1
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="becoming another user (to run as an unprivileged agent would) needs root")
+@pytest.mark.skipif(os.geteuid() != 0, reason="becoming another user (as an unprivileged agent runs) needs root")
 def test_an_unprivileged_agents_sandbox_is_a_user_namespace_without_capabilities_or_the_hosts_files():
     home = Path(tempfile.mkdtemp(prefix="k8shost-userns-"))  # not under a 0700 directory: nobody must reach it
     try:

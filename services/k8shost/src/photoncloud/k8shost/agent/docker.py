@@ -2,21 +2,28 @@
 engine's HTTP API on its unix socket.
 
 As in Kubernetes' dockershim, a pod is first a sandbox: a container whose only process sleeps
-(`pause`) and holds the pod's network namespace on the engine's bridge network. Its address is the
-pod's IP, the same across container restarts, and the pod's containers join its namespace, so they
+(`pause`) and holds the pod's network namespace on a bridge network. Its address is the pod's
+IP, the same across container restarts, and the pod's containers join its namespace, so they
 reach each other on localhost. The sandbox image is made on the node from a few bytes of machine
 code, since the engine may have no registry to pull one from. Each run of a container is a new
-engine container (as the kubelet makes one per restart); its output is followed through the API
-into the container's log file, the one the daemon port serves; supervision (restart policy,
+engine container (as the kubelet makes one per restart); its output comes through the API, attached
+before it starts, into the container's log file, the one the daemon port serves; supervision (restart policy,
 back-off) is the one every runtime shares. Engine containers are labelled with their node, pod and
 container, so the agent finds what it left behind: a pod's when it stops, and its node's when it
 starts (what an agent that died left running; its pods are started afresh, as with processes).
 
-A pod whose address k8shost took from a PrismNET subnet (status.network) has its sandbox on a
-bridge network of that subnet instead: one per subnet, named after it, made on demand with the
-subnet's range and gateway (so the host routes to the pods, and the service proxy reaches them),
-with the sandbox at the assigned address. The network is removed once its last pod on the host
-is gone, and labelled, so that a starting agent removes those an earlier one left unused.
+Pods are tenants' code, so each container runs with fewer capabilities than Docker's default, no way
+to gain privileges (no-new-privileges), and limits of memory (without swap), CPU and processes: its
+own resources.limits, else the node's defaults. A run the kernel killed at its memory limit reports
+OOMKilled, as in Kubernetes.
+
+The bridge network is a namespace's own, so that a pod cannot reach another tenant's pods (a
+namespace is one project's, and the engine drops traffic between its bridge networks) while the
+host, and the service proxy on it, reaches every pod. A pod whose address k8shost took from a
+PrismNET subnet (status.network) has its sandbox on a bridge network of that subnet instead, made
+with the subnet's range and gateway and the sandbox at the assigned address. Either network is made
+on demand with a range the host routes to, removed once its last pod on the host is gone, and
+labelled, so that a starting agent removes those an earlier one left unused.
 """
 
 from __future__ import annotations
@@ -25,22 +32,46 @@ import asyncio
 import contextlib
 import logging
 import struct
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+from photoncloud.common.errors import ServiceError
+
+from . import limits
 from .engine import DEFAULT_HOST, Engine, EngineError, image_tar
-from .runtime import RUNNING, Backoff, Container, Pod, RunFailure, expand, grace, pod_env, restart_policy
+from .limits import Limits
+from .runtime import (
+    LOG_DRAIN_SECONDS,
+    RUNNING,
+    Backoff,
+    Container,
+    LogFile,
+    Pod,
+    RunFailure,
+    expand,
+    grace,
+    pod_env,
+    restart_policy,
+)
 
 log = logging.getLogger("photoncloud.k8shost.agent")
 
-LOG_DRAIN_SECONDS = 5.0  # after a run ends, how long its last output may take to reach the log
 PAUSE_IMAGE = "photoncloud/k8shost-pause:1"
 LABEL = "io.photoncloud.k8shost."
 NODE, UID, NAMESPACE, NAME, CONTAINER = (LABEL + k for k in ("node", "pod.uid", "pod.namespace", "pod.name",
                                                              "container"))
 SUBNET = LABEL + "subnet"  # on the network of a PrismNET subnet: the subnet's id
+NAMESPACE_NETWORK = LABEL + "namespace"  # on the network of a namespace's pods: the namespace
 NETWORK_PREFIX = "k8shost-"  # a PrismNET subnet's network is named this and the subnet's id
+NAMESPACE_PREFIX = NETWORK_PREFIX + "ns-"  # a namespace's network is named this and the namespace
+# Docker's default capabilities less NET_RAW (raw sockets: forged packets, ARP spoofing on the bridge), MKNOD
+# (device nodes), SYS_CHROOT, AUDIT_WRITE, SETFCAP and SETPCAP (granting capabilities to files or processes): what
+# a usual image needs to start as root, own files, switch to its user, signal its processes, listen on a low port.
+CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "SETGID", "SETUID", "NET_BIND_SERVICE", "KILL"]
+# For the pause process alone; but runc's init (a Go program: about 4 MB and 7 threads here) starts it under these
+# limits, and now and then fails to start with too few tasks allowed (4 did).
+SANDBOX_LIMITS = Limits(memory_bytes=16 * 1024 * 1024, pids=32)
 
 
 def pause_program() -> bytes:
@@ -55,6 +86,18 @@ def pause_program() -> bytes:
                       header, 0, 0, header, segment_header, 1, 0, 0, 0)  # one segment header, no sections
     segment = struct.pack("<IIQQQQQQ", 1, 5, 0, base, base, size, size, 0x1000)  # the file, loaded read+execute
     return elf + segment + code
+
+
+def host_limits(bounds: Limits) -> dict[str, int]:
+    """The engine's HostConfig fields of limits (none for a 0): memory with no swap beyond it, CPU, processes."""
+    config = {}
+    if bounds.memory_bytes:
+        config["Memory"] = config["MemorySwap"] = bounds.memory_bytes  # MemorySwap is memory and swap together
+    if bounds.cpu_millicores:
+        config["NanoCpus"] = bounds.cpu_millicores * 10**6
+    if bounds.pids:
+        config["PidsLimit"] = bounds.pids
+    return config
 
 
 def _address(details: dict[str, Any]) -> str:
@@ -75,6 +118,10 @@ class DockerContainer(Container):
 
     def _config(self, sandbox: str) -> dict[str, Any]:
         env = self._env()
+        try:
+            bounds = limits.of(self.spec, self.pod.runtime.default_limits)
+        except ServiceError as exc:  # the API server checks them: one that got through fails the container alone
+            raise RunFailure(f"bad resource limits: {exc}", "CreateContainerConfigError") from None
         config: dict[str, Any] = {
             "Image": self.spec["image"], "Env": [f"{k}={v}" for k, v in env.items()],
             "Labels": self.pod.labels(self.name), "WorkingDir": self.spec.get("working_dir") or "",
@@ -83,8 +130,10 @@ class DockerContainer(Container):
                 # An init as PID 1 passes SIGTERM on (PID 1 itself ignores signals it has no handler for)
                 # and reaps orphans, so a container stops as a process does.
                 "Init": True,
-                # The engine's copy of the output must be readable through the API; the kept log is ours.
-                "LogConfig": {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "1"}}}}
+                # The output comes through an attached stream into the kept log, ours: the engine keeps no copy.
+                "LogConfig": {"Type": "none"},
+                "CapDrop": ["ALL"], "CapAdd": CAPABILITIES, "SecurityOpt": ["no-new-privileges"],
+                **host_limits(bounds)}}
         command = [expand(a, env) for a in self.spec.get("command", [])]
         args = [expand(a, env) for a in self.spec.get("args", [])]
         if command:
@@ -112,43 +161,55 @@ class DockerContainer(Container):
         """Create and start this run's engine container, follow its output, wait for it; its exit code."""
         if not self.spec.get("image"):
             raise RunFailure("the docker runtime runs a container's image, and this one has none")
+        started = False
         try:
             sandbox = await self.pod.sandbox()
             if self.id:
                 await self.engine.remove(self.id)  # the last run's: its output is in the log already
                 self.id = ""
             self.id = await self._create(sandbox)
-            self._rotate()
-            await self.engine.start(self.id)
+            async with self.engine.attach(self.id) as output:  # before the start, so that no output is missed
+                await self.engine.start(self.id)
+                started = True
+                self._running()
+                follower = asyncio.get_running_loop().create_task(self._follow(output))
+                try:
+                    code = await self.engine.wait(self.id)
+                except BaseException:
+                    follower.cancel()
+                    raise
+                await asyncio.wait({follower}, timeout=LOG_DRAIN_SECONDS)  # the stream ends once the output is drained
+                follower.cancel()
+                return code
         except EngineError as exc:
+            if started:
+                raise RunFailure(f"lost the container: {exc}", "Error") from None
             raise RunFailure(str(exc)) from None
-        self._running()
-        follower = asyncio.get_running_loop().create_task(self._follow(self.id))
-        try:
-            code = await self.engine.wait(self.id)
-        except EngineError as exc:
-            follower.cancel()
-            raise RunFailure(f"lost the container: {exc}", "Error") from None
-        except BaseException:
-            follower.cancel()
-            raise
-        await asyncio.wait({follower}, timeout=LOG_DRAIN_SECONDS)  # the stream ends once the output is drained
-        follower.cancel()
-        return code
 
-    async def _follow(self, container: str) -> None:
-        with open(self.log, "ab") as out, contextlib.suppress(EngineError):  # noqa: ASYNC230 - a local append
-            async for chunk in self.engine.logs(container):
+    async def _follow(self, output: AsyncIterator[bytes]) -> None:
+        out = LogFile(self.log)  # flushed as it grows (the daemon port serves it), rotated at its cap
+        try:
+            async for chunk in output:
                 out.write(chunk)
-                out.flush()  # the daemon port serves the file as it grows
+        except OSError as exc:  # the node's disk, not the container: the run goes on without its log
+            log.warning("cannot write the log of container %s: %s", self.name, exc)
+        finally:
+            out.close()
+
+    async def _oom_killed(self) -> bool:
+        """Whether the engine saw the last run's container killed at its memory limit."""
+        if not self.id:
+            return False
+        try:
+            return bool((await self.engine.inspect(self.id)).get("State", {}).get("OOMKilled"))
+        except EngineError:
+            return False
 
     async def _terminate(self) -> None:
         """Stop the running engine container: SIGTERM, then SIGKILL after the grace period."""
         if self.id and self.state.state == RUNNING:
             with contextlib.suppress(EngineError):
                 await self.engine.stop(self.id, self.grace)
-            if self.task is not None:  # let the run end on its own: its last output reaches the log, its state is kept
-                await asyncio.wait({self.task}, timeout=LOG_DRAIN_SECONDS)
 
 
 class DockerPod(Pod):
@@ -159,6 +220,12 @@ class DockerPod(Pod):
         self.meta = pod["metadata"]
         self.subnet = pod.get("status", {}).get("network")  # a PrismNET port's subnet, or None
         self.assigned = pod["status"]["pod_ip"] if self.subnet else ""
+        namespace = self.meta["namespace"]
+        if self.subnet is None:  # a pod names no project, but its namespace is one project's: a network per tenant
+            self.network, self.network_labels = NAMESPACE_PREFIX + namespace, {NAMESPACE_NETWORK: namespace}
+        else:
+            subnet_id = self.subnet["subnet_id"]
+            self.network, self.network_labels = NETWORK_PREFIX + subnet_id, {SUBNET: subnet_id}
         self.env = pod_env(pod, self.assigned)  # POD_IP once the sandbox has its address
         self.sandbox_id = ""
         self.attempts = 0
@@ -182,19 +249,23 @@ class DockerPod(Pod):
             if self.sandbox_id:
                 return self.sandbox_id
             await self.runtime.pause_image()
-            if self.subnet is None:
-                return await self._sandbox(self.runtime.network, {})
-            # Held from making the subnet's network to starting on it: no pod stopping meanwhile removes it.
-            async with self.runtime.networks_lock:
-                network = await self.runtime.subnet_network(self.subnet)
-                return await self._sandbox(network, {"IPAMConfig": {"IPv4Address": self.assigned}})
+            subnet = self.subnet or {}
+            endpoint = {"IPAMConfig": {"IPv4Address": self.assigned}} if self.subnet else {}
+            # Held from making the network to starting on it: no pod stopping meanwhile removes it.
+            async with self.runtime.network_lock(self.network):
+                await self.runtime.make_network(self.network, self.network_labels, subnet.get("cidr_block", ""),
+                                                subnet.get("gateway_ip", ""))
+                return await self._sandbox(self.network, endpoint)
 
     async def _sandbox(self, network: str, endpoint: dict[str, Any]) -> str:
         """Create and start the sandbox on the network (at the endpoint's address, if it names one)."""
         engine = self.runtime.engine
         config = {"Image": PAUSE_IMAGE, "Cmd": ["/pause"], "Hostname": self.meta["name"][:63],
                   "Labels": self.labels("POD"),
-                  "HostConfig": {"NetworkMode": network, "IpcMode": "shareable"}}
+                  # The pause process needs no privilege, no writes, and little memory and few processes.
+                  "HostConfig": {"NetworkMode": network, "IpcMode": "shareable", "ReadonlyRootfs": True,
+                                 "CapDrop": ["ALL"], "SecurityOpt": ["no-new-privileges"],
+                                 **host_limits(SANDBOX_LIMITS)}}
         if endpoint:
             config["NetworkingConfig"] = {"EndpointsConfig": {network: endpoint}}
         sandbox = await engine.create(config, self.engine_name("POD", self.attempts))
@@ -216,26 +287,28 @@ class DockerPod(Pod):
         """Stop every container, then remove what the engine holds of the pod (runs, starts cut short, sandbox)."""
         await super().stop()
         await self.runtime.remove_all({UID: self.meta["uid"]})
-        if self.subnet is not None:
-            await self.runtime.release_network(self.subnet["subnet_id"])
+        await self.runtime.release_network(self.network)
 
 
 class DockerRuntime:
-    """Pods as containers of the Docker engine at host; their logs under root (one directory per pod uid)."""
+    """Pods as containers of the Docker engine at host; their logs under root (one directory per pod uid); a
+    container's limits are default_limits where its pod gives none."""
 
     name = "docker"
+    isolation = "docker (reduced capabilities, no-new-privileges, limits, a network per namespace)"
 
     def __init__(self, host: str = DEFAULT_HOST, root: Path = Path("pods"), backoff: Backoff = Backoff(),
-                 on_change: Callable[[], None] = lambda: None, node_name: str = "", network: str = "bridge"):
+                 on_change: Callable[[], None] = lambda: None, node_name: str = "",
+                 default_limits: Limits = Limits()):
         self.engine = Engine(host)
         self.root = root
         self.backoff = backoff
         self.on_change = on_change
         self.node_name = node_name
-        self.network = network
+        self.default_limits = default_limits
         self._pause_ready = False
         self._pause_lock = asyncio.Lock()
-        self.networks_lock = asyncio.Lock()
+        self._network_locks: dict[str, asyncio.Lock] = {}
 
     async def open(self) -> None:
         """Reach the engine (EngineError if it does not answer) and remove what an earlier agent of this node left."""
@@ -244,8 +317,7 @@ class DockerRuntime:
             await self.engine.ping()
             if self.node_name:
                 await self.remove_all({NODE: self.node_name})
-            for network in await self.engine.networks(SUBNET):
-                await self.engine.remove_network(network["Id"])  # kept (and skipped) while another node's pods use it
+            await self.prune_networks()
         except BaseException:
             await self.engine.close()
             raise
@@ -259,23 +331,32 @@ class DockerRuntime:
         it; never pod_ip)."""
         return DockerPod(pod, self)
 
-    async def subnet_network(self, subnet: dict[str, Any]) -> str:
-        """The name of the network of a PrismNET subnet, made unless the engine has it."""
-        name = NETWORK_PREFIX + subnet["subnet_id"]
-        try:
-            await self.engine.create_network(name, subnet["cidr_block"], subnet["gateway_ip"],
-                                             {SUBNET: subnet["subnet_id"]})
-        except EngineError as exc:
-            raise RunFailure(f"cannot make network {name} for subnet {subnet['cidr_block']}: {exc}") from None
-        return name
+    def network_lock(self, name: str) -> asyncio.Lock:
+        """The lock held on a network from making it to starting a sandbox on it, and while removing it."""
+        return self._network_locks.setdefault(name, asyncio.Lock())
 
-    async def release_network(self, subnet_id: str) -> None:
-        """Remove the network of a PrismNET subnet unless pods still use it."""
-        async with self.networks_lock:
+    async def make_network(self, name: str, labels: dict[str, str], cidr: str = "", gateway: str = "") -> None:
+        """Make a pods' bridge network with these labels (on this range, else on one of the engine's), unless the
+        engine has it; hold network_lock(name) while calling."""
+        try:
+            await self.engine.create_network(name, labels, cidr, gateway)
+        except EngineError as exc:
+            raise RunFailure(f"cannot make network {name}{' for ' + cidr if cidr else ''}: {exc}") from None
+
+    async def release_network(self, name: str) -> None:
+        """Remove a pods' network unless pods still use it."""
+        async with self.network_lock(name):
             try:
-                await self.engine.remove_network(NETWORK_PREFIX + subnet_id)
+                await self.engine.remove_network(name)
             except EngineError as exc:
-                log.warning("cannot remove network %s: %s", NETWORK_PREFIX + subnet_id, exc)
+                log.warning("cannot remove network %s: %s", name, exc)
+
+    async def prune_networks(self) -> None:
+        """Remove the pods' networks no container uses (another node's pods on this engine keep theirs)."""
+        for label in (SUBNET, NAMESPACE_NETWORK):
+            for network in await self.engine.networks(label):
+                async with self.network_lock(network["Name"]):
+                    await self.engine.remove_network(network["Id"])
 
     async def pause_image(self) -> None:
         """Make the sandbox image, unless the engine has it."""

@@ -120,10 +120,12 @@ class Engine:
         """Every network that has this label (whatever its value)."""
         return await self.call("GET", "/networks", params={"filters": json.dumps({"label": [label]})})
 
-    async def create_network(self, name: str, cidr: str, gateway: str, labels: dict[str, str]) -> None:
-        """Create a bridge network on this range (one of that name already is fine)."""
+    async def create_network(self, name: str, labels: dict[str, str], cidr: str = "", gateway: str = "") -> None:
+        """Create a bridge network on this range, or on one the engine picks from its pools without one (one of
+        that name already is fine)."""
+        ranges = [{"Subnet": cidr, "Gateway": gateway}] if cidr else []
         config = {"Name": name, "Driver": "bridge", "CheckDuplicate": True, "Labels": labels,
-                  "IPAM": {"Driver": "default", "Config": [{"Subnet": cidr, "Gateway": gateway}]}}
+                  "IPAM": {"Driver": "default", "Config": ranges}}
         try:
             await self.call("POST", "/networks/create", json=config)
         except EngineError as exc:
@@ -144,17 +146,13 @@ class Engine:
         """A container's details."""
         return await self.call("GET", f"/containers/{container}/json")
 
-    async def logs(self, container: str) -> AsyncIterator[bytes]:
-        """A container's output (stdout and stderr) from its start, as it comes, until it stops."""
-        async with self._request("GET", f"/containers/{container}/logs", None,
-                                 params={"follow": "1", "stdout": "1", "stderr": "1"}) as response:
-            while True:
-                # Without a TTY the engine frames the output: a stream byte, 3 zeros, a big-endian length.
-                try:
-                    header = await response.content.readexactly(8)
-                    yield await response.content.readexactly(struct.unpack(">I", header[4:])[0])
-                except asyncio.IncompleteReadError:
-                    return
+    @contextlib.asynccontextmanager
+    async def attach(self, container: str) -> AsyncIterator[AsyncIterator[bytes]]:
+        """A container's output (stdout and stderr) as it comes, until it stops: attached before it starts, none of it
+        is missed (following its log instead drops a last line that has no newline, and output at a quick exit)."""
+        async with self._request("POST", f"/containers/{container}/attach", None,
+                                 params={"stream": "1", "stdout": "1", "stderr": "1"}) as response:
+            yield _frames(response)
 
     async def has_image(self, image: str) -> bool:
         """Whether the engine has an image locally."""
@@ -177,6 +175,17 @@ class Engine:
         repository, tag = image.rsplit(":", 1)
         await self._progress("/images/create", CALL_SECONDS, params={"fromSrc": "-", "repo": repository, "tag": tag},
                              data=tar, headers={"Content-Type": "application/x-tar"})
+
+
+async def _frames(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    """The output in an attached stream, until it ends (or the engine breaks it off)."""
+    while True:
+        # Without a TTY the engine frames the output: a stream byte, 3 zeros, a big-endian length.
+        try:
+            header = await response.content.readexactly(8)
+            yield await response.content.readexactly(struct.unpack(">I", header[4:])[0])
+        except (asyncio.IncompleteReadError, aiohttp.ClientError):
+            return
 
 
 def image_tar(files: dict[str, bytes]) -> bytes:
