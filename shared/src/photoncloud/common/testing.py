@@ -262,23 +262,8 @@ class Platform:
         assert status in (200, 201), project
         return org_id, project["data"]["id"]
 
-    def user_with_role(self, role: str) -> tuple[str, str]:
-        """A new user bound to role on the system scope: (name, password)."""
-        admin = self.admin_token()
-        name, password = f"user-{secrets.token_hex(4)}", secrets.token_urlsafe(18)
-        self.secrets.add(password)
-        status, user = self.request("POST", f"{self.iam.url}/api/v1/users",
-                                    {"name": name, "email": f"{name}@example.com", "password": password}, admin)
-        assert status in (200, 201), user
-        user_id = user["data"]["id"]
-        status, binding = self.request("POST", f"{self.iam.url}/api/v1/bindings",
-                                       {"principal": f"user:{user_id}", "role": role, "scope": {"type": "system"}},
-                                       admin)
-        assert status in (200, 201), binding
-        return name, password
-
-    def project_member(self, project_id: str, role: str = "member") -> str:
-        """A token of a new user holding role in the project only (a tenant), scoped to that project."""
+    def user_with_role(self, role: str, scope: dict[str, str] | None = None) -> tuple[str, str]:
+        """A new user bound to role on a scope (the system's unless given): (name, password)."""
         admin = self.admin_token()
         name, password = f"user-{secrets.token_hex(4)}", secrets.token_urlsafe(18)
         self.secrets.add(password)
@@ -286,9 +271,13 @@ class Platform:
                                     {"name": name, "email": f"{name}@example.com", "password": password}, admin)
         assert status in (200, 201), user
         status, binding = self.request("POST", f"{self.iam.url}/api/v1/bindings", {
-            "principal": f"user:{user['data']['id']}", "role": role,
-            "scope": {"type": "project", "project_id": project_id}}, admin)
+            "principal": f"user:{user['data']['id']}", "role": role, "scope": scope or {"type": "system"}}, admin)
         assert status in (200, 201), binding
+        return name, password
+
+    def project_member(self, project_id: str, role: str = "member") -> str:
+        """A token of a new user holding role in the project only (a tenant), scoped to that project."""
+        name, password = self.user_with_role(role, {"type": "project", "project_id": project_id})
         return self.token(name, password, project_id=project_id)
 
     def logs(self) -> str:
