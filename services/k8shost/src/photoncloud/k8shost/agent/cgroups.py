@@ -40,7 +40,7 @@ def _write(path: Path, value: str) -> None:
 
 
 class Cgroups:
-    """The agent's cgroups: one group per container under `parent` (e.g. photoncloud-k8shost/<node>)."""
+    """The agent's cgroups: one group per container under `parent` (photoncloud-k8shost/<its data dir's tag>)."""
 
     def __init__(self, parent: str, root: Path = ROOT):
         self.parent = parent.strip("/")

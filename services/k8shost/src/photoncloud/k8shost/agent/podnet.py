@@ -18,13 +18,14 @@ import asyncio
 import hashlib
 import ipaddress
 import logging
+import os
 from pathlib import Path
 
 log = logging.getLogger("photoncloud.k8shost.agent")
 
 NETNS_DIR = Path("/run/netns")
 HOST_END = "169.254.1.1"  # the host's end of every pod's veth: the one address a pod can reach
-EEXIST, ESRCH = 17, 3
+ESRCH, ENODEV = 3, 19
 SCOPE_LINK = 253
 
 try:
@@ -37,8 +38,6 @@ except ImportError:  # pragma: no cover - pyroute2 is a dependency, but only Lin
 
 def can_make_namespaces() -> str:
     """Why pods cannot get network namespaces here ("": they can): pyroute2 on Linux, and root."""
-    import os
-
     if IPRoute is None:
         return "pyroute2 (netlink, Linux only) is not available to the agent"
     if os.geteuid() != 0:
@@ -119,7 +118,7 @@ class PodNetworks:
                 try:
                     ipr.link("del", index=index)
                 except NetlinkError as exc:
-                    if exc.code not in (ESRCH, 19):  # gone meanwhile
+                    if exc.code not in (ESRCH, ENODEV):  # gone meanwhile
                         raise
 
     def _prune(self, keep: set[str]) -> list[str]:
