@@ -21,7 +21,7 @@ from photoncloud.k8shost.agent.limits import Limits
 from photoncloud.k8shost.agent.podnet import PodNetworks
 from photoncloud.k8shost.agent.process import ProcessRuntime
 from photoncloud.k8shost.agent.runtime import Backoff, ContainerState, expand, phase
-from photoncloud.k8shost.agent.sandbox import PATH, USERNS, Sandbox
+from photoncloud.k8shost.agent.sandbox import HOME, PATH, USERNS, Sandbox
 from photoncloud.k8shost.testing import sandbox, until
 
 FAST = Backoff(initial=0.1, maximum=0.4, reset=60)
@@ -306,5 +306,5 @@ async def test_a_working_dir_the_container_pointed_elsewhere_with_a_symlink_is_n
     running = runtime.pod(spec)
     running.start()
     await until(lambda: running.states()[0].done)
-    assert running.log_path("main").read_text() == "/pod/work/sub\n" and running.states()[0].reason == "Completed"
+    assert running.log_path("main").read_text() == f"{HOME}/work/sub\n" and running.states()[0].reason == "Completed"
     assert (running.dir / "main" / "work" / "sub" / "here").exists()

@@ -102,6 +102,7 @@ class Group:
             self._enable_controllers()
         for directory in self.dirs:
             directory.mkdir(parents=True, exist_ok=True)
+        quota = limits.cpu_millicores * CPU_PERIOD_US // 1000  # microseconds of CPU a period (0: no limit)
         if self.version == 2:
             _write(self.dirs[0] / "memory.oom.group", "1")  # a kill for memory takes the whole container
             memory = str(limits.memory_bytes or "max")
@@ -109,7 +110,6 @@ class Group:
             if (self.dirs[0] / "memory.swap.max").exists():
                 _write(self.dirs[0] / "memory.swap.max", "0" if limits.memory_bytes else "max")
             _write(self.dirs[0] / "pids.max", str(limits.pids or "max"))
-            quota = limits.cpu_millicores * CPU_PERIOD_US // 1000
             _write(self.dirs[0] / "cpu.max", f"{quota or 'max'} {CPU_PERIOD_US}")
             return
         memory = str(limits.memory_bytes or -1)
@@ -122,7 +122,7 @@ class Group:
             _write(memsw, memory)
         _write(self._file("pids", "pids.max"), str(limits.pids or "max"))
         _write(self._file("cpu", "cpu.cfs_period_us"), str(CPU_PERIOD_US))
-        _write(self._file("cpu", "cpu.cfs_quota_us"), str(limits.cpu_millicores * CPU_PERIOD_US // 1000 or -1))
+        _write(self._file("cpu", "cpu.cfs_quota_us"), str(quota or -1))
 
     def _enable_controllers(self) -> None:
         """cgroup v2: hand memory, pids and cpu down every level from the top to the group's parent."""

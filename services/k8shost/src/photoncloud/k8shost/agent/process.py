@@ -75,8 +75,9 @@ def _child_setup(cgroup_files: list[str], netns: str) -> None:
         os.close(descriptor)
 
 
-def _descendants(pid: int) -> list[int]:
-    """Every process below pid, from /proc (children before grandchildren)."""
+def _descendants(pid: int, skip: int = 0) -> list[int]:
+    """Every process below pid, from one read of /proc (children before grandchildren); the first `skip` levels
+    left out."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -84,21 +85,13 @@ def _descendants(pid: int) -> list[int]:
                 with open(f"/proc/{entry}/stat", "rb") as f:
                     ppid = int(f.read().rsplit(b")", 1)[1].split()[1])  # after the name, which may hold spaces
                 children.setdefault(ppid, []).append(int(entry))
-    found, queue = [], list(children.get(pid, ()))
+    found, queue = [], [(child, 1) for child in children.get(pid, ())]
     while queue:
-        child = queue.pop(0)
-        found.append(child)
-        queue += children.get(child, ())
+        child, depth = queue.pop(0)
+        if depth > skip:
+            found.append(child)
+        queue += [(grandchild, depth + 1) for grandchild in children.get(child, ())]
     return found
-
-
-def _children(pid: int) -> list[int]:
-    """pid's own children (of bwrap: the init of the sandbox's PID namespace)."""
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as f:
-            return [int(p) for p in f.read().split()]
-    except OSError:
-        return []
 
 
 def _own(path: Path, uid: int) -> None:
@@ -148,8 +141,7 @@ class ProcessContainer(Container):
         self.process: asyncio.subprocess.Process | None = None
         self._oom_before = 0
 
-    def _argv_and_workdir(self) -> tuple[list[str], str]:
-        env = self._env()
+    def _argv_and_workdir(self, env: dict[str, str]) -> tuple[list[str], str]:
         argv = [expand(a, env) for a in [*self.spec.get("command", []), *self.spec.get("args", [])]]
         if not self.spec.get("command"):
             raise ValueError("the process runtime runs a container's command, and this one has none "
@@ -171,7 +163,8 @@ class ProcessContainer(Container):
 
     async def _run_once(self) -> int:
         """Start the sandboxed process and wait for it; its exit code (negative: killed by that signal)."""
-        argv, working = self._argv_and_workdir()
+        env = self._env()
+        argv, working = self._argv_and_workdir(env)
         await asyncio.to_thread(self._prepare, working)
         sandbox = self.pod.runtime.sandbox
         filter_fd = seccomp.descriptor() if sandbox is not None else None
@@ -182,7 +175,7 @@ class ProcessContainer(Container):
         try:
             try:
                 self.process = await asyncio.create_subprocess_exec(
-                    *argv, cwd=self.dir / working if sandbox is None else "/", env=self._env(),
+                    *argv, cwd=self.dir / working if sandbox is None else "/", env=env,
                     stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.STDOUT, start_new_session=True,
                     pass_fds=() if filter_fd is None else (filter_fd,), preexec_fn=lambda: _child_setup(*setup))
@@ -224,11 +217,9 @@ class ProcessContainer(Container):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, number)
             return
-        bwrap_init = set(_children(process.pid))
-        for pid in _descendants(process.pid):
-            if pid not in bwrap_init:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, number)
+        for pid in _descendants(process.pid, skip=1):  # below bwrap's init of the sandbox's PID namespace
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, number)
 
     async def _terminate(self) -> None:
         """SIGTERM the container's processes, then SIGKILL the sandbox after the grace period."""

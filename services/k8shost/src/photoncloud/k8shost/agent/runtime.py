@@ -113,16 +113,18 @@ class LogFile:
     def write(self, data: bytes) -> None:
         """Append data (rotating first if it would pass the cap) and flush it, so readers see it at once."""
         if self._file is None:
-            self._file = os.fdopen(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
-            self._size = self._file.tell()
+            self._open()
         if self._size and self._size + len(data) > self.cap:
             self._file.close()
             self.path.replace(self.path.with_name(self.path.name + ".1"))
-            self._file = os.fdopen(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
-            self._size = 0
+            self._open()
         self._file.write(data[-self.cap:])
         self._file.flush()
         self._size += min(len(data), self.cap)
+
+    def _open(self) -> None:
+        self._file = os.fdopen(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
+        self._size = self._file.tell()
 
     def close(self) -> None:
         """Close the file (the next write opens it again)."""

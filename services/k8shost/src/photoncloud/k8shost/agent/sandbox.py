@@ -94,6 +94,7 @@ class Sandbox:
             raise ValueError(f"no sandbox in mode {mode!r}")
         self.mode = mode
         self.read_only = read_only  # more host paths the operator shows every container, read-only
+        self.file_system = self._file_system()  # the host's paths are looked at once, not at every start
 
     def describe(self) -> str:
         """The sandbox as the node reports it."""
@@ -121,7 +122,7 @@ class Sandbox:
         child inherits holding the seccomp filter (seccomp.py)."""
         cwd = str(Path(HOME) / workdir) if workdir else HOME
         args = ["bwrap", "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-                "--unshare-cgroup-try", "--hostname", hostname[:63] or "pod", *self._file_system(),
+                "--unshare-cgroup-try", "--hostname", hostname[:63] or "pod", *self.file_system,
                 "--bind", str(home), HOME, "--chdir", cwd,
                 *(["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else [])]
         if self.mode == USERNS:

@@ -13,6 +13,7 @@ here for the two architectures the platform runs on (x86-64 and arm64); elsewher
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import platform
 import struct
@@ -56,6 +57,7 @@ def _assemble(program: list[tuple]) -> bytes:
     return out
 
 
+@functools.cache
 def program(machine: str | None = None) -> bytes:
     """The filter for this machine's architecture (b"" where there is none)."""
     machine = machine or platform.machine()
@@ -75,7 +77,7 @@ def program(machine: str | None = None) -> bytes:
 def descriptor() -> int | None:
     """A file descriptor holding this machine's filter, for bwrap's --seccomp (None: no filter here). The caller
     closes it once bwrap started."""
-    code = program()
+    code = program()  # assembled once, then cached
     if not code:
         return None
     fd = os.memfd_create("photoncloud-seccomp", 0)  # no MFD_CLOEXEC: bwrap inherits it
