@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 import stat
 import subprocess
 import tempfile
@@ -203,6 +204,42 @@ conn.close()
         assert running.states()[0].reason == "Completed"
     finally:
         await running.stop()
+    assert networks.held() == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a network namespace needs root")
+async def test_a_pod_in_its_own_namespace_cannot_reach_another_pod_or_the_hosts_loopback(tmp_path):
+    networks = PodNetworks("k8s-test-")
+    runtime = ProcessRuntime(tmp_path / "pods", sandbox(), FAST, networks=networks)
+    await runtime.open()
+    server = ("import os, socket, time\ns = socket.socket()\ns.bind((os.environ['POD_IP'], 8080))\ns.listen()\n"
+              "print('listening', flush=True)\ntime.sleep(60)")
+    host = socket.socket()
+    host.bind(("127.0.0.1", 0))
+    host.listen()
+    probe = ("import socket, sys\nfor address, port in ((sys.argv[1], 8080), ('127.0.0.1', int(sys.argv[2])), "
+             "('169.254.1.1', int(sys.argv[2]))):\n    try:\n        socket.create_connection((address, port), "
+             "timeout=2).close()\n        print('reached', address, flush=True)\n    except OSError as exc:\n"
+             "        print('refused', address, type(exc).__name__, flush=True)\n")
+    target = runtime.pod(prismnet_pod(server, "10.88.0.7", uid="target"))
+    target.start()
+    try:
+        await until(lambda: target.log_path("main").exists() and "listening" in target.log_path("main").read_text())
+        # The host reaches the target: it is up, so a failure below is the probe's namespace, not a dead server.
+        reader, writer = await asyncio.open_connection("10.88.0.7", 8080)
+        writer.close()
+        spec = prismnet_pod(probe, "10.88.0.8", uid="probe")
+        spec["spec"]["containers"][0]["args"] = ["10.88.0.7", str(host.getsockname()[1])]
+        prober = runtime.pod(spec)
+        prober.start()
+        await until(lambda: prober.states()[0].done)
+        lines = prober.log_path("main").read_text().splitlines()
+        assert [line.split()[:2] for line in lines] == [["refused", "10.88.0.7"], ["refused", "127.0.0.1"],
+                                                          ["refused", "169.254.1.1"]], lines
+        await prober.stop()
+    finally:
+        await target.stop()
+        host.close()
     assert networks.held() == []
 
 
