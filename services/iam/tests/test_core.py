@@ -215,7 +215,8 @@ async def test_a_binding_cannot_grant_more_than_its_creator_holds(iam, root, ten
     alice = await login(iam, "alice", project_id=tenant.web.id)
     await fails(Code.PERMISSION_DENIED, iam.create_binding(alice, tenant.alice.subject, "admin", "project",
                                                            project_id=tenant.web.id), reason="ROLE_EXCEEDS_CALLER")
-    await iam.create_binding(alice, tenant.bob.subject, "viewer", "project", project_id=tenant.web.id)
+    carol = await iam.create_user(root, "carol", PASSWORD)  # bob, an org admin, is out of alice's reach
+    await iam.create_binding(alice, carol.subject, "viewer", "project", project_id=tenant.web.id)
 
 
 async def test_deleting_a_principal_deletes_its_bindings_and_the_last_admin_stays(iam, root, tenant):

@@ -14,6 +14,12 @@ see and change; the adapters only convert. The rules, in short:
   bindings managed with a system token; projects, service accounts and bindings inside an org
   with a token scoped to that org (or the system). A binding may not grant more than its creator
   holds. The last enabled system administrator cannot be removed.
+* No path up: a caller manages a principal (changes, deletes or rotates the secret of a service
+  account; creates or deletes a binding of a user or service account) only when all the
+  principal's grants lie within the caller's reach: every binding on a scope the caller's token
+  covers, every permission one the caller holds. Otherwise PERMISSION_DENIED with the reason
+  PRINCIPAL_OUTRANKS_CALLER: an org admin cannot take over, or switch off, an account that acts
+  for the system or for another tenant.
 * Self-service needs only a valid token: one's own user record, one's own password (with the
   current one), logging out.
 * The audit log needs `iam:audit:read` with a system token (system viewers are the auditors).
@@ -105,6 +111,9 @@ BINDINGS_READ, BINDINGS_MANAGE = "iam:bindings:read", "iam:bindings:manage"
 KEYS_READ, KEYS_MANAGE = "iam:keys:read", "iam:keys:manage"
 AUTHORIZE_READ = "iam:authorize:read"
 AUDIT_READ = "iam:audit:read"
+
+# Why a caller may not manage a principal: the principal holds grants beyond the caller's.
+PRINCIPAL_OUTRANKS_CALLER = "PRINCIPAL_OUTRANKS_CALLER"
 
 ADMIN, MEMBER, VIEWER = "admin", "member", "viewer"
 BUILTIN_ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -957,6 +966,31 @@ class IamCore:
         raise FailedPrecondition("this would leave no enabled user holding admin on the system",
                                  {"reason": "LAST_ADMIN"})
 
+    # --- who may manage whom ----------------------------------------------------------------------
+
+    async def _require_within_reach(self, me: Principal, subject: str) -> None:
+        """PERMISSION_DENIED (PRINCIPAL_OUTRANKS_CALLER) unless every grant of subject lies within
+        me's reach: each of its bindings on a scope me's token covers, each of their permissions
+        one me holds. Every change to a principal's credentials, record or bindings checks this
+        (under the lock), so that managing a principal never yields more than one has."""
+        bindings = await self.store.find(Binding, [("principal", subject)])
+        # Whoever holds the secret of an account with a system (or another tenant's) binding acts
+        # there: a tenant may neither take such an account over nor switch it off.
+        if any(not me.scope.covers(b.org_id, b.project_id) for b in bindings):
+            raise PermissionDenied(
+                f"{subject} holds a role outside {_describe(me.scope)}; only a token covering all its roles "
+                "may manage it",
+                {"reason": PRINCIPAL_OUTRANKS_CALLER, "principal": subject, "scope": me.scope.as_dict()},
+            )
+        # Inside the scope too: rotating the secret of an account with more permissions would hand
+        # them over, as would a binding granting them (ROLE_EXCEEDS_CALLER).
+        beyond = [p for p in await self._permissions({b.role for b in bindings}) if not permits(me.permissions, p)]
+        if beyond:
+            raise PermissionDenied(
+                f"{subject} holds permissions the caller does not",
+                {"reason": PRINCIPAL_OUTRANKS_CALLER, "principal": subject, "permissions": beyond},
+            )
+
     # --- service accounts ------------------------------------------------------------------------
 
     async def create_service_account(self, caller: Caller, org_id: str, name: str, project_id: str = "",
@@ -1011,7 +1045,8 @@ class IamCore:
             _check_labels(changes)
             async with self._lock:
                 account = await self._get(ServiceAccount, account_id, "service account")
-                _require(caller, SERVICE_ACCOUNTS_MANAGE, account.org_id, account.project_id)
+                me = _require(caller, SERVICE_ACCOUNTS_MANAGE, account.org_id, account.project_id)
+                await self._require_within_reach(me, account.subject)
                 revoking: list[Change] = []
                 if "enabled" in changes:
                     changes["enabled"] = bool(changes["enabled"])
@@ -1026,7 +1061,8 @@ class IamCore:
         async with self._audited(caller, "iam.serviceaccounts.delete", f"serviceaccounts/{account_id}") as event:
             async with self._lock:
                 account = await self._get(ServiceAccount, account_id, "service account")
-                _require(caller, SERVICE_ACCOUNTS_MANAGE, account.org_id, account.project_id)
+                me = _require(caller, SERVICE_ACCOUNTS_MANAGE, account.org_id, account.project_id)
+                await self._require_within_reach(me, account.subject)
                 revoking, _ = await self._revoke_principal(account.subject)
                 counts = await self._commit(event, Delete(Binding, [("principal", account.subject)]), *revoking,
                                             Delete(ServiceAccount, [("id", account.id)]))
@@ -1037,11 +1073,13 @@ class IamCore:
         async with self._audited(caller, "iam.serviceaccounts.rotate_secret",
                                  f"serviceaccounts/{account_id}") as event:
             account = await self._get(ServiceAccount, account_id, "service account")
-            _require(caller, SERVICE_ACCOUNTS_MANAGE, account.org_id, account.project_id)
+            me = _require(caller, SERVICE_ACCOUNTS_MANAGE, account.org_id, account.project_id)
             secret = new_secret()
             hashed = await self.hasher.hash(secret)
             async with self._lock:
                 account = await self._get(ServiceAccount, account_id, "service account")
+                # Under the lock: a binding made while the secret was hashed counts too.
+                await self._require_within_reach(me, account.subject)
                 now = self.clock()
                 revoking, _ = await self._revoke_principal(account.subject)
                 account = replace(account, secret_hash=hashed, secret_rotated_at=now, updated_at=now)
@@ -1167,6 +1205,7 @@ class IamCore:
                                            {"reason": "ROLE_EXCEEDS_CALLER", "permissions": beyond})
                 if await self._principal_record(principal) is None:
                     raise NotFound(f"principal {principal!r} not found", {"resource": "principal", "id": principal})
+                await self._require_within_reach(me, principal)
                 binding = Binding(new_id("bind"), principal, role, scope.kind, scope.org_id, scope.project_id,
                                   self.clock())
                 event.target = f"bindings/{binding.id}"
@@ -1200,7 +1239,8 @@ class IamCore:
                 binding = await self._get(Binding, binding_id, "binding")
                 event.details.update(principal=binding.principal, role=binding.role,
                                      scope=binding.scope.as_dict())
-                _require(caller, BINDINGS_MANAGE, binding.org_id, binding.project_id)
+                me = _require(caller, BINDINGS_MANAGE, binding.org_id, binding.project_id)
+                await self._require_within_reach(me, binding.principal)
                 await self._check_admins_remain(without_binding=binding.id)
                 revoking = await self._revoke_access_for(binding)
                 await self._commit(event, Delete(Binding, [("id", binding.id)]), *revoking)
