@@ -252,19 +252,35 @@ async def test_admit():
     mint = TokenMint()
     verifier = mint.verifier()
     token = mint.token(permissions=("chainfire:kv:read",), subject="user:bob")
-    assert await auth.admit(None, None, False, "chainfire:kv:write") is None  # no verifier: no checks
-    assert await auth.admit(verifier, None, True, "chainfire:kv:write") is None
-    assert await auth.admit(verifier, "Bearer garbage", True, None) is None  # public ignores tokens
-    admitted = await auth.admit(verifier, f"Bearer {token}", False, "chainfire:kv:read")
+    assert await auth.admit(None, None, auth.TENANT, "chainfire:kv:write") is None  # no verifier: no checks
+    assert await auth.admit(verifier, None, auth.PUBLIC, "chainfire:kv:write") is None
+    assert await auth.admit(verifier, "Bearer garbage", auth.PUBLIC, None) is None  # public ignores tokens
+    admitted = await auth.admit(verifier, f"Bearer {token}", auth.TENANT, "chainfire:kv:read")
     assert admitted is not None and admitted.subject == "user:bob"
-    admitted = await auth.admit(verifier, f"Bearer {token}", False, None)
+    admitted = await auth.admit(verifier, f"Bearer {token}", auth.TENANT, None)
     assert admitted is not None and admitted.subject == "user:bob"
     with pytest.raises(ServiceError) as caught:
-        await auth.admit(verifier, None, False, None)
+        await auth.admit(verifier, None, auth.TENANT, None)
     refused(caught, Code.UNAUTHENTICATED)
     with pytest.raises(ServiceError) as caught:
-        await auth.admit(verifier, f"Bearer {token}", False, "chainfire:kv:write")
+        await auth.admit(verifier, f"Bearer {token}", auth.TENANT, "chainfire:kv:write")
     assert refused(caught, Code.PERMISSION_DENIED, "MISSING_PERMISSION")["action"] == "chainfire:kv:write"
+
+
+@pytest.mark.parametrize("who", [auth.OPERATOR, ""])  # "": undeclared, served as the operator's
+async def test_admit_an_operators_operation_takes_a_system_token(who):
+    mint = TokenMint()
+    verifier = mint.verifier()
+    operator = mint.token(permissions=("chainfire:cluster:manage",), subject="user:operator")
+    assert (await auth.admit(verifier, f"Bearer {operator}", who, "chainfire:cluster:manage")).subject == "user:operator"
+    for scope in (Scope(ORG, "org-a"), Scope(PROJECT, "org-a", "project-a")):
+        tenant_admin = mint.token(permissions=("*",), scope=scope, subject="user:tenant-admin")
+        with pytest.raises(ServiceError) as caught:
+            await auth.admit(verifier, f"Bearer {tenant_admin}", who, "chainfire:cluster:manage")
+        assert refused(caught, Code.PERMISSION_DENIED, "OPERATOR_ONLY")["scope"]["type"] == scope.kind
+    with pytest.raises(ServiceError) as caught:  # the operator still needs the permission
+        await auth.admit(verifier, f"Bearer {mint.token(permissions=())}", who, "chainfire:cluster:manage")
+    refused(caught, Code.PERMISSION_DENIED, "MISSING_PERMISSION")
 
 
 # --- Verifier -----------------------------------------------------------------------------------

@@ -41,19 +41,29 @@ def seen() -> dict[str, Any]:
 def build_routes() -> RouteTable:
     routes = RouteTable()
 
-    @routes.get("/api/v1/things", "List things", rpc=f"{SERVICE}/List", permission=READ)
+    @routes.get("/api/v1/things", "List things", rpc=f"{SERVICE}/List", permission=READ, who=auth.TENANT)
     async def list_things(request):
         return seen()
 
-    @routes.post("/api/v1/things", "Create a thing", body=NewThing, rpc=f"{SERVICE}/Create", permission=WRITE)
+    @routes.post("/api/v1/things", "Create a thing", body=NewThing, rpc=f"{SERVICE}/Create", permission=WRITE,
+                 who=auth.TENANT)
     async def create_thing(request, body: NewThing):
         return {"name": body.name, **seen()}
 
-    @routes.get("/api/v1/whoami", "The caller", rpc=f"{SERVICE}/WhoAmI")
+    @routes.get("/api/v1/whoami", "The caller", rpc=f"{SERVICE}/WhoAmI", who=auth.TENANT)
     async def whoami(request):
         return seen()
 
-    @routes.get("/api/v1/ping", "Public ping", rpc=f"{SERVICE}/Ping", public=True)
+    @routes.post("/api/v1/things/purge", "Purge every thing", rpc=f"{SERVICE}/Purge", permission=WRITE,
+                 who=auth.OPERATOR)
+    async def purge(request):
+        return seen()
+
+    @routes.get("/api/v1/undeclared", "A route that forgot to say who it is for")
+    async def undeclared(request):
+        return seen()
+
+    @routes.get("/api/v1/ping", "Public ping", rpc=f"{SERVICE}/Ping", who=auth.PUBLIC)
     async def ping(request):
         return seen()
 
@@ -81,7 +91,7 @@ def mint() -> TokenMint:
 @pytest.fixture
 async def server(start, grpc_service, mint):
     methods = {"List": subject_of_caller, "Create": subject_of_caller, "WhoAmI": subject_of_caller,
-               "Ping": ping, "Undeclared": subject_of_caller, "Stream": stream_subject}
+               "Ping": ping, "Undeclared": subject_of_caller, "Purge": subject_of_caller, "Stream": stream_subject}
     service = Service("things", "1.0.0", build_routes(), [grpc_service(SERVICE, methods)],
                       verifier=mint.verifier())
     return await start(service)
@@ -157,6 +167,29 @@ async def test_rest_route_without_a_permission_needs_only_a_token(http, server, 
     assert body["data"]["caller"] == "user:nobody"
 
 
+TENANT_ADMIN = {"permissions": ("*",), "scope": auth.Scope(auth.PROJECT, "org-a", "project-a"),
+                "subject": "user:project-admin"}
+
+
+@pytest.mark.parametrize("path", ["/api/v1/things/purge", "/api/v1/undeclared"])
+async def test_rest_operator_route_refuses_a_tenant_whatever_its_grants(http, server, mint, path):
+    method = "POST" if path.endswith("purge") else "GET"
+    for scope in (auth.Scope(auth.PROJECT, "org-a", "project-a"), auth.Scope(auth.ORG, "org-a")):
+        tenant = mint.token(permissions=("*",), scope=scope, subject="user:tenant-admin")
+        status, body, _ = await call(http, server, method, path, bearer(tenant))
+        assert (status, body["error"]["code"]) == (403, "PERMISSION_DENIED"), path
+        assert body["error"]["details"]["reason"] == "OPERATOR_ONLY"
+    operator = mint.token(permissions=(WRITE,), subject="user:operator")
+    status, body, _ = await call(http, server, method, path, bearer(operator))
+    assert (status, body["data"]["caller"]) == (200, "user:operator")
+
+
+async def test_rest_tenant_route_admits_a_tenant(http, server, mint):
+    tenant = mint.token(**TENANT_ADMIN)
+    status, body, _ = await call(http, server, "GET", "/api/v1/things", bearer(tenant))
+    assert (status, body["data"]["caller"]) == (200, "user:project-admin")
+
+
 async def test_rest_public_route_needs_no_token(http, server, mint):
     status, body, _ = await call(http, server, "GET", "/api/v1/ping")
     assert status == 200
@@ -195,6 +228,9 @@ async def test_openapi_declares_security_per_route(http, server):
     assert paths["/api/v1/whoami"]["get"]["security"] == [{"bearer": []}]
     assert "x-permission" not in paths["/api/v1/whoami"]["get"]
     assert paths["/api/v1/ping"]["get"]["security"] == []
+    assert (paths["/api/v1/ping"]["get"]["x-who"], paths["/api/v1/things"]["get"]["x-who"],
+            paths["/api/v1/things/purge"]["post"]["x-who"]) == (auth.PUBLIC, auth.TENANT, auth.OPERATOR)
+    assert "x-who" not in paths["/api/v1/undeclared"]["get"]
     assert "x-permission" not in paths["/api/v1/ping"]["get"]
     for path in ("/health", "/metrics", "/api/v1/openapi.json"):
         assert paths[path]["get"]["security"] == [], path
@@ -265,12 +301,25 @@ async def test_grpc_streams_are_admitted_and_see_the_principal(server, mint):
         assert caught.value.code() is grpc.StatusCode.UNAUTHENTICATED
 
 
-async def test_grpc_method_without_a_route_needs_a_token(server, mint):
-    """Only what is declared public is public: an undeclared method still takes a token."""
+async def test_grpc_method_without_a_route_is_the_operators(server, mint):
+    """Only what is declared public is public, and only what is declared a tenant's is a tenant's:
+    an undeclared method takes a system-scoped token."""
     exc = await failure(server, "Undeclared")
     assert exc.code() is grpc.StatusCode.UNAUTHENTICATED
+    exc = await failure(server, "Undeclared", metadata_for(mint.token(**TENANT_ADMIN)))
+    assert exc.code() is grpc.StatusCode.PERMISSION_DENIED
+    assert rpc.error_from_rpc(exc).details["reason"] == "OPERATOR_ONLY"
     token = mint.token(permissions=(), subject="user:plain")
     assert await unary(server, "Undeclared", metadata_for(token)) == b"user:plain"
+
+
+async def test_grpc_operator_method_refuses_a_tenant_whatever_its_grants(server, mint):
+    exc = await failure(server, "Purge", metadata_for(mint.token(**TENANT_ADMIN)))
+    assert exc.code() is grpc.StatusCode.PERMISSION_DENIED
+    assert rpc.error_from_rpc(exc).details["reason"] == "OPERATOR_ONLY"
+    assert await unary(server, "Create", metadata_for(mint.token(**TENANT_ADMIN))) == b"user:project-admin"
+    operator = mint.token(permissions=(WRITE,), subject="user:operator")
+    assert await unary(server, "Purge", metadata_for(operator)) == b"user:operator"
 
 
 async def test_grpc_public_method_needs_no_token(server, mint):
@@ -316,7 +365,8 @@ async def pair(start, grpc_service, mint):
 
     routes = RouteTable()
 
-    @routes.post("/api/v1/relay", "Call downstream", rpc=f"{SERVICE}/Relay", permission=READ)
+    @routes.post("/api/v1/relay", "Call downstream", rpc=f"{SERVICE}/Relay", permission=READ,
+                 who=auth.TENANT)
     async def relay_rest(request):
         return {"reply": (await relay()).decode()}
 

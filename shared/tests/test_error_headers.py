@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from photoncloud.common import auth
 from photoncloud.common.errors import ResourceExhausted
 from photoncloud.common.rest import RouteTable
 from photoncloud.common.server import Service
@@ -11,7 +12,7 @@ from photoncloud.common.testing import TokenMint
 async def test_retry_after_and_www_authenticate(start, http):
     routes = RouteTable()
 
-    @routes.get("/api/v1/busy", "Always throttled", public=True)
+    @routes.get("/api/v1/busy", "Always throttled", who=auth.PUBLIC)
     async def busy(request):
         raise ResourceExhausted("slow down", {"retry_after_seconds": 7})
 

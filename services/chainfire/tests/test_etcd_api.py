@@ -15,6 +15,7 @@ import pytest
 
 from photoncloud.chainfire import etcd_api
 from photoncloud.chainfire.app import build
+from photoncloud.common.auth import OPERATOR, PUBLIC, TENANT
 from photoncloud.common.config import ServerConfig
 from photoncloud.common.server import Server
 from photoncloud.common.testing import free_ports
@@ -356,4 +357,9 @@ def test_every_etcd_method_is_gated_like_its_chainfire_counterpart(kv):
     assert gates["/etcdserverpb.Lease/LeaseLeases"].permission == "chainfire:leases:read"
     assert gates["/etcdserverpb.Maintenance/Status"].permission == "chainfire:cluster:read"
     assert gates["/etcdserverpb.Cluster/MemberAdd"].permission == "chainfire:cluster:manage"
-    assert gates["/etcdserverpb.Auth/Authenticate"].public
+    assert gates["/etcdserverpb.Auth/Authenticate"].who == PUBLIC
+    # a tenant's token works on its keys, never on the cluster's upkeep
+    assert {gates[f"/etcdserverpb.{m}"].who for m in ("KV/Range", "KV/Txn", "Watch/Watch", "Lease/LeaseGrant")} \
+        == {TENANT}
+    assert {gates[f"/etcdserverpb.{m}"].who for m in ("KV/Compact", "Maintenance/Status", "Cluster/MemberList",
+                                                     "Cluster/MemberAdd", "Cluster/MemberRemove")} == {OPERATOR}

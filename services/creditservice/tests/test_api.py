@@ -140,7 +140,7 @@ async def test_members_reserve_in_their_own_project_only_and_operators_manage(se
     status, body = await call(server, member, "GET", "/wallets/p2")
     assert status == 403
     status, body = await call(server, member, "POST", "/wallets/p1/topup", {"amount": 10})
-    assert status == 403 and body["error"]["details"]["reason"] == "MISSING_PERMISSION"
+    assert status == 403 and body["error"]["details"]["reason"] == "OPERATOR_ONLY"
     status, body = await call(server, member, "PUT", "/quotas/p1/vm", {"limit": 5})
     assert status == 403
     status, body = await call(server, member, "GET", "/wallets")
@@ -155,6 +155,25 @@ async def test_members_reserve_in_their_own_project_only_and_operators_manage(se
     assert status == 403
     status, body = await call(server, other_org, "GET", "/wallets")
     assert status == 200 and body["data"]["items"] == []
+
+
+@pytest.mark.parametrize("scope", [Scope(PROJECT, "o1", "p1"), Scope(ORG, "o1")])
+async def test_a_tenants_own_admin_cannot_do_the_operators_job(server, mint, scope):
+    """A project's or org's admin holds `*` in its scope, and is still a tenant: wallets, top-ups,
+    quotas and the platform-wide audit are the operator's."""
+    status, _ = await call(server, mint.token(), "POST", "/wallets", {"project_id": "p1", "org_id": "o1"})
+    assert status in (201, 409)
+    tenant_admin = mint.token(permissions=("*",), roles=("admin",), scope=scope)
+    attempts = [("POST", "/wallets", {"project_id": "p9", "org_id": "o1"}),
+                ("POST", "/wallets/p1/topup", {"amount": 10**9}),
+                ("PATCH", "/wallets/p1", {"status": "SUSPENDED"}),
+                ("PUT", "/quotas/p1/vm", {"limit": 10**6}),
+                ("GET", "/audit", None)]
+    for method, path, body in attempts:
+        status, reply = await call(server, tenant_admin, method, path, body)
+        assert (status, reply["error"]["details"]["reason"]) == (403, "OPERATOR_ONLY"), (method, path)
+    status, body = await call(server, tenant_admin, "GET", "/wallets/p1")
+    assert status == 200 and body["data"]["balance"] == 0  # the top-up never happened
 
 
 async def test_a_bad_idempotency_key_and_bad_input_are_refused(server, mint):

@@ -292,4 +292,10 @@ async def test_a_project_token_sees_only_its_own_namespaces_and_cannot_act_as_a_
         assert [n["metadata"]["name"] for n in body["data"]["items"]] == ["mine"]
         assert (await call("POST", "/pods", p1, {"namespace": "theirs", "name": "a", "command": ["true"]}))[0] == 403
         assert (await call("POST", "/nodes", p1, NODE))[0] == 403
+        project_admin = {"Authorization": "Bearer " + mint.token(permissions=("*",), roles=("admin",),
+                                                                 scope=Scope(PROJECT, "o1", "p1"))}
+        for method, path, body in (("POST", "/nodes", NODE), ("POST", f"/nodes/{NODE['name']}/heartbeat", {}),
+                                   ("PUT", "/pods/mine/a/status", {"phase": "Running"})):
+            status, reply = await call(method, path, project_admin, body)
+            assert (status, reply["error"]["details"]["reason"]) == (403, "OPERATOR_ONLY"), path
         assert (await call("GET", "/pods", {}))[0] == 401

@@ -172,6 +172,15 @@ async def test_members_run_vms_of_their_project_only_and_operators_manage_flavor
         assert status == 403 and body["error"]["details"]["action"] == "plasmavmc:flavors:manage"
         status, body = await call("POST", "/api/v1/images", member, {"name": "x", "kernel_path": kernel})
         assert status == 403
+        # the project's own admin holds `*` there, and is still a tenant
+        project_admin = {"Authorization": "Bearer " + mint.token(permissions=("*",), roles=("admin",),
+                                                                 scope=Scope(PROJECT, "o1", "p1"))}
+        for path, body in (("/api/v1/flavors", {"name": "free", "vcpus": 64, "memory_mib": 131072}),
+                           ("/api/v1/images", {"name": "secrets", "kernel_path": kernel})):
+            status, reply = await call("POST", path, project_admin, body)
+            assert (status, reply["error"]["details"]["reason"]) == (403, "OPERATOR_ONLY"), path
+        _, listed = await call("GET", "/api/v1/flavors", admin)
+        assert "free" not in [f["name"] for f in listed["data"]["items"]]
         status, image = await call("POST", "/api/v1/images", admin, {"name": "linux", "kernel_path": kernel})
         assert status == 201
         status, _ = await call("GET", f"/api/v1/images/{image['data']['id']}", member)

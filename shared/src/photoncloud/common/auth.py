@@ -26,6 +26,12 @@ log = logging.getLogger("photoncloud.auth")
 AUDIENCE = "photoncloud"
 ALGORITHMS = ["RS256"]
 SYSTEM, ORG, PROJECT = "system", "org", "project"
+# Who an operation is for; every route and RPC declares one. PUBLIC: anyone, no token. TENANT: any
+# token whose grants cover the operation's permission, the resource's scope checked by the service.
+# OPERATOR: a system-scoped token only, whatever roles an org- or project-scoped token holds (a
+# project's own admin is still a tenant).
+PUBLIC, TENANT, OPERATOR = "public", "tenant", "operator"
+AUDIENCES = (PUBLIC, TENANT, OPERATOR)
 REVOKED_KEPT_AFTER_EXPIRY = 60  # seconds; longer than any verifier's leeway
 
 
@@ -78,6 +84,14 @@ class Principal:
     def can(self, action: str) -> bool:
         """Whether the principal holds a permission covering action."""
         return permits(self.permissions, action)
+
+    def require_operator(self, action: str = "") -> None:
+        """PERMISSION_DENIED (OPERATOR_ONLY) unless the token is system-scoped, i.e. the operator's."""
+        if self.scope.kind != SYSTEM:
+            raise PermissionDenied(
+                f"{action or 'this operation'} is the operator's: it takes a system-scoped token",
+                {"reason": "OPERATOR_ONLY", "action": action, "scope": self.scope.as_dict()},
+            )
 
     def require(self, action: str, org_id: str = "", project_id: str = "") -> None:
         """PERMISSION_DENIED unless the principal may do action on a resource of org_id/project_id."""
@@ -148,16 +162,20 @@ def bearer_token(authorization: str | None) -> str:
     return token.strip()
 
 
-async def admit(verifier: "Verifier | None", authorization: str | None, public: bool,
+async def admit(verifier: "Verifier | None", authorization: str | None, who: str,
                 permission: str | None) -> Principal | None:
     """The principal a call runs as, after the checks its operation declares (None: public/no auth).
 
-    The one gate both transports pass calls through: a missing or bad token is UNAUTHENTICATED,
-    a token without the operation's permission PERMISSION_DENIED.
+    The one gate both transports pass calls through: a missing or bad token is UNAUTHENTICATED; a
+    tenant's token on an operator's operation, or a token without the operation's permission,
+    PERMISSION_DENIED. An operation that declares no audience is taken as the operator's: a route
+    someone forgot to declare fails closed.
     """
-    if verifier is None or public:
+    if verifier is None or who == PUBLIC:
         return None
     principal = await verifier.verify(bearer_token(authorization))
+    if who != TENANT:
+        principal.require_operator(permission or "")
     if permission:
         principal.require(permission)
     return principal

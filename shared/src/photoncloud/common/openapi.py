@@ -94,6 +94,8 @@ def openapi_document(title: str, version: str, routes: RouteTable) -> dict[str, 
         if route.rpc:
             operation["x-grpc-method"] = route.rpc
         operation["security"] = [] if route.public else [{"bearer": []}]
+        if route.who:
+            operation["x-who"] = route.who  # public, tenant or operator (see photoncloud.common.auth)
         if route.permission:
             operation["x-permission"] = route.permission
         if route.body is not None:

@@ -37,7 +37,12 @@ class Route:
     raw: bool = False  # the handler builds its own web.Response (health, metrics)
     rpc: str | None = None  # the gRPC method doing the same, "package.Service/Method"
     permission: str | None = None  # what the caller's token must grant, e.g. "chainfire:kv:write"
-    public: bool = False  # served without a token (health, token issuance, ...)
+    who: str = ""  # auth.PUBLIC, TENANT or OPERATOR; "" (undeclared) is served as OPERATOR
+
+    @property
+    def public(self) -> bool:
+        """Whether the route is served without a token (health, token issuance, ...)."""
+        return self.who == auth.PUBLIC
 
 
 class RouteTable:
@@ -142,7 +147,7 @@ async def read_json(request: web.Request) -> Any:
 
 def _endpoint(route: Route, verifier: Verifier | None) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def endpoint(request: web.Request) -> web.StreamResponse:
-        principal = await auth.admit(verifier, request.headers.get("Authorization"), route.public, route.permission)
+        principal = await auth.admit(verifier, request.headers.get("Authorization"), route.who, route.permission)
         token = auth.bind(principal)
         try:
             kwargs: dict[str, Any] = dict(request.match_info)

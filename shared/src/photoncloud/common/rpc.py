@@ -40,9 +40,10 @@ PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 @dataclass(frozen=True)
 class Access:
-    """What calling one method takes: nothing (public) or a token granting permission."""
+    """What calling one method takes: who may call it (auth.PUBLIC, TENANT or OPERATOR; a method
+    with no entry is the operator's) and the permission the token must grant."""
 
-    public: bool = False
+    who: str = auth.OPERATOR
     permission: str | None = None
     # The message of an UNAUTHENTICATED refusal, when a compatibility API's clients expect their
     # own wording (etcd's clients sign in again only on "etcdserver: invalid auth token").
@@ -110,13 +111,13 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         return call
 
     async def _admit(self, method: str, context: grpc.aio.ServicerContext) -> auth.Principal | None:
-        access = self.access.get(method) or Access(public=method.startswith(PUBLIC_PREFIXES))
+        access = self.access.get(method) or Access(auth.PUBLIC if method.startswith(PUBLIC_PREFIXES) else auth.OPERATOR)
         metadata = context.invocation_metadata()
         authorization = _metadata_value(metadata, "authorization")
         if authorization is None and (token := _metadata_value(metadata, ETCD_TOKEN_KEY)):
             authorization = f"Bearer {token}"
         try:
-            return await auth.admit(self.verifier, authorization, access.public, access.permission)
+            return await auth.admit(self.verifier, authorization, access.who, access.permission)
         except Unauthenticated as exc:
             if access.unauthenticated_message:
                 raise Unauthenticated(access.unauthenticated_message, exc.details) from None

@@ -15,7 +15,7 @@ from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from . import envelope
+from . import auth, envelope
 from .auth import Verifier
 from .config import AddOptions, ServerConfig, load_config
 from .logs import setup_logging
@@ -89,8 +89,11 @@ class Server:
 
     async def _start_grpc(self) -> None:
         access = {method: a for s in self.service.grpc_services for method, a in s.access.items()}
-        access.update({f"/{r.rpc}": Access(r.public, r.permission) for r in self.service.routes.routes if r.rpc})
-        server = grpc.aio.server(interceptors=[ServerInterceptor(self.metrics, self.service.verifier, access)])
+        access.update({f"/{r.rpc}": Access(r.who, r.permission) for r in self.service.routes.routes if r.rpc})
+        # No SO_REUSEPORT (gRPC sets it by default): a second server on a taken port must fail to
+        # bind, not silently share the port and answer half of this service's calls.
+        server = grpc.aio.server(interceptors=[ServerInterceptor(self.metrics, self.service.verifier, access)],
+                                 options=[("grpc.so_reuseport", 0)])
         for grpc_service in self.service.grpc_services:
             grpc_service.add_to_server(server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
@@ -119,7 +122,7 @@ class Server:
         """GET /health, /metrics and /api/v1/openapi.json."""
         routes = RouteTable()
 
-        @routes.get("/health", "Service health: status, version and dependencies", raw=True, public=True)
+        @routes.get("/health", "Service health: status, version and dependencies", raw=True, who=auth.PUBLIC)
         async def get_health(request: web.Request) -> web.Response:
             report = {"status": "SERVING", "service": self.service.name, "version": self.service.version}
             try:
@@ -130,13 +133,13 @@ class Server:
                 report["status"] = "NOT_SERVING"
             return json_response(envelope.success(report), 200 if report["status"] == "SERVING" else 503)
 
-        @routes.get("/metrics", "Request counts and latencies, Prometheus text format", raw=True, public=True)
+        @routes.get("/metrics", "Request counts and latencies, Prometheus text format", raw=True, who=auth.PUBLIC)
         async def get_metrics(request: web.Request) -> web.Response:
             response = web.Response(body=self.metrics.exposition())
             response.headers["Content-Type"] = CONTENT_TYPE
             return response
 
-        @routes.get("/api/v1/openapi.json", "This OpenAPI document", raw=True, public=True)
+        @routes.get("/api/v1/openapi.json", "This OpenAPI document", raw=True, who=auth.PUBLIC)
         async def get_openapi(request: web.Request) -> web.Response:
             return json_response(self._openapi)
 

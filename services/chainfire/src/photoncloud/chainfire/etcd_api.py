@@ -19,6 +19,7 @@ import aiohttp
 import grpc
 
 from photoncloud.common import request_id
+from photoncloud.common.auth import PUBLIC
 from photoncloud.common.errors import (Code, FailedPrecondition, InvalidArgument, NotFound, ServiceError,
                                        Unavailable, Unimplemented)
 from photoncloud.common.rpc import Access
@@ -529,9 +530,8 @@ class AuthServicer(pb_grpc.AuthServicer):
 
 def access(kv: core.KVCore) -> dict[str, Access]:
     """What calling each etcd method takes: the same as its ChainFire counterpart."""
-    counterparts = {r.rpc: Access(r.public, r.permission, INVALID_TOKEN) for r in rest_api.routes(kv).routes if r.rpc}
-    table = {f"/{method}": counterparts[rpc] if rpc else Access(public=True) for method, rpc in COUNTERPART.items()}
-    return table
+    counterparts = {r.rpc: Access(r.who, r.permission, INVALID_TOKEN) for r in rest_api.routes(kv).routes if r.rpc}
+    return {f"/{method}": counterparts[rpc] if rpc else Access(PUBLIC) for method, rpc in COUNTERPART.items()}
 
 
 def services(kv: core.KVCore, iam_url: str | None) -> list[GrpcService]:

@@ -11,6 +11,7 @@ from aiohttp import web
 from pydantic import Field, model_validator
 
 from photoncloud.common import paging, sse
+from photoncloud.common.auth import OPERATOR, TENANT
 from photoncloud.common.errors import InvalidArgument, NotFound
 from photoncloud.common.models import Body, Query, Result
 from photoncloud.common.rest import RouteTable
@@ -417,7 +418,7 @@ def routes(kv: core.KVCore, heartbeat_seconds: float | None = None) -> RouteTabl
     """ChainFire's REST routes over kv (watch streams send a heartbeat when idle that long)."""
     table = RouteTable()
 
-    @table.get(KEY, "Read one key", query=GetQuery, response=KeyValueOut, rpc=KV + "Range", permission=READ)
+    @table.get(KEY, "Read one key", query=GetQuery, response=KeyValueOut, rpc=KV + "Range", permission=READ, who=TENANT)
     async def get_key(request: web.Request, key: str, query: GetQuery) -> KeyValueOut:
         result = await kv.range(core.RangeRequest(_bytes(key), revision=query.revision,
                                                   serializable=query.serializable))
@@ -429,12 +430,12 @@ def routes(kv: core.KVCore, heartbeat_seconds: float | None = None) -> RouteTabl
         value = _value(body.value, body.value_base64)
         return _put_out(await kv.put(core.PutRequest(_bytes(key), value, body.prev_kv, body.lease)))
 
-    @table.put(KEY, "Write one key", body=PutBody, response=PutOut, rpc=KV + "Put", permission=WRITE)
+    @table.put(KEY, "Write one key", body=PutBody, response=PutOut, rpc=KV + "Put", permission=WRITE, who=TENANT)
     async def put_key(request: web.Request, key: str, body: PutBody) -> PutOut:
         return await put(key, body)
 
     @table.post(KEY + "/put", "Write one key (the same as PUT on the key)", body=PutBody, response=PutOut,
-                rpc=KV + "Put", permission=WRITE)
+                rpc=KV + "Put", permission=WRITE, who=TENANT)
     async def post_put_key(request: web.Request, key: str, body: PutBody) -> PutOut:
         return await put(key, body)
 
@@ -443,17 +444,17 @@ def routes(kv: core.KVCore, heartbeat_seconds: float | None = None) -> RouteTabl
         return _delete_out(await kv.delete_range(request))
 
     @table.delete(KEY, "Delete a key, a prefix or a range", query=DeleteOptions, response=DeleteOut,
-                  rpc=KV + "DeleteRange", permission=WRITE)
+                  rpc=KV + "DeleteRange", permission=WRITE, who=TENANT)
     async def delete_key(request: web.Request, key: str, query: DeleteOptions) -> DeleteOut:
         return await delete(key, query)
 
     @table.post(KEY + "/delete", "Delete a key, a prefix or a range (the same as DELETE)",
-                body=DeleteBody, response=DeleteOut, rpc=KV + "DeleteRange", permission=WRITE)
+                body=DeleteBody, response=DeleteOut, rpc=KV + "DeleteRange", permission=WRITE, who=TENANT)
     async def post_delete_key(request: web.Request, key: str, body: DeleteBody) -> DeleteOut:
         return await delete(key, body)
 
     @table.get("/api/v1/kv", "List keys: a prefix or a range, paginated", query=ListQuery, response=ListOut,
-               rpc=KV + "Range", permission=READ)
+               rpc=KV + "Range", permission=READ, who=TENANT)
     async def list_keys(request: web.Request, query: ListQuery) -> ListOut:
         if query.prefix is not None and (query.key is not None or query.range_end is not None):
             raise InvalidArgument("give either prefix or key/range_end, not both", {"field": "prefix"})
@@ -472,7 +473,7 @@ def routes(kv: core.KVCore, heartbeat_seconds: float | None = None) -> RouteTabl
                        count=result.count, revision=result.revision)
 
     @table.post("/api/v1/txn", "Run a transaction: compare, then success or failure operations",
-                body=TxnBody, response=TxnOut, rpc=KV + "Txn", permission=WRITE)
+                body=TxnBody, response=TxnOut, rpc=KV + "Txn", permission=WRITE, who=TENANT)
     async def txn(request: web.Request, body: TxnBody) -> TxnOut:
         result = await kv.txn(core.TxnRequest(
             compare=tuple(_compare(c) for c in body.compare),
@@ -483,13 +484,13 @@ def routes(kv: core.KVCore, heartbeat_seconds: float | None = None) -> RouteTabl
                       responses=[_op_out(r) for r in result.responses])
 
     @table.post("/api/v1/compact", "Forget the history before a revision", body=CompactBody,
-                response=CompactOut, rpc=KV + "Compact", permission=WRITE)
+                response=CompactOut, rpc=KV + "Compact", permission=WRITE, who=OPERATOR)
     async def compact(request: web.Request, body: CompactBody) -> CompactOut:
         result = await kv.compact(core.CompactRequest(body.revision))
         return CompactOut(revision=result.revision, compact_revision=result.compact_revision)
 
     @table.get("/api/v1/watch", "Watch a key, a prefix or a range: server-sent events (text/event-stream)",
-               query=WatchQuery, raw=True, rpc="photoncloud.chainfire.v1.Watch/Watch", permission=READ)
+               query=WatchQuery, raw=True, rpc="photoncloud.chainfire.v1.Watch/Watch", permission=READ, who=TENANT)
     async def watch(request: web.Request, query: WatchQuery) -> web.StreamResponse:
         if query.prefix and query.range_end is not None:
             raise InvalidArgument("give either prefix or range_end, not both", {"field": "range_end"})
@@ -502,20 +503,20 @@ def routes(kv: core.KVCore, heartbeat_seconds: float | None = None) -> RouteTabl
             query.timeout_seconds, heartbeat_seconds)
 
     @table.post("/api/v1/leases", "Grant a lease", body=LeaseGrantBody, response=LeaseOut,
-                rpc=LEASE + "Grant", permission=LEASES_WRITE)
+                rpc=LEASE + "Grant", permission=LEASES_WRITE, who=TENANT)
     async def grant_lease(request: web.Request, body: LeaseGrantBody) -> LeaseOut:
         result = await kv.grant_lease(body.ttl, body.id)
         return LeaseOut(id=result.id, ttl=result.ttl, revision=result.revision)
 
     @table.get("/api/v1/leases", "List leases", query=LeaseListQuery, response=LeaseListOut,
-               rpc=LEASE + "Leases", permission=LEASES_READ)
+               rpc=LEASE + "Leases", permission=LEASES_READ, who=TENANT)
     async def list_leases(request: web.Request, query: LeaseListQuery) -> LeaseListOut:
         result = await kv.leases(paging.page_size(query.page_size), query.page_token)
         return LeaseListOut(items=[LeaseItem(id=i) for i in result.ids], next_page_token=result.next_page_token,
                             revision=result.revision)
 
     @table.get("/api/v1/leases/{id}", "A lease's remaining ttl (and keys, with keys=true)",
-               query=TimeToLiveQuery, response=TimeToLiveOut, rpc=LEASE + "TimeToLive", permission=LEASES_READ)
+               query=TimeToLiveQuery, response=TimeToLiveOut, rpc=LEASE + "TimeToLive", permission=LEASES_READ, who=TENANT)
     async def time_to_live(request: web.Request, id: str, query: TimeToLiveQuery) -> TimeToLiveOut:
         result = await kv.time_to_live(_lease_id(id), query.keys)
         return TimeToLiveOut(id=result.id, ttl=result.ttl, granted_ttl=result.granted_ttl,
@@ -523,34 +524,34 @@ def routes(kv: core.KVCore, heartbeat_seconds: float | None = None) -> RouteTabl
                              revision=result.revision)
 
     @table.delete("/api/v1/leases/{id}", "Revoke a lease, deleting its keys", response=LeaseRevokeOut,
-                  rpc=LEASE + "Revoke", permission=LEASES_WRITE)
+                  rpc=LEASE + "Revoke", permission=LEASES_WRITE, who=TENANT)
     async def revoke_lease(request: web.Request, id: str) -> LeaseRevokeOut:
         result = await kv.revoke_lease(_lease_id(id))
         return LeaseRevokeOut(id=result.id, revision=result.revision)
 
     @table.post("/api/v1/leases/{id}/keepalive", "Restart a lease's ttl", response=LeaseOut,
-                rpc=LEASE + "KeepAlive", permission=LEASES_WRITE)
+                rpc=LEASE + "KeepAlive", permission=LEASES_WRITE, who=TENANT)
     async def keep_alive(request: web.Request, id: str) -> LeaseOut:
         result = await kv.keep_alive(_lease_id(id))
         return LeaseOut(id=result.id, ttl=result.ttl, revision=result.revision)
 
     @table.get("/api/v1/cluster/status", "This member, the leader, Raft term and index, revision",
-               response=StatusOut, rpc=CLUSTER + "Status", permission=CLUSTER_READ)
+               response=StatusOut, rpc=CLUSTER + "Status", permission=CLUSTER_READ, who=OPERATOR)
     async def cluster_status(request: web.Request) -> StatusOut:
         return StatusOut(**(await kv.status()).__dict__)
 
     @table.get("/api/v1/cluster/members", "Every member, where clients reach it, and which one leads",
-               response=MembersOut, rpc=CLUSTER + "MemberList", permission=CLUSTER_READ)
+               response=MembersOut, rpc=CLUSTER + "MemberList", permission=CLUSTER_READ, who=OPERATOR)
     async def member_list(request: web.Request) -> MembersOut:
         return members_out(kv.members())
 
     @table.post("/api/v1/cluster/members", "Add a member by its peer address", body=MemberAddBody,
-                response=MembersOut, rpc=CLUSTER + "MemberAdd", permission=CLUSTER_MANAGE, status=201)
+                response=MembersOut, rpc=CLUSTER + "MemberAdd", permission=CLUSTER_MANAGE, status=201, who=OPERATOR)
     async def member_add(request: web.Request, body: MemberAddBody) -> MembersOut:
         return members_out(await kv.add_member(body.peer_address))
 
     @table.delete("/api/v1/cluster/members/{id}", "Remove a member (not the leader)", response=MembersOut,
-                  rpc=CLUSTER + "MemberRemove", permission=CLUSTER_MANAGE)
+                  rpc=CLUSTER + "MemberRemove", permission=CLUSTER_MANAGE, who=OPERATOR)
     async def member_remove(request: web.Request, id: str) -> MembersOut:
         return members_out(await kv.remove_member(_path_id(id, "member")))
 

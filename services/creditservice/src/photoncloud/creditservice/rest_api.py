@@ -9,6 +9,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import Field
 
+from photoncloud.common.auth import OPERATOR, TENANT
 from photoncloud.common.models import Body, Query, Result
 from photoncloud.common.rest import RouteTable
 from photoncloud.common.times import parse_time
@@ -266,36 +267,36 @@ def routes(credits: core.CreditCore) -> RouteTable:
     table = RouteTable()
 
     @table.post("/api/v1/wallets", "Open a project's wallet (operators)", body=WalletBody, response=WalletOut,
-                status=201, rpc=WALLETS + "CreateWallet", permission=WALLETS_MANAGE)
+                status=201, rpc=WALLETS + "CreateWallet", permission=WALLETS_MANAGE, who=OPERATOR)
     async def create_wallet(request: web.Request, body: WalletBody) -> WalletOut:
         wallet = await credits.create_wallet(body.project_id, body.org_id, body.initial_balance, _key(request))
         return WalletOut(**views.wallet(wallet))
 
     @table.get("/api/v1/wallets", "The wallets the caller may see", query=WalletQuery, response=WalletList,
-               rpc=WALLETS + "ListWallets", permission=WALLETS_READ)
+               rpc=WALLETS + "ListWallets", permission=WALLETS_READ, who=TENANT)
     async def list_wallets(request: web.Request, query: WalletQuery) -> WalletList:
         found = await credits.wallets(query.page_size, query.page_token, query.org_id)
         return WalletList(**views.page([views.wallet(w) for w in found.items], found.next_page_token))
 
     @table.get("/api/v1/wallets/{project_id}", "A project's wallet", response=WalletOut,
-               rpc=WALLETS + "GetWallet", permission=WALLETS_READ)
+               rpc=WALLETS + "GetWallet", permission=WALLETS_READ, who=TENANT)
     async def get_wallet(request: web.Request, project_id: str) -> WalletOut:
         return WalletOut(**views.wallet(await credits.wallet(project_id)))
 
     @table.patch("/api/v1/wallets/{project_id}", "Suspend, reactivate or close a wallet (operators)",
-                 body=WalletUpdate, response=WalletOut, rpc=WALLETS + "UpdateWallet", permission=WALLETS_MANAGE)
+                 body=WalletUpdate, response=WalletOut, rpc=WALLETS + "UpdateWallet", permission=WALLETS_MANAGE, who=OPERATOR)
     async def update_wallet(request: web.Request, project_id: str, body: WalletUpdate) -> WalletOut:
         return WalletOut(**views.wallet(await credits.set_wallet_status(project_id, body.status, _key(request))))
 
     @table.post("/api/v1/wallets/{project_id}/topup", "Add credits (operators)", body=TopUpBody, response=TopUpOut,
-                rpc=WALLETS + "TopUp", permission=WALLETS_MANAGE)
+                rpc=WALLETS + "TopUp", permission=WALLETS_MANAGE, who=OPERATOR)
     async def top_up(request: web.Request, project_id: str, body: TopUpBody) -> TopUpOut:
         result = await credits.top_up(project_id, body.amount, body.description, _key(request))
         return TopUpOut(wallet=views.wallet(result.wallet), transaction=views.transaction(result.transaction))
 
     @table.get("/api/v1/wallets/{project_id}/transactions", "A wallet's ledger, newest first",
                query=TransactionQuery, response=TransactionList, rpc=WALLETS + "ListTransactions",
-               permission=WALLETS_READ)
+               permission=WALLETS_READ, who=TENANT)
     async def transactions(request: web.Request, project_id: str, query: TransactionQuery) -> TransactionList:
         found = await credits.transactions(project_id, query.page_size, query.page_token, query.type,
                                            query.reservation_id, _time(query.since, "since"),
@@ -303,64 +304,64 @@ def routes(credits: core.CreditCore) -> RouteTable:
         return TransactionList(**views.page([views.transaction(t) for t in found.items], found.next_page_token))
 
     @table.get("/api/v1/audit", "Replay the ledger against every wallet (operators)", response=AuditOut,
-               rpc=WALLETS + "Audit", permission=WALLETS_MANAGE)
+               rpc=WALLETS + "Audit", permission=WALLETS_MANAGE, who=OPERATOR)
     async def audit(request: web.Request) -> AuditOut:
         return AuditOut(**views.audit(await credits.audit()))
 
     @table.post("/api/v1/reservations", "Hold credits for a resource (INSUFFICIENT_CREDITS when short)",
                 body=ReserveBody, response=ReservationResultOut, status=201, rpc=RESERVATIONS + "Reserve",
-                permission=RESERVATIONS_WRITE)
+                permission=RESERVATIONS_WRITE, who=TENANT)
     async def reserve(request: web.Request, body: ReserveBody) -> ReservationResultOut:
         result = await credits.reserve(body.project_id, body.amount, body.description, body.resource_type,
                                        body.ttl_seconds, body.quantity, _key(request))
         return ReservationResultOut(**views.reservation_result(result))
 
     @table.get("/api/v1/reservations", "A project's reservations, oldest first", query=ReservationQuery,
-               response=ReservationList, rpc=RESERVATIONS + "ListReservations", permission=RESERVATIONS_READ)
+               response=ReservationList, rpc=RESERVATIONS + "ListReservations", permission=RESERVATIONS_READ, who=TENANT)
     async def list_reservations(request: web.Request, query: ReservationQuery) -> ReservationList:
         found = await credits.reservations(query.project_id, query.status, query.page_size, query.page_token)
         return ReservationList(**views.page([views.reservation(r) for r in found.items], found.next_page_token))
 
     @table.get("/api/v1/reservations/{id}", "A reservation", response=ReservationOut,
-               rpc=RESERVATIONS + "GetReservation", permission=RESERVATIONS_READ)
+               rpc=RESERVATIONS + "GetReservation", permission=RESERVATIONS_READ, who=TENANT)
     async def get_reservation(request: web.Request, id: str) -> ReservationOut:
         return ReservationOut(**views.reservation(await credits.reservation(id)))
 
     @table.post("/api/v1/reservations/{id}/commit", "Charge the actual amount and free the rest", body=CommitBody,
-                response=ReservationResultOut, rpc=RESERVATIONS + "Commit", permission=RESERVATIONS_WRITE)
+                response=ReservationResultOut, rpc=RESERVATIONS + "Commit", permission=RESERVATIONS_WRITE, who=TENANT)
     async def commit(request: web.Request, id: str, body: CommitBody) -> ReservationResultOut:
         result = await credits.commit(id, body.actual_amount, body.resource_id, _key(request))
         return ReservationResultOut(**views.reservation_result(result))
 
     @table.post("/api/v1/reservations/{id}/release", "Free the whole reservation", body=ReleaseBody,
-                response=ReservationResultOut, rpc=RESERVATIONS + "Release", permission=RESERVATIONS_WRITE)
+                response=ReservationResultOut, rpc=RESERVATIONS + "Release", permission=RESERVATIONS_WRITE, who=TENANT)
     async def release(request: web.Request, id: str, body: ReleaseBody) -> ReservationResultOut:
         return ReservationResultOut(**views.reservation_result(await credits.release(id, body.reason, _key(request))))
 
     @table.get("/api/v1/quotas/{project_id}", "A project's quotas", response=QuotaList,
-               rpc=QUOTAS + "ListQuotas", permission=QUOTAS_READ)
+               rpc=QUOTAS + "ListQuotas", permission=QUOTAS_READ, who=TENANT)
     async def list_quotas(request: web.Request, project_id: str) -> QuotaList:
         return QuotaList(items=[views.quota(q) for q in await credits.quotas(project_id)])
 
     @table.get("/api/v1/quotas/{project_id}/{resource_type}", "A project's quota of a resource type",
-               response=QuotaOut, rpc=QUOTAS + "GetQuota", permission=QUOTAS_READ)
+               response=QuotaOut, rpc=QUOTAS + "GetQuota", permission=QUOTAS_READ, who=TENANT)
     async def get_quota(request: web.Request, project_id: str, resource_type: str) -> QuotaOut:
         return QuotaOut(**views.quota(await credits.quota(project_id, resource_type)))
 
     @table.put("/api/v1/quotas/{project_id}/{resource_type}", "Set a quota's limit (operators)", body=QuotaBody,
-               response=QuotaOut, rpc=QUOTAS + "SetQuota", permission=QUOTAS_MANAGE)
+               response=QuotaOut, rpc=QUOTAS + "SetQuota", permission=QUOTAS_MANAGE, who=OPERATOR)
     async def set_quota(request: web.Request, project_id: str, resource_type: str, body: QuotaBody) -> QuotaOut:
         return QuotaOut(**views.quota(await credits.set_quota(project_id, resource_type, body.limit, _key(request))))
 
     @table.post("/api/v1/quotas/{project_id}/{resource_type}/free", "Give back units of a resource that is gone",
-                body=FreeBody, response=QuotaOut, rpc=QUOTAS + "FreeQuota", permission=QUOTAS_WRITE)
+                body=FreeBody, response=QuotaOut, rpc=QUOTAS + "FreeQuota", permission=QUOTAS_WRITE, who=TENANT)
     async def free_quota(request: web.Request, project_id: str, resource_type: str, body: FreeBody) -> QuotaOut:
         quota = await credits.free_quota(project_id, resource_type, body.quantity, _key(request))
         return QuotaOut(**views.quota(quota))
 
     @table.post("/api/v1/admission/check", "Whether a reservation would be admitted now, and why not",
                 body=AdmissionBody, response=AdmissionOut, rpc=QUOTAS + "CheckAdmission",
-                permission=RESERVATIONS_READ)
+                permission=RESERVATIONS_READ, who=TENANT)
     async def check_admission(request: web.Request, body: AdmissionBody) -> AdmissionOut:
         answer = await credits.check_admission(body.project_id, body.amount, body.resource_type, body.quantity)
         return AdmissionOut(**views.admission(answer))

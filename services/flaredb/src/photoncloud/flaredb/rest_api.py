@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 from photoncloud.common import auth
+from photoncloud.common.auth import TENANT
 from photoncloud.common.errors import InvalidArgument
 from photoncloud.common.models import Body, Query, Result
 from photoncloud.common.rest import RouteTable
@@ -311,7 +312,7 @@ def routes(db: core.FlareDBCore) -> RouteTable:
     table = RouteTable()
 
     @table.post("/api/v1/sql", "Run one SQL statement or a list of them (a list is one transaction)",
-                body=SqlBody, response=SqlOut, rpc=SQL + "Execute", permission=core.SQL_READ)
+                body=SqlBody, response=SqlOut, rpc=SQL + "Execute", permission=core.SQL_READ, who=TENANT)
     async def run_sql(request: web.Request, body: SqlBody) -> SqlOut:
         # Reading takes flaredb:sql:read (checked at the gate); a request that writes also needs
         # flaredb:sql:write, which the core checks once it knows.
@@ -320,20 +321,20 @@ def routes(db: core.FlareDBCore) -> RouteTable:
         return SqlOut(results=[statement_out(r) for r in results])
 
     @table.get("/api/v1/tables", "List the project's tables: columns, indexes, row counts", query=PageQuery,
-               response=TablesOut, rpc=SQL + "ListTables", permission=core.SQL_READ)
+               response=TablesOut, rpc=SQL + "ListTables", permission=core.SQL_READ, who=TENANT)
     async def list_tables(request: web.Request, query: PageQuery) -> TablesOut:
         page = await db.tables(await db.project(query.project_id, core.SQL_READ), query.page_size, query.page_token,
                                core.Consistency(query.consistency))
         return TablesOut(items=[table_out(t) for t in page.items], next_page_token=page.next_page_token)
 
     @table.get("/api/v1/tables/{name}", "One table: columns, indexes, row count", query=ProjectQuery,
-               response=TableOut, rpc=SQL + "GetTable", permission=core.SQL_READ)
+               response=TableOut, rpc=SQL + "GetTable", permission=core.SQL_READ, who=TENANT)
     async def get_table(request: web.Request, name: str, query: ProjectQuery) -> TableOut:
         return table_out(await db.table(await db.project(query.project_id, core.SQL_READ), name,
                                         core.Consistency(query.consistency)))
 
     @table.get("/api/v1/backup", "The project's database as a SQLite file (application/vnd.sqlite3)",
-               query=ProjectQuery, raw=True, rpc=SQL + "Backup", permission=core.SQL_READ)
+               query=ProjectQuery, raw=True, rpc=SQL + "Backup", permission=core.SQL_READ, who=TENANT)
     async def backup(request: web.Request, query: ProjectQuery) -> web.Response:
         project_id = await db.project(query.project_id, core.SQL_READ)
         data = await db.backup(project_id, core.Consistency(query.consistency))
@@ -341,7 +342,7 @@ def routes(db: core.FlareDBCore) -> RouteTable:
             "Content-Disposition": f'attachment; filename="{project_id}.sqlite3"'})
 
     @table.post("/api/v1/restore", "Replace the project's database with a SQLite file (the request body)",
-                query=RestoreQuery, response=RestoreOut, rpc=SQL + "Restore", permission=core.SQL_MANAGE)
+                query=RestoreQuery, response=RestoreOut, rpc=SQL + "Restore", permission=core.SQL_MANAGE, who=TENANT)
     async def restore(request: web.Request, query: RestoreQuery) -> RestoreOut:
         project_id = await db.project(query.project_id, core.SQL_MANAGE)
         result = await db.restore(project_id, await request.read())
@@ -351,29 +352,29 @@ def routes(db: core.FlareDBCore) -> RouteTable:
         return NamespaceOut(name=ns.name, mode=ns.mode.value, keys=ns.keys)
 
     @table.post("/api/v1/namespaces", "Declare a KV namespace, strong or eventual", body=NamespaceBody,
-                response=NamespaceOut, rpc=KV + "CreateNamespace", permission=core.KV_WRITE)
+                response=NamespaceOut, rpc=KV + "CreateNamespace", permission=core.KV_WRITE, who=TENANT)
     async def create_namespace(request: web.Request, body: NamespaceBody) -> NamespaceOut:
         project_id = await db.project(body.project_id, core.KV_WRITE)
         return namespace_out(await db.create_namespace(project_id, body.name, core.Mode(body.mode)))
 
     @table.get("/api/v1/namespaces", "List the project's KV namespaces", query=NamespacesQuery,
-               response=NamespacesOut, rpc=KV + "ListNamespaces", permission=core.KV_READ)
+               response=NamespacesOut, rpc=KV + "ListNamespaces", permission=core.KV_READ, who=TENANT)
     async def list_namespaces(request: web.Request, query: NamespacesQuery) -> NamespacesOut:
         page = await db.namespaces(await db.project(query.project_id, core.KV_READ), query.page_size, query.page_token)
         return NamespacesOut(items=[namespace_out(n) for n in page.items], next_page_token=page.next_page_token)
 
     @table.get("/api/v1/namespaces/{name}", "One KV namespace: its mode and number of keys",
-               query=RestoreQuery, response=NamespaceOut, rpc=KV + "GetNamespace", permission=core.KV_READ)
+               query=RestoreQuery, response=NamespaceOut, rpc=KV + "GetNamespace", permission=core.KV_READ, who=TENANT)
     async def get_namespace(request: web.Request, name: str, query: RestoreQuery) -> NamespaceOut:
         return namespace_out(await db.namespace(await db.project(query.project_id, core.KV_READ), name))
 
-    @table.get(KEY, "Read a key", query=KeyQuery, response=EntryOut, rpc=KV + "Get", permission=core.KV_READ)
+    @table.get(KEY, "Read a key", query=KeyQuery, response=EntryOut, rpc=KV + "Get", permission=core.KV_READ, who=TENANT)
     async def get_key(request: web.Request, key: str, query: KeyQuery) -> EntryOut:
         entry = await db.get(await db.project(query.project_id, core.KV_READ), query.namespace, key.encode())
         return entry_out(query.namespace, entry)
 
     @table.put(KEY, "Write a key of an eventual namespace", query=KeyQuery, body=PutBody, response=PutOut,
-               rpc=KV + "Put", permission=core.KV_WRITE)
+               rpc=KV + "Put", permission=core.KV_WRITE, who=TENANT)
     async def put_key(request: web.Request, key: str, query: KeyQuery, body: PutBody) -> PutOut:
         namespace = body.namespace or query.namespace
         result = await db.put(await db.project(body.project_id or query.project_id, core.KV_WRITE), namespace,
@@ -381,13 +382,13 @@ def routes(db: core.FlareDBCore) -> RouteTable:
         return PutOut(namespace=namespace, key=key, version=result.version)
 
     @table.delete(KEY, "Delete a key of an eventual namespace", query=KeyQuery, response=DeleteOut,
-                  rpc=KV + "Delete", permission=core.KV_WRITE)
+                  rpc=KV + "Delete", permission=core.KV_WRITE, who=TENANT)
     async def delete_key(request: web.Request, key: str, query: KeyQuery) -> DeleteOut:
         result = await db.delete(await db.project(query.project_id, core.KV_WRITE), query.namespace, key.encode())
         return DeleteOut(namespace=query.namespace, key=key, deleted=result.deleted)
 
     @table.get("/api/v1/scan", "Keys in [start, end) of a namespace", query=ScanQuery, response=ScanOut,
-               rpc=KV + "Scan", permission=core.KV_READ)
+               rpc=KV + "Scan", permission=core.KV_READ, who=TENANT)
     async def scan(request: web.Request, query: ScanQuery) -> ScanOut:
         result = await db.scan(await db.project(query.project_id, core.KV_READ), query.namespace, query.start.encode(),
                                query.end.encode(), query.limit)
@@ -395,7 +396,7 @@ def routes(db: core.FlareDBCore) -> RouteTable:
                        next_key=result.next_key.decode(errors="backslashreplace") if result.next_key else None)
 
     @table.post("/api/v1/cas", "Compare-and-swap a key of a strong namespace by its version", body=CasBody,
-                response=CasOut, rpc=KV + "CompareAndSwap", permission=core.KV_WRITE)
+                response=CasOut, rpc=KV + "CompareAndSwap", permission=core.KV_WRITE, who=TENANT)
     async def cas(request: web.Request, body: CasBody) -> CasOut:
         value = b"" if body.delete and body.value is None and body.value_base64 is None \
             else kv_value(body.value, body.value_base64)

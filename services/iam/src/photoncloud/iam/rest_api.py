@@ -8,6 +8,7 @@ from aiohttp import web
 from pydantic import Field
 
 from photoncloud.common import auth, envelope, paging
+from photoncloud.common.auth import OPERATOR, PUBLIC, TENANT
 from photoncloud.common.models import Body, Query, Result
 from photoncloud.common.rest import RouteTable, json_response
 
@@ -428,97 +429,97 @@ def routes(iam: IamCore) -> RouteTable:
     # --- organizations ---
 
     @table.post("/api/v1/orgs", "Create an organization", body=OrgCreate, response=OrgOut,
-                rpc=ORGS + "CreateOrganization", permission=core.ORGS_MANAGE)
+                rpc=ORGS + "CreateOrganization", permission=core.ORGS_MANAGE, who=OPERATOR)
     async def create_org(request: web.Request, body: OrgCreate) -> dict:
         return view(await iam.create_org(_caller(request), body.name, body.display_name, body.description))
 
     @table.get("/api/v1/orgs", "List the organizations in the token's scope", query=OrgsQuery, response=OrgList,
-               rpc=ORGS + "ListOrganizations", permission=core.ORGS_READ)
+               rpc=ORGS + "ListOrganizations", permission=core.ORGS_READ, who=TENANT)
     async def list_orgs(request: web.Request, query: OrgsQuery) -> dict:
         return _page(await iam.list_orgs(_caller(request), query.name, query.page_size, query.page_token))
 
     @table.get("/api/v1/orgs/{org_id}", "Read an organization", response=OrgOut,
-               rpc=ORGS + "GetOrganization", permission=core.ORGS_READ)
+               rpc=ORGS + "GetOrganization", permission=core.ORGS_READ, who=TENANT)
     async def get_org(request: web.Request, org_id: str) -> dict:
         return view(await iam.get_org(_caller(request), org_id))
 
     @table.patch("/api/v1/orgs/{org_id}", "Change an organization's fields", body=OrgUpdate, response=OrgOut,
-                 rpc=ORGS + "UpdateOrganization", permission=core.ORGS_MANAGE)
+                 rpc=ORGS + "UpdateOrganization", permission=core.ORGS_MANAGE, who=TENANT)
     async def update_org(request: web.Request, org_id: str, body: OrgUpdate) -> dict:
         return view(await iam.update_org(_caller(request), org_id, _set(body)))
 
     @table.delete("/api/v1/orgs/{org_id}", "Delete an organization without projects", response=DeletedOut,
-                  rpc=ORGS + "DeleteOrganization", permission=core.ORGS_MANAGE)
+                  rpc=ORGS + "DeleteOrganization", permission=core.ORGS_MANAGE, who=OPERATOR)
     async def delete_org(request: web.Request, org_id: str) -> dict:
         return view(await iam.delete_org(_caller(request), org_id))
 
     # --- projects ---
 
     @table.post("/api/v1/projects", "Create a project in an organization", body=ProjectCreate,
-                response=ProjectOut, rpc=PROJECTS + "CreateProject", permission=core.PROJECTS_MANAGE)
+                response=ProjectOut, rpc=PROJECTS + "CreateProject", permission=core.PROJECTS_MANAGE, who=TENANT)
     async def create_project(request: web.Request, body: ProjectCreate) -> dict:
         return view(await iam.create_project(_caller(request), body.org_id, body.name, body.display_name,
                                              body.description))
 
     @table.get("/api/v1/projects", "List the projects in the token's scope", query=ProjectsQuery,
-               response=ProjectList, rpc=PROJECTS + "ListProjects", permission=core.PROJECTS_READ)
+               response=ProjectList, rpc=PROJECTS + "ListProjects", permission=core.PROJECTS_READ, who=TENANT)
     async def list_projects(request: web.Request, query: ProjectsQuery) -> dict:
         return _page(await iam.list_projects(_caller(request), query.org_id, query.name, query.page_size,
                                              query.page_token))
 
     @table.get("/api/v1/projects/{project_id}", "Read a project", response=ProjectOut,
-               rpc=PROJECTS + "GetProject", permission=core.PROJECTS_READ)
+               rpc=PROJECTS + "GetProject", permission=core.PROJECTS_READ, who=TENANT)
     async def get_project(request: web.Request, project_id: str) -> dict:
         return view(await iam.get_project(_caller(request), project_id))
 
     @table.patch("/api/v1/projects/{project_id}", "Change a project's fields", body=ProjectUpdate,
-                 response=ProjectOut, rpc=PROJECTS + "UpdateProject", permission=core.PROJECTS_MANAGE)
+                 response=ProjectOut, rpc=PROJECTS + "UpdateProject", permission=core.PROJECTS_MANAGE, who=TENANT)
     async def update_project(request: web.Request, project_id: str, body: ProjectUpdate) -> dict:
         return view(await iam.update_project(_caller(request), project_id, _set(body)))
 
     @table.delete("/api/v1/projects/{project_id}", "Delete a project and its bindings", response=DeletedOut,
-                  rpc=PROJECTS + "DeleteProject", permission=core.PROJECTS_MANAGE)
+                  rpc=PROJECTS + "DeleteProject", permission=core.PROJECTS_MANAGE, who=TENANT)
     async def delete_project(request: web.Request, project_id: str) -> dict:
         return view(await iam.delete_project(_caller(request), project_id))
 
     # --- users ---
 
     @table.post("/api/v1/users", "Create a user", body=UserCreate, response=UserOut,
-                rpc=USERS + "CreateUser", permission=core.USERS_MANAGE)
+                rpc=USERS + "CreateUser", permission=core.USERS_MANAGE, who=OPERATOR)
     async def create_user(request: web.Request, body: UserCreate) -> dict:
         return view(await iam.create_user(_caller(request), body.name, body.password, body.email,
                                           body.display_name, body.enabled))
 
     @table.get("/api/v1/users", "List the users the token can see", query=UsersQuery, response=UserList,
-               rpc=USERS + "ListUsers", permission=core.USERS_READ)
+               rpc=USERS + "ListUsers", permission=core.USERS_READ, who=TENANT)
     async def list_users(request: web.Request, query: UsersQuery) -> dict:
         return _page(await iam.list_users(_caller(request), query.name, query.email, query.enabled,
                                           query.page_size, query.page_token))
 
     # Before /users/{user_id}, which would match "me" too. Any valid token may read its own user.
     @table.get("/api/v1/users/me", "Read the user the token names", response=UserOut,
-               rpc=USERS + "GetCurrentUser")
+               rpc=USERS + "GetCurrentUser", who=TENANT)
     async def get_current_user(request: web.Request) -> dict:
         return view(await iam.current_user(_caller(request)))
 
     @table.get("/api/v1/users/{user_id}", "Read a user", response=UserOut, rpc=USERS + "GetUser",
-               permission=core.USERS_READ)
+               permission=core.USERS_READ, who=TENANT)
     async def get_user(request: web.Request, user_id: str) -> dict:
         return view(await iam.get_user(_caller(request), user_id))
 
     @table.patch("/api/v1/users/{user_id}", "Change a user's fields", body=UserUpdate, response=UserOut,
-                 rpc=USERS + "UpdateUser", permission=core.USERS_MANAGE)
+                 rpc=USERS + "UpdateUser", permission=core.USERS_MANAGE, who=OPERATOR)
     async def update_user(request: web.Request, user_id: str, body: UserUpdate) -> dict:
         return view(await iam.update_user(_caller(request), user_id, _set(body)))
 
     @table.delete("/api/v1/users/{user_id}", "Delete a user, their bindings and sessions", response=DeletedOut,
-                  rpc=USERS + "DeleteUser", permission=core.USERS_MANAGE)
+                  rpc=USERS + "DeleteUser", permission=core.USERS_MANAGE, who=OPERATOR)
     async def delete_user(request: web.Request, user_id: str) -> dict:
         return view(await iam.delete_user(_caller(request), user_id))
 
     # Any valid token: users change their own password; administrators reset anyone's (the core decides).
     @table.post("/api/v1/users/{user_id}/password", "Change or reset a user's password", body=PasswordBody,
-                response=UserOut, rpc=USERS + "SetPassword")
+                response=UserOut, rpc=USERS + "SetPassword", who=TENANT)
     async def set_password(request: web.Request, user_id: str, body: PasswordBody) -> dict:
         return view(await iam.set_password(_caller(request), user_id, body.password, body.current_password))
 
@@ -526,91 +527,91 @@ def routes(iam: IamCore) -> RouteTable:
 
     @table.post("/api/v1/service-accounts", "Create a service account; its secret is shown once",
                 body=ServiceAccountCreate, response=CredentialsOut,
-                rpc=SERVICE_ACCOUNTS + "CreateServiceAccount", permission=core.SERVICE_ACCOUNTS_MANAGE)
+                rpc=SERVICE_ACCOUNTS + "CreateServiceAccount", permission=core.SERVICE_ACCOUNTS_MANAGE, who=TENANT)
     async def create_service_account(request: web.Request, body: ServiceAccountCreate) -> dict:
         return view(await iam.create_service_account(_caller(request), body.org_id, body.name, body.project_id,
                                                      body.display_name, body.description))
 
     @table.get("/api/v1/service-accounts", "List the service accounts in the token's scope",
                query=ServiceAccountsQuery, response=ServiceAccountList,
-               rpc=SERVICE_ACCOUNTS + "ListServiceAccounts", permission=core.SERVICE_ACCOUNTS_READ)
+               rpc=SERVICE_ACCOUNTS + "ListServiceAccounts", permission=core.SERVICE_ACCOUNTS_READ, who=TENANT)
     async def list_service_accounts(request: web.Request, query: ServiceAccountsQuery) -> dict:
         return _page(await iam.list_service_accounts(_caller(request), query.org_id, query.project_id, query.name,
                                                      query.page_size, query.page_token))
 
     @table.get("/api/v1/service-accounts/{service_account_id}", "Read a service account",
                response=ServiceAccountOut, rpc=SERVICE_ACCOUNTS + "GetServiceAccount",
-               permission=core.SERVICE_ACCOUNTS_READ)
+               permission=core.SERVICE_ACCOUNTS_READ, who=TENANT)
     async def get_service_account(request: web.Request, service_account_id: str) -> dict:
         return view(await iam.get_service_account(_caller(request), service_account_id))
 
     @table.patch("/api/v1/service-accounts/{service_account_id}", "Change a service account's fields",
                  body=ServiceAccountUpdate, response=ServiceAccountOut,
-                 rpc=SERVICE_ACCOUNTS + "UpdateServiceAccount", permission=core.SERVICE_ACCOUNTS_MANAGE)
+                 rpc=SERVICE_ACCOUNTS + "UpdateServiceAccount", permission=core.SERVICE_ACCOUNTS_MANAGE, who=TENANT)
     async def update_service_account(request: web.Request, service_account_id: str,
                                      body: ServiceAccountUpdate) -> dict:
         return view(await iam.update_service_account(_caller(request), service_account_id, _set(body)))
 
     @table.delete("/api/v1/service-accounts/{service_account_id}", "Delete a service account and its bindings",
                   response=DeletedOut, rpc=SERVICE_ACCOUNTS + "DeleteServiceAccount",
-                  permission=core.SERVICE_ACCOUNTS_MANAGE)
+                  permission=core.SERVICE_ACCOUNTS_MANAGE, who=TENANT)
     async def delete_service_account(request: web.Request, service_account_id: str) -> dict:
         return view(await iam.delete_service_account(_caller(request), service_account_id))
 
     @table.post("/api/v1/service-accounts/{service_account_id}/secret",
                 "Replace a service account's secret; the new one is shown once", response=CredentialsOut,
-                rpc=SERVICE_ACCOUNTS + "RotateServiceAccountSecret", permission=core.SERVICE_ACCOUNTS_MANAGE)
+                rpc=SERVICE_ACCOUNTS + "RotateServiceAccountSecret", permission=core.SERVICE_ACCOUNTS_MANAGE, who=TENANT)
     async def rotate_secret(request: web.Request, service_account_id: str) -> dict:
         return view(await iam.rotate_secret(_caller(request), service_account_id))
 
     # --- roles ---
 
     @table.post("/api/v1/roles", "Create a custom role", body=RoleCreate, response=RoleOut,
-                rpc=ROLES + "CreateRole", permission=core.ROLES_MANAGE)
+                rpc=ROLES + "CreateRole", permission=core.ROLES_MANAGE, who=OPERATOR)
     async def create_role(request: web.Request, body: RoleCreate) -> dict:
         return view(await iam.create_role(_caller(request), body.name, body.permissions, body.description))
 
     @table.get("/api/v1/roles", "List roles, built-in and custom", query=RolesQuery, response=RoleList,
-               rpc=ROLES + "ListRoles", permission=core.ROLES_READ)
+               rpc=ROLES + "ListRoles", permission=core.ROLES_READ, who=TENANT)
     async def list_roles(request: web.Request, query: RolesQuery) -> dict:
         return _page(await iam.list_roles(_caller(request), query.builtin, query.page_size, query.page_token))
 
     @table.get("/api/v1/roles/{name}", "Read a role", response=RoleOut, rpc=ROLES + "GetRole",
-               permission=core.ROLES_READ)
+               permission=core.ROLES_READ, who=TENANT)
     async def get_role(request: web.Request, name: str) -> dict:
         return view(await iam.get_role(_caller(request), name))
 
     @table.patch("/api/v1/roles/{name}", "Change a custom role", body=RoleUpdate, response=RoleOut,
-                 rpc=ROLES + "UpdateRole", permission=core.ROLES_MANAGE)
+                 rpc=ROLES + "UpdateRole", permission=core.ROLES_MANAGE, who=OPERATOR)
     async def update_role(request: web.Request, name: str, body: RoleUpdate) -> dict:
         return view(await iam.update_role(_caller(request), name, _set(body)))
 
     @table.delete("/api/v1/roles/{name}", "Delete an unused custom role", response=DeletedOut,
-                  rpc=ROLES + "DeleteRole", permission=core.ROLES_MANAGE)
+                  rpc=ROLES + "DeleteRole", permission=core.ROLES_MANAGE, who=OPERATOR)
     async def delete_role(request: web.Request, name: str) -> dict:
         return view(await iam.delete_role(_caller(request), name))
 
     # --- bindings ---
 
     @table.post("/api/v1/bindings", "Bind a principal to a role on a scope", body=BindingCreate,
-                response=BindingOut, rpc=BINDINGS + "CreateBinding", permission=core.BINDINGS_MANAGE)
+                response=BindingOut, rpc=BINDINGS + "CreateBinding", permission=core.BINDINGS_MANAGE, who=TENANT)
     async def create_binding(request: web.Request, body: BindingCreate) -> dict:
         return view(await iam.create_binding(_caller(request), body.principal, body.role, body.scope.type,
                                              body.scope.org_id, body.scope.project_id))
 
     @table.get("/api/v1/bindings", "List the bindings in the token's scope", query=BindingsQuery,
-               response=BindingList, rpc=BINDINGS + "ListBindings", permission=core.BINDINGS_READ)
+               response=BindingList, rpc=BINDINGS + "ListBindings", permission=core.BINDINGS_READ, who=TENANT)
     async def list_bindings(request: web.Request, query: BindingsQuery) -> dict:
         return _page(await iam.list_bindings(_caller(request), query.principal, query.role, query.org_id,
                                              query.project_id, query.scope_type, query.page_size, query.page_token))
 
     @table.get("/api/v1/bindings/{binding_id}", "Read a binding", response=BindingOut,
-               rpc=BINDINGS + "GetBinding", permission=core.BINDINGS_READ)
+               rpc=BINDINGS + "GetBinding", permission=core.BINDINGS_READ, who=TENANT)
     async def get_binding(request: web.Request, binding_id: str) -> dict:
         return view(await iam.get_binding(_caller(request), binding_id))
 
     @table.delete("/api/v1/bindings/{binding_id}", "Delete a binding", response=DeletedOut,
-                  rpc=BINDINGS + "DeleteBinding", permission=core.BINDINGS_MANAGE)
+                  rpc=BINDINGS + "DeleteBinding", permission=core.BINDINGS_MANAGE, who=TENANT)
     async def delete_binding(request: web.Request, binding_id: str) -> dict:
         return view(await iam.delete_binding(_caller(request), binding_id))
 
@@ -618,7 +619,7 @@ def routes(iam: IamCore) -> RouteTable:
 
     # raw: tokens are never cached (RFC 6749 section 5.1).
     @table.post("/api/v1/auth/token", "Issue a token: password, client_credentials or refresh_token grant",
-                body=TokenBody, response=TokenOut, rpc=TOKENS + "IssueToken", public=True, raw=True)
+                body=TokenBody, response=TokenOut, rpc=TOKENS + "IssueToken", who=PUBLIC, raw=True)
     async def issue_token(request: web.Request, body: TokenBody) -> web.Response:
         scope = body.scope or TokenScopeIn()
         grant = core.Grant(body.grant_type, body.username, body.password, body.client_id, body.client_secret,
@@ -630,52 +631,52 @@ def routes(iam: IamCore) -> RouteTable:
         return response
 
     @table.post("/api/v1/auth/revoke", "Log out: revoke this token and every token of its session",
-                response=RevokeOut, rpc=TOKENS + "RevokeToken")
+                response=RevokeOut, rpc=TOKENS + "RevokeToken", who=TENANT)
     async def revoke_token(request: web.Request) -> dict:
         return {"revoked_token_ids": await iam.revoke_token(_caller(request))}
 
     @table.post("/api/v1/auth/verify", "Introspect a token: its claims, or active=false", body=VerifyBody,
-                response=VerifyOut, rpc=TOKENS + "VerifyToken", public=True)
+                response=VerifyOut, rpc=TOKENS + "VerifyToken", who=PUBLIC)
     async def verify_token(request: web.Request, body: VerifyBody) -> dict:
         claims = await iam.verify_token(body.token)
         return {"active": True, "claims": claims} if claims is not None else {"active": False}
 
     @table.get("/api/v1/auth/revocations", "Revoked, unexpired token IDs after a cursor",
-               query=RevocationsQuery, response=RevocationsOut, rpc=TOKENS + "ListRevocations", public=True)
+               query=RevocationsQuery, response=RevocationsOut, rpc=TOKENS + "ListRevocations", who=PUBLIC)
     async def list_revocations(request: web.Request, query: RevocationsQuery) -> dict:
         items, cursor = await iam.revocations(query.since)
         return {"items": [view(item) for item in items], "cursor": cursor}
 
     # The well-known documents are plain JSON, not enveloped: JWT and OIDC libraries read them as they are.
     @table.get("/.well-known/jwks.json", "The public signing keys (JWK set)", rpc=TOKENS + "GetJwks",
-               public=True, raw=True)
+               who=PUBLIC, raw=True)
     async def get_jwks(request: web.Request) -> web.Response:
         return json_response({"keys": iam.jwks()})
 
     @table.get("/.well-known/openid-configuration", "OpenID Connect discovery",
-               rpc=TOKENS + "GetOpenIdConfiguration", public=True, raw=True)
+               rpc=TOKENS + "GetOpenIdConfiguration", who=PUBLIC, raw=True)
     async def get_openid_configuration(request: web.Request) -> web.Response:
         return json_response(iam.openid_configuration())
 
     @table.post("/api/v1/auth/keys/rotate", "Make a new signing key; the old one verifies until its tokens expire",
-                response=SigningKeyOut, rpc=TOKENS + "RotateSigningKey", permission=core.KEYS_MANAGE)
+                response=SigningKeyOut, rpc=TOKENS + "RotateSigningKey", permission=core.KEYS_MANAGE, who=OPERATOR)
     async def rotate_signing_key(request: web.Request) -> dict:
         return view(await iam.rotate_signing_key(_caller(request)), iam.clock())
 
     @table.get("/api/v1/auth/keys", "List the signing keys and their status", response=SigningKeyList,
-               rpc=TOKENS + "ListSigningKeys", permission=core.KEYS_READ)
+               rpc=TOKENS + "ListSigningKeys", permission=core.KEYS_READ, who=OPERATOR)
     async def list_signing_keys(request: web.Request) -> dict:
         return {"items": [view(key, iam.clock()) for key in await iam.list_signing_keys(_caller(request))]}
 
     # --- authorization ---
 
     @table.post("/api/v1/authorize", "May a principal do an action on a resource?", body=AuthorizeBody,
-                response=DecisionOut, rpc=AUTHORIZATION + "Authorize", permission=core.AUTHORIZE_READ)
+                response=DecisionOut, rpc=AUTHORIZATION + "Authorize", permission=core.AUTHORIZE_READ, who=TENANT)
     async def authorize(request: web.Request, body: AuthorizeBody) -> dict:
         return view(await iam.authorize(_caller(request), _question(body)))
 
     @table.post("/api/v1/authorize/batch", "Up to 100 authorization questions at once", body=BatchAuthorizeBody,
-                response=BatchDecisionOut, rpc=AUTHORIZATION + "BatchAuthorize", permission=core.AUTHORIZE_READ)
+                response=BatchDecisionOut, rpc=AUTHORIZATION + "BatchAuthorize", permission=core.AUTHORIZE_READ, who=TENANT)
     async def authorize_batch(request: web.Request, body: BatchAuthorizeBody) -> dict:
         decisions = await iam.authorize_batch(_caller(request), [_question(q) for q in body.requests])
         return {"results": [view(d) for d in decisions]}
@@ -683,7 +684,7 @@ def routes(iam: IamCore) -> RouteTable:
     # --- audit ---
 
     @table.get("/api/v1/audit", "Audit events, newest first", query=AuditQuery, response=AuditList,
-               rpc=AUDIT + "ListAuditEvents", permission=core.AUDIT_READ)
+               rpc=AUDIT + "ListAuditEvents", permission=core.AUDIT_READ, who=OPERATOR)
     async def list_audit(request: web.Request, query: AuditQuery) -> dict:
         return _page(await iam.list_audit(_caller(request), query.principal, query.action, query.since,
                                           query.until, query.page_size, query.page_token))

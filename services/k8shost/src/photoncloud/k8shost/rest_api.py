@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from photoncloud.common import sse
+from photoncloud.common.auth import OPERATOR, TENANT
 from photoncloud.common.models import Body, Query, Result
 from photoncloud.common.rest import RouteTable
 from pydantic import Field
@@ -457,40 +458,40 @@ def routes(kube: core.KubeCore, heartbeat_seconds: float | None = None) -> Route
     # Namespaces
 
     @table.post("/api/v1/namespaces", "Create a namespace in an IAM project", body=NamespaceBody,
-                response=NamespaceOut, status=201, rpc=NAMESPACES + "CreateNamespace", permission=NAMESPACES_WRITE)
+                response=NamespaceOut, status=201, rpc=NAMESPACES + "CreateNamespace", permission=NAMESPACES_WRITE, who=TENANT)
     async def create_namespace(request: web.Request, body: NamespaceBody) -> NamespaceOut:
         return NamespaceOut(**views.obj(await kube.create_namespace(body.name, body.org_id, body.project_id,
                                                                     body.labels, body.annotations,
                                                                     body.subnet_id)))
 
     @table.get("/api/v1/namespaces", "The namespaces the caller may see", query=NamespaceQuery, response=NamespaceList,
-               rpc=NAMESPACES + "ListNamespaces", permission=NAMESPACES_READ)
+               rpc=NAMESPACES + "ListNamespaces", permission=NAMESPACES_READ, who=TENANT)
     async def list_namespaces(request: web.Request, query: NamespaceQuery) -> NamespaceList:
         found = await kube.namespaces(query.org_id, query.project_id, query.label_selector, query.page_size,
                                       query.page_token)
         return NamespaceList(**views.page(found.items, found.next_page_token, found.resource_version))
 
     @table.get("/api/v1/namespaces/{name}", "A namespace", response=NamespaceOut, rpc=NAMESPACES + "GetNamespace",
-               permission=NAMESPACES_READ)
+               permission=NAMESPACES_READ, who=TENANT)
     async def get_namespace(request: web.Request, name: str) -> NamespaceOut:
         return NamespaceOut(**views.obj(await kube.namespace(name)))
 
     @table.put("/api/v1/namespaces/{name}", "Replace a namespace's labels, annotations and subnet",
                body=NamespaceUpdateBody, response=NamespaceOut, rpc=NAMESPACES + "UpdateNamespace",
-               permission=NAMESPACES_WRITE)
+               permission=NAMESPACES_WRITE, who=TENANT)
     async def update_namespace(request: web.Request, name: str, body: NamespaceUpdateBody) -> NamespaceOut:
         return NamespaceOut(**views.obj(await kube.update_namespace(name, body.labels, body.annotations,
                                                                     body.resource_version, body.subnet_id)))
 
     @table.delete("/api/v1/namespaces/{name}", "Delete a namespace with its pods and services", body=VersionBody,
-                  response=NamespaceOut, rpc=NAMESPACES + "DeleteNamespace", permission=NAMESPACES_WRITE)
+                  response=NamespaceOut, rpc=NAMESPACES + "DeleteNamespace", permission=NAMESPACES_WRITE, who=TENANT)
     async def delete_namespace(request: web.Request, name: str, body: VersionBody) -> NamespaceOut:
         return NamespaceOut(**views.obj(await kube.delete_namespace(name, body.resource_version)))
 
     # Pods
 
     @table.post("/api/v1/pods", "Create a pod (a spec, or image/command/args for one container)", body=PodBody,
-                response=PodOut, status=201, rpc=PODS + "CreatePod", permission=PODS_WRITE)
+                response=PodOut, status=201, rpc=PODS + "CreatePod", permission=PODS_WRITE, who=TENANT)
     async def create_pod(request: web.Request, body: PodBody) -> PodOut:
         spec = None if body.spec is None else body.spec.model_dump()
         pod = await kube.create_pod(body.namespace, body.name, body.labels, body.annotations, spec, body.image,
@@ -498,34 +499,34 @@ def routes(kube: core.KubeCore, heartbeat_seconds: float | None = None) -> Route
         return PodOut(**views.obj(pod))
 
     @table.get("/api/v1/pods", "Pods, by namespace, labels and node", query=PodQuery, response=PodList,
-               rpc=PODS + "ListPods", permission=PODS_READ)
+               rpc=PODS + "ListPods", permission=PODS_READ, who=TENANT)
     async def list_pods(request: web.Request, query: PodQuery) -> PodList:
         found = await kube.pods(query.namespace, query.label_selector, query.node_name, query.page_size,
                                 query.page_token)
         return PodList(**views.page(found.items, found.next_page_token, found.resource_version))
 
-    @table.get("/api/v1/pods/{namespace}/{name}", "A pod", response=PodOut, rpc=PODS + "GetPod", permission=PODS_READ)
+    @table.get("/api/v1/pods/{namespace}/{name}", "A pod", response=PodOut, rpc=PODS + "GetPod", permission=PODS_READ, who=TENANT)
     async def get_pod(request: web.Request, namespace: str, name: str) -> PodOut:
         return PodOut(**views.obj(await kube.pod(namespace, name)))
 
     @table.put("/api/v1/pods/{namespace}/{name}", "Replace a pod's labels and annotations", body=LabelsBody,
-               response=PodOut, rpc=PODS + "UpdatePod", permission=PODS_WRITE)
+               response=PodOut, rpc=PODS + "UpdatePod", permission=PODS_WRITE, who=TENANT)
     async def update_pod(request: web.Request, namespace: str, name: str, body: LabelsBody) -> PodOut:
         return PodOut(**views.obj(await kube.update_pod(namespace, name, body.labels, body.annotations,
                                                         body.resource_version)))
 
     @table.delete("/api/v1/pods/{namespace}/{name}", "Delete a pod", body=VersionBody, response=PodOut,
-                  rpc=PODS + "DeletePod", permission=PODS_WRITE)
+                  rpc=PODS + "DeletePod", permission=PODS_WRITE, who=TENANT)
     async def delete_pod(request: web.Request, namespace: str, name: str, body: VersionBody) -> PodOut:
         return PodOut(**views.obj(await kube.delete_pod(namespace, name, body.resource_version)))
 
     @table.put("/api/v1/pods/{namespace}/{name}/status", "A node agent's report on a pod it runs", body=PodStatusBody,
-               response=PodOut, rpc=PODS + "UpdatePodStatus", permission=NODES_WRITE)
+               response=PodOut, rpc=PODS + "UpdatePodStatus", permission=NODES_WRITE, who=OPERATOR)
     async def update_pod_status(request: web.Request, namespace: str, name: str, body: PodStatusBody) -> PodOut:
         return PodOut(**views.obj(await kube.update_pod_status(namespace, name, body.uid, body.status.model_dump())))
 
     @table.get("/api/v1/pods/{namespace}/{name}/logs", "A container's log, read from its node agent",
-               query=LogsQuery, response=LogsOut, rpc=PODS + "GetPodLogs", permission=PODS_READ)
+               query=LogsQuery, response=LogsOut, rpc=PODS + "GetPodLogs", permission=PODS_READ, who=TENANT)
     async def pod_logs(request: web.Request, namespace: str, name: str, query: LogsQuery) -> LogsOut:
         container, text = await kube.pod_logs(namespace, name, query.container, query.tail_lines)
         return LogsOut(**views.logs(namespace, name, container, text))
@@ -534,7 +535,7 @@ def routes(kube: core.KubeCore, heartbeat_seconds: float | None = None) -> Route
 
     @table.post("/api/v1/services", "Create a service (a spec, or service_type/port/target_port/selector)",
                 body=ServiceBody, response=ServiceOut, status=201, rpc=SERVICES + "CreateService",
-                permission=SERVICES_WRITE)
+                permission=SERVICES_WRITE, who=TENANT)
     async def create_service(request: web.Request, body: ServiceBody) -> ServiceOut:
         spec = None if body.spec is None else body.spec.model_dump()
         service = await kube.create_service(body.namespace, body.name, body.labels, body.annotations, spec,
@@ -542,45 +543,45 @@ def routes(kube: core.KubeCore, heartbeat_seconds: float | None = None) -> Route
         return ServiceOut(**views.obj(service))
 
     @table.get("/api/v1/services", "Services, by namespace and labels", query=ServiceQuery, response=ServiceList,
-               rpc=SERVICES + "ListServices", permission=SERVICES_READ)
+               rpc=SERVICES + "ListServices", permission=SERVICES_READ, who=TENANT)
     async def list_services(request: web.Request, query: ServiceQuery) -> ServiceList:
         found = await kube.services(query.namespace, query.label_selector, query.page_size, query.page_token)
         return ServiceList(**views.page(found.items, found.next_page_token, found.resource_version))
 
     @table.get("/api/v1/services/{namespace}/{name}", "A service", response=ServiceOut, rpc=SERVICES + "GetService",
-               permission=SERVICES_READ)
+               permission=SERVICES_READ, who=TENANT)
     async def get_service(request: web.Request, namespace: str, name: str) -> ServiceOut:
         return ServiceOut(**views.obj(await kube.service(namespace, name)))
 
     @table.put("/api/v1/services/{namespace}/{name}", "Replace a service's labels, annotations and spec",
-               body=ServiceUpdate, response=ServiceOut, rpc=SERVICES + "UpdateService", permission=SERVICES_WRITE)
+               body=ServiceUpdate, response=ServiceOut, rpc=SERVICES + "UpdateService", permission=SERVICES_WRITE, who=TENANT)
     async def update_service(request: web.Request, namespace: str, name: str, body: ServiceUpdate) -> ServiceOut:
         spec = None if body.spec is None else body.spec.model_dump()
         return ServiceOut(**views.obj(await kube.update_service(namespace, name, body.labels, body.annotations, spec,
                                                                 body.resource_version)))
 
     @table.delete("/api/v1/services/{namespace}/{name}", "Delete a service", body=VersionBody, response=ServiceOut,
-                  rpc=SERVICES + "DeleteService", permission=SERVICES_WRITE)
+                  rpc=SERVICES + "DeleteService", permission=SERVICES_WRITE, who=TENANT)
     async def delete_service(request: web.Request, namespace: str, name: str, body: VersionBody) -> ServiceOut:
         return ServiceOut(**views.obj(await kube.delete_service(namespace, name, body.resource_version)))
 
     # Endpoints
 
     @table.get("/api/v1/endpoints", "Endpoints of services, by namespace and labels", query=ServiceQuery,
-               response=EndpointsList, rpc=ENDPOINTS + "ListEndpoints", permission=SERVICES_READ)
+               response=EndpointsList, rpc=ENDPOINTS + "ListEndpoints", permission=SERVICES_READ, who=TENANT)
     async def list_endpoints(request: web.Request, query: ServiceQuery) -> EndpointsList:
         found = await kube.endpoints_list(query.namespace, query.label_selector, query.page_size, query.page_token)
         return EndpointsList(**views.page(found.items, found.next_page_token, found.resource_version))
 
     @table.get("/api/v1/endpoints/{namespace}/{name}", "A service's endpoints", response=EndpointsOut,
-               rpc=ENDPOINTS + "GetEndpoints", permission=SERVICES_READ)
+               rpc=ENDPOINTS + "GetEndpoints", permission=SERVICES_READ, who=TENANT)
     async def get_endpoints(request: web.Request, namespace: str, name: str) -> EndpointsOut:
         return EndpointsOut(**views.obj(await kube.endpoints(namespace, name)))
 
     # Nodes
 
     @table.post("/api/v1/nodes", "Register a node (its agent does, on start): create it or refresh its status",
-                body=RegisterBody, response=NodeOut, rpc=NODES + "RegisterNode", permission=NODES_WRITE)
+                body=RegisterBody, response=NodeOut, rpc=NODES + "RegisterNode", permission=NODES_WRITE, who=OPERATOR)
     async def register_node(request: web.Request, body: RegisterBody) -> NodeOut:
         node = await kube.register_node(body.name, body.labels, body.capacity, body.allocatable,
                                         [a.model_dump() for a in body.addresses], body.daemon_port, body.daemon_token,
@@ -588,35 +589,35 @@ def routes(kube: core.KubeCore, heartbeat_seconds: float | None = None) -> Route
         return NodeOut(**views.obj(node))
 
     @table.post("/api/v1/nodes/{name}/heartbeat", "A node agent's heartbeat: the node stays Ready", response=NodeOut,
-                rpc=NODES + "Heartbeat", permission=NODES_WRITE)
+                rpc=NODES + "Heartbeat", permission=NODES_WRITE, who=OPERATOR)
     async def heartbeat(request: web.Request, name: str) -> NodeOut:
         return NodeOut(**views.obj(await kube.heartbeat(name)))
 
     @table.get("/api/v1/nodes", "Nodes, by labels", query=NodeQuery, response=NodeList, rpc=NODES + "ListNodes",
-               permission=NODES_READ)
+               permission=NODES_READ, who=TENANT)
     async def list_nodes(request: web.Request, query: NodeQuery) -> NodeList:
         found = await kube.nodes(query.label_selector, query.page_size, query.page_token)
         return NodeList(**views.page(found.items, found.next_page_token, found.resource_version))
 
-    @table.get("/api/v1/nodes/{name}", "A node", response=NodeOut, rpc=NODES + "GetNode", permission=NODES_READ)
+    @table.get("/api/v1/nodes/{name}", "A node", response=NodeOut, rpc=NODES + "GetNode", permission=NODES_READ, who=TENANT)
     async def get_node(request: web.Request, name: str) -> NodeOut:
         return NodeOut(**views.obj(await kube.node(name)))
 
     @table.put("/api/v1/nodes/{name}", "Replace a node's labels and annotations; cordon or uncordon it",
-               body=NodeUpdate, response=NodeOut, rpc=NODES + "UpdateNode", permission=NODES_WRITE)
+               body=NodeUpdate, response=NodeOut, rpc=NODES + "UpdateNode", permission=NODES_WRITE, who=OPERATOR)
     async def update_node(request: web.Request, name: str, body: NodeUpdate) -> NodeOut:
         return NodeOut(**views.obj(await kube.update_node(name, body.labels, body.annotations, body.unschedulable,
                                                           body.resource_version)))
 
     @table.delete("/api/v1/nodes/{name}", "Delete a node", body=VersionBody, response=NodeOut,
-                  rpc=NODES + "DeleteNode", permission=NODES_WRITE)
+                  rpc=NODES + "DeleteNode", permission=NODES_WRITE, who=OPERATOR)
     async def delete_node(request: web.Request, name: str, body: VersionBody) -> NodeOut:
         return NodeOut(**views.obj(await kube.delete_node(name, body.resource_version)))
 
     # Watch
 
     @table.get("/api/v1/watch/{kind}", "Watch pods, services, endpoints, nodes or namespaces: server-sent events",
-               query=WatchQuery, raw=True, rpc=PACKAGE + "Watch/Watch", permission=None)
+               query=WatchQuery, raw=True, rpc=PACKAGE + "Watch/Watch", permission=None, who=TENANT)
     async def watch(request: web.Request, kind: str, query: WatchQuery) -> web.StreamResponse:
         # The permission depends on the kind: the core checks it (k8shost:<kind>:read).
         opened = await kube.watch(kind, query.namespace, query.label_selector, query.node_name,

@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import re
 import shutil
 import time
@@ -324,7 +325,8 @@ def check_sha256(value: str, field: str) -> str:
 def copy_hashed(source: Path, target: Path) -> ImageFile:
     """Copy source to target, returning its size and SHA-256 as copied (what is hashed is what boots)."""
     digest, size = hashlib.sha256(), 0
-    with open(source, "rb") as src, open(target, "wb") as dst:
+    # 0600 whatever the source's mode: a copy of a host file is PlasmaVMC's, not every local user's
+    with open(source, "rb") as src, open(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as dst:
         while chunk := src.read(1 << 20):
             digest.update(chunk)
             dst.write(chunk)
@@ -507,7 +509,7 @@ class VmCore:
         directory = self.images_root / image_id
         files: dict[str, ImageFile] = {}
         try:
-            directory.mkdir(parents=True)
+            directory.mkdir(parents=True, mode=0o700)
             for role, path in sources.items():
                 try:
                     files[role] = await asyncio.to_thread(copy_hashed, path, directory / role)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import Field
 
+from photoncloud.common.auth import OPERATOR, TENANT
 from photoncloud.common.models import Body, Query, Result
 from photoncloud.common.rest import RouteTable
 
@@ -195,105 +196,105 @@ def routes(vmc: core.VmCore) -> RouteTable:
     table = RouteTable()
 
     @table.post("/api/v1/flavors", "Create a flavor", body=FlavorBody, response=FlavorOut, status=201,
-                rpc=FLAVORS + "CreateFlavor", permission=FLAVORS_MANAGE)
+                rpc=FLAVORS + "CreateFlavor", permission=FLAVORS_MANAGE, who=OPERATOR)
     async def create_flavor(request: web.Request, body: FlavorBody) -> FlavorOut:
         flavor = await vmc.create_flavor(body.name, body.vcpus, body.memory_mib, body.disk_gib, body.price_per_hour,
                                          body.description)
         return FlavorOut(**views.flavor(flavor))
 
     @table.get("/api/v1/flavors", "Every flavor", query=PageQuery, response=FlavorList, rpc=FLAVORS + "ListFlavors",
-               permission=FLAVORS_READ)
+               permission=FLAVORS_READ, who=TENANT)
     async def list_flavors(request: web.Request, query: PageQuery) -> FlavorList:
         found = await vmc.flavors(query.page_size, query.page_token)
         return FlavorList(**views.page([views.flavor(f) for f in found.items], found.next_page_token))
 
     @table.get("/api/v1/flavors/{id}", "A flavor, by id or name", response=FlavorOut, rpc=FLAVORS + "GetFlavor",
-               permission=FLAVORS_READ)
+               permission=FLAVORS_READ, who=TENANT)
     async def get_flavor(request: web.Request, id: str) -> FlavorOut:
         return FlavorOut(**views.flavor(await vmc.flavor(id)))
 
     @table.patch("/api/v1/flavors/{id}", "Change a flavor's price or description", body=FlavorUpdate,
-                 response=FlavorOut, rpc=FLAVORS + "UpdateFlavor", permission=FLAVORS_MANAGE)
+                 response=FlavorOut, rpc=FLAVORS + "UpdateFlavor", permission=FLAVORS_MANAGE, who=OPERATOR)
     async def update_flavor(request: web.Request, id: str, body: FlavorUpdate) -> FlavorOut:
         return FlavorOut(**views.flavor(await vmc.update_flavor(id, body.price_per_hour, body.description)))
 
     @table.delete("/api/v1/flavors/{id}", "Delete a flavor", response=FlavorOut, rpc=FLAVORS + "DeleteFlavor",
-                  permission=FLAVORS_MANAGE)
+                  permission=FLAVORS_MANAGE, who=OPERATOR)
     async def delete_flavor(request: web.Request, id: str) -> FlavorOut:
         return FlavorOut(**views.flavor(await vmc.delete_flavor(id)))
 
     @table.post("/api/v1/images", "Register an image from files on the host", body=ImageBody, response=ImageOut,
-                status=201, rpc=IMAGES + "RegisterImage", permission=IMAGES_MANAGE)
+                status=201, rpc=IMAGES + "RegisterImage", permission=IMAGES_MANAGE, who=OPERATOR)
     async def register_image(request: web.Request, body: ImageBody) -> ImageOut:
         image = await vmc.register_image(body.name, body.kernel_path, body.initrd_path, body.disk_path, body.cmdline,
                                          body.description, body.kernel_sha256, body.initrd_sha256, body.disk_sha256)
         return ImageOut(**views.image(image))
 
     @table.get("/api/v1/images", "Every image", query=PageQuery, response=ImageList, rpc=IMAGES + "ListImages",
-               permission=IMAGES_READ)
+               permission=IMAGES_READ, who=TENANT)
     async def list_images(request: web.Request, query: PageQuery) -> ImageList:
         found = await vmc.images(query.page_size, query.page_token)
         return ImageList(**views.page([views.image(i) for i in found.items], found.next_page_token))
 
     @table.get("/api/v1/images/{id}", "An image", response=ImageOut, rpc=IMAGES + "GetImage",
-               permission=IMAGES_READ)
+               permission=IMAGES_READ, who=TENANT)
     async def get_image(request: web.Request, id: str) -> ImageOut:
         return ImageOut(**views.image(await vmc.image(id)))
 
     @table.delete("/api/v1/images/{id}", "Delete an image no VM uses", response=ImageOut,
-                  rpc=IMAGES + "DeleteImage", permission=IMAGES_MANAGE)
+                  rpc=IMAGES + "DeleteImage", permission=IMAGES_MANAGE, who=OPERATOR)
     async def delete_image(request: web.Request, id: str) -> ImageOut:
         return ImageOut(**views.image(await vmc.delete_image(id)))
 
     @table.post("/api/v1/vms", "Create a VM: reserve its first hour, make its ports", body=VmBody, response=VmOut,
-                status=201, rpc=VMS + "CreateVm", permission=VMS_WRITE)
+                status=201, rpc=VMS + "CreateVm", permission=VMS_WRITE, who=TENANT)
     async def create_vm(request: web.Request, body: VmBody) -> VmOut:
         vm = await vmc.create_vm(body.name, body.org_id, body.project_id, body.image_id, body.flavor_id, body.vcpus,
                                  body.memory_mib, body.subnet_ids, body.description)
         return VmOut(**views.vm(vm))
 
     @table.get("/api/v1/vms", "The VMs the caller may see", query=VmQuery, response=VmList, rpc=VMS + "ListVms",
-               permission=VMS_READ)
+               permission=VMS_READ, who=TENANT)
     async def list_vms(request: web.Request, query: VmQuery) -> VmList:
         found = await vmc.vms(query.org_id, query.project_id, query.state, query.page_size, query.page_token)
         return VmList(**views.page([views.vm(v) for v in found.items], found.next_page_token))
 
-    @table.get("/api/v1/vms/{id}", "A VM", response=VmOut, rpc=VMS + "GetVm", permission=VMS_READ)
+    @table.get("/api/v1/vms/{id}", "A VM", response=VmOut, rpc=VMS + "GetVm", permission=VMS_READ, who=TENANT)
     async def get_vm(request: web.Request, id: str) -> VmOut:
         return VmOut(**views.vm(await vmc.vm(id)))
 
     @table.delete("/api/v1/vms/{id}", "Delete a VM: its process, ports and reservation", response=VmOut,
-                  rpc=VMS + "DeleteVm", permission=VMS_WRITE)
+                  rpc=VMS + "DeleteVm", permission=VMS_WRITE, who=TENANT)
     async def delete_vm(request: web.Request, id: str) -> VmOut:
         return VmOut(**views.vm(await vmc.delete_vm(id)))
 
     @table.post("/api/v1/vms/{id}/start", "Boot a VM and charge its hour", response=VmOut, rpc=VMS + "StartVm",
-                permission=VMS_WRITE)
+                permission=VMS_WRITE, who=TENANT)
     async def start_vm(request: web.Request, id: str) -> VmOut:
         return VmOut(**views.vm(await vmc.start_vm(id)))
 
     @table.post("/api/v1/vms/{id}/stop", "Power a VM off (gracefully, then forced)", query=StopQuery,
-                response=VmOut, rpc=VMS + "StopVm", permission=VMS_WRITE)
+                response=VmOut, rpc=VMS + "StopVm", permission=VMS_WRITE, who=TENANT)
     async def stop_vm(request: web.Request, id: str, query: StopQuery) -> VmOut:
         return VmOut(**views.vm(await vmc.stop_vm(id, query.force, query.timeout_seconds)))
 
     @table.post("/api/v1/vms/{id}/reboot", "Reset a running VM", response=VmOut, rpc=VMS + "RebootVm",
-                permission=VMS_WRITE)
+                permission=VMS_WRITE, who=TENANT)
     async def reboot_vm(request: web.Request, id: str) -> VmOut:
         return VmOut(**views.vm(await vmc.reboot_vm(id)))
 
     @table.post("/api/v1/vms/{id}/pause", "Freeze a running VM", response=VmOut, rpc=VMS + "PauseVm",
-                permission=VMS_WRITE)
+                permission=VMS_WRITE, who=TENANT)
     async def pause_vm(request: web.Request, id: str) -> VmOut:
         return VmOut(**views.vm(await vmc.pause_vm(id)))
 
     @table.post("/api/v1/vms/{id}/resume", "Let a paused VM run again", response=VmOut, rpc=VMS + "ResumeVm",
-                permission=VMS_WRITE)
+                permission=VMS_WRITE, who=TENANT)
     async def resume_vm(request: web.Request, id: str) -> VmOut:
         return VmOut(**views.vm(await vmc.resume_vm(id)))
 
     @table.get("/api/v1/vms/{id}/console", "The end of a VM's serial console", query=ConsoleQuery,
-               response=ConsoleOut, rpc=VMS + "GetConsole", permission=VMS_READ)
+               response=ConsoleOut, rpc=VMS + "GetConsole", permission=VMS_READ, who=TENANT)
     async def get_console(request: web.Request, id: str, query: ConsoleQuery) -> ConsoleOut:
         return ConsoleOut(**views.console(await vmc.console(id, query.tail_bytes)))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import Field
 
+from photoncloud.common.auth import TENANT
 from photoncloud.common.models import Body, Query, Result
 from photoncloud.common.rest import RouteTable
 
@@ -238,127 +239,127 @@ def routes(net: core.NetworkCore) -> RouteTable:
         return SubnetOut(**views.subnet(subnet, *await net.capacity(subnet)))
 
     @table.post("/api/v1/vpcs", "Create a VPC", body=VpcBody, response=VpcOut, status=201,
-                rpc=VPCS + "CreateVpc", permission=VPCS_WRITE)
+                rpc=VPCS + "CreateVpc", permission=VPCS_WRITE, who=TENANT)
     async def create_vpc(request: web.Request, body: VpcBody) -> VpcOut:
         return VpcOut(**views.vpc(await net.create_vpc(body.name, body.org_id, body.project_id, body.cidr_block,
                                                        body.description)))
 
     @table.get("/api/v1/vpcs", "The VPCs the caller may see", query=TenancyQuery, response=VpcList,
-               rpc=VPCS + "ListVpcs", permission=VPCS_READ)
+               rpc=VPCS + "ListVpcs", permission=VPCS_READ, who=TENANT)
     async def list_vpcs(request: web.Request, query: TenancyQuery) -> VpcList:
         found = await net.vpcs(query.org_id, query.project_id, query.page_size, query.page_token)
         return VpcList(**views.page([views.vpc(v) for v in found.items], found.next_page_token))
 
-    @table.get("/api/v1/vpcs/{id}", "A VPC", response=VpcOut, rpc=VPCS + "GetVpc", permission=VPCS_READ)
+    @table.get("/api/v1/vpcs/{id}", "A VPC", response=VpcOut, rpc=VPCS + "GetVpc", permission=VPCS_READ, who=TENANT)
     async def get_vpc(request: web.Request, id: str) -> VpcOut:
         return VpcOut(**views.vpc(await net.vpc(id)))
 
     @table.patch("/api/v1/vpcs/{id}", "Rename a VPC or change its description", body=RenameBody, response=VpcOut,
-                 rpc=VPCS + "UpdateVpc", permission=VPCS_WRITE)
+                 rpc=VPCS + "UpdateVpc", permission=VPCS_WRITE, who=TENANT)
     async def update_vpc(request: web.Request, id: str, body: RenameBody) -> VpcOut:
         return VpcOut(**views.vpc(await net.update_vpc(id, body.name, body.description)))
 
     @table.delete("/api/v1/vpcs/{id}", "Delete a VPC without subnets", response=VpcOut, rpc=VPCS + "DeleteVpc",
-                  permission=VPCS_WRITE)
+                  permission=VPCS_WRITE, who=TENANT)
     async def delete_vpc(request: web.Request, id: str) -> VpcOut:
         return VpcOut(**views.vpc(await net.delete_vpc(id)))
 
     @table.post("/api/v1/subnets", "Create a subnet inside a VPC", body=SubnetBody, response=SubnetOut, status=201,
-                rpc=SUBNETS + "CreateSubnet", permission=SUBNETS_WRITE)
+                rpc=SUBNETS + "CreateSubnet", permission=SUBNETS_WRITE, who=TENANT)
     async def create_subnet(request: web.Request, body: SubnetBody) -> SubnetOut:
         subnet = await net.create_subnet(body.vpc_id, body.name, body.cidr_block, body.gateway_ip, body.description,
                                          [p.model_dump() for p in body.allocation_pools], body.dns_servers)
         return await subnet_out(subnet)
 
     @table.get("/api/v1/subnets", "A VPC's subnets", query=SubnetQuery, response=SubnetList,
-               rpc=SUBNETS + "ListSubnets", permission=SUBNETS_READ)
+               rpc=SUBNETS + "ListSubnets", permission=SUBNETS_READ, who=TENANT)
     async def list_subnets(request: web.Request, query: SubnetQuery) -> SubnetList:
         found = await net.subnets(query.vpc_id, query.page_size, query.page_token)
         return SubnetList(items=[await subnet_out(s) for s in found.items], next_page_token=found.next_page_token)
 
     @table.get("/api/v1/subnets/{id}", "A subnet", response=SubnetOut, rpc=SUBNETS + "GetSubnet",
-               permission=SUBNETS_READ)
+               permission=SUBNETS_READ, who=TENANT)
     async def get_subnet(request: web.Request, id: str) -> SubnetOut:
         return await subnet_out(await net.subnet(id))
 
     @table.delete("/api/v1/subnets/{id}", "Delete a subnet without ports", response=SubnetOut,
-                  rpc=SUBNETS + "DeleteSubnet", permission=SUBNETS_WRITE)
+                  rpc=SUBNETS + "DeleteSubnet", permission=SUBNETS_WRITE, who=TENANT)
     async def delete_subnet(request: web.Request, id: str) -> SubnetOut:
         return SubnetOut(**views.subnet(await net.delete_subnet(id), 0, 0))
 
     @table.post("/api/v1/ports", "Create a port with the next free address or a chosen one", body=PortBody,
-                response=PortOut, status=201, rpc=PORTS + "CreatePort", permission=PORTS_WRITE)
+                response=PortOut, status=201, rpc=PORTS + "CreatePort", permission=PORTS_WRITE, who=TENANT)
     async def create_port(request: web.Request, body: PortBody) -> PortOut:
         port = await net.create_port(body.subnet_id, body.name, body.ip_address, body.description,
                                      body.security_group_ids, body.device_id, body.device_type)
         return PortOut(**views.port(port))
 
     @table.get("/api/v1/ports", "Ports of a subnet or a VPC", query=PortQuery, response=PortList,
-               rpc=PORTS + "ListPorts", permission=PORTS_READ)
+               rpc=PORTS + "ListPorts", permission=PORTS_READ, who=TENANT)
     async def list_ports(request: web.Request, query: PortQuery) -> PortList:
         found = await net.ports(query.subnet_id, query.vpc_id, query.device_id, query.page_size, query.page_token)
         return PortList(**views.page([views.port(p) for p in found.items], found.next_page_token))
 
-    @table.get("/api/v1/ports/{id}", "A port", response=PortOut, rpc=PORTS + "GetPort", permission=PORTS_READ)
+    @table.get("/api/v1/ports/{id}", "A port", response=PortOut, rpc=PORTS + "GetPort", permission=PORTS_READ, who=TENANT)
     async def get_port(request: web.Request, id: str) -> PortOut:
         return PortOut(**views.port(await net.port(id)))
 
     @table.patch("/api/v1/ports/{id}", "Change a port's name, description or security groups", body=PortUpdate,
-                 response=PortOut, rpc=PORTS + "UpdatePort", permission=PORTS_WRITE)
+                 response=PortOut, rpc=PORTS + "UpdatePort", permission=PORTS_WRITE, who=TENANT)
     async def update_port(request: web.Request, id: str, body: PortUpdate) -> PortOut:
         return PortOut(**views.port(await net.update_port(id, body.name, body.description, body.security_group_ids)))
 
     @table.post("/api/v1/ports/{id}/attach", "Attach a port to a device", body=AttachBody, response=PortOut,
-                rpc=PORTS + "AttachPort", permission=PORTS_WRITE)
+                rpc=PORTS + "AttachPort", permission=PORTS_WRITE, who=TENANT)
     async def attach_port(request: web.Request, id: str, body: AttachBody) -> PortOut:
         return PortOut(**views.port(await net.attach_port(id, body.device_id, body.device_type)))
 
     @table.post("/api/v1/ports/{id}/detach", "Detach a port from its device", response=PortOut,
-                rpc=PORTS + "DetachPort", permission=PORTS_WRITE)
+                rpc=PORTS + "DetachPort", permission=PORTS_WRITE, who=TENANT)
     async def detach_port(request: web.Request, id: str) -> PortOut:
         return PortOut(**views.port(await net.detach_port(id)))
 
     @table.delete("/api/v1/ports/{id}", "Delete a port, freeing its address", response=PortOut,
-                  rpc=PORTS + "DeletePort", permission=PORTS_WRITE)
+                  rpc=PORTS + "DeletePort", permission=PORTS_WRITE, who=TENANT)
     async def delete_port(request: web.Request, id: str) -> PortOut:
         return PortOut(**views.port(await net.delete_port(id)))
 
     @table.post("/api/v1/security-groups", "Create a security group", body=GroupBody, response=GroupOut, status=201,
-                rpc=GROUPS + "CreateSecurityGroup", permission=GROUPS_WRITE)
+                rpc=GROUPS + "CreateSecurityGroup", permission=GROUPS_WRITE, who=TENANT)
     async def create_group(request: web.Request, body: GroupBody) -> GroupOut:
         group = await net.create_group(body.name, body.org_id, body.project_id, body.description,
                                        [_rule_fields(r) for r in body.rules])
         return GroupOut(**views.group(group))
 
     @table.get("/api/v1/security-groups", "The security groups the caller may see", query=TenancyQuery,
-               response=GroupList, rpc=GROUPS + "ListSecurityGroups", permission=GROUPS_READ)
+               response=GroupList, rpc=GROUPS + "ListSecurityGroups", permission=GROUPS_READ, who=TENANT)
     async def list_groups(request: web.Request, query: TenancyQuery) -> GroupList:
         found = await net.groups(query.org_id, query.project_id, query.page_size, query.page_token)
         return GroupList(**views.page([views.group(g) for g in found.items], found.next_page_token))
 
     @table.get("/api/v1/security-groups/{id}", "A security group", response=GroupOut,
-               rpc=GROUPS + "GetSecurityGroup", permission=GROUPS_READ)
+               rpc=GROUPS + "GetSecurityGroup", permission=GROUPS_READ, who=TENANT)
     async def get_group(request: web.Request, id: str) -> GroupOut:
         return GroupOut(**views.group(await net.group(id)))
 
     @table.patch("/api/v1/security-groups/{id}", "Rename a security group or change its description",
-                 body=RenameBody, response=GroupOut, rpc=GROUPS + "UpdateSecurityGroup", permission=GROUPS_WRITE)
+                 body=RenameBody, response=GroupOut, rpc=GROUPS + "UpdateSecurityGroup", permission=GROUPS_WRITE, who=TENANT)
     async def update_group(request: web.Request, id: str, body: RenameBody) -> GroupOut:
         return GroupOut(**views.group(await net.update_group(id, body.name, body.description)))
 
     @table.delete("/api/v1/security-groups/{id}", "Delete a security group nothing uses", response=GroupOut,
-                  rpc=GROUPS + "DeleteSecurityGroup", permission=GROUPS_WRITE)
+                  rpc=GROUPS + "DeleteSecurityGroup", permission=GROUPS_WRITE, who=TENANT)
     async def delete_group(request: web.Request, id: str) -> GroupOut:
         return GroupOut(**views.group(await net.delete_group(id)))
 
     @table.post("/api/v1/security-groups/{id}/rules", "Add a rule to a security group", body=RuleModel,
-                response=RuleAdded, status=201, rpc=GROUPS + "AddRule", permission=GROUPS_WRITE)
+                response=RuleAdded, status=201, rpc=GROUPS + "AddRule", permission=GROUPS_WRITE, who=TENANT)
     async def add_rule(request: web.Request, id: str, body: RuleModel) -> RuleAdded:
         group, rule = await net.add_rule(id, **_rule_fields(body))
         return RuleAdded(security_group=views.group(group), rule=views.rule(rule))
 
     @table.delete("/api/v1/security-groups/{id}/rules/{rule_id}", "Remove a rule from a security group",
-                  response=GroupOut, rpc=GROUPS + "DeleteRule", permission=GROUPS_WRITE)
+                  response=GroupOut, rpc=GROUPS + "DeleteRule", permission=GROUPS_WRITE, who=TENANT)
     async def delete_rule(request: web.Request, id: str, rule_id: str) -> GroupOut:
         return GroupOut(**views.group(await net.delete_rule(id, rule_id)))
 
