@@ -407,3 +407,169 @@ async def test_deleting_a_binding_revokes_the_access_it_gave(iam, root, tenant):
     await iam.delete_binding(root, binding.id)
     assert await iam.is_revoked(caller.principal.token_id)
     assert await iam.store.count(Binding, [("principal", tenant.alice.subject)]) == 0
+
+
+# --- no path up: managing a principal never yields more than the caller holds ---------------------
+
+
+OUTRANKS = "PRINCIPAL_OUTRANKS_CALLER"
+
+
+async def client_token(iam, client_id: str, secret: str, **scope):
+    """A client_credentials token of a service account."""
+    return await iam.issue_token(Caller(address="10.0.0.9"), Grant("client_credentials", client_id=client_id,
+                                                                   client_secret=secret, **scope))
+
+
+@pytest.fixture
+async def operator_sa(iam, root):
+    """In org `default`: the node agent's account, bound on the system (and viewer on the org), the
+    operator's user sysop (system viewer, member on the default project), and dora, the org's admin,
+    signed in on the org."""
+    org_id, project_id = iam.bootstrapped.org_id, iam.bootstrapped.project_id
+    await iam.create_role(root, "node-agent", ["k8shost:nodes:write", "k8shost:pods:read"])
+    made = await iam.create_service_account(root, org_id, "k8shost-agent-node1")
+    agent = made.service_account
+    await iam.create_binding(root, agent.subject, "node-agent", "system")
+    in_org = await iam.create_binding(root, agent.subject, "viewer", "org", org_id=org_id)
+    sysop = await iam.create_user(root, "sysop", PASSWORD)
+    await iam.create_binding(root, sysop.subject, "viewer", "system")
+    sysop_member = await iam.create_binding(root, sysop.subject, "member", "project", project_id=project_id)
+    dora = await iam.create_user(root, "dora", PASSWORD)
+    await iam.create_binding(root, dora.subject, "admin", "org", org_id=org_id)
+    return type("Operator", (), dict(org_id=org_id, project_id=project_id, agent=agent, secret=made.client_secret,
+                                     agent_in_org=in_org, sysop=sysop, sysop_member=sysop_member,
+                                     dora=await login(iam, "dora", org_id=org_id)))
+
+
+async def test_an_org_admin_cannot_take_over_or_switch_off_a_system_bound_account(iam, root, operator_sa):
+    op, dora = operator_sa, operator_sa.dora
+    denied = await fails(Code.PERMISSION_DENIED, iam.rotate_secret(dora, op.agent.id), reason=OUTRANKS)
+    assert denied.details["principal"] == op.agent.subject
+    await fails(Code.PERMISSION_DENIED, iam.update_service_account(dora, op.agent.id, {"enabled": False}),
+                reason=OUTRANKS)
+    await fails(Code.PERMISSION_DENIED, iam.update_service_account(dora, op.agent.id, {"name": "mine"}),
+                reason=OUTRANKS)
+    await fails(Code.PERMISSION_DENIED, iam.delete_service_account(dora, op.agent.id), reason=OUTRANKS)
+    await fails(Code.PERMISSION_DENIED, iam.create_binding(dora, op.agent.subject, "admin", "org",
+                                                           org_id=op.org_id), reason=OUTRANKS)
+    await fails(Code.PERMISSION_DENIED, iam.delete_binding(dora, op.agent_in_org.id), reason=OUTRANKS)
+    # Nothing changed: the agent's secret still signs it in on the system, with the same bindings.
+    issued = await client_token(iam, op.agent.id, op.secret)
+    assert (issued.scope.kind, issued.roles) == ("system", ("node-agent",))
+    assert (await iam.get_service_account(root, op.agent.id)).name == "k8shost-agent-node1"
+    assert len((await iam.list_bindings(root, principal=op.agent.subject)).items) == 2
+    events = (await iam.list_audit(root, action="iam.serviceaccounts.rotate_secret")).items
+    assert [(e.outcome, e.details["reason"]) for e in events] == [("FAILURE", OUTRANKS)]
+    # The operator manages it as before.
+    rotated = await iam.rotate_secret(root, op.agent.id)
+    assert (await client_token(iam, op.agent.id, rotated.client_secret)).scope.kind == "system"
+
+
+async def test_an_org_admin_cannot_bind_or_unbind_a_system_bound_user(iam, root, operator_sa):
+    op, dora = operator_sa, operator_sa.dora
+    await fails(Code.PERMISSION_DENIED, iam.create_binding(dora, op.sysop.subject, "viewer", "project",
+                                                           project_id=op.project_id), reason=OUTRANKS)
+    await fails(Code.PERMISSION_DENIED, iam.delete_binding(dora, op.sysop_member.id), reason=OUTRANKS)
+    assert {b.role for b in (await iam.list_bindings(root, principal=op.sysop.subject)).items} == \
+        {"viewer", "member"}
+
+
+async def test_a_principal_bound_in_another_tenant_is_out_of_reach(iam, root, tenant, operator_sa):
+    op, dora = operator_sa, operator_sa.dora
+    # bob is acme's admin: org default's admin may not bind him, nor he touch default's accounts.
+    await fails(Code.PERMISSION_DENIED, iam.create_binding(dora, tenant.bob.subject, "viewer", "org",
+                                                           org_id=op.org_id), reason=OUTRANKS)
+    made = await iam.create_service_account(root, op.org_id, "shared")
+    await iam.create_binding(root, made.service_account.subject, "viewer", "project", project_id=tenant.web.id)
+    await fails(Code.PERMISSION_DENIED, iam.rotate_secret(dora, made.service_account.id), reason=OUTRANKS)
+    # A project's token reaches neither the org's bindings nor another project's.
+    await iam.create_binding(root, tenant.alice.subject, "admin", "project", project_id=tenant.web.id)
+    alice = await login(iam, "alice", project_id=tenant.web.id)
+    web_only = await iam.create_user(root, "wendy", PASSWORD)
+    await iam.create_binding(root, web_only.subject, "viewer", "project", project_id=tenant.db.id)
+    await fails(Code.PERMISSION_DENIED, iam.create_binding(alice, web_only.subject, "viewer", "project",
+                                                           project_id=tenant.web.id), reason=OUTRANKS)
+
+
+async def test_managing_an_account_never_hands_over_permissions_the_caller_lacks(iam, root, tenant):
+    await iam.create_role(root, "keeper", ["iam:serviceaccounts:manage", "iam:serviceaccounts:read",
+                                           "iam:bindings:manage", "compute:*:read"])
+    await iam.create_role(root, "compute-reader", ["compute:instances:read"])
+    keeper = await iam.create_user(root, "keeper", PASSWORD)
+    await iam.create_binding(root, keeper.subject, "keeper", "org", org_id=tenant.org.id)
+    caller = await login(iam, "keeper", org_id=tenant.org.id)
+    strong = (await iam.create_service_account(root, tenant.org.id, "strong")).service_account
+    await iam.create_binding(root, strong.subject, "admin", "project", project_id=tenant.web.id)
+    denied = await fails(Code.PERMISSION_DENIED, iam.rotate_secret(caller, strong.id), reason=OUTRANKS)
+    assert denied.details["permissions"] == ["*"]
+    await fails(Code.PERMISSION_DENIED, iam.delete_service_account(caller, strong.id), reason=OUTRANKS)
+    weak = (await iam.create_service_account(caller, tenant.org.id, "weak")).service_account
+    await iam.create_binding(caller, weak.subject, "compute-reader", "project", project_id=tenant.web.id)
+    rotated = await iam.rotate_secret(caller, weak.id)
+    assert (await client_token(iam, weak.id, rotated.client_secret, project_id=tenant.web.id)).roles == \
+        ("compute-reader",)
+
+
+async def test_a_project_admin_cannot_bind_a_role_beyond_its_own(iam, root, tenant):
+    await iam.create_role(root, "web-admin", ["iam:bindings:manage", "iam:bindings:read",
+                                              "compute:instances:read", "compute:instances:write"])
+    await iam.create_role(root, "compute-writer", ["compute:instances:write"])
+    pam = await iam.create_user(root, "pam", PASSWORD)
+    await iam.create_binding(root, pam.subject, "web-admin", "project", project_id=tenant.web.id)
+    caller = await login(iam, "pam", project_id=tenant.web.id)
+    newcomer = await iam.create_user(root, "newcomer", PASSWORD)
+    await fails(Code.PERMISSION_DENIED, iam.create_binding(caller, newcomer.subject, "admin", "project",
+                                                           project_id=tenant.web.id), reason="ROLE_EXCEEDS_CALLER")
+    denied = await fails(Code.PERMISSION_DENIED, iam.create_binding(caller, newcomer.subject, "member", "project",
+                                                                    project_id=tenant.web.id))
+    assert denied.details == {"reason": "ROLE_EXCEEDS_CALLER", "permissions": ["*:*:read", "*:*:write"]}
+    for scope in ({"scope_type": "org", "org_id": tenant.org.id},
+                  {"scope_type": "project", "project_id": tenant.db.id},
+                  {"scope_type": "system"}):
+        await fails(Code.PERMISSION_DENIED, iam.create_binding(caller, newcomer.subject, "compute-writer", **scope))
+    assert not (await iam.list_bindings(root, principal=newcomer.subject)).items
+    made = await iam.create_binding(caller, newcomer.subject, "compute-writer", "project", project_id=tenant.web.id)
+    assert [b.id for b in (await iam.list_bindings(root, principal=newcomer.subject)).items] == [made.id]
+    await iam.delete_binding(caller, made.id)
+
+
+async def test_an_org_admin_still_runs_its_own_orgs_plain_accounts(iam, root, operator_sa):
+    op, dora = operator_sa, operator_sa.dora
+    made = await iam.create_service_account(dora, op.org_id, "builder")
+    account = made.service_account
+    binding = await iam.create_binding(dora, account.subject, "member", "project", project_id=op.project_id)
+    assert (await client_token(iam, account.id, made.client_secret, project_id=op.project_id)).roles == ("member",)
+    rotated = await iam.rotate_secret(dora, account.id)
+    await fails(Code.UNAUTHENTICATED, client_token(iam, account.id, made.client_secret, project_id=op.project_id))
+    await client_token(iam, account.id, rotated.client_secret, project_id=op.project_id)
+    assert (await iam.update_service_account(dora, account.id, {"display_name": "Builder"})).display_name == "Builder"
+    assert not (await iam.update_service_account(dora, account.id, {"enabled": False})).enabled
+    await iam.update_service_account(dora, account.id, {"enabled": True})
+    await iam.delete_binding(dora, binding.id)
+    await iam.create_binding(dora, account.subject, "viewer", "org", org_id=op.org_id)
+    assert (await iam.delete_service_account(dora, account.id)).deleted_bindings == 1
+    # And users bound only inside the org.
+    member = await iam.create_user(root, "member1", PASSWORD)
+    bound = await iam.create_binding(dora, member.subject, "viewer", "project", project_id=op.project_id)
+    await iam.delete_binding(dora, bound.id)
+
+
+async def test_a_service_account_gets_tokens_only_where_it_is_bound(iam, root, tenant):
+    other = await iam.create_org(root, "other")
+    made = await iam.create_service_account(root, tenant.org.id, "reader", project_id=tenant.web.id)
+    account = made.service_account
+    await iam.create_binding(root, account.subject, "viewer", "project", project_id=tenant.web.id)
+    for scope in ({}, {"org_id": tenant.org.id}, {"project_id": tenant.db.id}, {"org_id": other.id}):
+        await fails(Code.PERMISSION_DENIED, client_token(iam, account.id, made.client_secret, **scope),
+                    reason="NO_ROLE_ON_SCOPE")
+    issued = await client_token(iam, account.id, made.client_secret, project_id=tenant.web.id)
+    assert (issued.scope.project_id, issued.roles) == (tenant.web.id, ("viewer",))
+    # Nor can another tenant's admin pull it in: it is bound in acme, outside org other.
+    eve = await iam.create_user(root, "eve", PASSWORD)
+    await iam.create_binding(root, eve.subject, "admin", "org", org_id=other.id)
+    eve = await login(iam, "eve", org_id=other.id)
+    await fails(Code.PERMISSION_DENIED, iam.create_binding(eve, account.subject, "admin", "org", org_id=other.id),
+                reason=OUTRANKS)
+    await fails(Code.PERMISSION_DENIED, client_token(iam, account.id, made.client_secret, org_id=other.id),
+                reason="NO_ROLE_ON_SCOPE")
