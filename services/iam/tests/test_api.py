@@ -267,3 +267,23 @@ async def test_a_failed_create_is_audited_under_the_name_it_asked_for(server, ht
     _, page, _ = await http.call("GET", "/api/v1/audit", admin.token, params={"action": "iam.users.create"})
     failures = [e for e in page["data"]["items"] if e["outcome"] == "FAILURE"]
     assert [e["target"] for e in failures] == ["users/erin"]
+
+
+async def test_an_org_admin_gets_403_rotating_the_secret_of_a_system_bound_account(server, http, admin):
+    _, orgs, _ = await http.call("GET", "/api/v1/orgs", admin.token, params={"name": "default"})
+    org_id = orgs["data"]["items"][0]["id"]
+    status, made, _ = await http.call("POST", "/api/v1/service-accounts", admin.token,
+                                      json={"org_id": org_id, "name": "k8shost-agent-node1"})
+    assert status == 200, made
+    agent = made["data"]["client_id"]
+    status, reply, _ = await http.call("POST", "/api/v1/bindings", admin.token, json={
+        "principal": f"serviceaccount:{agent}", "role": "admin", "scope": {"type": "system"}})
+    assert status == 200, reply
+    await make_user(http, admin, "olga", role="admin", type="org", org_id=org_id)
+    olga = (await http.token("olga", PASSWORD, org_id=org_id))["access_token"]
+    status, reply, _ = await http.call("POST", f"/api/v1/service-accounts/{agent}/secret", olga)
+    assert (status, reply["error"]["code"], reply["error"]["details"]["reason"]) == \
+        (403, "PERMISSION_DENIED", "PRINCIPAL_OUTRANKS_CALLER")
+    status, reply, _ = await http.call("POST", "/api/v1/auth/token", json={
+        "grant_type": "client_credentials", "client_id": agent, "client_secret": made["data"]["client_secret"]})
+    assert (status, reply["data"]["scope"]["type"]) == (200, "system")  # the old secret still stands

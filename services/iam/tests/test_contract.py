@@ -337,6 +337,16 @@ async def lists_deletes_roles_and_accounts(api, admin: str, log: list) -> None:
     rotated = await api.rotate_secret(admin, account["id"])
     log.append(rotated["client_secret"] != created["client_secret"])
     log.append(outcome(await api.token(**grant, org_id=org2["id"])))
+    # No path up: once the account is bound on the system, its org's admin may not rotate its secret.
+    keeper = await api.create_user(admin, "keeper", PASSWORD)
+    await api.create_binding(admin, f"user:{keeper['id']}", "admin", type="org", org_id=org2["id"])
+    keeper_token = (await api.token(grant_type="password", username="keeper", password=PASSWORD,
+                                    org_id=org2["id"]))["access_token"]
+    log.append(bool((await api.rotate_secret(keeper_token, account["id"]))["client_secret"]))  # its own: fine
+    await api.create_binding(admin, f"serviceaccount:{account['id']}", "viewer", type="system")
+    denied = await api.rotate_secret(keeper_token, account["id"])
+    log.append((denied["error"], denied["details"]["reason"],
+                denied["details"]["principal"] == f"serviceaccount:{account['id']}"))
     log.append(outcome(await api.list_bindings(admin, org_id=org2["id"]), "next_page_token"))
     audit = await api.audit(admin, action="iam.serviceaccounts")
     log.append([(e["action"], e["outcome"]) for e in audit["items"]])
