@@ -16,6 +16,7 @@ from photoncloud.common.server import Service, run
 
 from . import grpc_api, rest_api
 from .core import FlareDBCore, FlareDBStateMachine
+from .limits import Limits, add_limit_options, check_limits
 from .store import ProjectFiles
 
 NAME = "flaredb"
@@ -25,15 +26,17 @@ __version__ = version("photoncloud-flaredb")
 
 
 def add_options(group: Any, default: Callable[[str, object], object]) -> None:
-    """FlareDB's own flags: the cluster it belongs to (none: a single member)."""
+    """FlareDB's own flags: the cluster it belongs to (none: a single member), and what one request may cost."""
     add_cluster_options(group, default, PEER_PORT)
+    add_limit_options(group, default)
 
 
 async def build(config: ServerConfig, environ: Mapping[str, str] | None = None) -> Service:
     """The FlareDB service over the project databases in config.data_dir."""
+    limits = check_limits(Limits.from_options(config.options))
     machine = FlareDBStateMachine(ProjectFiles(config.data_dir))
     log = make_log(config, machine, os.environ if environ is None else environ, PEER_PORT)
-    db = FlareDBCore(machine, log, __version__, Projects(config.iam_url))
+    db = FlareDBCore(machine, log, __version__, Projects(config.iam_url), limits)
 
     async def dependencies() -> dict[str, Any]:
         status = await db.status()

@@ -3,17 +3,21 @@ as commands applied to a replicated state machine.
 
 Writes (SQL that changes anything, namespace creation, KV puts, deletes and compare-and-swaps,
 restores) are commands the core proposes to its log; the log applies them to FlareDBStateMachine on
-every member, in log order. Read-only SQL and KV reads run against the state machine with the
-consistency the request asks for, as in rqlite: `none` (this member's state as it stands), `weak`
-(the leader's state: a follower refuses with UNAVAILABLE naming the leader), `strong` (after a
-barrier committed through the log: sees every write acknowledged before the read began).
+every member, in log order. Read-only SQL and KV reads run on read-only connections beside the state
+machine (readers.ReadPool), with the consistency the request asks for, as in rqlite: `none` (this
+member's state as it stands), `weak` (the leader's state: a follower refuses with UNAVAILABLE naming
+the leader), `strong` (after a barrier committed through the log: sees every write acknowledged
+before the read began).
 
 The state machine reads nothing but the command and its files: statements that would read the
 clock are refused before they are proposed, and random() / randomblob() are seeded from the index.
+A write runs under a budget of SQLite steps that travels with it in the log, a read under a deadline
+(limits.py): one tenant's statement cannot hold a thread for long.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import math
@@ -35,9 +39,22 @@ from photoncloud.common.errors import (
     Unavailable,
 )
 from photoncloud.common.projects import Projects
-from photoncloud.common.replication import Log, LogStatus, Member
+from photoncloud.common.replication import LocalLog, Log, LogStatus, Member
 
 from . import sql
+from .limits import (
+    UNLIMITED_LENGTH,
+    Deadline,
+    Guard,
+    Limits,
+    ResultMeter,
+    StatementLimits,
+    StepBudget,
+    install,
+    too_big,
+    value_too_large,
+)
+from .readers import ReadPool
 
 T = TypeVar("T")
 log = logging.getLogger("photoncloud.flaredb")
@@ -47,7 +64,6 @@ KV_READ, KV_WRITE = "flaredb:kv:read", "flaredb:kv:write"
 MAX_STATEMENTS = 1000  # per request
 MAX_SQL_BYTES = 1024 * 1024  # per statement
 MAX_KEY_BYTES = 4 * 1024
-MAX_VALUE_BYTES = 1024 * 1024
 DEFAULT_SCAN_LIMIT, MAX_SCAN_LIMIT = 100, 1000
 DEFAULT_NAMESPACE = "default"  # the namespace of KV calls that name none
 NAMESPACE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -94,6 +110,7 @@ class ExecuteSql:
 
     project_id: str
     statements: tuple[Statement, ...]
+    limits: StatementLimits | None = None  # None: an entry logged before limits existed, applied without
 
 
 @dataclass(frozen=True)
@@ -102,6 +119,7 @@ class RestoreDatabase:
 
     project_id: str
     data: bytes
+    limits: StatementLimits | None = None  # the budget of checking the file
 
 
 @dataclass(frozen=True)
@@ -316,11 +334,20 @@ class ProjectStore(Protocol):
     def reader(self, project_id: str) -> sqlite3.Connection:
         """The project's connection, or an empty database's if it has none."""
 
-    def load(self, project_id: str, data: bytes, index: int) -> int:
+    def generation(self, project_id: str) -> Any:
+        """A value that changes whenever the project's file is replaced."""
+
+    def open_reader(self, project_id: str) -> tuple[sqlite3.Connection, bool]:
+        """A new read-only connection to the project's database (or an empty one's, and False)."""
+
+    def check(self, project_id: str, data: bytes, limits: StatementLimits | None) -> None:
+        """INVALID_ARGUMENT unless data is a SQLite file a restore would take."""
+
+    def load(self, project_id: str, data: bytes, index: int, limits: StatementLimits | None = None) -> int:
         """Replace the project's database with the SQLite file data, applied up to index; its table count."""
 
-    def backup(self, project_id: str) -> bytes:
-        """A consistent copy of the project's database as a SQLite file."""
+    def backup(self, project_id: str, source: sqlite3.Connection | None = None) -> bytes:
+        """A consistent copy of the project's database as a SQLite file (from source, if given)."""
 
     def projects(self) -> list[str]:
         """Every project with a database."""
@@ -467,18 +494,14 @@ class FlareDBStateMachine:
 
     def _execute(self, conn: sqlite3.Connection, index: int, command: Command) -> Any:
         if isinstance(command, ExecuteSql):
-            self.determinism.applying = True
-            try:
-                return self._run(conn, command.statements, self.authorizer.write)
-            finally:
-                self.determinism.applying = False
+            return self._execute_sql(conn, command)
         if isinstance(command, CreateNamespace):
-            if self._mode(conn, command.name) is not None:
+            if _mode(conn, command.name) is not None:
                 raise AlreadyExists(f"namespace {command.name!r} exists", {"namespace": command.name})
             conn.execute("INSERT INTO _flaredb_namespaces (name, mode, created_index) VALUES (?, ?, ?)",
                          (command.name, command.mode.value, index))
             return Namespace(command.name, command.mode)
-        mode = self._mode(conn, command.namespace)
+        mode = _mode(conn, command.namespace)
         if mode is None:
             raise _no_namespace(command.namespace)
         if isinstance(command, (KvPut, KvDelete)) and mode is Mode.STRONG:
@@ -508,44 +531,24 @@ class FlareDBStateMachine:
         _put(conn, command.namespace, command.key, command.value, version + 1)
         return CasResult(True, command.key, version + 1, command.value)
 
-    def _run(self, conn: sqlite3.Connection, statements: Sequence[Statement],
-             authorizer: Callable[..., int]) -> list[StatementResult]:
-        """Run user statements under authorizer; SQLite's errors become INVALID_ARGUMENT."""
-        results = []
-        conn.set_authorizer(authorizer)
+    def _execute_sql(self, conn: sqlite3.Connection, command: ExecuteSql) -> list[StatementResult]:
+        """The statements under the limits they were logged with: a budget of steps, not of time, so
+        that the statement that runs out runs out on every member, and fails alike everywhere."""
+        limits = command.limits
+        budget = StepBudget(limits.steps) if limits is not None else None
+        install(conn, budget, limits.length if limits is not None else UNLIMITED_LENGTH)
+        meter = ResultMeter(limits.rows, limits.result_bytes) if limits is not None else None
+        self.determinism.applying = True
         try:
-            for i, statement in enumerate(statements):
-                self.authorizer.reason = ""
-                try:
-                    cursor = conn.execute(statement.sql, statement.bindings())
-                    if cursor.description is not None:
-                        rows = [list(row) for row in cursor.fetchall()]
-                        columns = [d[0] for d in cursor.description]
-                        results.append(StatementResult(columns, _column_types(rows, len(columns)),
-                                                       [[_json_safe(v) for v in row] for row in rows]))
-                    else:
-                        results.append(StatementResult(rows_affected=max(cursor.rowcount, 0),
-                                                       last_insert_id=cursor.lastrowid or 0))
-                except (sqlite3.Error, sqlite3.Warning, OverflowError) as exc:
-                    raise self._sql_error(i, exc) from None
+            return run_statements(conn, command.statements, self.authorizer, self.authorizer.write, budget, meter,
+                                  self.determinism)
         finally:
-            conn.set_authorizer(None)
-        return results
-
-    def _sql_error(self, i: int, exc: Exception) -> ServiceError:
-        details = {"statement_index": i}
-        if self.authorizer.reason and ("not authorized" in str(exc) or "prohibited" in str(exc)):
-            return PermissionDenied(f"statement {i}: {self.authorizer.reason}",
-                                    {**details, "reason": "SQL_NOT_ALLOWED"})
-        if self.determinism.refused:
-            return InvalidArgument(f"statement {i}: {self.determinism.refused} reads the clock or the time zone, "
-                                   "which would differ between replicas; compute the time in the client and pass it "
-                                   "as a parameter", {**details, "reason": "CLOCK"})
-        return InvalidArgument(f"statement {i}: {exc}", details)
+            self.determinism.applying = False
+            install(conn, None, UNLIMITED_LENGTH)  # FlareDB's own statements run unguarded
 
     def _restore(self, index: int, command: RestoreDatabase) -> Any:
         try:
-            tables = self.files.load(command.project_id, command.data, index)
+            tables = self.files.load(command.project_id, command.data, index, command.limits)
         except ServiceError as exc:  # rejected: the project's database records the index and stays as it was
             conn = self.files.connection(command.project_id)
             conn.execute("BEGIN IMMEDIATE")
@@ -556,83 +559,152 @@ class FlareDBStateMachine:
         self.files.applied_to(command.project_id, index)
         return RestoreResult(tables, len(command.data))
 
-    # -- reads (on the log's reading thread, under its lock) --
+    # -- reads on the state machine's own connections (tools and tests, on its thread; the core
+    #    reads through readers.ReadPool) --
 
     def query(self, project_id: str, statements: Sequence[Statement]) -> list[StatementResult]:
         """Run read-only statements on the project's database as it stands on this member."""
-        return self._run(self.files.reader(project_id), statements, self.authorizer.read)
-
-    def tables(self, project_id: str, after: str, limit: int, name: str | None = None) -> list[Table]:
-        """The project's tables by name, after `after` (or the one named)."""
-        conn = self.files.reader(project_id)
-        where = "name = :name" if name is not None else "name > :after"
-        names = [row[0] for row in conn.execute(
-            "SELECT name FROM sqlite_schema WHERE type = 'table' AND " + where +
-            " AND name NOT LIKE '\\_flaredb\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
-            " ORDER BY name LIMIT :limit", {"name": name, "after": after, "limit": limit})]
-        return [self._table(conn, table) for table in names]
-
-    def _table(self, conn: sqlite3.Connection, name: str) -> Table:
-        quoted = _quote(name)
-        columns = [Column(c[1], c[2], bool(c[3]), c[4], c[5]) for c in conn.execute(f"PRAGMA table_info({quoted})")]
-        indexes = []
-        for _, index_name, unique, *_ in conn.execute(f"PRAGMA index_list({quoted})").fetchall():
-            names = [c[2] for c in conn.execute(f"PRAGMA index_info({_quote(index_name)})")]
-            indexes.append(Index(index_name, names, bool(unique)))
-        indexes.sort(key=lambda i: i.name)
-        count = conn.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0]
-        ddl = conn.execute("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?", (name,)).fetchone()[0]
-        return Table(name, columns, indexes, count, ddl or "")
-
-    def backup(self, project_id: str) -> bytes:
-        """A consistent SQLite file of the project's database (an empty one if it has none)."""
-        return self.files.backup(project_id)
-
-    def namespace_mode(self, project_id: str, name: str) -> Mode | None:
-        """The namespace's mode (None: not declared)."""
-        return self._mode(self.files.reader(project_id), name)
-
-    def namespace(self, project_id: str, name: str) -> Namespace:
-        """A namespace, with its number of keys."""
-        conn = self.files.reader(project_id)
-        mode = self._mode(conn, name)
-        if mode is None:
-            raise _no_namespace(name)
-        keys = conn.execute("SELECT count(*) FROM _flaredb_kv WHERE namespace = ?", (name,)).fetchone()[0]
-        return Namespace(name, mode, keys)
-
-    def namespaces(self, project_id: str, after: str, limit: int) -> list[Namespace]:
-        """Namespaces by name after `after`."""
-        conn = self.files.reader(project_id)
-        rows = conn.execute(
-            "SELECT n.name, n.mode, (SELECT count(*) FROM _flaredb_kv k WHERE k.namespace = n.name)"
-            " FROM _flaredb_namespaces n WHERE n.name > ? ORDER BY n.name LIMIT ?", (after, limit)).fetchall()
-        return [Namespace(name, Mode(mode), keys) for name, mode, keys in rows]
-
-    def get(self, project_id: str, namespace: str, key: bytes) -> Entry | None:
-        """A key of a namespace."""
-        conn = self.files.reader(project_id)
-        if self._mode(conn, namespace) is None:
-            raise _no_namespace(namespace)
-        return _get(conn, namespace, key)
+        authorizer = sql.Authorizer()
+        return run_statements(self.files.reader(project_id), statements, authorizer, authorizer.read)
 
     def scan(self, project_id: str, namespace: str, start: bytes, end: bytes, limit: int) -> ScanResult:
         """Keys in [start, end) (end empty: to the last key), at most limit."""
-        conn = self.files.reader(project_id)
-        if self._mode(conn, namespace) is None:
-            raise _no_namespace(namespace)
-        rows = conn.execute(
-            "SELECT key, value, version FROM _flaredb_kv WHERE namespace = :ns AND key >= :start"
-            " AND (:end = x'' OR key < :end) ORDER BY key LIMIT :limit",
-            {"ns": namespace, "start": start, "end": end, "limit": limit + 1}).fetchall()
-        items = [Entry(bytes(k), bytes(v), version) for k, v, version in rows[:limit]]
-        more = len(rows) > limit
-        return ScanResult(items, more, bytes(rows[limit][0]) if more else None)
+        return read_scan(self.files.reader(project_id), namespace, start, end, limit)
 
-    @staticmethod
-    def _mode(conn: sqlite3.Connection, name: str) -> Mode | None:
-        row = conn.execute("SELECT mode FROM _flaredb_namespaces WHERE name = ?", (name,)).fetchone()
-        return Mode(row[0]) if row else None
+    def get(self, project_id: str, namespace: str, key: bytes) -> Entry | None:
+        """A key of a namespace."""
+        return read_get(self.files.reader(project_id), namespace, key)
+
+
+# -- statements and reads on a connection ---------------------------------------------------------------
+
+
+def run_statements(conn: sqlite3.Connection, statements: Sequence[Statement], authorizer: sql.Authorizer,
+                   check: Callable[..., int], guard: Guard | None = None, meter: ResultMeter | None = None,
+                   determinism: sql.Determinism | None = None) -> list[StatementResult]:
+    """Run user statements under check (one of authorizer's callbacks), with the guard installed on
+    conn stopping them and meter counting their rows; SQLite's errors become INVALID_ARGUMENT, a
+    guard's or a limit's RESOURCE_EXHAUSTED (or DEADLINE_EXCEEDED)."""
+    results = []
+    conn.set_authorizer(check)
+    try:
+        for i, statement in enumerate(statements):
+            authorizer.reason = ""
+            cursor = None
+            try:
+                cursor = conn.execute(statement.sql, statement.bindings())
+                if cursor.description is not None:
+                    rows = []
+                    for row in cursor:
+                        if meter is not None:
+                            meter.add(row, i)
+                        rows.append(list(row))
+                    columns = [d[0] for d in cursor.description]
+                    results.append(StatementResult(columns, _column_types(rows, len(columns)),
+                                                   [[_json_safe(v) for v in row] for row in rows]))
+                else:
+                    results.append(StatementResult(rows_affected=max(cursor.rowcount, 0),
+                                                   last_insert_id=cursor.lastrowid or 0))
+            except (sqlite3.Error, sqlite3.Warning, OverflowError) as exc:
+                raise _sql_error(conn, i, exc, authorizer, guard, determinism) from None
+            finally:
+                if cursor is not None:
+                    cursor.close()  # a result cut short must not hold its read transaction open
+    finally:
+        conn.set_authorizer(None)
+    return results
+
+
+def _sql_error(conn: sqlite3.Connection, i: int, exc: Exception, authorizer: sql.Authorizer, guard: Guard | None,
+               determinism: sql.Determinism | None) -> ServiceError:
+    details = {"statement_index": i}
+    if guard is not None and (getattr(guard, "exhausted", False) or getattr(guard, "expired", False)):
+        return guard.error(i)
+    if getattr(exc, "sqlite_errorname", "") == "SQLITE_TOOBIG":
+        return too_big(i, conn.getlimit(sqlite3.SQLITE_LIMIT_LENGTH))
+    if authorizer.reason and ("not authorized" in str(exc) or "prohibited" in str(exc)):
+        return PermissionDenied(f"statement {i}: {authorizer.reason}", {**details, "reason": "SQL_NOT_ALLOWED"})
+    if determinism is not None and determinism.refused:
+        return InvalidArgument(f"statement {i}: {determinism.refused} reads the clock or the time zone, which would "
+                               "differ between replicas; compute the time in the client and pass it as a parameter",
+                               {**details, "reason": "CLOCK"})
+    return InvalidArgument(f"statement {i}: {exc}", details)
+
+
+def read_tables(conn: sqlite3.Connection, after: str, limit: int, name: str | None = None) -> list[Table]:
+    """The database's user tables by name, after `after` (or the one named)."""
+    where = "name = :name" if name is not None else "name > :after"
+    names = [row[0] for row in conn.execute(
+        "SELECT name FROM sqlite_schema WHERE type = 'table' AND " + where +
+        " AND name NOT LIKE '\\_flaredb\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+        " ORDER BY name LIMIT :limit", {"name": name, "after": after, "limit": limit})]
+    return [_table(conn, table) for table in names]
+
+
+def _table(conn: sqlite3.Connection, name: str) -> Table:
+    quoted = _quote(name)
+    columns = [Column(c[1], c[2], bool(c[3]), c[4], c[5]) for c in conn.execute(f"PRAGMA table_info({quoted})")]
+    indexes = []
+    for _, index_name, unique, *_ in conn.execute(f"PRAGMA index_list({quoted})").fetchall():
+        names = [c[2] for c in conn.execute(f"PRAGMA index_info({_quote(index_name)})")]
+        indexes.append(Index(index_name, names, bool(unique)))
+    indexes.sort(key=lambda i: i.name)
+    count = conn.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0]
+    ddl = conn.execute("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?", (name,)).fetchone()[0]
+    return Table(name, columns, indexes, count, ddl or "")
+
+
+def read_namespace(conn: sqlite3.Connection, name: str) -> Namespace:
+    """A namespace, with its number of keys."""
+    mode = _mode(conn, name)
+    if mode is None:
+        raise _no_namespace(name)
+    keys = conn.execute("SELECT count(*) FROM _flaredb_kv WHERE namespace = ?", (name,)).fetchone()[0]
+    return Namespace(name, mode, keys)
+
+
+def read_namespaces(conn: sqlite3.Connection, after: str, limit: int) -> list[Namespace]:
+    """Namespaces by name after `after`."""
+    rows = conn.execute(
+        "SELECT n.name, n.mode, (SELECT count(*) FROM _flaredb_kv k WHERE k.namespace = n.name)"
+        " FROM _flaredb_namespaces n WHERE n.name > ? ORDER BY n.name LIMIT ?", (after, limit)).fetchall()
+    return [Namespace(name, Mode(mode), keys) for name, mode, keys in rows]
+
+
+def read_get(conn: sqlite3.Connection, namespace: str, key: bytes) -> Entry | None:
+    """A key of a namespace (NOT_FOUND if the namespace is not declared)."""
+    if _mode(conn, namespace) is None:
+        raise _no_namespace(namespace)
+    return _get(conn, namespace, key)
+
+
+def read_scan(conn: sqlite3.Connection, namespace: str, start: bytes, end: bytes, limit: int,
+              max_bytes: int | None = None) -> ScanResult:
+    """Keys in [start, end) (end empty: to the last key), at most limit, and (at least one key) at most
+    max_bytes of keys and values: the page ends early rather than grow past it."""
+    if _mode(conn, namespace) is None:
+        raise _no_namespace(namespace)
+    cursor = conn.execute(
+        "SELECT key, value, version FROM _flaredb_kv WHERE namespace = :ns AND key >= :start"
+        " AND (:end = x'' OR key < :end) ORDER BY key LIMIT :limit",
+        {"ns": namespace, "start": start, "end": end, "limit": limit + 1})
+    items: list[Entry] = []
+    size, next_key = 0, None
+    try:
+        for key, value, version in cursor:
+            size += len(key) + len(value)
+            if len(items) == limit or (items and max_bytes is not None and size > max_bytes):
+                next_key = bytes(key)
+                break
+            items.append(Entry(bytes(key), bytes(value), version))
+    finally:
+        cursor.close()
+    return ScanResult(items, next_key is not None, next_key)
+
+
+def _mode(conn: sqlite3.Connection, name: str) -> Mode | None:
+    row = conn.execute("SELECT mode FROM _flaredb_namespaces WHERE name = ?", (name,)).fetchone()
+    return Mode(row[0]) if row else None
 
 
 def _no_namespace(name: str) -> NotFound:
@@ -685,8 +757,19 @@ def _params_ok(values: Sequence[Any]) -> bool:
     return all(type(v) in _PLAIN or (type(v) is int and -(1 << 63) <= v < (1 << 63)) for v in values)
 
 
-def check_statements(statements: Sequence[Statement]) -> tuple[Statement, ...]:
-    """The statements, if there are 1 to MAX_STATEMENTS well-formed ones."""
+def _size(value: Value) -> int:
+    """The bytes of a text or BLOB value (0 for the others)."""
+    if isinstance(value, bytes):
+        return len(value)
+    if isinstance(value, str):
+        return len(value) if value.isascii() else len(value.encode())
+    return 0
+
+
+def check_statements(statements: Sequence[Statement], max_value_bytes: int = Limits.max_value_bytes
+                     ) -> tuple[Statement, ...]:
+    """The statements, if there are 1 to MAX_STATEMENTS well-formed ones whose parameters are at most
+    max_value_bytes each."""
     if not statements:
         raise InvalidArgument("give at least one statement", {"field": "statements"})
     if len(statements) > MAX_STATEMENTS:
@@ -707,6 +790,9 @@ def check_statements(statements: Sequence[Statement]) -> tuple[Statement, ...]:
             where = f"statements.{i}.params"
             s = Statement(s.sql, tuple(check_value(v, where) for v in s.params),
                           tuple((name, check_value(v, where)) for name, v in s.named))
+        for value in (*s.params, *(v for _, v in s.named)):
+            if _size(value) > max_value_bytes:
+                raise value_too_large(f"statements.{i}.params", max_value_bytes)
         checked.append(s)
     return tuple(checked)
 
@@ -725,21 +811,28 @@ def check_key(key: bytes) -> bytes:
     return key
 
 
-def check_kv_value(value: bytes) -> bytes:
-    """value if it is at most MAX_VALUE_BYTES bytes."""
-    if len(value) > MAX_VALUE_BYTES:
-        raise InvalidArgument(f"a value has at most {MAX_VALUE_BYTES} bytes", {"field": "value"})
+def check_kv_value(value: bytes, max_value_bytes: int = Limits.max_value_bytes) -> bytes:
+    """value if it is at most max_value_bytes bytes (else RESOURCE_EXHAUSTED)."""
+    if len(value) > max_value_bytes:
+        raise value_too_large("value", max_value_bytes)
     return value
 
 
-class FlareDBCore:
-    """FlareDB's operations: validate, then propose writes to the log or read the state machine."""
+def _nothing() -> None:
+    """A read that reads nothing: awaiting it through the log is a barrier."""
 
-    def __init__(self, machine: FlareDBStateMachine, log: Log, version: str, projects: Projects | None = None):
+
+class FlareDBCore:
+    """FlareDB's operations: validate, then propose writes to the log or read the project files."""
+
+    def __init__(self, machine: FlareDBStateMachine, log: Log, version: str, projects: Projects | None = None,
+                 limits: Limits | None = None):
         self.machine = machine
         self.log = log
         self.version = version
         self.projects = projects  # IAM, for the org of a project an org-scoped token names
+        self.limits = limits or Limits()
+        self.readers = ReadPool(machine.files, self.limits)
 
     # -- who acts on which project --
 
@@ -771,13 +864,22 @@ class FlareDBCore:
 
     # -- reads with a consistency level --
 
-    async def _read(self, query: Callable[[], T], consistency: Consistency) -> T:
+    async def _read(self, project_id: str, read: Callable[[sqlite3.Connection, Deadline], T],
+                    consistency: Consistency) -> T:
+        """read(connection, deadline) on one of the project's readers, as fresh as consistency asks."""
         if consistency is Consistency.STRONG:
-            return await self.log.read(query, linearizable=True)
-        if consistency is Consistency.WEAK and self.log.status().role != "LEADER":
+            await self._barrier()
+        elif consistency is Consistency.WEAK and self.log.status().role != "LEADER":
             raise Unavailable("this member is not the leader: send weak reads to the leader, or ask for "
                               "consistency none (this member's state) or strong", {"leader": self.leader_urls()})
-        return await self.log.read(query)
+        return await self.readers.run(project_id, read)
+
+    async def _barrier(self) -> None:
+        """Return once this member has applied every write acknowledged anywhere before the call:
+        readers then see them all (a write is committed before it is acknowledged)."""
+        if isinstance(self.log, LocalLog):
+            return  # one member: every write it acknowledged is committed already
+        await self.log.read(_nothing, linearizable=True)
 
     def leader_urls(self) -> dict[str, str] | None:
         """Where clients reach the leader (None: no leader known)."""
@@ -791,9 +893,16 @@ class FlareDBCore:
                       principal: Principal | None = None) -> list[StatementResult]:
         """Run statements: read-only ones with the consistency asked for, others through the log as
         one transaction (all or nothing)."""
-        checked = check_statements(statements)
+        checked = check_statements(statements, self.limits.max_value_bytes)
         if all(sql.is_read_only(s.sql) for s in checked):
-            return await self._read(lambda: self.machine.query(project_id, checked), consistency)
+            limits = self.limits
+
+            def query(conn: sqlite3.Connection, deadline: Deadline) -> list[StatementResult]:
+                authorizer = sql.Authorizer()  # one per read: it keeps the reason of its last refusal
+                return run_statements(conn, checked, authorizer, authorizer.read, deadline,
+                                      ResultMeter(limits.max_result_rows, limits.max_result_bytes))
+
+            return await self._read(project_id, query, consistency)
         if principal is not None:
             principal.require(SQL_WRITE)
         for i, statement in enumerate(checked):
@@ -803,14 +912,14 @@ class FlareDBCore:
                     f"statement {i}: {reason} reads the clock or the time zone, which would differ between "
                     "replicas; compute the time in the client and pass it as a parameter",
                     {"statement_index": i, "reason": "CLOCK", "field": f"statements.{i}.sql"})
-        return await self.log.propose(ExecuteSql(project_id, checked))
+        return await self.log.propose(ExecuteSql(project_id, checked, self.limits.for_writes()))
 
     async def tables(self, project_id: str, page_size: int = 0, page_token: str = "",
                      consistency: Consistency = Consistency.WEAK) -> TablePage:
         """The project's tables, by name."""
         limit = paging.page_size(page_size)
         after = str(paging.decode_token(page_token).get("after", "")) if page_token else ""
-        found = await self._read(lambda: self.machine.tables(project_id, after, limit + 1), consistency)
+        found = await self._read(project_id, lambda conn, _: read_tables(conn, after, limit + 1), consistency)
         token = paging.encode_token({"after": found[limit - 1].name}) if len(found) > limit else ""
         return TablePage(found[:limit], token)
 
@@ -818,20 +927,24 @@ class FlareDBCore:
         """One table: columns, indexes, row count."""
         if name.lower().startswith(sql.INTERNAL_PREFIX):
             raise NotFound(f"table {name!r} not found", {"table": name})
-        found = await self._read(lambda: self.machine.tables(project_id, "", 1, name), consistency)
+        found = await self._read(project_id, lambda conn, _: read_tables(conn, "", 1, name), consistency)
         if not found:
             raise NotFound(f"table {name!r} not found", {"table": name})
         return found[0]
 
     async def backup(self, project_id: str, consistency: Consistency = Consistency.WEAK) -> bytes:
         """The project's database as a SQLite file."""
-        return await self._read(lambda: self.machine.backup(project_id), consistency)
+        files = self.machine.files
+        return await self._read(project_id, lambda conn, _: files.backup(project_id, conn), consistency)
 
     async def restore(self, project_id: str, data: bytes) -> RestoreResult:
-        """Replace the project's database with a SQLite file (one made by backup)."""
+        """Replace the project's database with a SQLite file (one made by backup). The file is checked
+        here, so that one no member would take never enters the log, and again by every member."""
         if not data.startswith(SQLITE_HEADER):
             raise InvalidArgument("the body is not a SQLite database file", {"field": "data"})
-        return await self.log.propose(RestoreDatabase(project_id, bytes(data)))
+        limits = self.limits.for_writes()
+        await asyncio.to_thread(self.machine.files.check, project_id, data, limits)
+        return await self.log.propose(RestoreDatabase(project_id, bytes(data), limits))
 
     # -- KV --
 
@@ -843,29 +956,32 @@ class FlareDBCore:
         """The project's namespaces, by name."""
         limit = paging.page_size(page_size)
         after = str(paging.decode_token(page_token).get("after", "")) if page_token else ""
-        found = await self.log.read(lambda: self.machine.namespaces(project_id, after, limit + 1))
+        found = await self.readers.run(project_id, lambda conn, _: read_namespaces(conn, after, limit + 1))
         token = paging.encode_token({"after": found[limit - 1].name}) if len(found) > limit else ""
         return NamespacePage(found[:limit], token)
 
     async def namespace(self, project_id: str, name: str) -> Namespace:
         """One namespace, with its number of keys."""
         check_namespace(name)
-        return await self._kv_read(project_id, name, lambda: self.machine.namespace(project_id, name))
+        return await self._kv_read(project_id, name, lambda conn: read_namespace(conn, name))
 
-    async def _kv_read(self, project_id: str, namespace: str, query: Callable[[], T]) -> T:
+    async def _kv_read(self, project_id: str, namespace: str, query: Callable[[sqlite3.Connection], T]) -> T:
         """A read of a namespace: linearizable if it is strong, from this member's state if eventual."""
-        mode = await self.log.read(lambda: self.machine.namespace_mode(project_id, namespace))
+        mode = await self.readers.run(project_id, lambda conn, _: _mode(conn, namespace))
         if mode is None:  # maybe declared but not applied here yet
-            mode = await self.log.read(lambda: self.machine.namespace_mode(project_id, namespace), linearizable=True)
+            await self._barrier()
+            mode = await self.readers.run(project_id, lambda conn, _: _mode(conn, namespace))
         if mode is None:
             raise _no_namespace(namespace)
-        return await self.log.read(query, linearizable=mode is Mode.STRONG)
+        if mode is Mode.STRONG:
+            await self._barrier()
+        return await self.readers.run(project_id, lambda conn, _: query(conn))
 
     async def get(self, project_id: str, namespace: str, key: bytes) -> Entry:
         """A key's value and version."""
         check_namespace(namespace)
         check_key(key)
-        found = await self._kv_read(project_id, namespace, lambda: self.machine.get(project_id, namespace, key))
+        found = await self._kv_read(project_id, namespace, lambda conn: read_get(conn, namespace, key))
         if found is None:
             raise NotFound(f"key {key.decode(errors='backslashreplace')!r} not found",
                            {"namespace": namespace, "key": key.decode(errors="backslashreplace")})
@@ -873,18 +989,20 @@ class FlareDBCore:
 
     async def scan(self, project_id: str, namespace: str, start: bytes = b"", end: bytes = b"",
                    limit: int = 0) -> ScanResult:
-        """Keys in [start, end), at most limit (default DEFAULT_SCAN_LIMIT, at most MAX_SCAN_LIMIT)."""
+        """Keys in [start, end), at most limit (default DEFAULT_SCAN_LIMIT, at most MAX_SCAN_LIMIT), and at
+        most --max-result-bytes of keys and values (but at least one key): has_more says where to go on."""
         check_namespace(namespace)
         limit = paging.page_size(limit, DEFAULT_SCAN_LIMIT, MAX_SCAN_LIMIT)
         if end and end <= start:
             raise InvalidArgument("end must be after start (or empty: no end)", {"field": "end"})
+        max_bytes = self.limits.max_result_bytes
         return await self._kv_read(project_id, namespace,
-                                   lambda: self.machine.scan(project_id, namespace, start, end, limit))
+                                   lambda conn: read_scan(conn, namespace, start, end, limit, max_bytes))
 
     async def put(self, project_id: str, namespace: str, key: bytes, value: bytes) -> PutResult:
         """Write a key of an eventual namespace."""
         return await self.log.propose(KvPut(project_id, check_namespace(namespace), check_key(key),
-                                            check_kv_value(value)))
+                                            check_kv_value(value, self.limits.max_value_bytes)))
 
     async def delete(self, project_id: str, namespace: str, key: bytes) -> DeleteResult:
         """Delete a key of an eventual namespace (deleted 0 if it did not exist)."""
@@ -896,7 +1014,8 @@ class FlareDBCore:
         if expected_version < 0:
             raise InvalidArgument("expected_version is 0 (absent) or a version", {"field": "expected_version"})
         return await self.log.propose(KvCas(project_id, check_namespace(namespace), check_key(key),
-                                            check_kv_value(value), expected_version, delete))
+                                            check_kv_value(value, self.limits.max_value_bytes), expected_version,
+                                            delete))
 
     # -- the member --
 
@@ -916,6 +1035,7 @@ class FlareDBCore:
         return self.log.members()
 
     async def close(self) -> None:
-        """Stop the log (the files are closed by whoever opened them)."""
+        """Stop the log and the readers (the files are closed by whoever opened them)."""
         await self.log.close()
+        await asyncio.to_thread(self.readers.close)
 

@@ -5,6 +5,9 @@ Each file holds the project's own tables and FlareDB's internal ones (`_flaredb_
 index of the last command applied to the file, the KV namespaces and their keys. A command touches
 one file, and its index is written in the same transaction as its change; entries are applied one
 at a time, so the highest index over all files is the state machine's applied index.
+
+Reads do not use the state machine's connections: `open_reader` gives read-only ones (readers.py),
+and each file's generation tells them when the file under them was replaced.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ import sqlite3
 import tarfile
 import tempfile
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 
 from photoncloud.common.errors import InvalidArgument
 
 from .core import PROJECT_ID, check_project_id
+from .limits import UNLIMITED_LENGTH, StatementLimits
+from .restore_check import check_database
 
 SUFFIX = ".sqlite3"
 OPEN_FILES = 64  # connections kept open; the least recently used one is closed beyond this
@@ -65,6 +70,14 @@ def set_file_index(conn: sqlite3.Connection, index: int) -> None:
                  (index,))
 
 
+def _check_file(conn: sqlite3.Connection, limits: StatementLimits | None) -> None:
+    """restore_check's checks under the limits of the restore (none for entries logged without)."""
+    if limits is None:
+        check_database(conn, SCHEMA, None, UNLIMITED_LENGTH)
+    else:
+        check_database(conn, SCHEMA, limits.steps, limits.length)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -86,6 +99,9 @@ class ProjectFiles:
         self._open: OrderedDict[str, sqlite3.Connection] = OrderedDict()
         self._indexes: dict[str, int] = {}
         self._empty: sqlite3.Connection | None = None
+        # Bumped once a file is replaced (per project) or every file is (a snapshot installed).
+        self._generations: dict[str, int] = {}
+        self._epoch = 0
         for stale in self.root.glob("*.tmp*"):  # a restore or backup cut short
             stale.unlink()
         self.applied = max((self._read_index(p) for p in self.projects()), default=0)
@@ -145,6 +161,26 @@ class ProjectFiles:
                 self.on_open(self._empty)
         return self._empty
 
+    def generation(self, project_id: str) -> Hashable:
+        """A value that changes whenever the project's file is replaced."""
+        return self._epoch, self._generations.get(project_id, 0)
+
+    def open_reader(self, project_id: str) -> tuple[sqlite3.Connection, bool]:
+        """A new read-only connection to the project's database, usable from any one thread at a
+        time, and True; or one to an empty database with FlareDB's tables, and False, if it has none."""
+        path = self.path(project_id)
+        if path.exists():
+            try:
+                uri = path.resolve().as_uri() + "?mode=ro"
+                return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False), True
+            except sqlite3.OperationalError:
+                if path.exists():
+                    raise
+                # Removed between the two calls (a snapshot installed): it reads as empty.
+        empty = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        empty.executescript(SCHEMA)
+        return empty, False
+
     def applied_index(self) -> int:
         """The highest index applied to any project's database."""
         return self.applied
@@ -172,26 +208,45 @@ class ProjectFiles:
         finally:
             out.close()
 
-    def backup(self, project_id: str) -> bytes:
-        """A consistent copy of the project's database as a SQLite file (an empty one if it has none)."""
+    def backup(self, project_id: str, source: sqlite3.Connection | None = None) -> bytes:
+        """A consistent copy of the project's database as a SQLite file (an empty one if it has none),
+        copied from source (a reader) or from the state machine's connection."""
         target = self.temp_path(project_id)
         try:
-            self._copy(project_id, target)
+            if source is None:
+                self._copy(project_id, target)
+            else:
+                out = sqlite3.connect(target)
+                try:
+                    source.backup(out)
+                finally:
+                    out.close()
             return target.read_bytes()
         finally:
             target.unlink(missing_ok=True)
 
-    def load(self, project_id: str, data: bytes, index: int) -> int:
-        """Replace the project's database with the SQLite file data, recorded as applied up to index;
-        INVALID_ARGUMENT (nothing replaced) if it is not a sound SQLite database. Its table count."""
+    def check(self, project_id: str, data: bytes, limits: StatementLimits | None) -> None:
+        """INVALID_ARGUMENT unless data is a SQLite file a restore would take (restore_check)."""
         staged = self.temp_path(project_id)
         try:
             staged.write_bytes(data)
             conn = sqlite3.connect(staged, isolation_level=None)
             try:
-                check = conn.execute("PRAGMA quick_check").fetchone()[0]
-                if check != "ok":
-                    raise InvalidArgument(f"the file is not a sound SQLite database: {check}", {"field": "data"})
+                _check_file(conn, limits)
+            finally:
+                conn.close()
+        finally:
+            staged.unlink(missing_ok=True)
+
+    def load(self, project_id: str, data: bytes, index: int, limits: StatementLimits | None = None) -> int:
+        """Replace the project's database with the SQLite file data, recorded as applied up to index;
+        INVALID_ARGUMENT (nothing replaced) unless restore_check passes it. Its table count."""
+        staged = self.temp_path(project_id)
+        try:
+            staged.write_bytes(data)
+            conn = sqlite3.connect(staged, isolation_level=None)
+            try:
+                _check_file(conn, limits)
                 configure(conn)
                 conn.execute("BEGIN IMMEDIATE")
                 set_file_index(conn, index)
@@ -222,6 +277,7 @@ class ProjectFiles:
         os.replace(source, path)
         _fsync_dir(self.root)
         self._indexes.pop(project_id, None)
+        self._generations[project_id] = self._generations.get(project_id, 0) + 1  # after the move: see generation
 
     def temp_path(self, project_id: str) -> Path:
         """A fresh temporary file name next to the project's database."""
@@ -264,6 +320,7 @@ class ProjectFiles:
                     os.fsync(out.fileno())
                 self.replace(project_id, staged)
         self._indexes.clear()
+        self._epoch += 1
         self.applied = max((self._read_index(p) for p in self.projects()), default=0)
 
     def size_bytes(self) -> int:
