@@ -245,28 +245,37 @@ class WatchBatch:
     events: list[Event]
 
 
+# Leases belong to a keyspace, the raw key prefix of the caller that granted them (b"": the whole
+# store's, the operator's). A caller reaches a lease only when its own keyspace contains the lease's,
+# and a key is attached to a lease only when the key lies inside the lease's keyspace, so revoking
+# a lease never deletes a key outside the keyspace of whoever may revoke it.
+
+
 @dataclass(frozen=True)
 class LeaseGrant:
-    """Grant a lease of ttl seconds (id 0: the store picks one); now is the proposer's clock."""
+    """Grant a lease of ttl seconds (id 0: the store picks one) in a keyspace; now is the proposer's clock."""
 
     ttl: int
     id: int = 0
     now: float = 0.0
+    keyspace: bytes = b""
 
 
 @dataclass(frozen=True)
 class LeaseRevoke:
-    """Revoke a lease, deleting its keys."""
+    """Revoke a lease of the keyspace, deleting its keys."""
 
     id: int
+    keyspace: bytes = b""
 
 
 @dataclass(frozen=True)
 class LeaseKeepAlive:
-    """Restart a lease's ttl at the proposer's clock, now."""
+    """Restart the ttl of a lease of the keyspace at the proposer's clock, now."""
 
     id: int
     now: float = 0.0
+    keyspace: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -278,11 +287,16 @@ class ExpireLeases:
 
 @dataclass(frozen=True)
 class Lease:
-    """A lease: its ttl and the wall-clock time (seconds since the epoch) it expires at."""
+    """A lease: its ttl, the wall-clock time (seconds since the epoch) it expires at, its keyspace."""
 
     id: int
     ttl: int
     deadline: float
+    keyspace: bytes = b""
+
+    def within(self, keyspace: bytes) -> bool:
+        """Whether a caller of keyspace reaches this lease."""
+        return self.keyspace.startswith(keyspace)
 
 
 @dataclass(frozen=True)
@@ -370,8 +384,8 @@ class KVStore(Protocol):
     def lease(self, id: int) -> Lease | None:
         """One lease."""
 
-    def leases(self, after: int, limit: int) -> list[Lease]:
-        """Leases with id > after, by id; limit 0: all."""
+    def leases(self, after: int, limit: int, keyspace: bytes = b"") -> list[Lease]:
+        """Leases with id > after whose keyspace starts with keyspace, by id; limit 0: all."""
 
     def expired_leases(self, now: float) -> list[Lease]:
         """Leases whose deadline is at or before now."""
@@ -553,7 +567,7 @@ class KVStateMachine:
         writes = _Writes(self.store, revision, events)
         if isinstance(command, LeaseRevoke):
             lease = self.store.lease(command.id)
-            if lease is None:
+            if lease is None or not lease.within(command.keyspace):
                 raise NotFound("lease not found", {"lease": command.id})
             writes.drop_lease(lease)
             return LeaseResult(revision if writes.sub else revision - 1, command.id, 0)
@@ -587,14 +601,15 @@ class KVStateMachine:
         lease_id = request.id or self.store.next_lease_id()
         if self.store.lease(lease_id) is not None:
             raise AlreadyExists("lease already exists", {"lease": lease_id})
-        self.store.save_lease(Lease(lease_id, request.ttl, request.now + request.ttl))
+        self.store.save_lease(Lease(lease_id, request.ttl, request.now + request.ttl, request.keyspace))
         return LeaseResult(self.store.revision(), lease_id, request.ttl)
 
     def _keep_alive(self, request: LeaseKeepAlive) -> LeaseResult:
         lease = self.store.lease(request.id)
-        if lease is None or lease.deadline <= request.now:  # expired: only its ExpireLeases is pending
+        # expired: only its ExpireLeases is pending; another keyspace's: as if it did not exist
+        if lease is None or lease.deadline <= request.now or not lease.within(request.keyspace):
             raise NotFound("lease not found", {"lease": request.id})
-        self.store.save_lease(Lease(lease.id, lease.ttl, request.now + lease.ttl))
+        self.store.save_lease(Lease(lease.id, lease.ttl, request.now + lease.ttl, lease.keyspace))
         return LeaseResult(self.store.revision(), lease.id, lease.ttl)
 
     def _holds(self, compare: Compare) -> bool:
@@ -626,9 +641,14 @@ class KVStateMachine:
         revision = request.revision or current
         if request.page_token:
             position = paging.decode_token(request.page_token)
-            if position.get("span") != _span_fingerprint(request) or not isinstance(position.get("rev"), int):
-                raise InvalidArgument("page_token does not belong to this range", {"field": "page_token"})
-            start, revision = bytes.fromhex(position["after"]) + b"\0", position["rev"]
+            try:
+                if position.get("span") != _span_fingerprint(request) or not isinstance(position.get("rev"), int):
+                    raise ValueError
+                after = bytes.fromhex(position["after"])
+            except (ValueError, TypeError, KeyError):
+                raise InvalidArgument("page_token does not belong to this range", {"field": "page_token"}) from None
+            # Never before the span's start: a forged token must not reach keys the span leaves out.
+            start, revision = max(start, after + b"\0"), position["rev"]
         if revision > current:
             raise OutOfRange("required revision is a future revision",
                              {"field": "revision", "revision": revision, "current_revision": current})
@@ -663,10 +683,10 @@ class KVStateMachine:
                       for e in events]
         return current, after, events
 
-    def lease_info(self, lease_id: int, keys: bool) -> tuple[int, Lease, list[bytes]]:
-        """The store's revision, a lease, and its keys (if asked for)."""
+    def lease_info(self, lease_id: int, keys: bool, keyspace: bytes = b"") -> tuple[int, Lease, list[bytes]]:
+        """The store's revision, a lease of the keyspace, and its keys (if asked for)."""
         lease = self.store.lease(lease_id)
-        if lease is None:
+        if lease is None or not lease.within(keyspace):
             raise NotFound("lease not found", {"lease": lease_id})
         return self.store.revision(), lease, self.store.lease_keys(lease_id) if keys else []
 
@@ -696,8 +716,10 @@ class _Writes:
         return KVStateMachine(self.store).range(op)
 
     def _put(self, op: PutRequest) -> PutResult:
-        if op.lease and self.store.lease(op.lease) is None:
-            raise NotFound("lease not found", {"lease": op.lease})
+        if op.lease:
+            lease = self.store.lease(op.lease)
+            if lease is None or not op.key.startswith(lease.keyspace):  # see Lease's keyspace rule
+                raise NotFound("lease not found", {"lease": op.lease})
         prev = self.store.get(op.key)
         kv = KeyValue(
             key=op.key,
@@ -906,34 +928,36 @@ class KVCore:
 
     # Leases
 
-    async def grant_lease(self, ttl: int, lease_id: int = 0) -> LeaseResult:
-        """Grant a lease of ttl seconds."""
+    # Each lease call takes the caller's keyspace (b"": the whole store's): see Lease's keyspace rule.
+
+    async def grant_lease(self, ttl: int, lease_id: int = 0, keyspace: bytes = b"") -> LeaseResult:
+        """Grant a lease of ttl seconds in keyspace."""
         if not 1 <= ttl <= MAX_LEASE_TTL:
             raise InvalidArgument(f"ttl must be between 1 and {MAX_LEASE_TTL} seconds", {"field": "ttl"})
         _check_lease_id(lease_id, allow_zero=True)
-        return await self.log.propose(LeaseGrant(ttl, lease_id, self.clock()))
+        return await self.log.propose(LeaseGrant(ttl, lease_id, self.clock(), keyspace))
 
-    async def revoke_lease(self, lease_id: int) -> LeaseResult:
+    async def revoke_lease(self, lease_id: int, keyspace: bytes = b"") -> LeaseResult:
         """Revoke a lease and delete its keys."""
         _check_lease_id(lease_id)
-        return await self.log.propose(LeaseRevoke(lease_id))
+        return await self.log.propose(LeaseRevoke(lease_id, keyspace))
 
-    async def keep_alive(self, lease_id: int) -> LeaseResult:
+    async def keep_alive(self, lease_id: int, keyspace: bytes = b"") -> LeaseResult:
         """Restart a lease's ttl."""
         _check_lease_id(lease_id)
-        return await self.log.propose(LeaseKeepAlive(lease_id, self.clock()))
+        return await self.log.propose(LeaseKeepAlive(lease_id, self.clock(), keyspace))
 
-    async def time_to_live(self, lease_id: int, keys: bool = False) -> LeaseTimeToLive:
+    async def time_to_live(self, lease_id: int, keys: bool = False, keyspace: bytes = b"") -> LeaseTimeToLive:
         """A lease's remaining ttl (NOT_FOUND once it expired) and, if asked for, its keys."""
         _check_lease_id(lease_id)
-        revision, lease, attached = await self.log.read(lambda: self.machine.lease_info(lease_id, keys))
+        revision, lease, attached = await self.log.read(lambda: self.machine.lease_info(lease_id, keys, keyspace))
         remaining = math.ceil(lease.deadline - self.clock())
         if remaining <= 0:
             raise NotFound("lease not found", {"lease": lease_id})
         return LeaseTimeToLive(revision, lease.id, remaining, lease.ttl, attached)
 
-    async def leases(self, limit: int = 0, page_token: str = "") -> LeaseList:
-        """Lease ids, by id; a page of them with a limit."""
+    async def leases(self, limit: int = 0, page_token: str = "", keyspace: bytes = b"") -> LeaseList:
+        """The ids of keyspace's leases, by id; a page of them with a limit."""
         after = 0
         if page_token:
             position = paging.decode_token(page_token)
@@ -942,7 +966,8 @@ class KVCore:
             after = position["lease"]
 
         def read() -> tuple[int, list[Lease]]:
-            return self.machine.store.revision(), self.machine.store.leases(after, limit + 1 if limit else 0)
+            return self.machine.store.revision(), self.machine.store.leases(after, limit + 1 if limit else 0,
+                                                                            keyspace)
 
         revision, found = await self.log.read(read)
         token = ""

@@ -3,14 +3,14 @@
 `history` holds every change (revision, sub-revision, key) so reads at an old revision and
 watches can replay it (until compaction drops what no read at or after the compact revision
 needs); `live` holds each existing key's latest pair for fast reads; `leases` the leases, with the
-wall-clock deadline their proposer computed.
+wall-clock deadline their proposer computed and the keyspace they belong to.
 """
 
 from __future__ import annotations
 
 from photoncloud.common.sqlite import SqliteState
 
-from .core import Event, EventType, KeyValue, Lease
+from .core import Event, EventType, KeyValue, Lease, prefix_end
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS history (
@@ -35,16 +35,18 @@ CREATE TABLE IF NOT EXISTS live (
 CREATE TABLE IF NOT EXISTS leases (
     id INTEGER PRIMARY KEY,
     ttl INTEGER NOT NULL,
-    deadline REAL NOT NULL   -- seconds since the epoch, as the proposer computed it
+    deadline REAL NOT NULL,  -- seconds since the epoch, as the proposer computed it
+    keyspace BLOB NOT NULL DEFAULT x''  -- the raw key prefix of the keyspace that granted it
 );
 """
-# After the columns a store made before leases lacks are added.
+# After the columns a store made before leases (or before keyspaces) lacks are added.
 INDEXES = """
 CREATE INDEX IF NOT EXISTS live_by_lease ON live (lease);
 CREATE INDEX IF NOT EXISTS leases_by_deadline ON leases (deadline);
 """
 
 _COLUMNS = "key, value, create_revision, mod_revision, version, lease"
+_LEASE = "id, ttl, deadline, keyspace"
 
 # The pair of each key in the range as of ?revision: its newest history row at or before it.
 _AT_REVISION = """
@@ -62,11 +64,14 @@ class SqliteKVStore(SqliteState):
     SCHEMA = SCHEMA
 
     def migrate(self) -> None:
-        """Add the lease columns a store made before leases lacks, then the indexes that use them."""
-        for table in ("history", "live"):
+        """Add the columns an older store lacks (keys' leases, leases' keyspaces), then the indexes
+        that use them; an older store's leases are the whole store's."""
+        for table, column, declaration in (("history", "lease", "INTEGER NOT NULL DEFAULT 0"),
+                                           ("live", "lease", "INTEGER NOT NULL DEFAULT 0"),
+                                           ("leases", "keyspace", "BLOB NOT NULL DEFAULT x''")):
             columns = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
-            if "lease" not in columns:
-                self.db.execute(f"ALTER TABLE {table} ADD COLUMN lease INTEGER NOT NULL DEFAULT 0")
+            if column not in columns:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
         self.db.executescript(INDEXES)
 
     def revision(self) -> int:
@@ -163,18 +168,21 @@ class SqliteKVStore(SqliteState):
 
     def lease(self, id: int) -> Lease | None:
         """One lease."""
-        row = self.db.execute("SELECT id, ttl, deadline FROM leases WHERE id = ?", (id,)).fetchone()
+        row = self.db.execute(f"SELECT {_LEASE} FROM leases WHERE id = ?", (id,)).fetchone()
         return Lease(*row) if row else None
 
-    def leases(self, after: int, limit: int) -> list[Lease]:
-        """Leases with id > after, by id."""
-        rows = self.db.execute("SELECT id, ttl, deadline FROM leases WHERE id > ? ORDER BY id LIMIT ?",
-                               (after, limit or -1))
+    def leases(self, after: int, limit: int, keyspace: bytes = b"") -> list[Lease]:
+        """Leases with id > after whose keyspace starts with keyspace, by id."""
+        end = prefix_end(keyspace) if keyspace else None
+        rows = self.db.execute(
+            f"SELECT {_LEASE} FROM leases WHERE id > :after AND keyspace >= :start"
+            " AND (:end IS NULL OR keyspace < :end) ORDER BY id LIMIT :limit",
+            {"after": after, "start": keyspace, "end": None if end == b"\0" else end, "limit": limit or -1})
         return [Lease(*row) for row in rows]
 
     def expired_leases(self, now: float) -> list[Lease]:
         """Leases whose deadline is at or before now, by id."""
-        rows = self.db.execute("SELECT id, ttl, deadline FROM leases WHERE deadline <= ? ORDER BY id", (now,))
+        rows = self.db.execute(f"SELECT {_LEASE} FROM leases WHERE deadline <= ? ORDER BY id", (now,))
         return [Lease(*row) for row in rows]
 
     def next_deadline(self) -> float | None:
@@ -183,8 +191,8 @@ class SqliteKVStore(SqliteState):
 
     def save_lease(self, lease: Lease) -> None:
         """Insert or replace a lease."""
-        self.db.execute("INSERT OR REPLACE INTO leases (id, ttl, deadline) VALUES (?, ?, ?)",
-                        (lease.id, lease.ttl, lease.deadline))
+        self.db.execute(f"INSERT OR REPLACE INTO leases ({_LEASE}) VALUES (?, ?, ?, ?)",
+                        (lease.id, lease.ttl, lease.deadline, lease.keyspace))
 
     def drop_lease(self, id: int) -> None:
         """Delete a lease."""
