@@ -21,7 +21,7 @@ from photoncloud.flaredb.core import (
     Mode,
     Statement,
 )
-from photoncloud.flaredb.limits import Limits, StatementLimits
+from photoncloud.flaredb.limits import HEAVY_SECONDS, HeavyWriters, Limits, StatementLimits
 from photoncloud.flaredb.store import ProjectFiles
 
 A, B = "tenant-a", "tenant-b"
@@ -280,3 +280,32 @@ async def test_an_endless_write_fails_alike_on_every_member_of_a_cluster(tmp_pat
         for core, machine in zip(cores, machines):
             await core.close()
             machine.close()
+
+
+async def test_a_project_whose_writes_run_out_of_budget_gets_one_write_in_flight():
+    now = [0.0]
+    heavy = HeavyWriters(clock=lambda: now[0])
+    in_flight, most = [0], [0]
+
+    async def propose(fail: bool):
+        in_flight[0] += 1
+        most[0] = max(most[0], in_flight[0])
+        await asyncio.sleep(0.01)
+        in_flight[0] -= 1
+        if fail:
+            raise ResourceExhausted("out of budget", {"reason": "STATEMENT_BUDGET", "limit": 1})
+        return "ok"
+
+    async def burst(project: str, fail: bool) -> list:
+        most[0] = 0
+        return await asyncio.gather(*[heavy.write(project, lambda: propose(fail)) for _ in range(4)],
+                                    return_exceptions=True)
+
+    assert await burst(A, fail=False) == ["ok"] * 4 and most[0] == 4  # within budget: never held back
+    await burst(A, fail=True)
+    await burst(A, fail=True)
+    assert most[0] == 1  # once it ran out, one at a time
+    assert await burst(B, fail=False) == ["ok"] * 4 and most[0] == 4  # other projects are not affected
+    now[0] += HEAVY_SECONDS + 1
+    await burst(A, fail=False)
+    assert most[0] == 4  # it behaved long enough

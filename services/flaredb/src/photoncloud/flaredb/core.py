@@ -46,6 +46,7 @@ from .limits import (
     UNLIMITED_LENGTH,
     Deadline,
     Guard,
+    HeavyWriters,
     Limits,
     ResultMeter,
     StatementLimits,
@@ -833,6 +834,7 @@ class FlareDBCore:
         self.projects = projects  # IAM, for the org of a project an org-scoped token names
         self.limits = limits or Limits()
         self.readers = ReadPool(machine.files, self.limits)
+        self.heavy = HeavyWriters()
 
     # -- who acts on which project --
 
@@ -912,7 +914,8 @@ class FlareDBCore:
                     f"statement {i}: {reason} reads the clock or the time zone, which would differ between "
                     "replicas; compute the time in the client and pass it as a parameter",
                     {"statement_index": i, "reason": "CLOCK", "field": f"statements.{i}.sql"})
-        return await self.log.propose(ExecuteSql(project_id, checked, self.limits.for_writes()))
+        command = ExecuteSql(project_id, checked, self.limits.for_writes())
+        return await self.heavy.write(project_id, lambda: self.log.propose(command))
 
     async def tables(self, project_id: str, page_size: int = 0, page_token: str = "",
                      consistency: Consistency = Consistency.WEAK) -> TablePage:

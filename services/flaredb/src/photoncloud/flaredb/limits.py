@@ -6,18 +6,25 @@ budget of SQLite virtual-machine steps (counted by a progress handler), which de
 statement and the data, never on the machine's speed. The limits a write runs under travel with it
 in the log (`StatementLimits`), so members started with different flags still agree. Reads run on
 one member only and are cut off by the clock.
+
+A step is not a fixed amount of time: a simple recursive query runs about 50 to 75 million steps a
+second, while a step that calls a string function on a value near the length limit (replace(),
+hex() of a 250 KB BLOB) can take a millisecond. The budget bounds ordinary runaway statements to a
+fraction of a second; a statement built of such expensive steps can hold the state machine longer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from photoncloud.common.errors import DeadlineExceeded, ResourceExhausted, ServiceError
 
+T = TypeVar("T")
 MIB = 1024 * 1024
 # SQLite's length limit is the value limit plus room for a row's other columns (a KV key is at most
 # 4 KiB): a value at the limit still fits in a row beside them.
@@ -195,3 +202,36 @@ class ResultMeter:
                 f"statement {statement_index}: the results hold more than {self.max_bytes} bytes; select fewer "
                 "rows or columns", {"reason": "RESULT_BYTES", "limit": self.max_bytes,
                                     "statement_index": statement_index})
+
+
+# -- projects whose writes run out of their budget -------------------------------------------------
+
+
+HEAVY_SECONDS = 10.0  # how long a project stays throttled after its last write ran out of budget
+
+
+class HeavyWriters:
+    """Projects whose writes recently ran out of their budget get one write in flight at a time on
+    this member: their next endless writes wait here, not in the log in front of everyone's writes.
+    A project whose writes stay within budget is never held back (its writes batch as before)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self._gates: dict[str, tuple[float, asyncio.Semaphore]] = {}  # project -> (last exhausted, gate)
+
+    async def write(self, project_id: str, propose: Callable[[], Awaitable[T]]) -> T:
+        """await propose(), behind the project's gate if it is throttled."""
+        found = self._gates.get(project_id)
+        if found is not None and self.clock() - found[0] > HEAVY_SECONDS and not found[1].locked():
+            del self._gates[project_id]  # it behaved for long enough
+            found = None
+        try:
+            if found is None:
+                return await propose()
+            async with found[1]:
+                return await propose()
+        except ResourceExhausted as exc:
+            if (exc.details or {}).get("reason") == "STATEMENT_BUDGET":
+                gate = self._gates.get(project_id, (0.0, asyncio.Semaphore(1)))[1]
+                self._gates[project_id] = (self.clock(), gate)
+            raise
