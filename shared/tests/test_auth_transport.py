@@ -234,6 +234,11 @@ async def test_openapi_declares_security_per_route(http, server):
     assert "x-permission" not in paths["/api/v1/ping"]["get"]
     for path in ("/health", "/metrics", "/api/v1/openapi.json"):
         assert paths[path]["get"]["security"] == [], path
+    # the gRPC methods' gates, as the interceptor applies them
+    methods = document["x-grpc-methods"]
+    assert methods[f"/{SERVICE}/Purge"] == {"x-who": auth.OPERATOR, "x-permission": WRITE}
+    assert methods[f"/{SERVICE}/List"] == {"x-who": auth.TENANT, "x-permission": READ}
+    assert methods[f"/{SERVICE}/Ping"]["x-who"] == auth.PUBLIC
 
 
 # --- gRPC ---------------------------------------------------------------------------------------

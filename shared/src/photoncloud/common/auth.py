@@ -122,10 +122,11 @@ def caller() -> Principal:
     return principal
 
 
-def listing_scope(org_id: str, project_id: str) -> tuple[str, str]:
-    """The org and project a listing is limited to: what was asked, narrowed to the current token's
-    scope ("" is any); asking for what lies outside it is PERMISSION_DENIED."""
-    principal = current()
+def listing_scope(org_id: str, project_id: str, principal: Principal | None = None) -> tuple[str, str]:
+    """The org and project a listing is limited to: what was asked, narrowed to the token's scope
+    (principal's, or the current one's; "" is any); asking for what lies outside it is
+    PERMISSION_DENIED."""
+    principal = principal or current()
     if principal is None or principal.scope.kind == SYSTEM:
         return org_id, project_id
     scope = principal.scope

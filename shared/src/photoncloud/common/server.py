@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 from aiohttp import web
+from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -87,9 +88,22 @@ class Server:
         log.info("%s serving REST on %s and gRPC on %s", self.service.name,
                  _host_port(self.config.bind, self.rest_port), _host_port(self.config.bind, self.grpc_port))
 
-    async def _start_grpc(self) -> None:
-        access = {method: a for s in self.service.grpc_services for method, a in s.access.items()}
+    def grpc_access(self) -> dict[str, Access | None]:
+        """Every method of the served gRPC services and what calling it takes: its declaration, from
+        the service's table or from the REST route mirroring it (None: undeclared, the operator's)."""
+        access: dict[str, Access | None] = {}
+        for grpc_service in self.service.grpc_services:
+            try:
+                names = [m.name for m in descriptor_pool.Default().FindServiceByName(grpc_service.name).methods]
+            except KeyError:  # served by a generic handler with no descriptor (tests)
+                names = []
+            access.update({f"/{grpc_service.name}/{name}": None for name in names})
+            access.update(grpc_service.access)
         access.update({f"/{r.rpc}": Access(r.who, r.permission) for r in self.service.routes.routes if r.rpc})
+        return access
+
+    async def _start_grpc(self) -> None:
+        access = {method: a for method, a in self.grpc_access().items() if a is not None}
         # No SO_REUSEPORT (gRPC sets it by default): a second server on a taken port must fail to
         # bind, not silently share the port and answer half of this service's calls.
         server = grpc.aio.server(interceptors=[ServerInterceptor(self.metrics, self.service.verifier, access)],
@@ -112,6 +126,12 @@ class Server:
         routes = RouteTable().extend(self.service.routes).extend(self.operations_routes())
         app = make_app(routes, self.metrics, self.config.max_body_bytes, self.service.verifier)
         self._openapi = openapi_document(f"{self.service.name} REST API", self.service.version, routes)
+        # The gRPC methods' declarations beside the routes', so that one document shows the gate
+        # of every operation on both transports (tests generate the authorization matrix from it).
+        self._openapi["x-grpc-methods"] = {
+            method: {"x-who": a.who, "x-permission": a.permission} if a is not None else {}
+            for method, a in sorted(self.grpc_access().items())
+        }
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=self.config.shutdown_grace)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.bind, self.config.rest_port)

@@ -40,7 +40,7 @@ from typing import Any, Protocol, TypeVar
 
 import jwt
 
-from photoncloud.common import paging, request_id
+from photoncloud.common import auth, paging, request_id
 from photoncloud.common.times import parse_time, rfc3339
 from photoncloud.common.auth import (
     AUDIENCE,
@@ -1032,6 +1032,7 @@ class IamCore:
         """The service accounts inside the caller's scope."""
         principal = _authenticated(caller)
         principal.require(SERVICE_ACCOUNTS_READ)
+        auth.listing_scope(org_id, project_id, principal)  # naming another scope is refused, as everywhere
         where = _visible(principal)
         where += [(f, v) for f, v in (("org_id", org_id), ("project_id", project_id), ("name", name)) if v]
         return await self._page(ServiceAccount, where, page_size, page_token)
@@ -1227,6 +1228,7 @@ class IamCore:
         me.require(BINDINGS_READ)
         if scope_type and scope_type not in (SYSTEM, ORG, PROJECT):
             raise InvalidArgument("scope_type must be system, org or project", {"field": "scope_type"})
+        auth.listing_scope(org_id, project_id, me)  # naming another scope is refused, as everywhere
         where = _visible(me)
         where += [(f, v) for f, v in (("principal", principal), ("role", role), ("org_id", org_id),
                                       ("project_id", project_id), ("scope_type", scope_type)) if v]
