@@ -143,6 +143,8 @@ async def read_json(request: web.Request) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidArgument(f"request body is not valid JSON: {exc}", {"field": "body"}) from None
+    except RecursionError:  # arrays or objects nested deeper than the parser goes
+        raise InvalidArgument("request body is nested too deeply", {"field": "body"}) from None
 
 
 def _endpoint(route: Route, verifier: Verifier | None) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
