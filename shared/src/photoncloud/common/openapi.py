@@ -76,15 +76,20 @@ def openapi_document(title: str, version: str, routes: RouteTable) -> dict[str, 
         if route.query is not None:
             parameters += _query_parameters(route.query, schemas)
         data = refs[(route.response, "validation")] if route.response is not None else {}
+        success: dict[str, Any] = {
+            "description": "success",
+            "content": {"application/json": {"schema": _envelope(data)}},
+        }
+        if route.raw and route.response is None:
+            # The handler writes its own body (metrics text, a JWK set, an event stream, a file):
+            # not an envelope, and of no type the route declares.
+            success = {"description": "success: the body is the handler's own, not an envelope"}
         operation: dict[str, Any] = {
             "summary": route.summary,
             "operationId": route.handler.__name__,
             "parameters": parameters,
             "responses": {
-                str(route.status): {
-                    "description": "success",
-                    "content": {"application/json": {"schema": _envelope(data)}},
-                },
+                str(route.status): success,
                 "default": {
                     "description": "error",
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
