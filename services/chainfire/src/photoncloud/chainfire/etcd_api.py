@@ -21,14 +21,16 @@ import grpc
 from photoncloud.common import request_id
 from photoncloud.common.auth import PUBLIC
 from photoncloud.common.errors import (Code, FailedPrecondition, InvalidArgument, NotFound, ServiceError,
-                                       Unavailable, Unimplemented)
+                                       Unauthenticated, Unavailable, Unimplemented)
 from photoncloud.common.rpc import Access
 from photoncloud.common.server import GrpcService
+from photoncloud.common.streams import StreamGuard
 from photoncloud.etcd.v3 import kv_pb2 as mvccpb
 from photoncloud.etcd.v3 import rpc_pb2 as pb
 from photoncloud.etcd.v3 import rpc_pb2_grpc as pb_grpc
 
-from . import core, grpc_api, rest_api
+from . import core, grpc_api, keyspace, rest_api
+from .watches import watch_guard
 
 # The etcd API level served: clients gate features on StatusResponse.version (ChainFire's own
 # version is in photoncloud.chainfire.v1.Cluster/Status and /health).
@@ -83,6 +85,16 @@ def etcd_error(exc: ServiceError) -> ServiceError:
         if exc.code is code and fragment in exc.message:
             return ServiceError(message, exc.details, code=etcd_code)
     return exc
+
+
+async def token_bound(streams: StreamGuard, items: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """items until the caller's token expires or is revoked; then etcd's "invalid auth token", on which
+    etcd's clients sign in again and resume (the reason, EXPIRED or REVOKED, in the details)."""
+    try:
+        async for item in streams.until_token_ends(items):
+            yield item
+    except Unauthenticated as exc:
+        raise Unauthenticated(INVALID_TOKEN, exc.details) from None
 
 
 @contextlib.contextmanager
@@ -181,7 +193,7 @@ def compare(m: pb.Compare) -> core.Compare:
 class Headers:
     """etcd's ResponseHeader: this member, the cluster, the Raft term, and a revision."""
 
-    def __init__(self, kv: core.KVCore):
+    def __init__(self, kv: keyspace.ScopedKV):
         self.kv = kv
         self._cluster_id: int | None = None
 
@@ -206,7 +218,7 @@ class Headers:
 class KVServicer(pb_grpc.KVServicer):
     """etcdserverpb.KV over the core."""
 
-    def __init__(self, kv: core.KVCore, header: Headers):
+    def __init__(self, kv: keyspace.ScopedKV, header: Headers):
         self.kv, self.header = kv, header
 
     def range_response(self, plan: RangePlan, result: core.RangeResult) -> pb.RangeResponse:
@@ -288,10 +300,11 @@ _END = object()  # the request stream ended: end the response stream
 
 
 class WatchServicer(pb_grpc.WatchServicer):
-    """etcdserverpb.Watch over the core: many watches on one stream, each under its watch_id."""
+    """etcdserverpb.Watch over the core: many watches on one stream, each under its watch_id and
+    each counted against its caller's limit; the stream ends when its token does."""
 
-    def __init__(self, kv: core.KVCore, header: Headers):
-        self.kv, self.header = kv, header
+    def __init__(self, kv: keyspace.ScopedKV, header: Headers, streams: StreamGuard):
+        self.kv, self.header, self.streams = kv, header, streams
 
     async def Watch(self, requests: AsyncIterator[pb.WatchRequest],
                     context: grpc.aio.ServicerContext) -> AsyncIterator[pb.WatchResponse]:
@@ -334,8 +347,7 @@ class WatchServicer(pb_grpc.WatchServicer):
             finally:
                 out.put_nowait(_END)
 
-        receiver = asyncio.create_task(receive())
-        try:
+        async def responses() -> AsyncIterator[pb.WatchResponse]:
             while True:
                 item = await out.get()
                 if item is _END:
@@ -343,6 +355,11 @@ class WatchServicer(pb_grpc.WatchServicer):
                 if isinstance(item, BaseException):
                     raise item
                 yield item
+
+        receiver = asyncio.create_task(receive())
+        try:
+            async for response in token_bound(self.streams, responses()):
+                yield response
         finally:
             receiver.cancel()
             for task in watches.values():
@@ -351,39 +368,45 @@ class WatchServicer(pb_grpc.WatchServicer):
 
     async def _run(self, watch_id: int, create: pb.WatchCreateRequest, out: asyncio.Queue) -> None:
         """One watch: acknowledge it, then send its events until it is canceled."""
-        try:
-            watch = await self.kv.watch(core.WatchRequest(create.key, create.range_end, False, create.start_revision,
-                                                          create.prev_kv))
-        except ServiceError as exc:
-            # etcd acknowledges the watch, then cancels it; a compacted start says where history begins.
-            error = etcd_error(exc)
-            header = await self.header.current()
-            out.put_nowait(pb.WatchResponse(header=header, watch_id=watch_id, created=True))
-            compacted = error.message == COMPACTED
-            out.put_nowait(pb.WatchResponse(
-                header=header, watch_id=watch_id, canceled=True, cancel_reason=error.message,
-                compact_revision=int((exc.details or {}).get("compact_revision", 0)) if compacted else 0))
-            return
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                await stack.enter_async_context(self.streams.hold())
+                watch = await self.kv.watch(core.WatchRequest(create.key, create.range_end, False,
+                                                              create.start_revision, create.prev_kv))
+            except ServiceError as exc:
+                # etcd acknowledges the watch, then cancels it (the stream's other watches go on); a
+                # compacted start says where history begins, a watch over the limit names the limit.
+                error = etcd_error(exc)
+                header = await self.header.current()
+                out.put_nowait(pb.WatchResponse(header=header, watch_id=watch_id, created=True))
+                compacted = error.message == COMPACTED
+                out.put_nowait(pb.WatchResponse(
+                    header=header, watch_id=watch_id, canceled=True, cancel_reason=error.message,
+                    compact_revision=int((exc.details or {}).get("compact_revision", 0)) if compacted else 0))
+                return
+            stack.callback(watch.close)
+            await self._send(watch_id, create, watch, out)
+
+    async def _send(self, watch_id: int, create: pb.WatchCreateRequest, watch: keyspace.ScopedWatch,
+                    out: asyncio.Queue) -> None:
+        """A watch's acknowledgement, then its events, until it or the service stops."""
         skip = {mvccpb.Event.PUT if f == pb.WatchCreateRequest.NOPUT else mvccpb.Event.DELETE for f in create.filters}
-        try:
-            out.put_nowait(pb.WatchResponse(header=self.header(watch.revision), watch_id=watch_id, created=True))
-            async for batch in watch:
-                events = [event_pb(e) for e in batch.events]
-                events = [e for e in events if e.type not in skip]
-                if events:
-                    out.put_nowait(pb.WatchResponse(header=self.header(batch.revision), watch_id=watch_id,
-                                                    events=events))
-            # The core ended the watch: the service is stopping. UNAVAILABLE makes clients watch again elsewhere.
-            out.put_nowait(Unavailable("etcdserver: server stopped"))
-        finally:
-            watch.close()
+        out.put_nowait(pb.WatchResponse(header=self.header(watch.revision), watch_id=watch_id, created=True))
+        async for batch in watch:
+            events = [event_pb(e) for e in batch.events]
+            events = [e for e in events if e.type not in skip]
+            if events:
+                out.put_nowait(pb.WatchResponse(header=self.header(batch.revision), watch_id=watch_id,
+                                                events=events))
+        # The core ended the watch: the service is stopping. UNAVAILABLE makes clients watch again elsewhere.
+        out.put_nowait(Unavailable("etcdserver: server stopped"))
 
 
 class LeaseServicer(pb_grpc.LeaseServicer):
     """etcdserverpb.Lease over the core."""
 
-    def __init__(self, kv: core.KVCore, header: Headers):
-        self.kv, self.header = kv, header
+    def __init__(self, kv: keyspace.ScopedKV, header: Headers, streams: StreamGuard):
+        self.kv, self.header, self.streams = kv, header, streams
 
     async def LeaseGrant(self, request: pb.LeaseGrantRequest,
                          context: grpc.aio.ServicerContext) -> pb.LeaseGrantResponse:
@@ -401,11 +424,17 @@ class LeaseServicer(pb_grpc.LeaseServicer):
 
     async def LeaseKeepAlive(self, requests: AsyncIterator[pb.LeaseKeepAliveRequest],
                              context: grpc.aio.ServicerContext) -> AsyncIterator[pb.LeaseKeepAliveResponse]:
+        # Not counted as a watch, but ended with its token like one: it would keep leases alive for good.
+        async for response in token_bound(self.streams, self._keep_alive(requests)):
+            yield response
+
+    async def _keep_alive(self, requests: AsyncIterator[pb.LeaseKeepAliveRequest]
+                          ) -> AsyncIterator[pb.LeaseKeepAliveResponse]:
         async for request in requests:
             try:
                 result = await self.kv.keep_alive(request.ID)
             except NotFound:
-                # etcd's answer for a lease that is gone: TTL 0 on the stream, not an error.
+                # etcd's answer for a lease that is gone (or another keyspace's): TTL 0 on the stream, not an error.
                 yield pb.LeaseKeepAliveResponse(header=await self.header.current(), ID=request.ID, TTL=0)
                 continue
             yield pb.LeaseKeepAliveResponse(header=self.header(result.revision), ID=result.id, TTL=result.ttl)
@@ -448,7 +477,7 @@ def member_pb(member: core.Member) -> pb.Member:
 class ClusterServicer(pb_grpc.ClusterServicer):
     """etcdserverpb.Cluster over the core's membership."""
 
-    def __init__(self, kv: core.KVCore, header: Headers):
+    def __init__(self, kv: keyspace.ScopedKV, header: Headers):
         self.kv, self.header = kv, header
 
     async def MemberList(self, request: pb.MemberListRequest,
@@ -476,7 +505,7 @@ class ClusterServicer(pb_grpc.ClusterServicer):
 class MaintenanceServicer(pb_grpc.MaintenanceServicer):
     """etcdserverpb.Maintenance.Status over the core."""
 
-    def __init__(self, kv: core.KVCore, header: Headers):
+    def __init__(self, kv: keyspace.ScopedKV, header: Headers):
         self.kv, self.header = kv, header
 
     async def Status(self, request: pb.StatusRequest, context: grpc.aio.ServicerContext) -> pb.StatusResponse:
@@ -488,10 +517,14 @@ class MaintenanceServicer(pb_grpc.MaintenanceServicer):
 
 
 async def iam_login(iam_url: str, name: str, password: str) -> str:
-    """An access token from IAM for name/password (etcd's auth error if IAM refuses them)."""
-    if not name or not password:
+    """An access token from IAM for name/password (etcd's auth error if IAM refuses them). A name
+    `USER/PROJECT_ID` signs USER in for that project (its keyspace); a bare name, for the system."""
+    user, _, project_id = name.partition("/")  # IAM's user names hold no "/"
+    if not user or not password or (_ and not project_id):
         raise InvalidArgument(AUTH_FAILED)
-    body = {"grant_type": "password", "username": name, "password": password}
+    body: dict[str, Any] = {"grant_type": "password", "username": user, "password": password}
+    if project_id:
+        body["scope"] = {"project_id": project_id}
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=IAM_TIMEOUT_SECONDS)) as session:
             async with session.post(f"{iam_url}/api/v1/auth/token", json=body,
@@ -500,7 +533,7 @@ async def iam_login(iam_url: str, name: str, password: str) -> str:
                 status = response.status
     except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
         raise Unavailable(f"cannot reach IAM to check the credentials: {exc}") from None
-    if status in (400, 401, 403):
+    if status in (400, 401, 403, 404):  # 404: no such project, told apart from a wrong password no more
         raise InvalidArgument(AUTH_FAILED)
     if status != 200:
         error = (reply or {}).get("error") or {}
@@ -512,7 +545,7 @@ async def iam_login(iam_url: str, name: str, password: str) -> str:
 class AuthServicer(pb_grpc.AuthServicer):
     """etcdserverpb.Auth's login: IAM checks the user's password and its token becomes etcd's token."""
 
-    def __init__(self, kv: core.KVCore, header: Headers, iam_url: str | None):
+    def __init__(self, kv: keyspace.ScopedKV, header: Headers, iam_url: str | None):
         self.kv, self.header, self.iam_url = kv, header, iam_url
 
     async def AuthStatus(self, request: pb.AuthStatusRequest,
@@ -534,14 +567,17 @@ def access(kv: core.KVCore) -> dict[str, Access]:
     return {f"/{method}": counterparts[rpc] if rpc else Access(PUBLIC) for method, rpc in COUNTERPART.items()}
 
 
-def services(kv: core.KVCore, iam_url: str | None) -> list[GrpcService]:
-    """etcd's v3 services over kv; Authenticate asks IAM at iam_url (None: authentication is off)."""
-    header = Headers(kv)
+def services(kv: core.KVCore, iam_url: str | None, streams: StreamGuard | None = None) -> list[GrpcService]:
+    """etcd's v3 services over kv, each call in its token's keyspace; Authenticate asks IAM at iam_url
+    (None: authentication is off); watches and keep-alive streams go through streams."""
     gates = access(kv)
+    kv = keyspace.scoped(kv)
+    streams = streams or watch_guard()
+    header = Headers(kv)
     servicers = {
         "KV": (KVServicer(kv, header), pb_grpc.add_KVServicer_to_server),
-        "Watch": (WatchServicer(kv, header), pb_grpc.add_WatchServicer_to_server),
-        "Lease": (LeaseServicer(kv, header), pb_grpc.add_LeaseServicer_to_server),
+        "Watch": (WatchServicer(kv, header, streams), pb_grpc.add_WatchServicer_to_server),
+        "Lease": (LeaseServicer(kv, header, streams), pb_grpc.add_LeaseServicer_to_server),
         "Cluster": (ClusterServicer(kv, header), pb_grpc.add_ClusterServicer_to_server),
         "Maintenance": (MaintenanceServicer(kv, header), pb_grpc.add_MaintenanceServicer_to_server),
         "Auth": (AuthServicer(kv, header, iam_url), pb_grpc.add_AuthServicer_to_server),

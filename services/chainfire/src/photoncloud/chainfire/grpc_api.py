@@ -1,4 +1,4 @@
-"""ChainFire's gRPC adapter: protobuf in, `await core.x(...)`, protobuf out."""
+"""ChainFire's gRPC adapter: protobuf in, `await core.x(...)` (in the caller's keyspace), protobuf out."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from photoncloud.chainfire.v1 import kv_pb2 as pb
 from photoncloud.chainfire.v1 import kv_pb2_grpc as pb_grpc
 from photoncloud.common import paging
 from photoncloud.common.server import GrpcService
+from photoncloud.common.streams import StreamGuard
 
-from . import core
+from . import core, keyspace
+from .watches import watch_guard
 
 
 def kv_pb(kv: core.KeyValue) -> pb.KeyValue:
@@ -63,7 +65,7 @@ def op(m: pb.RequestOp) -> core.Op:
 class KVServicer(pb_grpc.KVServicer):
     """photoncloud.chainfire.v1.KV over the core."""
 
-    def __init__(self, kv: core.KVCore):
+    def __init__(self, kv: keyspace.ScopedKV):
         self.kv = kv
 
     def header(self, revision: int) -> pb.ResponseHeader:
@@ -119,35 +121,37 @@ class KVServicer(pb_grpc.KVServicer):
         return pb.CompactionResponse(header=self.header(result.revision), compact_revision=result.compact_revision)
 
 
-def _header(kv: core.KVCore, revision: int) -> pb.ResponseHeader:
+def _header(kv: keyspace.ScopedKV, revision: int) -> pb.ResponseHeader:
     status = kv.log_status()
     return pb.ResponseHeader(revision=revision, member_id=status.member_id, raft_term=status.term)
 
 
 class WatchServicer(pb_grpc.WatchServicer):
-    """photoncloud.chainfire.v1.Watch over the core."""
+    """photoncloud.chainfire.v1.Watch over the core: each watch counts against its caller's limit
+    and ends (UNAUTHENTICATED) when its token expires or is revoked."""
 
-    def __init__(self, kv: core.KVCore):
-        self.kv = kv
+    def __init__(self, kv: keyspace.ScopedKV, streams: StreamGuard):
+        self.kv, self.streams = kv, streams
 
     async def Watch(self, request: pb.WatchRequest,
                     context: grpc.aio.ServicerContext) -> AsyncIterator[pb.WatchResponse]:
-        watch = await self.kv.watch(core.WatchRequest(request.key, request.range_end, request.prefix,
-                                                      request.start_revision, request.prev_kv))
-        try:
-            # The first response confirms the watch is in place (etcd's "created" response).
-            yield pb.WatchResponse(header=_header(self.kv, watch.revision))
-            async for batch in watch:
-                yield pb.WatchResponse(header=_header(self.kv, batch.revision),
-                                       events=[event_pb(e) for e in batch.events])
-        finally:
-            watch.close()
+        async with self.streams.hold():
+            watch = await self.kv.watch(core.WatchRequest(request.key, request.range_end, request.prefix,
+                                                          request.start_revision, request.prev_kv))
+            try:
+                # The first response confirms the watch is in place (etcd's "created" response).
+                yield pb.WatchResponse(header=_header(self.kv, watch.revision))
+                async for batch in self.streams.until_token_ends(watch):
+                    yield pb.WatchResponse(header=_header(self.kv, batch.revision),
+                                           events=[event_pb(e) for e in batch.events])
+            finally:
+                watch.close()
 
 
 class LeaseServicer(pb_grpc.LeaseServicer):
     """photoncloud.chainfire.v1.Lease over the core."""
 
-    def __init__(self, kv: core.KVCore):
+    def __init__(self, kv: keyspace.ScopedKV):
         self.kv = kv
 
     async def Grant(self, request: pb.LeaseGrantRequest, context: grpc.aio.ServicerContext) -> pb.LeaseGrantResponse:
@@ -181,7 +185,7 @@ class LeaseServicer(pb_grpc.LeaseServicer):
 class ClusterServicer(pb_grpc.ClusterServicer):
     """photoncloud.chainfire.v1.Cluster over the core."""
 
-    def __init__(self, kv: core.KVCore):
+    def __init__(self, kv: keyspace.ScopedKV):
         self.kv = kv
 
     async def Status(self, request: pb.StatusRequest, context: grpc.aio.ServicerContext) -> pb.StatusResponse:
@@ -215,14 +219,16 @@ def members_pb(members: list[core.Member]) -> list[pb.Member]:
                       is_leader=m.is_leader) for m in members]
 
 
-def services(kv: core.KVCore) -> list[GrpcService]:
-    """ChainFire's gRPC services over kv."""
+def services(kv: core.KVCore, streams: StreamGuard | None = None) -> list[GrpcService]:
+    """ChainFire's gRPC services over kv, each call in its token's keyspace; watches go through streams."""
+    kv = keyspace.scoped(kv)
+    streams = streams or watch_guard()
     descriptor = pb.DESCRIPTOR.services_by_name
     return [
         GrpcService(descriptor["KV"].full_name,
                     lambda server: pb_grpc.add_KVServicer_to_server(KVServicer(kv), server)),
         GrpcService(descriptor["Watch"].full_name,
-                    lambda server: pb_grpc.add_WatchServicer_to_server(WatchServicer(kv), server)),
+                    lambda server: pb_grpc.add_WatchServicer_to_server(WatchServicer(kv, streams), server)),
         GrpcService(descriptor["Lease"].full_name,
                     lambda server: pb_grpc.add_LeaseServicer_to_server(LeaseServicer(kv), server)),
         GrpcService(descriptor["Cluster"].full_name,

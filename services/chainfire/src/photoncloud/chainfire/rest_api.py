@@ -15,8 +15,10 @@ from photoncloud.common.auth import OPERATOR, TENANT
 from photoncloud.common.errors import InvalidArgument, NotFound
 from photoncloud.common.models import Body, Query, Result
 from photoncloud.common.rest import RouteTable
+from photoncloud.common.streams import StreamGuard
 
-from . import core
+from . import core, keyspace
+from .watches import watch_guard
 
 KEY = "/api/v1/kv/{key:.+}"
 KV = "photoncloud.chainfire.v1.KV/"
@@ -414,9 +416,12 @@ def _op_out(result: core.OpResult) -> OpOut:
     return OpOut(range=RangeOut(items=[kv_out(kv) for kv in result.kvs], count=result.count, more=result.more))
 
 
-def routes(kv: core.KVCore, heartbeat_seconds: float | None = None) -> RouteTable:
-    """ChainFire's REST routes over kv (watch streams send a heartbeat when idle that long)."""
+def routes(kv: core.KVCore, heartbeat_seconds: float | None = None, streams: StreamGuard | None = None) -> RouteTable:
+    """ChainFire's REST routes over kv, each call in its token's keyspace (watch streams send a
+    heartbeat when idle that long, and go through streams: capped per caller, ended with the token)."""
     table = RouteTable()
+    kv = keyspace.scoped(kv)
+    streams = streams or watch_guard()
 
     @table.get(KEY, "Read one key", query=GetQuery, response=KeyValueOut, rpc=KV + "Range", permission=READ, who=TENANT)
     async def get_key(request: web.Request, key: str, query: GetQuery) -> KeyValueOut:
@@ -494,13 +499,14 @@ def routes(kv: core.KVCore, heartbeat_seconds: float | None = None) -> RouteTabl
     async def watch(request: web.Request, query: WatchQuery) -> web.StreamResponse:
         if query.prefix and query.range_end is not None:
             raise InvalidArgument("give either prefix or range_end, not both", {"field": "range_end"})
-        opened = await kv.watch(core.WatchRequest(_bytes(query.key), _bytes(query.range_end), query.prefix,
-                                                  query.start_revision, query.prev_kv))
-        return await sse.stream(
-            request, opened, f"watching from revision {opened.revision}",
-            lambda batch: b"".join(sse.event(e.type.value.lower(), event_out(e).model_dump(mode="json"))
-                                   for e in batch.events),
-            query.timeout_seconds, heartbeat_seconds)
+        async with streams.hold():
+            opened = await kv.watch(core.WatchRequest(_bytes(query.key), _bytes(query.range_end), query.prefix,
+                                                      query.start_revision, query.prev_kv))
+            return await sse.stream(
+                request, streams.watch(opened), f"watching from revision {opened.revision}",
+                lambda batch: b"".join(sse.event(e.type.value.lower(), event_out(e).model_dump(mode="json"))
+                                       for e in batch.events),
+                query.timeout_seconds, heartbeat_seconds)
 
     @table.post("/api/v1/leases", "Grant a lease", body=LeaseGrantBody, response=LeaseOut,
                 rpc=LEASE + "Grant", permission=LEASES_WRITE, who=TENANT)
