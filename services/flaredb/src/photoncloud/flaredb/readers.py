@@ -66,9 +66,11 @@ class ReadPool:
             raise
         future = asyncio.get_running_loop().run_in_executor(self._threads, self._run, project_id, read)
 
-        def release(_: object) -> None:
+        def release(done: asyncio.Future[T]) -> None:
             gate.release()
             self._leave(project_id, users)
+            if not done.cancelled():
+                done.exception()  # retrieved: a caller that gave up leaves no "never retrieved" warning
 
         # The thread holds the project's share until the read ends, even if the caller gave up.
         future.add_done_callback(release)
