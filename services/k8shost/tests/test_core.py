@@ -95,6 +95,9 @@ async def test_a_stale_resource_version_is_aborted_and_the_current_one_goes_thro
     await kube.update_pod("web", "a", {"v": "3"})  # no resource_version: unconditional
     with pytest.raises(InvalidArgument):
         await kube.update_pod("web", "a", {}, resource_version="abc")
+    for odd in ("\u00b2", "\u0663", "\uff11"):  # digits to str.isdigit, not to int(): refused, not a crash
+        with pytest.raises(InvalidArgument):
+            await kube.delete_pod("web", "a", resource_version=odd)
     current = str((await kube.pod("web", "a")).metadata.resource_version)
     deleted = await kube.delete_pod("web", "a", resource_version=current)
     assert deleted.metadata.labels == {"v": "3"}

@@ -224,6 +224,6 @@ def resource_version(value: str, field: str = "resource_version") -> int:
     """A resource version as sent ("" or "0": none)."""
     if not value:
         return 0
-    if not value.isdigit() or len(value) > 18:
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:  # "²" is a digit int() refuses
         raise InvalidArgument(f"{field} {value!r} is not a resource version", {"field": field})
     return int(value)
