@@ -2,19 +2,55 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+# Every integer a request carries fits a signed 64-bit integer: what gRPC's int64 carries and SQLite
+# stores (a larger one was an OverflowError deep in a store, an INTERNAL error, where it is the
+# caller's INVALID_ARGUMENT).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
-class Body(BaseModel):
+def _too_big(value: Any) -> bool:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return not INT64_MIN <= value <= INT64_MAX
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(map(_too_big, value))
+    if isinstance(value, dict):
+        return any(map(_too_big, value.values()))
+    if isinstance(value, BaseModel) and not isinstance(value, (Body, Query)):  # those check themselves
+        return any(map(_too_big, vars(value).values()))
+    return False
+
+
+def _int64_format(schema: dict[str, Any]) -> None:
+    """Mark the integers of a request model's JSON schema as int64 (in place)."""
+    for node in schema.get("properties", {}).values():
+        for option in [node, *node.get("anyOf", []), node.get("items") or {}]:
+            if option.get("type") == "integer":
+                option.setdefault("format", "int64")
+
+
+class _Request(BaseModel):
+    @field_validator("*", mode="after")
+    @classmethod
+    def _fits_int64(cls, value: Any) -> Any:
+        if _too_big(value):
+            raise ValueError(f"integers must be between {INT64_MIN} and {INT64_MAX}")
+        return value
+
+
+class Body(_Request):
     """A JSON request body; unknown fields are refused so that typos do not pass silently."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_int64_format)
 
 
-class Query(BaseModel):
+class Query(_Request):
     """Query-string parameters; unknown ones are refused so that typos do not pass silently."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_int64_format)
 
 
 class Result(BaseModel):
