@@ -518,8 +518,10 @@ async def test_a_revoked_token_is_refused(mint):
     with pytest.raises(ServiceError) as caught:
         await verifier.verify(revoked)
     refused(caught, Code.UNAUTHENTICATED, "REVOKED")
-    assert (await verifier.verify(live)).token_id != revoked_id
+    admitted = await verifier.verify(live)
+    assert admitted.token_id != revoked_id
     assert source.asked[0] == revoked_id
+    assert admitted.revocations is source  # where a stream opened with it learns of its revocation
 
 
 async def test_revocation_is_not_consulted_for_a_token_that_fails_verification(mint):

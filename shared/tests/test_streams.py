@@ -4,6 +4,7 @@ at most a set number of streams open."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
 import pytest
@@ -136,12 +137,11 @@ async def test_open_streams_are_capped_per_caller():
         OpenStreams(0)
 
 
-async def test_the_guard_works_for_the_current_caller_and_reads_its_source_when_a_stream_starts():
+async def test_the_guard_works_for_the_current_caller_and_the_revocations_of_its_verifier():
     source = Revocations(interval=0.1)
-    current = {"source": None}
-    guard = StreamGuard(1, lambda: current["source"], what="watches")
-    current["source"] = source  # set after the guard was made, as a service's verifier may be
-    bound = auth.bind(principal(subject="user:g"))
+    guard = StreamGuard(1, what="watches")
+    # the revocations of the verifier that admitted the token
+    bound = auth.bind(dataclasses.replace(principal(subject="user:g"), revocations=source))
     try:
         async with guard.hold():
             with pytest.raises(ResourceExhausted):

@@ -80,6 +80,9 @@ class Principal:
     token_id: str
     expires_at: int
     token: str = field(repr=False)  # the bearer token itself, forwarded on calls to other services
+    # Where the verifier that admitted the token learns of revocations, so that a stream opened
+    # with it can end when it is revoked (None: the verifier checks none).
+    revocations: "RevocationSource | None" = field(default=None, repr=False, compare=False)
 
     def can(self, action: str) -> bool:
         """Whether the principal holds a permission covering action."""
@@ -300,7 +303,7 @@ class Verifier:
             raise Unauthenticated(f"the token is not valid: {exc}", {"reason": "INVALID"}) from None
         if self.revocations is not None and await self.revocations.is_revoked(claims["jti"]):
             raise Unauthenticated("the token has been revoked", {"reason": "REVOKED"})
-        return principal_from_claims(claims, token)
+        return principal_from_claims(claims, token, self.revocations)
 
 
 def iam_verifier(iam_url: str, issuer: str, revocation_poll_seconds: float = 5.0) -> Verifier:
@@ -312,7 +315,8 @@ def iam_verifier(iam_url: str, issuer: str, revocation_poll_seconds: float = 5.0
     )
 
 
-def principal_from_claims(claims: dict[str, Any], token: str) -> Principal:
+def principal_from_claims(claims: dict[str, Any], token: str,
+                          revocations: RevocationSource | None = None) -> Principal:
     """The principal a verified token's claims describe."""
     scope = claims["scope"]
     if not isinstance(scope, dict) or scope.get("type") not in (SYSTEM, ORG, PROJECT):
@@ -330,6 +334,7 @@ def principal_from_claims(claims: dict[str, Any], token: str) -> Principal:
         token_id=claims["jti"],
         expires_at=int(claims["exp"]),
         token=token,
+        revocations=revocations,
     )
 
 

@@ -7,7 +7,7 @@ and holds a slot of an `OpenStreams` while it is open, so that no caller can hol
 number of streams (RESOURCE_EXHAUSTED, with the limit in the details). `StreamGuard` bundles the
 two for the principal of the call being served:
 
-    guard = StreamGuard(limit=64, revocations=lambda: service.verifier and service.verifier.revocations)
+    guard = StreamGuard(limit=64)
     async with guard.hold():
         async for batch in guard.until_token_ends(watch):
             ...
@@ -20,8 +20,8 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterable, AsyncIterator, Callable
-from typing import Protocol, TypeVar
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+from typing import Any, Protocol, TypeVar
 
 from . import auth
 from .auth import Principal, RevocationSource
@@ -32,7 +32,6 @@ log = logging.getLogger("photoncloud.streams")
 T = TypeVar("T")
 
 DEFAULT_CHECK_SECONDS = 1.0  # how often a source without a poll interval is asked
-Revocations = Callable[[], "RevocationSource | None"]
 
 
 def _check_seconds(revocations: RevocationSource | None) -> float:
@@ -137,14 +136,11 @@ class OpenStreams:
 
 class StreamGuard:
     """A service's streams, for the principal of the call being served: capped per caller
-    (OpenStreams) and ended with its token (until_token_ends). revocations is called for the
-    service's revocation source when a stream starts (so a verifier set after the guard is made
-    counts); it may return None."""
+    (OpenStreams) and ended with its token (until_token_ends), whose revocations are those of the
+    verifier that admitted it."""
 
-    def __init__(self, limit: int, revocations: Revocations = lambda: None, what: str = "streams",
-                 check_seconds: float | None = None):
+    def __init__(self, limit: int, what: str = "streams", check_seconds: float | None = None):
         self.open = OpenStreams(limit, what)
-        self.revocations = revocations
         self.check_seconds = check_seconds
 
     def hold(self) -> contextlib.AbstractAsyncContextManager[None]:
@@ -154,12 +150,31 @@ class StreamGuard:
 
     def until_token_ends(self, items: AsyncIterable[T]) -> AsyncIterator[T]:
         """items until the current caller's token expires or is revoked (see until_token_ends)."""
-        return until_token_ends(items, auth.current(), self.revocations(), self.check_seconds)
+        principal = auth.current()
+        return until_token_ends(items, principal, principal and principal.revocations, self.check_seconds)
 
     def watch(self, watch: Watch) -> Watch:
         """watch (an async iterable with close(), as sse.stream takes one) ending with the current
         caller's token."""
-        return _TokenBoundWatch(watch, auth.current(), self.revocations(), self.check_seconds)
+        principal = auth.current()
+        return _TokenBoundWatch(watch, principal, principal and principal.revocations, self.check_seconds)
+
+
+MAX_WATCHES_PER_CALLER = 64  # per principal subject, on each member of a service, over every API together
+
+
+def add_watch_options(group: Any, default: Callable[[str, object], object]) -> None:
+    """The flag of a service that serves watches: how many one caller may hold open."""
+    group.add_argument("--max-watches-per-caller", type=int,
+                       default=default("max_watches_per_caller", MAX_WATCHES_PER_CALLER),
+                       help="open watches one caller (a user or service account) may hold on this member, over "
+                            "REST, gRPC and etcd's API together; one more is RESOURCE_EXHAUSTED")
+
+
+def watch_guard(options: Mapping[str, object] | None = None) -> StreamGuard:
+    """The guard of a service's watches, with the limit add_watch_options's flag set in options."""
+    return StreamGuard(int((options or {}).get("max_watches_per_caller", MAX_WATCHES_PER_CALLER)),  # type: ignore[call-overload]
+                       what="watches")
 
 
 class Watch(AsyncIterable, Protocol):

@@ -8,15 +8,15 @@ from collections.abc import Callable, Mapping
 from importlib.metadata import version
 from typing import Any
 
-from photoncloud.common.auth import RevocationSource, iam_verifier
+from photoncloud.common.auth import iam_verifier
 from photoncloud.common.config import ServerConfig
 from photoncloud.common.cluster import add_cluster_options, make_log
 from photoncloud.common.server import Service, run
+from photoncloud.common.streams import add_watch_options, watch_guard
 
 from . import etcd_api, grpc_api, rest_api
 from .core import KVCore, KVStateMachine
 from .store import SqliteKVStore
-from .watches import MAX_WATCHES_PER_CALLER, watch_guard
 
 NAME = "chainfire"
 REST_PORT = 8081
@@ -27,10 +27,7 @@ __version__ = version("photoncloud-chainfire")
 def add_options(group: Any, default: Callable[[str, object], object]) -> None:
     """ChainFire's own flags: the cluster it belongs to (none: a single member), the watch limit."""
     add_cluster_options(group, default, PEER_PORT)
-    group.add_argument("--max-watches-per-caller", type=int,
-                       default=default("max_watches_per_caller", MAX_WATCHES_PER_CALLER),
-                       help="open watches one caller (a user or service account) may hold on this member, over "
-                            "REST, gRPC and etcd's API together; one more is RESOURCE_EXHAUSTED")
+    add_watch_options(group, default)
 
 
 async def build(config: ServerConfig, environ: Mapping[str, str] | None = None) -> Service:
@@ -49,19 +46,11 @@ async def build(config: ServerConfig, environ: Mapping[str, str] | None = None) 
         await kv.close()
         store.close()
 
-    # Streams end when their token is revoked: they ask the service's verifier, read when a stream
-    # starts, since whoever runs the service may give it another verifier after it is built.
-    service: Service | None = None
-
-    def revocations() -> RevocationSource | None:
-        return service.verifier.revocations if service is not None and service.verifier is not None else None
-
-    streams = watch_guard(int(config.options.get("max_watches_per_caller", MAX_WATCHES_PER_CALLER)), revocations)
+    streams = watch_guard(config.options)
     verifier = iam_verifier(config.iam_url, config.expected_issuer, config.revocation_poll_seconds)
-    service = Service(NAME, __version__, rest_api.routes(kv, streams=streams),
-                      grpc_api.services(kv, streams) + etcd_api.services(kv, config.iam_url, streams), dependencies,
-                      close, verifier, draining=kv.end_watches)
-    return service
+    return Service(NAME, __version__, rest_api.routes(kv, streams=streams),
+                   grpc_api.services(kv, streams) + etcd_api.services(kv, config.iam_url, streams), dependencies,
+                   close, verifier, draining=kv.end_watches)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -24,13 +24,12 @@ from photoncloud.common.errors import (Code, FailedPrecondition, InvalidArgument
                                        Unauthenticated, Unavailable, Unimplemented)
 from photoncloud.common.rpc import Access
 from photoncloud.common.server import GrpcService
-from photoncloud.common.streams import StreamGuard
+from photoncloud.common.streams import StreamGuard, watch_guard
 from photoncloud.etcd.v3 import kv_pb2 as mvccpb
 from photoncloud.etcd.v3 import rpc_pb2 as pb
 from photoncloud.etcd.v3 import rpc_pb2_grpc as pb_grpc
 
 from . import core, grpc_api, keyspace, rest_api
-from .watches import watch_guard
 
 # The etcd API level served: clients gate features on StatusResponse.version (ChainFire's own
 # version is in photoncloud.chainfire.v1.Cluster/Status and /health).

@@ -10,10 +10,9 @@ from photoncloud.chainfire.v1 import kv_pb2 as pb
 from photoncloud.chainfire.v1 import kv_pb2_grpc as pb_grpc
 from photoncloud.common import paging
 from photoncloud.common.server import GrpcService
-from photoncloud.common.streams import StreamGuard
+from photoncloud.common.streams import StreamGuard, watch_guard
 
 from . import core, keyspace
-from .watches import watch_guard
 
 
 def kv_pb(kv: core.KeyValue) -> pb.KeyValue:

@@ -15,10 +15,9 @@ from photoncloud.common.auth import OPERATOR, TENANT
 from photoncloud.common.errors import InvalidArgument, NotFound
 from photoncloud.common.models import Body, Query, Result
 from photoncloud.common.rest import RouteTable
-from photoncloud.common.streams import StreamGuard
+from photoncloud.common.streams import StreamGuard, watch_guard
 
 from . import core, keyspace
-from .watches import watch_guard
 
 KEY = "/api/v1/kv/{key:.+}"
 KV = "photoncloud.chainfire.v1.KV/"

@@ -13,6 +13,7 @@ from photoncloud.common.prismnet import PrismNetNetwork
 from photoncloud.common.projects import Projects
 from photoncloud.common.replication import LocalLog
 from photoncloud.common.server import Service, run
+from photoncloud.common.streams import add_watch_options, watch_guard
 
 from . import grpc_api, rest_api
 from .core import (
@@ -57,6 +58,7 @@ def add_options(group: Any, default: Any) -> None:
                             "(empty: namespaces cannot name a subnet)")
     group.add_argument("--history-kept", type=int, default=default("history_kept", HISTORY_KEPT),
                        help="changes kept for watches; a watch from an older resource_version is OUT_OF_RANGE")
+    add_watch_options(group, default)
 
 
 async def build(config: ServerConfig) -> Service:
@@ -92,8 +94,9 @@ async def build(config: ServerConfig) -> Service:
         store.close()
 
     verifier = iam_verifier(config.iam_url, config.expected_issuer, config.revocation_poll_seconds)
-    return Service(NAME, __version__, rest_api.routes(kube), grpc_api.services(kube), dependencies, close,
-                   verifier, draining=kube.end_watches)
+    streams = watch_guard(options)
+    return Service(NAME, __version__, rest_api.routes(kube, streams=streams), grpc_api.services(kube, streams),
+                   dependencies, close, verifier, draining=kube.end_watches)
 
 
 def port_range(text: str) -> tuple[int, int]:

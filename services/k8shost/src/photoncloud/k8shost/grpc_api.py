@@ -11,6 +11,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from photoncloud.common.server import GrpcService
+from photoncloud.common.streams import StreamGuard, watch_guard
 from photoncloud.k8shost.v1 import k8shost_pb2 as pb
 from photoncloud.k8shost.v1 import k8shost_pb2_grpc as pb_grpc
 
@@ -184,13 +185,18 @@ class NodesServicer(pb_grpc.NodesServicer):
 class WatchServicer(pb_grpc.WatchServicer):
     """photoncloud.k8shost.v1.Watch over the core."""
 
-    def __init__(self, kube: core.KubeCore):
-        self.kube = kube
+    def __init__(self, kube: core.KubeCore, streams: StreamGuard):
+        self.kube, self.streams = kube, streams
 
     async def Watch(self, request: pb.WatchRequest, context: Context) -> AsyncIterator[pb.WatchEvent]:
+        async with self.streams.hold():
+            async for event in self._watch(request):
+                yield event
+
+    async def _watch(self, request: pb.WatchRequest) -> AsyncIterator[pb.WatchEvent]:
         watch = await self.kube.watch(request.kind, request.namespace, request.label_selector, request.node_name,
                                       request.resource_version)
-        events = watch.__aiter__()
+        events = self.streams.until_token_ends(watch)
         loop = asyncio.get_running_loop()
         ends = loop.time() + request.timeout_seconds if request.timeout_seconds > 0 else None
         try:
@@ -209,14 +215,15 @@ class WatchServicer(pb_grpc.WatchServicer):
             watch.close()
 
 
-def services(kube: core.KubeCore) -> list[GrpcService]:
-    """k8shost's gRPC services over kube."""
+def services(kube: core.KubeCore, streams: StreamGuard | None = None) -> list[GrpcService]:
+    """k8shost's gRPC services over kube; watches go through streams."""
+    streams = streams or watch_guard()
     servicers = {"Namespaces": (NamespacesServicer, pb_grpc.add_NamespacesServicer_to_server),
                  "Pods": (PodsServicer, pb_grpc.add_PodsServicer_to_server),
                  "Services": (ServicesServicer, pb_grpc.add_ServicesServicer_to_server),
                  "Endpoints": (EndpointsServicer, pb_grpc.add_EndpointsServicer_to_server),
                  "Nodes": (NodesServicer, pb_grpc.add_NodesServicer_to_server),
-                 "Watch": (WatchServicer, pb_grpc.add_WatchServicer_to_server)}
+                 "Watch": (lambda kube: WatchServicer(kube, streams), pb_grpc.add_WatchServicer_to_server)}
     descriptor = pb.DESCRIPTOR.services_by_name
     return [GrpcService(descriptor[name].full_name, lambda server, s=servicer, add=add: add(s(kube), server))
             for name, (servicer, add) in servicers.items()]

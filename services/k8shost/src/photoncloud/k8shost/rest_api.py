@@ -8,6 +8,7 @@ from photoncloud.common import sse
 from photoncloud.common.auth import OPERATOR, TENANT
 from photoncloud.common.models import Body, Query, Result
 from photoncloud.common.rest import RouteTable
+from photoncloud.common.streams import StreamGuard, watch_guard
 from pydantic import Field
 
 from . import core, views
@@ -451,9 +452,12 @@ class WatchQuery(Query):
     timeout_seconds: float = Field(0, ge=0, description="end the stream after this long (0: never)")
 
 
-def routes(kube: core.KubeCore, heartbeat_seconds: float | None = None) -> RouteTable:
-    """k8shost's REST routes over kube (watch streams send a heartbeat when idle that long)."""
+def routes(kube: core.KubeCore, heartbeat_seconds: float | None = None,
+           streams: StreamGuard | None = None) -> RouteTable:
+    """k8shost's REST routes over kube (watch streams send a heartbeat when idle that long, and go
+    through streams: capped per caller, ended with the token)."""
     table = RouteTable()
+    streams = streams or watch_guard()
 
     # Namespaces
 
@@ -620,12 +624,14 @@ def routes(kube: core.KubeCore, heartbeat_seconds: float | None = None) -> Route
                query=WatchQuery, raw=True, rpc=PACKAGE + "Watch/Watch", permission=None, who=TENANT)
     async def watch(request: web.Request, kind: str, query: WatchQuery) -> web.StreamResponse:
         # The permission depends on the kind: the core checks it (k8shost:<kind>:read).
-        opened = await kube.watch(kind, query.namespace, query.label_selector, query.node_name,
-                                  query.resource_version)
-        return await sse.stream(
-            request, opened, f"watching {kind} from resource version {opened.revision}",
-            lambda batch: b"".join(sse.event(e.type.lower(), views.event(e.type, e.revision, e.object)) for e in batch),
-            query.timeout_seconds, heartbeat_seconds)
+        async with streams.hold():
+            opened = await kube.watch(kind, query.namespace, query.label_selector, query.node_name,
+                                      query.resource_version)
+            return await sse.stream(
+                request, streams.watch(opened), f"watching {kind} from resource version {opened.revision}",
+                lambda batch: b"".join(sse.event(e.type.lower(), views.event(e.type, e.revision, e.object))
+                                       for e in batch),
+                query.timeout_seconds, heartbeat_seconds)
 
     return table
 
