@@ -22,10 +22,8 @@ async def start(tmp_path) -> AsyncIterator[StartServer]:
     running: list[Server] = []
 
     async def start_server(service: Service, **overrides: Any) -> Server:
-        options: dict[str, Any] = {"shutdown_grace": 5.0, **overrides}
-        config = ServerConfig(
-            service=service.name, bind="127.0.0.1", rest_port=0, grpc_port=0, data_dir=tmp_path, **options
-        )
+        options: dict[str, Any] = {"shutdown_grace": 5.0, "rest_port": 0, "grpc_port": 0, **overrides}
+        config = ServerConfig(service=service.name, bind="127.0.0.1", data_dir=tmp_path, **options)
         server = Server(service, config)
         await server.start()
         running.append(server)

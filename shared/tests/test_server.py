@@ -235,3 +235,11 @@ async def test_stop_lets_an_in_flight_grpc_call_finish(start, grpc_service):
     with pytest.raises(OSError):
         await asyncio.open_connection("127.0.0.1", port)
 
+
+
+async def test_a_second_server_cannot_share_a_taken_grpc_port(start):
+    """gRPC binds with SO_REUSEPORT unless told not to: a second server would then share the port and
+    answer some of the first one's calls (with its own gates). Binding a taken port must fail."""
+    first = await start(Service("first", "1.0.0", RouteTable(), []))
+    with pytest.raises(RuntimeError):
+        await start(Service("second", "1.0.0", RouteTable(), []), grpc_port=first.grpc_port)
