@@ -7,8 +7,6 @@ import asyncio
 import json
 import socket
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +15,7 @@ import pytest
 from photoncloud.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from photoncloud.common.raft import RaftLog
 from photoncloud.common.replication import member_id
-from photoncloud.common.testing import free_ports
+from photoncloud.common.testing import free_ports, wait_for
 
 SECRET = "cluster-secret-for-tests"
 FAST = {"election_timeout": (0.2, 0.5), "heartbeat": 0.05, "connection_retry": 0.3, "propose_timeout": 5.0}
@@ -75,16 +73,6 @@ class Register:
             return result
         finally:
             self.lock.release()
-
-
-async def wait_for(condition: Callable[[], Any], timeout: float = 8.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not reached in time")
 
 
 class Cluster:

@@ -13,25 +13,13 @@ from photoncloud.common import auth
 from photoncloud.common.auth import SYSTEM, Principal, Scope
 from photoncloud.common.errors import ResourceExhausted, Unauthenticated
 from photoncloud.common.streams import OpenStreams, StreamGuard, token_end, until_token_ends
+from photoncloud.common.testing import ListedRevocations
 
 SECONDS = 5  # every wait is bounded by this
 
 
 def principal(expires_in: float = 3600, subject: str = "user:u", token_id: str = "jti-1") -> Principal:
     return Principal(subject, "u", Scope(SYSTEM), (), ("*",), token_id, int(time.time() + expires_in), "t")
-
-
-class Revocations:
-    """A revocation source the test controls."""
-
-    def __init__(self, interval: float = 0.1):
-        self.interval = interval
-        self.revoked: set[str] = set()
-        self.asked = 0
-
-    async def is_revoked(self, token_id: str) -> bool:
-        self.asked += 1
-        return token_id in self.revoked
 
 
 async def ticks(count: int | None = None, every: float = 0.01):
@@ -50,7 +38,7 @@ async def ticks(count: int | None = None, every: float = 0.01):
 async def test_token_end_names_expiry_and_revocation():
     ended = await asyncio.wait_for(token_end(principal(expires_in=-1), None), SECONDS)
     assert (type(ended), ended.details) == (Unauthenticated, {"reason": "EXPIRED"})
-    source = Revocations()
+    source = ListedRevocations()
     waiting = asyncio.ensure_future(token_end(principal(), source))
     await asyncio.sleep(0.25)
     assert not waiting.done() and source.asked >= 2  # asked again and again while the token is good
@@ -88,7 +76,7 @@ async def test_items_pass_until_the_token_expires_then_the_stream_ends_and_is_cl
 
 
 async def test_a_revoked_token_ends_the_stream_within_the_poll_interval():
-    source = Revocations(interval=0.5)
+    source = ListedRevocations(interval=0.5)
     seen = []
 
     async def consume():
@@ -108,7 +96,7 @@ async def test_a_revoked_token_ends_the_stream_within_the_poll_interval():
 
 
 async def test_items_that_end_first_end_the_stream_quietly_and_no_token_means_no_end():
-    assert [n async for n in until_token_ends(ticks(3), principal(), Revocations())] == [0, 1, 2]
+    assert [n async for n in until_token_ends(ticks(3), principal(), ListedRevocations())] == [0, 1, 2]
     assert [n async for n in until_token_ends(ticks(3), None, None)] == [0, 1, 2]
     stream = until_token_ends(ticks(every=0.01), principal(), None)
     assert await anext(stream) == 0
@@ -138,7 +126,7 @@ async def test_open_streams_are_capped_per_caller():
 
 
 async def test_the_guard_works_for_the_current_caller_and_the_revocations_of_its_verifier():
-    source = Revocations(interval=0.1)
+    source = ListedRevocations(interval=0.1)
     guard = StreamGuard(1, what="watches")
     # the revocations of the verifier that admitted the token
     bound = auth.bind(dataclasses.replace(principal(subject="user:g"), revocations=source))

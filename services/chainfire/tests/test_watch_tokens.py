@@ -17,7 +17,7 @@ from photoncloud.chainfire.etcd_api import INVALID_TOKEN
 from photoncloud.chainfire.v1 import kv_pb2 as pb
 from photoncloud.chainfire.v1 import kv_pb2_grpc as pb_grpc
 from photoncloud.common.rpc import error_from_rpc
-from photoncloud.common.testing import serve
+from photoncloud.common.testing import ListedRevocations, serve
 from photoncloud.etcd.v3 import rpc_pb2 as etcd
 from photoncloud.etcd.v3 import rpc_pb2_grpc as etcd_grpc
 
@@ -25,21 +25,9 @@ SECONDS = 10  # every wait is bounded by this
 LIMIT = 3  # the first two tests open three watches with one token
 
 
-class Revocations:
-    """The revocation list, as the test says it is (polled every interval, like IAM's)."""
-
-    interval = 0.2
-
-    def __init__(self):
-        self.revoked: set[str] = set()
-
-    async def is_revoked(self, token_id: str) -> bool:
-        return token_id in self.revoked
-
-
 @pytest.fixture
 def revocations():
-    return Revocations()
+    return ListedRevocations()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from photoncloud.common.errors import DeadlineExceeded, ResourceExhausted
 from photoncloud.common.raft import RaftLog
 from photoncloud.common.replication import LocalLog
-from photoncloud.common.testing import free_ports
+from photoncloud.common.testing import free_ports, wait_for
 from photoncloud.flaredb.core import (
     Consistency,
     CreateNamespace,
@@ -239,16 +239,6 @@ class RecordingMachine(FlareDBStateMachine):
         for (index, _), result in zip(entries, results):
             self.results[index] = repr(result)
         return results
-
-
-async def wait_for(condition, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not reached in time")
 
 
 async def test_an_endless_write_fails_alike_on_every_member_of_a_cluster(tmp_path):

@@ -14,25 +14,13 @@ import pytest
 from photoncloud.common.config import ServerConfig
 from photoncloud.common.rpc import error_from_rpc
 from photoncloud.common.server import Server
-from photoncloud.common.testing import TokenMint
+from photoncloud.common.testing import ListedRevocations, TokenMint
 from photoncloud.k8shost.app import build
 from photoncloud.k8shost.v1 import k8shost_pb2 as pb
 from photoncloud.k8shost.v1 import k8shost_pb2_grpc as pb_grpc
 
 SECONDS = 10  # every wait is bounded by this
 LIMIT = 2
-
-
-class Revocations:
-    """The revocation list, as the test says it is (polled every interval, like IAM's)."""
-
-    interval = 0.2
-
-    def __init__(self):
-        self.revoked: set[str] = set()
-
-    async def is_revoked(self, token_id: str) -> bool:
-        return token_id in self.revoked
 
 
 @pytest.fixture
@@ -42,7 +30,7 @@ def mint():
 
 @pytest.fixture
 def revocations():
-    return Revocations()
+    return ListedRevocations()
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import os
@@ -171,6 +172,31 @@ class ServiceProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
         return self.process.returncode
+
+
+class ListedRevocations:
+    """A revocation source the test controls: the token IDs in revoked, "polled" every interval."""
+
+    def __init__(self, interval: float = 0.2):
+        self.interval = interval
+        self.revoked: set[str] = set()
+        self.asked = 0
+
+    async def is_revoked(self, token_id: str) -> bool:
+        """Whether token_id is in revoked (counting the questions)."""
+        self.asked += 1
+        return token_id in self.revoked
+
+
+async def wait_for(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """condition()'s first truthy value, asked every 20 ms; AssertionError after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not reached in time")
 
 
 class StaticKeys:

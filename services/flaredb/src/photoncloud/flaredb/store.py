@@ -12,12 +12,13 @@ and each file's generation tells them when the file under them was replaced.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import tarfile
 import tempfile
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
 
 from photoncloud.common.errors import InvalidArgument
@@ -225,28 +226,33 @@ class ProjectFiles:
         finally:
             target.unlink(missing_ok=True)
 
-    def check(self, project_id: str, data: bytes, limits: StatementLimits | None) -> None:
-        """INVALID_ARGUMENT unless data is a SQLite file a restore would take (restore_check)."""
+    @contextlib.contextmanager
+    def _staged(self, project_id: str, data: bytes,
+                limits: StatementLimits | None) -> Iterator[tuple[Path, sqlite3.Connection]]:
+        """data written beside the project's database, open, and passed by restore_check (else
+        INVALID_ARGUMENT); the file is removed afterwards unless it was moved into place."""
         staged = self.temp_path(project_id)
         try:
             staged.write_bytes(data)
             conn = sqlite3.connect(staged, isolation_level=None)
             try:
                 _check_file(conn, limits)
+                yield staged, conn
             finally:
                 conn.close()
         finally:
             staged.unlink(missing_ok=True)
 
+    def check(self, project_id: str, data: bytes, limits: StatementLimits | None) -> None:
+        """INVALID_ARGUMENT unless data is a SQLite file a restore would take (restore_check)."""
+        with self._staged(project_id, data, limits):
+            pass
+
     def load(self, project_id: str, data: bytes, index: int, limits: StatementLimits | None = None) -> int:
         """Replace the project's database with the SQLite file data, recorded as applied up to index;
         INVALID_ARGUMENT (nothing replaced) unless restore_check passes it. Its table count."""
-        staged = self.temp_path(project_id)
-        try:
-            staged.write_bytes(data)
-            conn = sqlite3.connect(staged, isolation_level=None)
+        with self._staged(project_id, data, limits) as (staged, conn):
             try:
-                _check_file(conn, limits)
                 configure(conn)
                 conn.execute("BEGIN IMMEDIATE")
                 set_file_index(conn, index)
@@ -257,14 +263,11 @@ class ProjectFiles:
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything in the main file before it moves
             except sqlite3.Error as exc:
                 raise InvalidArgument(f"the file is not a usable SQLite database: {exc}", {"field": "data"}) from None
-            finally:
-                conn.close()
+            conn.close()  # before the move; closing twice is harmless
             with open(staged, "rb+") as out:
                 os.fsync(out.fileno())
             self.replace(project_id, staged)
             return tables
-        finally:
-            staged.unlink(missing_ok=True)
 
     def replace(self, project_id: str, source: Path) -> None:
         """Move the database at source into the project's place (closing the one there)."""
