@@ -118,17 +118,24 @@ def admin_headers(platform):
 @pytest.fixture(scope="module")
 def known(platform, admin_headers):
     """Real names for the fuzzer to use now and then (half the time where a parameter of that name
-    appears), so that requests get past "no such project" into the handlers: a project with a wallet
-    and a k8shost namespace."""
+    appears), so that requests get past "no such project" into the handlers: a project with a wallet,
+    a k8shost namespace, a PrismNET VPC with a subnet and a security group, a PlasmaVMC flavor."""
     token = admin_headers["Authorization"].split()[1]
     org_id, project_id = platform.project("fuzz")
-    status, reply = platform.request("POST", f"{platform.services['creditservice'].url}/api/v1/wallets",
-                                     {"project_id": project_id, "initial_balance": 1_000_000}, token)
-    assert status in (200, 201), reply
-    status, reply = platform.request("POST", f"{platform.services['k8shost'].url}/api/v1/namespaces",
-                                     {"name": "fuzz", "project_id": project_id}, token)
-    assert status in (200, 201), reply
-    return {"project": [project_id], "org": [org_id], "namespace": ["fuzz"]}
+
+    def make(service: str, path: str, body: dict) -> dict:
+        status, reply = platform.request("POST", f"{platform.services[service].url}/api/v1/{path}", body, token)
+        assert status in (200, 201), reply
+        return reply["data"]
+
+    make("creditservice", "wallets", {"project_id": project_id, "initial_balance": 1_000_000})
+    make("k8shost", "namespaces", {"name": "fuzz", "project_id": project_id})
+    vpc = make("prismnet", "vpcs", {"name": "fuzz", "project_id": project_id, "cidr_block": "10.9.0.0/16"})
+    subnet = make("prismnet", "subnets", {"vpc_id": vpc["id"], "name": "fuzz", "cidr_block": "10.9.1.0/24"})
+    group = make("prismnet", "security-groups", {"name": "fuzz", "project_id": project_id})
+    flavor = make("plasmavmc", "flavors", {"name": "fuzz", "vcpus": 1, "memory_mib": 128})
+    return {"project": [project_id], "org": [org_id], "namespace": ["fuzz"], "vpc": [vpc["id"]],
+            "subnet": [subnet["id"]], "id": [vpc["id"], subnet["id"], group["id"], flavor["id"]]}
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +216,9 @@ class Findings:
         return "\n\n".join(f"{label}: {kind}\n{text}" for (label, kind), text in sorted(self.seen.items()))
 
 
-BINDINGS = {"project_id": "project", "org_id": "org", "namespace": "namespace"}
+# Parameter names (in a path, a query or a body) bound to known's lists.
+BINDINGS = {"project_id": "project", "org_id": "org", "namespace": "namespace", "vpc_id": "vpc",
+            "subnet_id": "subnet", "id": "id"}
 
 
 def _config(max_examples: int, known: dict[str, list[str]]) -> schemathesis.Config:
