@@ -320,6 +320,9 @@ def test_fuzz_without_token(platform, known, session, service):
 
 # --- odd inputs no schema describes -----------------------------------------------------------------
 
+# Long segments stay under aiohttp's 8190-byte request line: a longer line is refused by its HTTP
+# parser before any application code runs, with a text/plain 400 outside the envelope (a known gap of
+# the server layer, not of a route).
 ODD_SEGMENTS = ["%FF%FE", "%C0%AF", "a%00b", "%2F", "..", "x" * 4000]
 ODD_QUERY_VALUES = ["%FF", "a%00b", "9" * 40, "-9" + "9" * 40, "1e999", "NaN", "", "%5B%5D"]
 ODD_BODIES = [  # (content type, body)
