@@ -6,7 +6,7 @@ import pytest
 from pydantic import BaseModel
 
 from photoncloud.common.errors import InvalidArgument
-from photoncloud.common.models import INT64_MAX, INT64_MIN, Body, Query
+from photoncloud.common.models import INT64_MAX, INT64_MIN, Body, Query, from_base64
 from photoncloud.common.rest import parse_model
 
 
@@ -67,3 +67,14 @@ def test_request_integers_are_documented_as_int64():
     assert {"type": "integer", "format": "int64"} in schema["properties"]["maybe"]["anyOf"]
     assert schema["properties"]["numbers"]["items"]["format"] == "int64"
     assert schema["$defs"]["Inner"]["properties"]["n"]["format"] == "int64"
+
+
+@pytest.mark.parametrize("text", ["not base64!", "YQ", "\u00b6", "YWJj\u00e9"])
+def test_from_base64_refuses_what_is_not_base64_naming_the_field(text):
+    with pytest.raises(InvalidArgument) as refused:
+        from_base64(text, "value_base64")
+    assert refused.value.details == {"field": "value_base64"}
+
+
+def test_from_base64_decodes_standard_base64():
+    assert from_base64("aGVsbG8=", "value_base64") == b"hello"

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
+
+from .errors import InvalidArgument
 
 # Every integer a request carries fits a signed 64-bit integer: what gRPC's int64 carries and SQLite
 # stores (a larger one was an OverflowError deep in a store, an INTERNAL error, where it is the
@@ -55,3 +59,12 @@ class Query(_Request):
 
 class Result(BaseModel):
     """A response's `data`, described for the OpenAPI document."""
+
+
+def from_base64(text: str, field: str) -> bytes:
+    """The bytes text encodes in standard base64; INVALID_ARGUMENT naming field when it does not
+    (a character that is not ASCII included: b64decode raises ValueError for it, not binascii.Error)."""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidArgument(f"{field} is not valid base64", {"field": field}) from None

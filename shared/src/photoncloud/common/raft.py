@@ -145,7 +145,7 @@ def _fsync_file(path: str) -> None:
 def check_address(address: str) -> str:
     """address if it is "host:port" with a valid port, else InvalidArgument."""
     host, _, port = address.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise InvalidArgument(f"{address!r} is not a peer address host:port", {"field": "peer_address"})
     return address
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Literal
 
 from aiohttp import web
@@ -13,7 +12,7 @@ from pydantic import Field, model_validator
 from photoncloud.common import paging, sse
 from photoncloud.common.auth import OPERATOR, TENANT
 from photoncloud.common.errors import InvalidArgument, NotFound
-from photoncloud.common.models import Body, Query, Result
+from photoncloud.common.models import Body, Query, Result, from_base64
 from photoncloud.common.rest import RouteTable
 from photoncloud.common.streams import StreamGuard, watch_guard
 
@@ -352,10 +351,7 @@ def _value(text: str | None, encoded: str | None) -> bytes:
         raise InvalidArgument("give exactly one of value and value_base64", {"field": "value"})
     if encoded is None:
         return _bytes(text)
-    try:
-        return base64.b64decode(encoded, validate=True)
-    except binascii.Error:
-        raise InvalidArgument("value_base64 is not valid base64", {"field": "value_base64"}) from None
+    return from_base64(encoded, "value_base64")
 
 
 def kv_out(kv: core.KeyValue) -> KeyValueOut:

@@ -7,14 +7,13 @@ rows alike. KV keys and values are UTF-8 text (`value_base64` carries a value th
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Any, Literal
 
 from aiohttp import web
 from photoncloud.common import auth
 from photoncloud.common.auth import TENANT
 from photoncloud.common.errors import InvalidArgument
-from photoncloud.common.models import Body, Query, Result
+from photoncloud.common.models import Body, Query, Result, from_base64
 from photoncloud.common.rest import RouteTable
 from pydantic import Field
 
@@ -232,7 +231,7 @@ def sql_value(value: Any, where: str) -> core.Value:
     if isinstance(value, dict):
         if set(value) != {"base64"} or not isinstance(value["base64"], str):
             raise InvalidArgument(f"{where}: an object parameter is {{\"base64\": \"...\"}}", {"field": where})
-        return _b64(value["base64"], where)
+        return from_base64(value["base64"], where)
     if isinstance(value, list):
         raise InvalidArgument(f"{where}: a parameter is null, a number, text or {{\"base64\": ...}}", {"field": where})
     return value
@@ -243,13 +242,6 @@ def json_value(value: core.Value) -> Any:
     if isinstance(value, bytes):
         return {"base64": base64.b64encode(value).decode()}
     return value
-
-
-def _b64(text: str, where: str) -> bytes:
-    try:
-        return base64.b64decode(text, validate=True)
-    except binascii.Error:
-        raise InvalidArgument(f"{where} is not valid base64", {"field": where}) from None
 
 
 def _statement(sql: str, params: list[Any] | dict[str, Any] | None, where: str) -> core.Statement:
@@ -304,7 +296,7 @@ def kv_value(text: str | None, encoded: str | None) -> bytes:
     """The bytes of exactly one of `value` (text) and `value_base64`."""
     if (text is None) == (encoded is None):
         raise InvalidArgument("give exactly one of value and value_base64", {"field": "value"})
-    return text.encode() if encoded is None else _b64(encoded, "value_base64")
+    return text.encode() if encoded is None else from_base64(encoded, "value_base64")
 
 
 def routes(db: core.FlareDBCore) -> RouteTable:
