@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import aiohttp
 import jwt
 
+from . import tls
 from .errors import InvalidArgument, PermissionDenied, Unauthenticated, Unavailable
 
 log = logging.getLogger("photoncloud.auth")
@@ -200,10 +201,12 @@ class RevocationSource(Protocol):
 
 
 class JwksKeys:
-    """IAM's JWKS, fetched over HTTP, cached, and fetched again when an unknown key id appears."""
+    """IAM's JWKS, fetched over HTTP(S), cached, and fetched again when an unknown key id appears.
+    An https URL is verified against clients' CA (the process's TLS client settings by default)."""
 
-    def __init__(self, jwks_url: str, min_refresh_seconds: float = 1.0):
+    def __init__(self, jwks_url: str, min_refresh_seconds: float = 1.0, clients: tls.ClientTls | None = None):
         self.jwks_url = jwks_url
+        self.clients = clients
         self.min_refresh_seconds = min_refresh_seconds
         self._keys: dict[str, Any] = {}
         self._fetched_at = float("-inf")
@@ -222,7 +225,8 @@ class JwksKeys:
     async def _fetch(self) -> None:
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-                async with session.get(self.jwks_url) as response:
+                async with session.get(self.jwks_url, ssl=(self.clients or tls.clients()).http_ssl(self.jwks_url)) \
+                        as response:
                     response.raise_for_status()
                     document = await response.json()
             keys = {k.key_id: k for k in jwt.PyJWKSet.from_dict(document).keys if k.key_id}
@@ -236,8 +240,9 @@ class JwksKeys:
 class PolledRevocations:
     """IAM's revocation list, polled every interval: a revoked token is refused within that delay."""
 
-    def __init__(self, revocations_url: str, interval_seconds: float = 5.0):
+    def __init__(self, revocations_url: str, interval_seconds: float = 5.0, clients: tls.ClientTls | None = None):
         self.url = revocations_url
+        self.clients = clients  # whose CA an https URL is verified against (None: the process's)
         self.interval = interval_seconds
         self._revoked: dict[str, int] = {}  # token id -> its expiry, to forget it once it expired
         self._cursor = 0
@@ -256,7 +261,8 @@ class PolledRevocations:
         self._polled_at = time.monotonic()  # a failed poll too: IAM is asked every interval, not every call
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-                async with session.get(self.url, params={"since": self._cursor}) as response:
+                async with session.get(self.url, params={"since": self._cursor},
+                                       ssl=(self.clients or tls.clients()).http_ssl(self.url)) as response:
                     response.raise_for_status()
                     data = (await response.json())["data"]
             fresh = {item["token_id"]: int(item["expires_at"]) for item in data["items"]}
@@ -306,12 +312,14 @@ class Verifier:
         return principal_from_claims(claims, token, self.revocations)
 
 
-def iam_verifier(iam_url: str, issuer: str, revocation_poll_seconds: float = 5.0) -> Verifier:
-    """The verifier of a service other than IAM: IAM's JWKS and revocation list, over HTTP."""
+def iam_verifier(iam_url: str, issuer: str, revocation_poll_seconds: float = 5.0,
+                 clients: tls.ClientTls | None = None) -> Verifier:
+    """The verifier of a service other than IAM: IAM's JWKS and revocation list, over HTTP (HTTPS
+    verified against the platform's CA when iam_url is https)."""
     return Verifier(
-        JwksKeys(f"{iam_url}/.well-known/jwks.json"),
+        JwksKeys(f"{iam_url}/.well-known/jwks.json", clients=clients),
         issuer,
-        PolledRevocations(f"{iam_url}/api/v1/auth/revocations", revocation_poll_seconds),
+        PolledRevocations(f"{iam_url}/api/v1/auth/revocations", revocation_poll_seconds, clients=clients),
     )
 
 

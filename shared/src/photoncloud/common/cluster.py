@@ -55,7 +55,8 @@ def make_log(config: ServerConfig, machine: StateMachine, environ: Mapping[str, 
     """The single-member log, or a Raft member when --initial-cluster names the members."""
     options = config.options
     host = options.get("advertise_host") or (config.bind if config.bind not in ("0.0.0.0", "::") else socket.getfqdn())
-    client_urls = {"rest": f"http://{host}:{config.rest_port}", "grpc": f"{host}:{config.grpc_port}"}
+    scheme = "https" if config.tls.enabled else "http"
+    client_urls = {"rest": f"{scheme}://{host}:{config.rest_port}", "grpc": f"{host}:{config.grpc_port}"}
     peer_address = options.get("peer_address") or f"127.0.0.1:{peer_port}"
     peers = [p.strip() for p in options.get("initial_cluster", "").split(",") if p.strip()]
     if not peers:

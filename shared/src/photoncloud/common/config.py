@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .tls import MODES, OFF, TlsConfig, parse_sans
+
 
 @dataclass(frozen=True)
 class ServerConfig:
@@ -25,6 +27,7 @@ class ServerConfig:
     iam_url: str = "http://127.0.0.1:8083"
     iam_issuer: str = ""  # the `iss` IAM's tokens carry; empty: iam_url
     revocation_poll_seconds: float = 5.0
+    tls: TlsConfig = field(default_factory=TlsConfig)  # off unless --tls says otherwise
     options: Mapping[str, Any] = field(default_factory=dict)  # the service's own flags, by dest name
 
     @property
@@ -79,21 +82,45 @@ def load_config(
                         help="the issuer IAM's tokens name (default: --iam-url)")
     parser.add_argument("--revocation-poll-seconds", type=float, default=default("revocation_poll_seconds", 5.0, platform_wide=True),
                         help="how often IAM's revoked tokens are fetched: a revoked token is refused within this delay")
+    parser.add_argument("--tls", choices=MODES, default=default("tls", OFF, platform_wide=True),
+                        help="TLS on the REST and gRPC ports: off; auto (the platform's own CA and a certificate "
+                             "per service, made on first start in --tls-dir); files (--tls-cert and --tls-key)")
+    parser.add_argument("--tls-cert", type=Path, default=default("tls_cert", None),
+                        help="files mode: the server certificate (PEM, chain after it)")
+    parser.add_argument("--tls-key", type=Path, default=default("tls_key", None),
+                        help="files mode: the server certificate's private key (PEM)")
+    parser.add_argument("--tls-ca", type=Path, default=default("tls_ca", None, platform_wide=True),
+                        help="the CA bundle other services are verified with (default: auto mode's CA in "
+                             "--tls-dir; files mode: the system's trust store)")
+    parser.add_argument("--tls-dir", type=Path, default=default("tls_dir", None, platform_wide=True),
+                        help="auto mode: where the CA and the certificates are kept "
+                             "(default: tls beside the data directory, shared by the machine's services)")
+    parser.add_argument("--tls-san", default=default("tls_san", "", platform_wide=True),
+                        help="auto mode: extra host names or addresses for the certificate, comma-separated "
+                             "(localhost, 127.0.0.1, ::1, the service name and this host are always in it)")
     common = {action.dest for action in parser._actions}  # noqa: SLF001 - argparse has no public view
     if add_options is not None:
         add_options(parser.add_argument_group(f"{service} options"), default)
     args = parser.parse_args(argv)
+    if args.tls == "files" and (args.tls_cert is None or args.tls_key is None):
+        parser.error("--tls files takes --tls-cert and --tls-key")
+    data_dir = Path(args.data_dir)
+    tls = TlsConfig(mode=args.tls, cert=args.tls_cert and Path(args.tls_cert), key=args.tls_key and Path(args.tls_key),
+                    ca=args.tls_ca and Path(args.tls_ca),
+                    dir=Path(args.tls_dir) if args.tls_dir else data_dir.parent / "tls",
+                    sans=parse_sans(str(args.tls_san or "")))
     return ServerConfig(
         service=service,
         bind=args.bind,
         rest_port=int(args.rest_port),
         grpc_port=int(args.grpc_port),
-        data_dir=Path(args.data_dir),
+        data_dir=data_dir,
         log_level=str(args.log_level).upper(),
         shutdown_grace=float(args.shutdown_grace),
         max_body_bytes=int(args.max_body_bytes),
         iam_url=str(args.iam_url).rstrip("/"),
         iam_issuer=str(args.iam_issuer),
         revocation_poll_seconds=float(args.revocation_poll_seconds),
+        tls=tls,
         options={k: v for k, v in vars(args).items() if k not in common},
     )

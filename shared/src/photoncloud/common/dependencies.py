@@ -10,6 +10,7 @@ from typing import Any
 
 import grpc
 
+from . import tls
 from .errors import Unavailable
 from .rpc import client_interceptors, error_from_rpc
 
@@ -43,9 +44,9 @@ class Channel:
     def get(self) -> grpc.aio.Channel:
         """The open channel."""
         if self._channel is None:
-            # The shared interceptors forward the caller's token and the request ID.
-            self._channel = grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS,
-                                                      interceptors=client_interceptors())
+            # The shared interceptors forward the caller's token and the request ID; with TLS on, the
+            # dependency is verified against the platform's CA.
+            self._channel = tls.grpc_channel(self.target, options=CHANNEL_OPTIONS, interceptors=client_interceptors())
         return self._channel
 
     async def close(self) -> None:

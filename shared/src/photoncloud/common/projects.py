@@ -8,14 +8,14 @@ from urllib.parse import quote
 
 import aiohttp
 
-from . import auth
+from . import auth, tls
 from .errors import Code, InvalidArgument, ServiceError, Unavailable
 
 TIMEOUT = aiohttp.ClientTimeout(total=5)
 
 
 class Projects:
-    """Looks projects up in IAM over its REST API."""
+    """Looks projects up in IAM over its REST API (an https URL verified against the platform's CA)."""
 
     def __init__(self, iam_url: str):
         self.iam_url = iam_url.rstrip("/")
@@ -25,7 +25,7 @@ class Projects:
         url = f"{self.iam_url}/api/v1/projects/{quote(project_id, safe='')}"
         try:
             async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-                async with session.get(url, headers=auth.outgoing_headers()) as response:
+                async with session.get(url, headers=auth.outgoing_headers(), ssl=tls.http_ssl(url)) as response:
                     body = await response.json(content_type=None)
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
             raise Unavailable(f"IAM cannot be reached to look up the project: {type(exc).__name__}",

@@ -191,5 +191,6 @@ def client_interceptors() -> list[grpc.aio.ClientInterceptor]:
 
 
 def insecure_channel(target: str) -> grpc.aio.Channel:
-    """A channel to another service that forwards the current request ID and the caller's token."""
+    """A plaintext channel to another service that forwards the current request ID and the caller's token."""
     return grpc.aio.insecure_channel(target, interceptors=client_interceptors())
+

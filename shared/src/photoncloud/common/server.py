@@ -16,7 +16,7 @@ from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from . import auth, envelope
+from . import auth, envelope, tls
 from .auth import Verifier
 from .config import AddOptions, ServerConfig, load_config
 from .logs import setup_logging
@@ -79,14 +79,20 @@ class Server:
         self.grpc_port = 0
         self._grpc: grpc.aio.Server | None = None
         self._runner: web.AppRunner | None = None
+        self.tls_files: tls.ServerFiles | None = None  # what both ports present when TLS is on
 
     async def start(self) -> None:
         """Bind and start both servers (port 0 picks free ports, stored in rest_port/grpc_port)."""
+        if self.config.tls.enabled:
+            # auto mode makes the CA and this service's certificate here, on first start
+            self.tls_files = tls.server_files(self.config.tls, self.service.name)
         await self._start_grpc()
         await self._start_rest()
         self.serving = True
-        log.info("%s serving REST on %s and gRPC on %s", self.service.name,
-                 _host_port(self.config.bind, self.rest_port), _host_port(self.config.bind, self.grpc_port))
+        scheme = "https" if self.tls_files else "http"
+        log.info("%s serving REST on %s://%s and gRPC%s on %s", self.service.name, scheme,
+                 _host_port(self.config.bind, self.rest_port), " (TLS)" if self.tls_files else "",
+                 _host_port(self.config.bind, self.grpc_port))
 
     def grpc_access(self) -> dict[str, Access | None]:
         """Every method of the served gRPC services and what calling it takes: its declaration, from
@@ -116,7 +122,11 @@ class Server:
             [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
             server,
         )
-        self.grpc_port = server.add_insecure_port(_host_port(self.config.bind, self.config.grpc_port))
+        address = _host_port(self.config.bind, self.config.grpc_port)
+        if self.tls_files is not None:
+            self.grpc_port = server.add_secure_port(address, tls.grpc_server_credentials(self.tls_files))
+        else:
+            self.grpc_port = server.add_insecure_port(address)
         await server.start()
         for name in ["", *names]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -134,7 +144,8 @@ class Server:
         }
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=self.config.shutdown_grace)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.bind, self.config.rest_port)
+        ssl_context = tls.server_ssl_context(self.tls_files) if self.tls_files is not None else None
+        site = web.TCPSite(self._runner, self.config.bind, self.config.rest_port, ssl_context=ssl_context)
         await site.start()
         self.rest_port = self._runner.addresses[0][1]
 
@@ -208,6 +219,8 @@ def run(
     # Everything a service writes (data files, their directories, keys) is its own: 0600 and 0700.
     os.umask(0o077)
     setup_logging(name, config.log_level)
+    # The calls this service makes to others (IAM, PrismNET, ...) verify them against the CA.
+    tls.configure_clients(config.tls)
 
     async def main() -> None:
         await serve(await build(config), config)
