@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import grpc
 
-from photoncloud.common import request_id
+from photoncloud.common import request_id, tls
 from photoncloud.common.auth import PUBLIC
 from photoncloud.common.errors import (Code, FailedPrecondition, InvalidArgument, NotFound, ServiceError,
                                        Unauthenticated, Unavailable, Unimplemented)
@@ -526,8 +526,9 @@ async def iam_login(iam_url: str, name: str, password: str) -> str:
         body["scope"] = {"project_id": project_id}
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=IAM_TIMEOUT_SECONDS)) as session:
-            async with session.post(f"{iam_url}/api/v1/auth/token", json=body,
-                                    headers=request_id.outgoing_headers()) as response:
+            url = f"{iam_url}/api/v1/auth/token"
+            async with session.post(url, json=body, headers=request_id.outgoing_headers(),
+                                    ssl=tls.http_ssl(url)) as response:  # https: verified against the CA
                 reply = await response.json(content_type=None)
                 status = response.status
     except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:

@@ -14,6 +14,7 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
+from photoncloud.common import tls
 from photoncloud.common.errors import ServiceError
 from photoncloud.common.logs import setup_logging
 
@@ -71,6 +72,8 @@ def parse(argv: list[str] | None = None, environ: dict[str, str] | None = None) 
     p.add_argument("--token-file", type=Path, default=default("token_file", None),
                    help="a file holding the bearer token (read again on every call, so it can be rotated)")
     p.add_argument("--iam-url", default=default("iam_url", env.get("PHOTONCLOUD_IAM_URL", "http://127.0.0.1:8083")))
+    p.add_argument("--tls-ca", type=Path, default=default("tls_ca", env.get("PHOTONCLOUD_TLS_CA")),
+                   help="the CA bundle https API server and IAM URLs are verified with (default: the system's)")
     p.add_argument("--client-id", default=default("client_id", ""), help="an IAM service account's id")
     p.add_argument("--client-secret-file", type=Path, default=default("client_secret_file", None),
                    help="the service account's secret (or K8SHOST_AGENT_CLIENT_SECRET)")
@@ -147,6 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse(sys.argv[1:] if argv is None else argv)
     os.umask(0o077)  # the agent's files (credentials, pods' logs) are no one else's
     setup_logging("k8shost-agent", str(args.log_level).upper())
+    tls.configure_clients(tls.TlsConfig(ca=args.tls_ca))  # https URLs: verified against --tls-ca
     bootstrap_password = os.environ.get(PREFIX + "BOOTSTRAP_PASSWORD", "")
     if not (args.token or args.token_file or args.client_id) and (args.bootstrap_password_file or bootstrap_password):
         saved = Path(args.data_dir) / "credentials.json"

@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from photoncloud.common import tls
 from photoncloud.common.errors import Code, ServiceError, Unauthenticated, Unavailable
 
 TIMEOUT = aiohttp.ClientTimeout(total=15)
@@ -68,7 +69,7 @@ class ApiServer:
 
     async def open(self) -> None:
         """Open the HTTP session."""
-        self.session = aiohttp.ClientSession(timeout=TIMEOUT, trust_env=False)
+        self.session = aiohttp.ClientSession(timeout=TIMEOUT, trust_env=False, connector=tls.clients().connector())
 
     async def close(self) -> None:
         """Close the HTTP session."""

@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 
+from photoncloud.common import tls
 from photoncloud.common.errors import Code, ServiceError, Unavailable
 
 log = logging.getLogger("photoncloud.k8shost.agent")
@@ -67,7 +68,7 @@ async def credentials(iam_url: str, node_name: str, user: str, password: str, pa
         saved = json.loads(path.read_text())
         return saved["client_id"], saved["client_secret"]
     iam = iam_url.rstrip("/")
-    async with aiohttp.ClientSession(timeout=TIMEOUT, trust_env=False) as session:
+    async with aiohttp.ClientSession(timeout=TIMEOUT, trust_env=False, connector=tls.clients().connector()) as session:
         token = (await _call(session, "POST", f"{iam}/api/v1/auth/token",
                              {"grant_type": "password", "username": user, "password": password}))["access_token"]
         try:
