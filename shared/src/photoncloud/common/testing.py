@@ -31,6 +31,16 @@ from .network import PortInfo
 DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
 
 
+def direct_opener(ca: Path | None = None) -> urllib.request.OpenerDirector:
+    """DIRECT, verifying https servers against ca when given."""
+    if ca is None:
+        return DIRECT
+    import ssl
+
+    context = ssl.create_default_context(cafile=str(ca))
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context))
+
+
 def free_ports(count: int) -> list[int]:
     """count distinct TCP ports on 127.0.0.1 that nothing listens on right now."""
     # All bound at once: ports asked for one by one may come back the same.
@@ -109,10 +119,13 @@ class FakeNetwork:
 
 
 class ServiceProcess:
-    """`python -m photoncloud.<name>` on free ports with its own data directory."""
+    """`python -m photoncloud.<name>` on free ports with its own data directory; with ca, the process
+    serves TLS (its flags say how) and is reached over https verified against ca."""
 
-    def __init__(self, name: str, data_dir: Path, *extra_args: str, env: dict[str, str] | None = None):
+    def __init__(self, name: str, data_dir: Path, *extra_args: str, env: dict[str, str] | None = None,
+                 ca: Path | None = None):
         self.name = name
+        self.ca = ca
         self.env = {**os.environ, **(env or {})}
         self.data_dir = data_dir
         self.rest_port, self.grpc_port = free_ports(2)
@@ -123,7 +136,7 @@ class ServiceProcess:
     @property
     def url(self) -> str:
         """The REST base URL."""
-        return f"http://127.0.0.1:{self.rest_port}"
+        return f"{'https' if self.ca else 'http'}://127.0.0.1:{self.rest_port}"
 
     def start(self, timeout: float = 30) -> "ServiceProcess":
         """Start the process and wait until /health answers SERVING."""
@@ -146,7 +159,10 @@ class ServiceProcess:
     def healthy(self) -> bool:
         """Whether /health answers SERVING."""
         try:
-            with DIRECT.open(self.url + "/health", timeout=1) as response:
+            opener = direct_opener(self.ca) if self.ca is None or self.ca.exists() else None
+            if opener is None:  # the CA is made when the first service starts
+                return False
+            with opener.open(self.url + "/health", timeout=1) as response:
                 return json.load(response)["data"]["status"] == "SERVING"
         except (OSError, urllib.error.URLError, ValueError, KeyError):
             return False
@@ -249,6 +265,7 @@ class Platform:
     services: dict[str, ServiceProcess]
     admin_password: str
     secrets: set[str] = field(default_factory=set)
+    ca: Path | None = None  # the CA the services' TLS certificates come from (None: plaintext)
 
     def request(self, method: str, url: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict]:
         """One JSON request; returns (status, body) whatever the status."""
@@ -258,7 +275,7 @@ class Platform:
         if token:
             request.add_header("Authorization", f"Bearer {token}")
         try:
-            with DIRECT.open(request, timeout=30) as response:
+            with direct_opener(self.ca).open(request, timeout=30) as response:
                 return response.status, json.load(response)
         except urllib.error.HTTPError as error:
             return error.code, json.load(error)
@@ -324,12 +341,18 @@ GRPC_PEERS = {"plasmavmc": {"--creditservice-grpc": "creditservice", "--prismnet
 TEST_ARGS = {"plasmavmc": ("--accel", "tcg")}
 
 
-def start_platform(root: Path, *names: str, log_level: str = "INFO") -> Platform:
+def start_platform(root: Path, *names: str, log_level: str = "INFO", tls: bool = False,
+                   extra_args: dict[str, tuple[str, ...]] | None = None) -> Platform:
     """IAM, then the named services pointed at it and at each other (revocations polled every half
-    second), in the order named: a service starts after those it calls."""
+    second), in the order named: a service starts after those it calls. With tls, every process
+    serves TLS in auto mode from one TLS directory under root (its CA is Platform.ca) and verifies
+    the others against it; extra_args adds flags by service name."""
     password = secrets.token_urlsafe(18)
-    iam = ServiceProcess("iam", root / "iam", env={"PHOTONCLOUD_ADMIN_PASSWORD": password})
-    iam.extra_args = ("--issuer", iam.url, "--log-level", log_level)
+    ca = root / "tls" / "ca.crt" if tls else None
+    tls_args = ("--tls", "auto", "--tls-dir", str(root / "tls")) if tls else ()
+    extra = extra_args or {}
+    iam = ServiceProcess("iam", root / "iam", env={"PHOTONCLOUD_ADMIN_PASSWORD": password}, ca=ca)
+    iam.extra_args = ("--issuer", iam.url, "--log-level", log_level, *tls_args, *extra.get("iam", ()))
     iam.start()
     services: dict[str, ServiceProcess] = {}
     try:
@@ -338,12 +361,13 @@ def start_platform(root: Path, *names: str, log_level: str = "INFO") -> Platform
                      for arg in (flag, f"127.0.0.1:{services[peer].grpc_port}" if peer in services else "")]
             services[name] = ServiceProcess(name, root / name, "--iam-url", iam.url, "--log-level", log_level,
                                             "--revocation-poll-seconds", "0.5", *peers,
-                                            *TEST_ARGS.get(name, ())).start()
+                                            *TEST_ARGS.get(name, ()), *tls_args, *extra.get(name, ()),
+                                            ca=ca).start()
     except BaseException:
         for process in [iam, *services.values()]:
             process.kill()
         raise
-    return Platform(iam, services, password, {password})
+    return Platform(iam, services, password, {password}, ca)
 
 
 @dataclass(frozen=True)
