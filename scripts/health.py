@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Check the REST health endpoint of every PhotonCloud service.
 
-    python3 scripts/health.py [--host HOST] [--timeout SECONDS] [--json]
+    python3 scripts/health.py [--host HOST] [--timeout SECONDS] [--json] [--cacert CA]
 
 Asks `GET /health` on the seven REST ports and prints one line per service: `healthy`
 (HTTP 200 and status SERVING), `unhealthy (reason)`, or `not running` (connection refused).
 The host defaults to $PHOTONCLOUD_HOST or 127.0.0.1; each port can be overridden with
-<SERVICE>_REST_PORT, e.g. CHAINFIRE_REST_PORT=9081.
+<SERVICE>_REST_PORT, e.g. CHAINFIRE_REST_PORT=9081. With TLS on, `--cacert` (or $PHOTONCLOUD_TLS_CA)
+names the platform's CA: the ports are asked over HTTPS, verified against it.
 
 Exit status: 1 if any running service is unhealthy, 0 otherwise (services that are not
 running do not fail the check), 2 on bad usage. Standard library only, so it runs without
@@ -20,6 +21,7 @@ import http.client
 import json
 import os
 import socket
+import ssl
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
@@ -47,10 +49,11 @@ def rest_port(name: str, default: int) -> int:
     return int(value)
 
 
-def check(host: str, port: int, timeout: float) -> dict:
-    """Ask one service for its health and classify the answer."""
+def check(host: str, port: int, timeout: float, tls: ssl.SSLContext | None = None) -> dict:
+    """Ask one service for its health (over HTTPS verified by tls, when given) and classify the answer."""
     result = {"port": port, "status": UNHEALTHY, "reason": None, "version": None}
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    conn = (http.client.HTTPSConnection(host, port, timeout=timeout, context=tls) if tls
+            else http.client.HTTPConnection(host, port, timeout=timeout))
     try:
         conn.request("GET", "/health", headers={"Accept": "application/json"})
         response = conn.getresponse()
@@ -89,6 +92,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=2.0,
                         help="seconds to wait for each service (default: 2)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--cacert", default=os.environ.get("PHOTONCLOUD_TLS_CA") or None,
+                        help="the CA to verify the services' TLS certificates with; asks over HTTPS "
+                             "(default: $PHOTONCLOUD_TLS_CA; none: plain HTTP)")
     args = parser.parse_args(argv)
     if args.timeout <= 0:
         parser.error("--timeout must be positive")
@@ -104,8 +110,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"health: {exc}", file=sys.stderr)
         return 2
 
+    try:
+        tls = ssl.create_default_context(cafile=args.cacert) if args.cacert else None
+    except OSError as exc:
+        print(f"health: cannot read --cacert {args.cacert}: {exc}", file=sys.stderr)
+        return 2
     with ThreadPoolExecutor(max_workers=len(targets)) as pool:
-        results = list(pool.map(lambda t: {"service": t[0], **check(args.host, t[1], args.timeout)},
+        results = list(pool.map(lambda t: {"service": t[0], **check(args.host, t[1], args.timeout, tls)},
                                 targets))
     running = [r for r in results if r["status"] != NOT_RUNNING]
     ok = all(r["status"] == HEALTHY for r in running)

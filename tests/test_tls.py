@@ -5,10 +5,13 @@ trust another CA refuses IAM."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
 import subprocess
+import sys
+from pathlib import Path
 
 import grpc
 import pytest
@@ -16,10 +19,11 @@ from cryptography import x509
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from photoncloud.common import tls
-from photoncloud.common.testing import ServiceProcess, start_platform
+from photoncloud.common.testing import ServiceProcess, free_ports, start_platform
 
 CURL = shutil.which("curl")
 ETCDCTL = shutil.which("etcdctl")
+HEALTH_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "health.py"
 
 
 @pytest.fixture(scope="module")
@@ -154,3 +158,22 @@ def test_a_restart_in_auto_mode_reuses_the_ca_and_the_certificate(platform):
     assert {name: (directory / name).read_bytes() for name in before} == before
     ok = curl("--cacert", str(platform.ca), f"{prismnet.url}/health") if CURL else None
     assert ok is None or ok.returncode == 0
+
+
+def test_the_health_script_checks_https_ports_with_cacert(platform):
+    running = {"iam": platform.iam, **platform.services}
+    idle = dict(zip(("flaredb", "k8shost", "creditservice"), free_ports(3)))
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_REST_PORT") and not k.startswith("PHOTONCLOUD_")}
+    env.update({f"{name.upper()}_REST_PORT": str(p.rest_port) for name, p in running.items()})
+    env.update({f"{name.upper()}_REST_PORT": str(port) for name, port in idle.items()})
+
+    def health(*args: str) -> dict[str, dict]:
+        result = subprocess.run([sys.executable, "-I", "-S", str(HEALTH_SCRIPT), "--json", "--timeout", "5", *args],
+                                env=env, capture_output=True, text=True, timeout=120)
+        return {entry["service"]: entry for entry in json.loads(result.stdout)["services"]}
+
+    verified = health("--cacert", str(platform.ca))
+    assert {name: verified[name]["status"] for name in running} == dict.fromkeys(running, "healthy")
+    unverified = health("--cacert", str(tls.ensure_ca(platform.ca.parent.parent / "stranger")))
+    assert {name: unverified[name]["status"] for name in running} == dict.fromkeys(running, "unhealthy")
+    assert "certificate verify failed" in unverified["iam"]["reason"]
