@@ -7,6 +7,8 @@ under $PHOTONCLOUD_DATA_DIR (default ./.data). With k8shost comes one node agent
 which makes its own IAM service account with the admin's password (PHOTONCLOUD_ADMIN_PASSWORD, or
 the one IAM generated and keeps in the data directory) on its first start; it runs pods in bubblewrap
 sandboxes, so it starts only where the machine can make them (root, or user namespaces, and bwrap).
+With PHOTONCLOUD_TLS=auto every port serves TLS from one CA made in $PHOTONCLOUD_DATA_DIR/tls, and the
+services (and the agent) reach IAM and k8shost over https, verified against it.
 """
 
 from __future__ import annotations
@@ -55,9 +57,22 @@ def main(services: list[str]) -> int:
     signal.signal(signal.SIGTERM, stop)
     # The admin's password, when given, is also the agent's (IAM then keeps no password file).
     env = {"K8SHOST_AGENT_BOOTSTRAP_PASSWORD": os.environ.get("PHOTONCLOUD_ADMIN_PASSWORD", ""), **os.environ}
+    scheme = "http"
+    if env.get("PHOTONCLOUD_TLS", "off") != "off":
+        scheme = "https"
+        tls_dir = env.get("PHOTONCLOUD_TLS_DIR") or str(Path(env.get("PHOTONCLOUD_DATA_DIR", ".data")) / "tls")
+        if env["PHOTONCLOUD_TLS"] == "auto":  # what the agent verifies with (the services know it already)
+            env.setdefault("PHOTONCLOUD_TLS_CA", str(Path(tls_dir) / "ca.crt"))
+        iam_url = f"https://127.0.0.1:{env.get('IAM_REST_PORT', PORTS['iam'])}"
+        env.setdefault("PHOTONCLOUD_IAM_URL", iam_url)
+        env.setdefault("IAM_ISSUER", env.get("PHOTONCLOUD_IAM_ISSUER") or env["PHOTONCLOUD_IAM_URL"])
+        env.setdefault("K8SHOST_AGENT_API_URL", f"https://127.0.0.1:{env.get('K8SHOST_REST_PORT', PORTS['k8shost'])}")
     children = {name: subprocess.Popen(command, env=env) for name, command in commands(services).items()}
     for name in services:
-        print(f"{name:<14} REST http://127.0.0.1:{PORTS[name]}  gRPC 127.0.0.1:{50050 + PORTS[name] % 10}",
+        print(f"{name:<14} REST {scheme}://127.0.0.1:{PORTS[name]}  gRPC 127.0.0.1:{50050 + PORTS[name] % 10}",
+              file=sys.stderr)
+    if scheme == "https" and env.get("PHOTONCLOUD_TLS_CA"):
+        print(f"TLS on: curl --cacert {env['PHOTONCLOUD_TLS_CA']} https://127.0.0.1:{PORTS['iam']}/health",
               file=sys.stderr)
     print("Ctrl-C stops them all.", file=sys.stderr)
     failed = None
