@@ -1,4 +1,5 @@
-# The two commands of the README: `make run` and `make test` (plus `make health`).
+# The two commands of the README: `make run` and `make test` (plus `make health`, and `make images`
+# for docker/docker-compose.yml).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -6,7 +7,10 @@ SERVICES := iam chainfire flaredb plasmavmc k8shost creditservice prismnet
 PACKAGES := shared protos $(addprefix services/,$(SERVICES))
 STAMP := $(VENV)/.installed
 
-.PHONY: run test health protos install clean
+IMAGE ?= photoncloud/platform:dev
+BASE_IMAGE ?= photoncloud/base:bookworm
+
+.PHONY: run test health protos install clean images
 
 install: $(STAMP)
 
@@ -28,6 +32,20 @@ health:
 
 protos: $(STAMP)
 	$(PY) protos/generate.py
+
+# The images docker/docker-compose.yml runs, made with no image registry: a Debian 12 base from
+# Debian's mirrors (docker/base-image.sh, made again only when its recipe changes), then the platform
+# on it, Python packages from PyPI pinned by constraints.txt (layers cached by the engine). The
+# context goes to the engine as a tar of what the image needs; PIP_CERT, when set, is a CA bundle
+# pip trusts during the build (a proxy that intercepts TLS). Needs root (mmdebstrap, the engine).
+images:
+	docker/base-image.sh $(BASE_IMAGE)
+	rm -rf build/images/pip && mkdir -p build/images/pip
+	if [ -n "$${PIP_CERT:-}" ]; then cp "$$PIP_CERT" build/images/pip/ca.crt; fi
+	tar -c --sort=name --exclude=__pycache__ --exclude='*.egg-info' --exclude='services/*/tests' \
+	    constraints.txt docker shared protos services build/images/pip \
+	  | DOCKER_BUILDKIT=0 docker build -f docker/Dockerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(IMAGE) -
+	docker image ls $(IMAGE)
 
 clean:
 	rm -rf $(VENV)
