@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Check the REST health endpoint of every PhotonCloud service.
 
-    python3 scripts/health.py [--host HOST] [--timeout SECONDS] [--json] [--cacert CA]
+    python3 scripts/health.py [--host HOST] [--timeout SECONDS] [--wait SECONDS] [--json] [--cacert CA]
 
 Asks `GET /health` on the seven REST ports and prints one line per service: `healthy`
 (HTTP 200 and status SERVING), `unhealthy (reason)`, or `not running` (connection refused).
@@ -10,8 +10,10 @@ The host defaults to $PHOTONCLOUD_HOST or 127.0.0.1; each port can be overridden
 names the platform's CA: the ports are asked over HTTPS, verified against it.
 
 Exit status: 1 if any running service is unhealthy, 0 otherwise (services that are not
-running do not fail the check), 2 on bad usage. Standard library only, so it runs without
-the project's virtual environment.
+running do not fail the check), 2 on bad usage. With --wait, the check is repeated until all
+seven are healthy, for up to that many seconds (a platform just started, e.g. by docker-compose
+up -d): then a service that is still not running fails it too. Standard library only, so it
+runs without the project's virtual environment.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import os
 import socket
 import ssl
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 SERVICES = (
@@ -95,10 +98,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cacert", default=os.environ.get("PHOTONCLOUD_TLS_CA") or None,
                         help="the CA to verify the services' TLS certificates with; asks over HTTPS "
                              "(default: $PHOTONCLOUD_TLS_CA; none: plain HTTP)")
+    parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                        help="check again until all seven are healthy, for up to SECONDS "
+                             "(default: 0, check once)")
     args = parser.parse_args(argv)
     if args.timeout <= 0:
         parser.error("--timeout must be positive")
+    if args.wait < 0:
+        parser.error("--wait must not be negative")
     return args
+
+
+def check_all(host: str, targets: list[tuple[str, int]], timeout: float, tls: ssl.SSLContext | None) -> list[dict]:
+    """Check every service at once; one result per target, in order."""
+    with ThreadPoolExecutor(max_workers=len(targets)) as pool:
+        return list(pool.map(lambda t: {"service": t[0], **check(host, t[1], timeout, tls)}, targets))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,11 +129,13 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"health: cannot read --cacert {args.cacert}: {exc}", file=sys.stderr)
         return 2
-    with ThreadPoolExecutor(max_workers=len(targets)) as pool:
-        results = list(pool.map(lambda t: {"service": t[0], **check(args.host, t[1], args.timeout, tls)},
-                                targets))
+    deadline = time.monotonic() + args.wait
+    results = check_all(args.host, targets, args.timeout, tls)
+    while args.wait and not all(r["status"] == HEALTHY for r in results) and time.monotonic() < deadline:
+        time.sleep(0.25)
+        results = check_all(args.host, targets, args.timeout, tls)
     running = [r for r in results if r["status"] != NOT_RUNNING]
-    ok = all(r["status"] == HEALTHY for r in running)
+    ok = all(r["status"] == HEALTHY for r in (results if args.wait else running))
 
     if args.json:
         print(json.dumps({"host": args.host, "healthy": ok, "services": results}, indent=2))
