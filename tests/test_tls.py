@@ -40,6 +40,38 @@ def curl(*args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=30)
 
 
+GUIDE = Path(__file__).resolve().parent.parent / "docs" / "api" / "rest-api-guide.md"
+
+
+def guide_tls_session() -> tuple[str, str]:
+    """The REST guide's TLS example: its commands (one script) and what they print."""
+    section = GUIDE.read_text().split("\n### TLS\n", 1)[1]
+    block = section.split("```console\n", 1)[1].split("\n```", 1)[0]
+    commands, outputs, continued = [], [], False
+    for line in block.splitlines():
+        if line.startswith("$ ") or continued:
+            commands.append(line[2:] if line.startswith("$ ") and not continued else line)
+            continued = line.endswith("\\")
+        else:
+            outputs.append(line)
+    return "\n".join(commands) + "\n", "\n".join(outputs) + "\n"
+
+
+@pytest.mark.skipif(None in (CURL, ETCDCTL, shutil.which("jq")), reason="curl, etcdctl or jq is not installed")
+def test_the_guides_tls_example(platform):
+    """First in the module: the guide's commands against the TLS platform (default ports replaced by
+    the ones the services got), printing what the guide shows."""
+    script, expected = guide_tls_session()
+    chainfire = platform.services["chainfire"]
+    for default, port in (("8083", platform.iam.rest_port), ("8081", chainfire.rest_port),
+                          ("50051", chainfire.grpc_port)):
+        script = script.replace(f"localhost:{default}", f"localhost:{port}")
+    script = script.replace(".data/tls/ca.crt", str(platform.ca))
+    env = {**os.environ, "ADMIN_PASSWORD": platform.admin_password, "NO_PROXY": "*", "no_proxy": "*"}
+    run = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert run.stdout == expected, run.stderr
+
+
 def test_one_ca_signed_every_services_certificate_and_its_files_are_private(platform):
     directory = platform.ca.parent
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
