@@ -44,7 +44,7 @@ images:
 	if [ -n "$${PIP_CERT:-}" ]; then cp "$$PIP_CERT" build/images/pip/ca.crt; fi
 	tar -c --sort=name --exclude=__pycache__ --exclude='*.egg-info' --exclude='services/*/tests' \
 	    constraints.txt docker shared protos services build/images/pip \
-	  | DOCKER_BUILDKIT=0 docker build -f docker/Dockerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(IMAGE) -
+	  | DOCKER_BUILDKIT=0 docker build --force-rm -f docker/Dockerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(IMAGE) -
 	docker image ls $(IMAGE)
 
 clean:
