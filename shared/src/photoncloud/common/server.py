@@ -221,6 +221,8 @@ def run(
     setup_logging(name, config.log_level)
     # The calls this service makes to others (IAM, PrismNET, ...) verify them against the CA.
     tls.configure_clients(config.tls)
+    if config.tls.enabled and name != "iam" and config.iam_url.startswith("http://"):
+        log.warning("TLS is on but --iam-url is %s: a platform with TLS on serves IAM over https", config.iam_url)
 
     async def main() -> None:
         await serve(await build(config), config)
