@@ -18,7 +18,7 @@ from photoncloud.common.replication import member_id
 from photoncloud.common.testing import free_ports, wait_for
 
 SECRET = "cluster-secret-for-tests"
-FAST = {"election_timeout": (0.2, 0.5), "heartbeat": 0.05, "connection_retry": 0.3, "propose_timeout": 5.0}
+FAST = {"election_timeout": (0.5, 1.0), "heartbeat": 0.05, "connection_retry": 0.3, "propose_timeout": 5.0}
 
 
 class Register:

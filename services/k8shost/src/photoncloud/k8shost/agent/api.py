@@ -104,6 +104,8 @@ class ApiServer:
         try:
             async with self.session.get(f"{self.url}/api/v1/watch/{kind}", params=filters, headers=headers,
                                         timeout=timeout) as response:
+                if response.status == 401:  # e.g. revoked: the next watch asks IAM for a new token
+                    self.tokens.forget()
                 if response.status != 200:
                     raise Unavailable(f"the watch of {kind} was refused: HTTP {response.status}")
                 async for line in response.content:
