@@ -2,10 +2,14 @@
 no image registry, `docker-compose up -d` (a project of its own, ports of its own on 127.0.0.1) starts
 the seven services and a node agent, they turn healthy, a user's flow runs through the published
 ports (sign in, ChainFire, FlareDB, a wallet, a PrismNET port, a pod Running on the node agent), and
-`docker-compose down -v` leaves no container, network or volume behind. Without an engine (or a
-compose CLI) the tests are skipped, unless PHOTONCLOUD_REQUIRE_DOCKER=1 makes them fail.
+`docker-compose down -v` leaves no container, network or volume behind. Then the clustered profile
+(docker-compose.cluster.yml): ChainFire and FlareDB as three-member clusters, whose leader's container
+is killed while writes go on; every acknowledged write is read back from the survivors, and from the
+killed member once it runs again. Without an engine (or a compose CLI) the tests are skipped, unless
+PHOTONCLOUD_REQUIRE_DOCKER=1 makes them fail.
 
-The tests of this module run in order, on one project; the last one takes it down."""
+The tests of this module run in order: the platform's project first (its last test takes it down),
+then the cluster's."""
 
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +34,7 @@ from photoncloud.common.testing import free_ports
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker" / "docker-compose.yml"
+CLUSTER_FILE = ROOT / "docker" / "docker-compose.cluster.yml"
 HEALTH_SCRIPT = ROOT / "scripts" / "health.py"
 SERVICES = ("chainfire", "flaredb", "iam", "plasmavmc", "k8shost", "creditservice", "prismnet")
 CONTAINERS = (*SERVICES, "k8shost-agent")
@@ -84,10 +89,11 @@ class Project:
     rest: dict[str, int]
     password: str
     down: bool = False
-    timings: dict[str, float] = field(default_factory=dict)
+    files: tuple[Path, ...] = (COMPOSE_FILE,)
 
     def compose(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        return subprocess.run([*self.cli, "-f", str(COMPOSE_FILE), "-p", self.name, *args], cwd=ROOT, env=self.env,
+        files = [arg for path in self.files for arg in ("-f", str(path))]
+        return subprocess.run([*self.cli, *files, "-p", self.name, *args], cwd=ROOT, env=self.env,
                               capture_output=True, text=True, timeout=timeout)
 
     def logs(self) -> str:
@@ -117,33 +123,39 @@ def leftovers(name: str) -> dict[str, list[str]]:
 
 
 @pytest.fixture(scope="module")
-def project():
-    """The images made by `make images`, and the platform up in a compose project of its own."""
+def images() -> list[str]:
+    """The compose CLI, once `make images` has made the images (on a real engine)."""
     if shutil.which("docker") is None:
         unavailable("the docker CLI is not installed")
     info = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=60)
     if info.returncode != 0:
         unavailable(f"no Docker engine answers: {info.stderr.strip()[:200]}")
     cli = compose_cli()
-
-    started = time.monotonic()
     built = subprocess.run(["make", "-C", str(ROOT), "images"], capture_output=True, text=True, timeout=1500)
     assert built.returncode == 0, f"make images failed:\n{built.stdout[-3000:]}\n{built.stderr[-3000:]}"
-    timings = {"make images": time.monotonic() - started}
+    return cli
 
-    ports = free_ports(2 * len(SERVICES))
-    rest = dict(zip(SERVICES, ports[:len(SERVICES)]))
-    grpc = dict(zip(SERVICES, ports[len(SERVICES):]))
-    password = secrets.token_urlsafe(18)
+
+def project_env(names: list[str], password: str) -> tuple[dict[str, str], dict[str, int]]:
+    """The environment compose runs with: a free host port for each name's REST and gRPC port."""
+    ports = free_ports(2 * len(names))
+    rest = dict(zip(names, ports[:len(names)]))
+    grpc = dict(zip(names, ports[len(names):]))
     env = {key: value for key, value in os.environ.items()
            if not key.endswith(("_REST_PORT", "_GRPC_PORT")) and key not in ("PHOTONCLOUD_HOST", "PHOTONCLOUD_TLS_CA")}
-    env.update({f"{name.upper()}_REST_PORT": str(port) for name, port in rest.items()})
-    env.update({f"{name.upper()}_GRPC_PORT": str(port) for name, port in grpc.items()})
+    env.update({f"{name.upper().replace('-', '_')}_REST_PORT": str(port) for name, port in rest.items()})
+    env.update({f"{name.upper().replace('-', '_')}_GRPC_PORT": str(port) for name, port in grpc.items()})
     env.update({"PHOTONCLOUD_ADMIN_PASSWORD": password, "PHOTONCLOUD_PUBLISH_ADDRESS": "127.0.0.1",
                 "K8SHOST_NODE_PORTS": node_port_range()})
-    running = Project(cli, f"photoncloud-test-{secrets.token_hex(4)}", env, rest, password, timings=timings)
+    return env, rest
 
-    started = time.monotonic()
+
+@pytest.fixture(scope="module")
+def project(images):
+    """The platform up in a compose project of its own."""
+    password = secrets.token_urlsafe(18)
+    env, rest = project_env(list(SERVICES), password)
+    running = Project(images, f"photoncloud-test-{secrets.token_hex(4)}", env, rest, password)
     up = running.compose("up", "-d")
     try:
         assert up.returncode == 0, f"docker-compose up failed:\n{up.stderr[-3000:]}\n{running.logs()}"
@@ -166,7 +178,6 @@ def call(method: str, url: str, body: Any = None, token: str = "") -> tuple[int,
 
 
 def test_seven_healthy_and_the_agent_too(project):
-    started = time.monotonic()
     # health.py as a user runs it (standard library only), with the project's ports.
     health = subprocess.run([sys.executable, "-I", "-S", str(HEALTH_SCRIPT), "--wait", "90", "--json"],
                             env=project.env, capture_output=True, text=True, timeout=150)
@@ -187,7 +198,6 @@ def test_seven_healthy_and_the_agent_too(project):
             break
         time.sleep(1)
     assert set(states.values()) == {"healthy"}, f"{states}\n{project.logs()}"
-    project.timings["up to healthy"] = time.monotonic() - started
 
 
 def test_ports_are_published_on_loopback_only(project):
@@ -275,3 +285,169 @@ def test_down_leaves_nothing_behind(project):
     project.down = True
     assert down.returncode == 0, down.stderr
     assert leftovers(project.name) == {"containers": [], "networks": [], "volumes": []}
+
+
+# --- the clustered profile -----------------------------------------------------------------
+
+MEMBERS = {"chainfire": ("chainfire", "chainfire-2", "chainfire-3"), "flaredb": ("flaredb", "flaredb-2", "flaredb-3")}
+WRITES = 40  # before the kill, and again after it
+
+
+@pytest.fixture(scope="module")
+def cluster(images):
+    """IAM, and ChainFire and FlareDB as three-member clusters, up in a compose project of their own."""
+    password = secrets.token_urlsafe(18)
+    env, rest = project_env(["iam", *MEMBERS["chainfire"], *MEMBERS["flaredb"]], password)
+    env["PHOTONCLOUD_CLUSTER_SECRET"] = secrets.token_urlsafe(32)
+    running = Project(images, f"photoncloud-cluster-{secrets.token_hex(4)}", env, rest, password,
+                      files=(COMPOSE_FILE, CLUSTER_FILE))
+    up = running.compose("up", "-d", "iam", *MEMBERS["chainfire"], *MEMBERS["flaredb"])
+    try:
+        assert up.returncode == 0, f"docker-compose up failed:\n{up.stderr[-3000:]}\n{running.logs()}"
+        yield running
+    finally:
+        running.compose("down", "-v", "--remove-orphans", "--timeout", "10", timeout=180)
+        assert leftovers(running.name) == {"containers": [], "networks": [], "volumes": []}
+
+
+def admin_token(project: Project, timeout: float = 90) -> str:
+    """The admin's token, once IAM answers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            status, body = call("POST", project.url("iam", "/api/v1/auth/token"),
+                                {"grant_type": "password", "username": "admin", "password": project.password})
+            if status == 200:
+                return body["data"]["access_token"]
+        except OSError:
+            status, body = 0, {}
+        assert time.monotonic() < deadline, (status, body, project.logs())
+        time.sleep(0.5)
+
+
+def raft_role(project: Project, member: str) -> dict | None:
+    """The member's Raft state from its /health (role, leader id), None if it does not answer."""
+    try:
+        status, body = call("GET", project.url(member, "/health"))
+        return body["data"]["dependencies"]["raft"] if status == 200 else None
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def leader_of(project: Project, members: tuple[str, ...], timeout: float = 60) -> str:
+    """The member the live members all follow, once there is one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        roles = {member: raft_role(project, member) for member in members}
+        answering = {member: role for member, role in roles.items() if role}
+        leaders = [member for member, role in answering.items() if role["role"] == "LEADER"]
+        if len(leaders) == 1 and len({role["leader"] for role in answering.values()}) == 1 and len(answering) >= 2:
+            return leaders[0]
+        assert time.monotonic() < deadline, f"no leader among {members}: {roles}\n{project.logs()}"
+        time.sleep(0.2)
+
+
+class Writes:
+    """Writes through members in turn; a write counts once a member acknowledged it (HTTP 200)."""
+
+    def __init__(self, project: Project, token: str, write: Any):
+        self.project, self.token, self.write = project, token, write
+        self.acknowledged: dict[str, str] = {}
+        self.refused: list[tuple[str, int, dict]] = []
+
+    def run(self, members: tuple[str, ...], prefix: str, count: int, timeout: float = 60) -> None:
+        """count acknowledged writes, spread over members; refusals (an election under way) are retried."""
+        deadline = time.monotonic() + timeout
+        i = 0
+        while sum(key.startswith(prefix) for key in self.acknowledged) < count:
+            assert time.monotonic() < deadline, (f"{len(self.acknowledged)} writes acknowledged; refused: "
+                                                 f"{self.refused[-5:]}\n{self.project.logs()}")
+            member = members[i % len(members)]
+            key, value = f"{prefix}{i:04d}", secrets.token_hex(8)
+            i += 1
+            try:
+                status, body = self.write(self.project, self.token, member, key, value)
+            except OSError as exc:  # the member is gone, or cut off mid-answer: not acknowledged
+                self.refused.append((member, 0, {"error": str(exc)}))
+                time.sleep(0.2)
+                continue
+            if status == 200:
+                self.acknowledged[key] = value
+            else:
+                self.refused.append((member, status, body))
+                time.sleep(0.2)
+
+
+def chainfire_put(project: Project, token: str, member: str, key: str, value: str) -> tuple[int, dict]:
+    return call("PUT", project.url(member, f"/api/v1/kv/{key}"), {"value": value}, token)
+
+
+def chainfire_read(project: Project, token: str, member: str, serializable: bool = False) -> dict[str, str]:
+    found, page = {}, ""
+    while True:
+        query = f"prefix=k/&page_size=500&serializable={str(serializable).lower()}" + (f"&page_token={page}" if page else "")
+        status, body = call("GET", project.url(member, f"/api/v1/kv?{query}"), token=token)
+        assert status == 200, body
+        found.update({kv["key"]: kv["value"] for kv in body["data"]["items"]})
+        page = body["data"]["next_page_token"]
+        if not page:
+            return found
+
+
+FLAREDB_PROJECT = "proj-compose-cluster"
+
+
+def flaredb_insert(project: Project, token: str, member: str, key: str, value: str) -> tuple[int, dict]:
+    return call("POST", project.url(member, "/api/v1/sql"), {"project_id": FLAREDB_PROJECT, "statements": [
+        {"sql": "INSERT INTO acks (key, value) VALUES (?, ?)", "params": [key, value]}]}, token)
+
+
+def flaredb_read(project: Project, token: str, member: str, consistency: str = "strong") -> dict[str, str]:
+    status, body = call("POST", project.url(member, "/api/v1/sql"), {
+        "project_id": FLAREDB_PROJECT, "sql": "SELECT key, value FROM acks", "consistency": consistency}, token)
+    assert status == 200, body
+    return {key: value for key, value in body["data"]["results"][0]["rows"]}
+
+
+def killed_leader_loses_nothing(project: Project, members: tuple[str, ...], write: Any, read: Any) -> None:
+    """Write, kill the leader's container, write through the survivors, read every acknowledged write back."""
+    token = admin_token(project)
+    leader = leader_of(project, members)
+    writes = Writes(project, token, write)
+    writes.run(members, "k/before-", WRITES)
+
+    container = project.containers()[leader]
+    subprocess.run(["docker", "kill", container], capture_output=True, timeout=60, check=True)
+    survivors = tuple(member for member in members if member != leader)
+    writes.run(survivors, "k/after-", WRITES)
+    assert leader_of(project, survivors) != leader
+
+    for member in survivors:
+        assert read(project, token, member) == writes.acknowledged, member
+
+    # The killed member, started again (or restarted by its policy), catches up with every write.
+    subprocess.run(["docker", "start", container], capture_output=True, timeout=60, check=True)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            caught_up = read(project, token, leader, **({"serializable": True} if read is chainfire_read
+                                                         else {"consistency": "none"})) == writes.acknowledged
+        except (OSError, AssertionError, KeyError):
+            caught_up = False
+        if caught_up:
+            break
+        assert time.monotonic() < deadline, f"{leader} did not catch up\n{project.logs()}"
+        time.sleep(0.5)
+
+
+def test_cluster_chainfire_keeps_every_acknowledged_write_when_its_leader_is_killed(cluster):
+    killed_leader_loses_nothing(cluster, MEMBERS["chainfire"], chainfire_put, chainfire_read)
+
+
+def test_cluster_flaredb_keeps_every_acknowledged_write_when_its_leader_is_killed(cluster):
+    token = admin_token(cluster)
+    leader = leader_of(cluster, MEMBERS["flaredb"])
+    status, body = call("POST", cluster.url(leader, "/api/v1/sql"), {
+        "project_id": FLAREDB_PROJECT, "sql": "CREATE TABLE acks (key TEXT PRIMARY KEY, value TEXT NOT NULL)"}, token)
+    assert status == 200, body
+    killed_leader_loses_nothing(cluster, MEMBERS["flaredb"], flaredb_insert, flaredb_read)
