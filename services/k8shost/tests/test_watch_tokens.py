@@ -121,3 +121,22 @@ async def test_a_caller_holds_at_most_the_limit_of_watches(server, mint):
         for watch in watches:
             watch.cancel()
         await asyncio.gather(*watches, return_exceptions=True)
+
+
+async def test_a_watch_whose_client_went_away_gives_its_slot_back_at_once(server, mint):
+    """Not at the next heartbeat (10 s): the stream looks for its client every second."""
+    token = mint.token(subject="user:leaver")
+    url = f"http://127.0.0.1:{server.rest_port}/api/v1/watch/pods"
+    async with aiohttp.ClientSession(headers=bearer(token)) as session:
+        for _ in range(LIMIT):
+            async with session.get(url) as response:
+                assert response.status == 200
+                await response.content.readline()  # opened; leaving the block hangs up
+        async def reopened() -> int:
+            while True:
+                async with session.get(url, timeout=aiohttp.ClientTimeout(total=SECONDS)) as response:
+                    if response.status != 429:
+                        return response.status
+                await asyncio.sleep(0.2)
+
+        assert await asyncio.wait_for(reopened(), 4) == 200

@@ -19,6 +19,9 @@ from . import envelope, request_id
 from .errors import ServiceError
 
 HEARTBEAT_SECONDS = 10.0  # a comment line on an idle stream, so proxies and clients see it live
+# How often an idle stream looks whether its client has gone, so that what the stream holds (a
+# watch, the caller's slot of its watch limit) is given back within a second.
+GONE_CHECK_SECONDS = 1.0
 
 
 class Watch(AsyncIterable[Any], Protocol):
@@ -48,16 +51,22 @@ async def stream(request: web.Request, watch: Watch, greeting: str, render: Call
     try:
         await response.prepare(request)
         await response.write(f": {greeting}\n\n".encode())
+        beat = time.monotonic() + heartbeat  # when the next heartbeat is due
         while True:
             left = None if ends is None else ends - time.monotonic()
             if left is not None and left <= 0:
                 break
             if pending is None:
                 pending = asyncio.ensure_future(batches.__anext__())
-            done, _ = await asyncio.wait({pending}, timeout=heartbeat if left is None else min(heartbeat, left))
+            wait = min(heartbeat, GONE_CHECK_SECONDS, *(() if left is None else (left,)))
+            done, _ = await asyncio.wait({pending}, timeout=wait)
             if not done:
-                if ends is None or time.monotonic() < ends:
+                if request.transport is None or request.transport.is_closing():
+                    break  # the client went away: end now, not at the next heartbeat's failed write
+                now = time.monotonic()
+                if now >= beat and (ends is None or now < ends):
                     await response.write(b": heartbeat\n\n")
+                    beat = now + heartbeat
                 continue
             try:
                 batch = pending.result()
@@ -69,6 +78,7 @@ async def stream(request: web.Request, watch: Watch, greeting: str, render: Call
             finally:
                 pending = None
             await response.write(render(batch))
+            beat = time.monotonic() + heartbeat
     except ConnectionResetError:
         pass  # the client went away
     finally:
