@@ -348,12 +348,22 @@ def leader_of(project: Project, members: tuple[str, ...], timeout: float = 60) -
 
 
 class Writes:
-    """Writes through members in turn; a write counts once a member acknowledged it (HTTP 200)."""
+    """Writes through members in turn, each of a key of its own. A write counts once a member acknowledged
+    it (HTTP 200); one whose answer was lost or said the outcome is unknown (the leader changed under it)
+    may or may not have happened, and is never written again."""
 
     def __init__(self, project: Project, token: str, write: Any):
         self.project, self.token, self.write = project, token, write
         self.acknowledged: dict[str, str] = {}
+        self.unknown: dict[str, str] = {}
         self.refused: list[tuple[str, int, dict]] = []
+
+    def check(self, found: dict[str, str], member: str) -> None:
+        """found (what a member reads) holds every acknowledged write, and nothing never written."""
+        lost = {key: value for key, value in self.acknowledged.items() if found.get(key) != value}
+        assert not lost, f"{member} lost {len(lost)} acknowledged writes: {sorted(lost)[:10]}"
+        extra = {key: value for key, value in found.items() if key not in self.acknowledged}
+        assert all(self.unknown.get(key) == value for key, value in extra.items()), (member, extra)
 
     def run(self, members: tuple[str, ...], prefix: str, count: int, timeout: float = 60) -> None:
         """count acknowledged writes, spread over members; refusals (an election under way) are retried."""
@@ -368,12 +378,15 @@ class Writes:
             try:
                 status, body = self.write(self.project, self.token, member, key, value)
             except OSError as exc:  # the member is gone, or cut off mid-answer: not acknowledged
+                self.unknown[key] = value
                 self.refused.append((member, 0, {"error": str(exc)}))
                 time.sleep(0.2)
                 continue
             if status == 200:
                 self.acknowledged[key] = value
             else:
+                if status >= 500:  # UNAVAILABLE "the outcome of the command is unknown", and the like
+                    self.unknown[key] = value
                 self.refused.append((member, status, body))
                 time.sleep(0.2)
 
@@ -423,21 +436,23 @@ def killed_leader_loses_nothing(project: Project, members: tuple[str, ...], writ
     assert leader_of(project, survivors) != leader
 
     for member in survivors:
-        assert read(project, token, member) == writes.acknowledged, member
+        writes.check(read(project, token, member), member)
 
     # The killed member, started again (or restarted by its policy), catches up with every write.
     subprocess.run(["docker", "start", container], capture_output=True, timeout=60, check=True)
     deadline = time.monotonic() + 60
+    local = {"serializable": True} if read is chainfire_read else {"consistency": "none"}
+    expected = read(project, token, survivors[0])  # what the cluster holds: the acknowledged writes, and maybe more
     while True:
         try:
-            caught_up = read(project, token, leader, **({"serializable": True} if read is chainfire_read
-                                                         else {"consistency": "none"})) == writes.acknowledged
+            found = read(project, token, leader, **local)
         except (OSError, AssertionError, KeyError):
-            caught_up = False
-        if caught_up:
+            found = None
+        if found == expected:
             break
-        assert time.monotonic() < deadline, f"{leader} did not catch up\n{project.logs()}"
+        assert time.monotonic() < deadline, f"{leader} did not catch up: {found}\n{project.logs()}"
         time.sleep(0.5)
+    writes.check(found, leader)
 
 
 def test_cluster_chainfire_keeps_every_acknowledged_write_when_its_leader_is_killed(cluster):
