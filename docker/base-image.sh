@@ -39,7 +39,10 @@ mkdir -p build/images
 tarball=build/images/rootfs-$SUITE-$recipe.tar
 trap 'rm -f "$tarball"' EXIT
 # minbase: essential packages and apt only; no recommends, documentation, manual pages or locales.
+# Merged /usr is set up as debootstrap does (directory links), not by the usrmerge package, which
+# would bring Perl (about 46 MB) into the image.
 mmdebstrap --variant=minbase --include="$PACKAGES" \
+    --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
     --aptopt='APT::Install-Recommends "false"' \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
