@@ -13,12 +13,14 @@ then the cluster's."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import random
 import secrets
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -88,6 +90,7 @@ class Project:
     env: dict[str, str]
     rest: dict[str, int]
     password: str
+    workdir: Path  # the test's own files (the CA copied out of the platform)
     down: bool = False
     files: tuple[Path, ...] = (COMPOSE_FILE,)
 
@@ -108,7 +111,32 @@ class Project:
         return {line.split()[1]: line.split()[0] for line in found if line.strip()}
 
     def url(self, service: str, path: str) -> str:
-        return f"http://127.0.0.1:{self.rest[service]}{path}"
+        return f"https://127.0.0.1:{self.rest[service]}{path}"
+
+    def ca(self) -> Path:
+        """The platform's CA, which the services made in their shared volume on their first start
+        (copied out of the IAM container once it is there)."""
+        path = self.workdir / "ca.crt"
+        deadline = time.monotonic() + 90
+        while not path.exists():
+            copied = subprocess.run(["docker", "cp", f"{self.containers()['iam']}:/var/lib/photoncloud-tls/ca.crt",
+                                     str(path)], capture_output=True, text=True, timeout=60)
+            if copied.returncode != 0:
+                assert time.monotonic() < deadline, f"no CA in the tls volume: {copied.stderr}\n{self.logs()}"
+                time.sleep(1)
+        return path
+
+    def call(self, method: str, service: str, path: str, body: Any = None, token: str = "") -> tuple[int, dict]:
+        """One REST call to a service over HTTPS, verified against the platform's CA: (status, JSON)."""
+        headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+        request = urllib.request.Request(self.url(service, path), method=method, headers=headers,
+                                         data=None if body is None else json.dumps(body).encode())
+        context = ssl.create_default_context(cafile=str(self.ca()))
+        try:
+            with urllib.request.urlopen(request, timeout=15, context=context) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"{}")
 
 
 def leftovers(name: str) -> dict[str, list[str]]:
@@ -151,11 +179,12 @@ def project_env(names: list[str], password: str) -> tuple[dict[str, str], dict[s
 
 
 @pytest.fixture(scope="module")
-def project(images):
+def project(images, tmp_path_factory):
     """The platform up in a compose project of its own."""
     password = secrets.token_urlsafe(18)
     env, rest = project_env(list(SERVICES), password)
-    running = Project(images, f"photoncloud-test-{secrets.token_hex(4)}", env, rest, password)
+    running = Project(images, f"photoncloud-test-{secrets.token_hex(4)}", env, rest, password,
+                      tmp_path_factory.mktemp("compose"))
     up = running.compose("up", "-d")
     try:
         assert up.returncode == 0, f"docker-compose up failed:\n{up.stderr[-3000:]}\n{running.logs()}"
@@ -165,21 +194,10 @@ def project(images):
             running.compose("down", "-v", "--remove-orphans", "--timeout", "10", timeout=180)
 
 
-def call(method: str, url: str, body: Any = None, token: str = "") -> tuple[int, dict]:
-    """One REST call: (HTTP status, the JSON document answered)."""
-    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
-    request = urllib.request.Request(url, method=method, headers=headers,
-                                     data=None if body is None else json.dumps(body).encode())
-    try:
-        with urllib.request.urlopen(request, timeout=15) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
-
-
 def test_seven_healthy_and_the_agent_too(project):
     # health.py as a user runs it (standard library only), with the project's ports.
-    health = subprocess.run([sys.executable, "-I", "-S", str(HEALTH_SCRIPT), "--wait", "90", "--json"],
+    health = subprocess.run([sys.executable, "-I", "-S", str(HEALTH_SCRIPT), "--wait", "90", "--json",
+                             "--cacert", str(project.ca())],
                             env=project.env, capture_output=True, text=True, timeout=150)
     assert health.returncode == 0, f"{health.stdout}\n{health.stderr}\n{project.logs()}"
     report = json.loads(health.stdout)
@@ -200,6 +218,16 @@ def test_seven_healthy_and_the_agent_too(project):
     assert set(states.values()) == {"healthy"}, f"{states}\n{project.logs()}"
 
 
+def test_every_rest_port_speaks_tls_with_the_platforms_ca(project):
+    project.ca()
+    for service, port in project.rest.items():
+        with pytest.raises((OSError, http.client.HTTPException)):  # plaintext: no answer
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5)
+        with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):  # not a public CA's
+            urllib.request.urlopen(f"https://127.0.0.1:{port}/health", timeout=5, context=ssl.create_default_context())
+        assert project.call("GET", service, "/health")[0] == 200, service
+
+
 def test_ports_are_published_on_loopback_only(project):
     for service, cid in project.containers().items():
         published = subprocess.run(["docker", "port", cid], capture_output=True, text=True, timeout=60,
@@ -212,64 +240,64 @@ def test_ports_are_published_on_loopback_only(project):
 
 
 def test_a_users_flow_through_the_published_ports(project):
-    status, body = call("POST", project.url("iam", "/api/v1/auth/token"),
+    status, body = project.call("POST", "iam", "/api/v1/auth/token",
                         {"grant_type": "password", "username": "admin", "password": project.password})
     assert status == 200, body
     token = body["data"]["access_token"]
-    assert call("GET", project.url("chainfire", "/api/v1/kv/a"))[0] == 401
+    assert project.call("GET", "chainfire", "/api/v1/kv/a")[0] == 401
 
     # ChainFire: a put, and the get that reads it back.
-    status, body = call("PUT", project.url("chainfire", "/api/v1/kv/compose/hello"), {"value": "world"}, token)
+    status, body = project.call("PUT", "chainfire", "/api/v1/kv/compose/hello", {"value": "world"}, token)
     assert status == 200, body
-    status, body = call("GET", project.url("chainfire", "/api/v1/kv/compose/hello"), token=token)
+    status, body = project.call("GET", "chainfire", "/api/v1/kv/compose/hello", token=token)
     assert (status, body["data"]["value"]) == (200, "world"), body
 
     # A project of the default org, for what follows.
-    status, body = call("GET", project.url("iam", "/api/v1/orgs?name=default"), token=token)
+    status, body = project.call("GET", "iam", "/api/v1/orgs?name=default", token=token)
     assert status == 200, body
     org_id = body["data"]["items"][0]["id"]
-    status, body = call("POST", project.url("iam", "/api/v1/projects"), {"org_id": org_id, "name": "compose"}, token)
+    status, body = project.call("POST", "iam", "/api/v1/projects", {"org_id": org_id, "name": "compose"}, token)
     assert status == 200, body
     project_id = body["data"]["id"]
 
     # FlareDB: statements in the project's database.
-    status, body = call("POST", project.url("flaredb", "/api/v1/sql"), {"project_id": project_id, "statements": [
+    status, body = project.call("POST", "flaredb", "/api/v1/sql", {"project_id": project_id, "statements": [
         {"sql": "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)"},
         {"sql": "INSERT INTO t (name) VALUES (?)", "params": ["ann"]}]}, token)
     assert status == 200, body
-    status, body = call("POST", project.url("flaredb", "/api/v1/sql"),
+    status, body = project.call("POST", "flaredb", "/api/v1/sql",
                         {"project_id": project_id, "sql": "SELECT name FROM t"}, token)
     assert (status, body["data"]["results"][0]["rows"]) == (200, [["ann"]]), body
 
     # CreditService: the project's wallet.
-    status, body = call("POST", project.url("creditservice", "/api/v1/wallets"),
+    status, body = project.call("POST", "creditservice", "/api/v1/wallets",
                         {"project_id": project_id, "initial_balance": 1000}, token)
     assert (status, body["data"]["balance"]) == (201, 1000), body
 
     # PrismNET: a VPC, a subnet in it, a port with an address from the subnet.
-    status, body = call("POST", project.url("prismnet", "/api/v1/vpcs"),
+    status, body = project.call("POST", "prismnet", "/api/v1/vpcs",
                         {"name": "net", "project_id": project_id, "cidr_block": "10.0.0.0/16"}, token)
     assert status == 201, body
-    status, body = call("POST", project.url("prismnet", "/api/v1/subnets"),
+    status, body = project.call("POST", "prismnet", "/api/v1/subnets",
                         {"vpc_id": body["data"]["id"], "name": "web", "cidr_block": "10.0.1.0/24"}, token)
     assert status == 201, body
-    status, body = call("POST", project.url("prismnet", "/api/v1/ports"),
+    status, body = project.call("POST", "prismnet", "/api/v1/ports",
                         {"subnet_id": body["data"]["id"], "name": "web-1"}, token)
     assert status == 201 and body["data"]["ip_address"].startswith("10.0.1."), body
 
     # k8shost: a namespace in the project, and a pod the node agent runs.
-    status, body = call("POST", project.url("k8shost", "/api/v1/namespaces"),
+    status, body = project.call("POST", "k8shost", "/api/v1/namespaces",
                         {"name": "shop", "project_id": project_id}, token)
     assert status == 201, body
-    status, body = call("POST", project.url("k8shost", "/api/v1/pods"), {
+    status, body = project.call("POST", "k8shost", "/api/v1/pods", {
         "namespace": "shop", "name": "hello",
         "spec": {"containers": [{"name": "main", "command": ["sh", "-c", "echo hello from $POD_NAME; sleep 3600"]}]}},
         token)
     assert status == 201, body
     deadline = time.monotonic() + 60
     while True:
-        status, body = call("GET", project.url("k8shost", "/api/v1/pods/shop/hello"), token=token)
-        logs = call("GET", project.url("k8shost", "/api/v1/pods/shop/hello/logs"), token=token)[1]
+        status, body = project.call("GET", "k8shost", "/api/v1/pods/shop/hello", token=token)
+        logs = project.call("GET", "k8shost", "/api/v1/pods/shop/hello/logs", token=token)[1]
         if (body["data"]["status"]["phase"] == "Running" and "hello from hello" in logs.get("data", {}).get("text", "")
                 or time.monotonic() > deadline):
             break
@@ -294,13 +322,13 @@ WRITES = 40  # before the kill, and again after it
 
 
 @pytest.fixture(scope="module")
-def cluster(images):
+def cluster(images, tmp_path_factory):
     """IAM, and ChainFire and FlareDB as three-member clusters, up in a compose project of their own."""
     password = secrets.token_urlsafe(18)
     env, rest = project_env(["iam", *MEMBERS["chainfire"], *MEMBERS["flaredb"]], password)
     env["PHOTONCLOUD_CLUSTER_SECRET"] = secrets.token_urlsafe(32)
     running = Project(images, f"photoncloud-cluster-{secrets.token_hex(4)}", env, rest, password,
-                      files=(COMPOSE_FILE, CLUSTER_FILE))
+                      tmp_path_factory.mktemp("cluster"), files=(COMPOSE_FILE, CLUSTER_FILE))
     up = running.compose("up", "-d", "iam", *MEMBERS["chainfire"], *MEMBERS["flaredb"])
     try:
         assert up.returncode == 0, f"docker-compose up failed:\n{up.stderr[-3000:]}\n{running.logs()}"
@@ -315,7 +343,7 @@ def admin_token(project: Project, timeout: float = 90) -> str:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            status, body = call("POST", project.url("iam", "/api/v1/auth/token"),
+            status, body = project.call("POST", "iam", "/api/v1/auth/token",
                                 {"grant_type": "password", "username": "admin", "password": project.password})
             if status == 200:
                 return body["data"]["access_token"]
@@ -328,7 +356,7 @@ def admin_token(project: Project, timeout: float = 90) -> str:
 def raft_role(project: Project, member: str) -> dict | None:
     """The member's Raft state from its /health (role, leader id), None if it does not answer."""
     try:
-        status, body = call("GET", project.url(member, "/health"))
+        status, body = project.call("GET", member, "/health")
         return body["data"]["dependencies"]["raft"] if status == 200 else None
     except (OSError, KeyError, ValueError):
         return None
@@ -392,14 +420,14 @@ class Writes:
 
 
 def chainfire_put(project: Project, token: str, member: str, key: str, value: str) -> tuple[int, dict]:
-    return call("PUT", project.url(member, f"/api/v1/kv/{key}"), {"value": value}, token)
+    return project.call("PUT", member, f"/api/v1/kv/{key}", {"value": value}, token)
 
 
 def chainfire_read(project: Project, token: str, member: str, serializable: bool = False) -> dict[str, str]:
     found, page = {}, ""
     while True:
         query = f"prefix=k/&page_size=500&serializable={str(serializable).lower()}" + (f"&page_token={page}" if page else "")
-        status, body = call("GET", project.url(member, f"/api/v1/kv?{query}"), token=token)
+        status, body = project.call("GET", member, f"/api/v1/kv?{query}", token=token)
         assert status == 200, body
         found.update({kv["key"]: kv["value"] for kv in body["data"]["items"]})
         page = body["data"]["next_page_token"]
@@ -411,12 +439,12 @@ FLAREDB_PROJECT = "proj-compose-cluster"
 
 
 def flaredb_insert(project: Project, token: str, member: str, key: str, value: str) -> tuple[int, dict]:
-    return call("POST", project.url(member, "/api/v1/sql"), {"project_id": FLAREDB_PROJECT, "statements": [
+    return project.call("POST", member, "/api/v1/sql", {"project_id": FLAREDB_PROJECT, "statements": [
         {"sql": "INSERT INTO acks (key, value) VALUES (?, ?)", "params": [key, value]}]}, token)
 
 
 def flaredb_read(project: Project, token: str, member: str, consistency: str = "strong") -> dict[str, str]:
-    status, body = call("POST", project.url(member, "/api/v1/sql"), {
+    status, body = project.call("POST", member, "/api/v1/sql", {
         "project_id": FLAREDB_PROJECT, "sql": "SELECT key, value FROM acks", "consistency": consistency}, token)
     assert status == 200, body
     return {key: value for key, value in body["data"]["results"][0]["rows"]}
@@ -462,7 +490,7 @@ def test_cluster_chainfire_keeps_every_acknowledged_write_when_its_leader_is_kil
 def test_cluster_flaredb_keeps_every_acknowledged_write_when_its_leader_is_killed(cluster):
     token = admin_token(cluster)
     leader = leader_of(cluster, MEMBERS["flaredb"])
-    status, body = call("POST", cluster.url(leader, "/api/v1/sql"), {
+    status, body = cluster.call("POST", leader, "/api/v1/sql", {
         "project_id": FLAREDB_PROJECT, "sql": "CREATE TABLE acks (key TEXT PRIMARY KEY, value TEXT NOT NULL)"}, token)
     assert status == 200, body
     killed_leader_loses_nothing(cluster, MEMBERS["flaredb"], flaredb_insert, flaredb_read)
