@@ -33,6 +33,18 @@ ERROR_CLASSES = {
 }
 
 
+@pytest.mark.parametrize("code", sorted(GRPC_STATUS))
+def test_grpc_status_is_the_table_and_maps_back(code):
+    status = getattr(grpc.StatusCode, GRPC_STATUS[code])
+    assert rpc.grpc_status(Code[code]) is status
+    assert rpc.code_of(status) is Code[code]
+
+
+@pytest.mark.parametrize("status", [grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS])
+def test_a_status_outside_the_table_maps_back_to_internal(status):
+    assert rpc.code_of(status) is Code.INTERNAL
+
+
 async def fail(request: bytes, context) -> bytes:
     """Raise the error class named by the request; no details for a request ending in '!'."""
     name = request.decode()

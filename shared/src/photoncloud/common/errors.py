@@ -1,47 +1,40 @@
-"""The platform's error types and the one table that maps each code to HTTP and gRPC."""
+"""The platform's error types and the table of their codes, free of any transport.
+
+Each code's HTTP status is here; the gRPC status each code is sent with lives with the gRPC
+adapter (`rpc.grpc_status`), so that a core importing these errors imports no transport.
+"""
 
 from __future__ import annotations
 
 import enum
 from typing import Any
 
-import grpc
-
 
 class Code(enum.Enum):
-    """An error code, with its HTTP status and gRPC status code."""
+    """An error code, with the HTTP status it is sent with."""
 
-    INVALID_ARGUMENT = (400, grpc.StatusCode.INVALID_ARGUMENT)
-    FAILED_PRECONDITION = (400, grpc.StatusCode.FAILED_PRECONDITION)
-    OUT_OF_RANGE = (400, grpc.StatusCode.OUT_OF_RANGE)
-    UNAUTHENTICATED = (401, grpc.StatusCode.UNAUTHENTICATED)
-    PERMISSION_DENIED = (403, grpc.StatusCode.PERMISSION_DENIED)
-    NOT_FOUND = (404, grpc.StatusCode.NOT_FOUND)
-    ALREADY_EXISTS = (409, grpc.StatusCode.ALREADY_EXISTS)
-    ABORTED = (409, grpc.StatusCode.ABORTED)
-    RESOURCE_EXHAUSTED = (429, grpc.StatusCode.RESOURCE_EXHAUSTED)
-    UNIMPLEMENTED = (501, grpc.StatusCode.UNIMPLEMENTED)
-    UNAVAILABLE = (503, grpc.StatusCode.UNAVAILABLE)
-    DEADLINE_EXCEEDED = (504, grpc.StatusCode.DEADLINE_EXCEEDED)
-    INTERNAL = (500, grpc.StatusCode.INTERNAL)
+    INVALID_ARGUMENT = 400
+    FAILED_PRECONDITION = 400
+    OUT_OF_RANGE = 400
+    UNAUTHENTICATED = 401
+    PERMISSION_DENIED = 403
+    NOT_FOUND = 404
+    ALREADY_EXISTS = 409
+    ABORTED = 409
+    RESOURCE_EXHAUSTED = 429
+    UNIMPLEMENTED = 501
+    UNAVAILABLE = 503
+    DEADLINE_EXCEEDED = 504
+    INTERNAL = 500
 
-    @property
-    def http_status(self) -> int:
-        """The HTTP status this code is sent with."""
-        return self.value[0]
+    def __new__(cls, http_status: int) -> Code:
+        code = object.__new__(cls)
+        # Several codes share an HTTP status; a distinct value each keeps them from becoming aliases.
+        code._value_ = len(cls.__members__)
+        code.http_status = http_status
+        return code
 
-    @property
-    def grpc_status(self) -> grpc.StatusCode:
-        """The gRPC status code this code is sent with."""
-        return self.value[1]
-
-    @classmethod
-    def from_grpc(cls, status: grpc.StatusCode) -> "Code":
-        """The code a gRPC status maps back to (INTERNAL for ones the table lacks)."""
-        return _BY_GRPC.get(status, cls.INTERNAL)
-
-
-_BY_GRPC = {code.grpc_status: code for code in Code}
+    http_status: int
 
 
 class ServiceError(Exception):

@@ -1,4 +1,5 @@
-"""The gRPC side of a service: the one interceptor that maps errors, and client-side helpers."""
+"""The gRPC side of a service: the gRPC half of the error table, the one interceptor that maps
+errors, and client-side helpers."""
 
 from __future__ import annotations
 
@@ -21,6 +22,20 @@ log = logging.getLogger("photoncloud.rpc")
 
 DETAILS_KEY = "photoncloud-error-details"
 OK = "OK"  # the metrics label of a call that succeeded
+
+# The gRPC half of the error table: every code is sent as the gRPC status of the same name.
+_STATUS_BY_CODE = {code: grpc.StatusCode[code.name] for code in Code}
+_CODE_BY_STATUS = {status: code for code, status in _STATUS_BY_CODE.items()}
+
+
+def grpc_status(code: Code) -> grpc.StatusCode:
+    """The gRPC status an error code is sent with."""
+    return _STATUS_BY_CODE[code]
+
+
+def code_of(status: grpc.StatusCode) -> Code:
+    """The error code a gRPC status maps back to (INTERNAL for ones the table lacks)."""
+    return _CODE_BY_STATUS.get(status, Code.INTERNAL)
 
 
 def _metadata_value(metadata: Any, key: str) -> str | None:
@@ -133,7 +148,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         """Abort the call with the status exc maps to (INTERNAL, logged, for unexpected ones)."""
         if isinstance(exc, ServiceError):
             trailer = ((DETAILS_KEY, json.dumps(exc.details)),) if exc.details else ()
-            await context.abort(exc.code.grpc_status, exc.message, trailing_metadata=trailer)
+            await context.abort(grpc_status(exc.code), exc.message, trailing_metadata=trailer)
         if isinstance(exc, Exception) and not isinstance(exc, grpc.aio.AbortError):
             log.error("unhandled error in %s", method, exc_info=exc)
             await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the service log")
@@ -141,7 +156,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 
     def _leave(self, token: Any, started: float, method: str, context: grpc.aio.ServicerContext) -> None:
         status = context.code()
-        code = OK if status in (None, grpc.StatusCode.OK) else Code.from_grpc(status).name
+        code = OK if status in (None, grpc.StatusCode.OK) else code_of(status).name
         self.metrics.observe("grpc", "POST", method, code, time.perf_counter() - started)
         request_id.reset(token)
 
@@ -150,7 +165,7 @@ def error_from_rpc(exc: grpc.aio.AioRpcError) -> ServiceError:
     """The ServiceError a failed call stands for, with the details the server sent."""
     raw = _metadata_value(exc.trailing_metadata(), DETAILS_KEY)
     details = json.loads(raw) if raw else None
-    return ServiceError(exc.details() or "", details, code=Code.from_grpc(exc.code()))
+    return ServiceError(exc.details() or "", details, code=code_of(exc.code()))
 
 
 class _RequestIdClientInterceptor:
