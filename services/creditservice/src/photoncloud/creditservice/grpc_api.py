@@ -5,24 +5,15 @@ Mutating calls take an `idempotency-key` metadata entry, as the REST routes take
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
-
 import grpc
-from google.protobuf import json_format
-from google.protobuf.message import Message
 
+from photoncloud.common.messages import to_message
 from photoncloud.common.server import GrpcService
 from photoncloud.common.times import parse_time
 from photoncloud.creditservice.v1 import credit_pb2 as pb
 from photoncloud.creditservice.v1 import credit_pb2_grpc as pb_grpc
 
 from . import core, views
-
-M = TypeVar("M", bound=Message)
-
-
-def _pb(data: dict[str, Any], message: type[M]) -> M:
-    return json_format.ParseDict(data, message())
 
 
 def _key(context: grpc.aio.ServicerContext) -> str:
@@ -42,35 +33,36 @@ class WalletsServicer(pb_grpc.WalletsServicer):
     async def CreateWallet(self, request: pb.CreateWalletRequest, context: grpc.aio.ServicerContext) -> pb.Wallet:
         wallet = await self.credits.create_wallet(request.project_id, request.org_id, request.initial_balance,
                                                   _key(context))
-        return _pb(views.wallet(wallet), pb.Wallet)
+        return to_message(views.wallet(wallet), pb.Wallet)
 
     async def GetWallet(self, request: pb.GetWalletRequest, context: grpc.aio.ServicerContext) -> pb.Wallet:
-        return _pb(views.wallet(await self.credits.wallet(request.project_id)), pb.Wallet)
+        return to_message(views.wallet(await self.credits.wallet(request.project_id)), pb.Wallet)
 
     async def ListWallets(self, request: pb.ListWalletsRequest,
                           context: grpc.aio.ServicerContext) -> pb.ListWalletsResponse:
         found = await self.credits.wallets(request.page_size, request.page_token, request.org_id)
-        return _pb(views.page([views.wallet(w) for w in found.items], found.next_page_token), pb.ListWalletsResponse)
+        page = views.page([views.wallet(w) for w in found.items], found.next_page_token)
+        return to_message(page, pb.ListWalletsResponse)
 
     async def UpdateWallet(self, request: pb.UpdateWalletRequest, context: grpc.aio.ServicerContext) -> pb.Wallet:
         wallet = await self.credits.set_wallet_status(request.project_id, request.status, _key(context))
-        return _pb(views.wallet(wallet), pb.Wallet)
+        return to_message(views.wallet(wallet), pb.Wallet)
 
     async def TopUp(self, request: pb.TopUpRequest, context: grpc.aio.ServicerContext) -> pb.TopUpResponse:
         result = await self.credits.top_up(request.project_id, request.amount, request.description, _key(context))
-        return _pb({"wallet": views.wallet(result.wallet), "transaction": views.transaction(result.transaction)},
-                   pb.TopUpResponse)
+        return to_message({"wallet": views.wallet(result.wallet), "transaction": views.transaction(result.transaction)},
+                          pb.TopUpResponse)
 
     async def ListTransactions(self, request: pb.ListTransactionsRequest,
                                context: grpc.aio.ServicerContext) -> pb.ListTransactionsResponse:
         found = await self.credits.transactions(request.project_id, request.page_size, request.page_token,
                                                 request.type, request.reservation_id,
                                                 _time(request.since, "since"), _time(request.until, "until"))
-        return _pb(views.page([views.transaction(t) for t in found.items], found.next_page_token),
-                   pb.ListTransactionsResponse)
+        return to_message(views.page([views.transaction(t) for t in found.items], found.next_page_token),
+                          pb.ListTransactionsResponse)
 
     async def Audit(self, request: pb.AuditRequest, context: grpc.aio.ServicerContext) -> pb.AuditResponse:
-        return _pb(views.audit(await self.credits.audit()), pb.AuditResponse)
+        return to_message(views.audit(await self.credits.audit()), pb.AuditResponse)
 
 
 class ReservationsServicer(pb_grpc.ReservationsServicer):
@@ -83,26 +75,26 @@ class ReservationsServicer(pb_grpc.ReservationsServicer):
         result = await self.credits.reserve(request.project_id, request.amount, request.description,
                                             request.resource_type, request.ttl_seconds or core.DEFAULT_TTL_SECONDS,
                                             request.quantity or 1, _key(context))
-        return _pb(views.reservation_result(result), pb.ReservationResponse)
+        return to_message(views.reservation_result(result), pb.ReservationResponse)
 
     async def GetReservation(self, request: pb.GetReservationRequest,
                              context: grpc.aio.ServicerContext) -> pb.Reservation:
-        return _pb(views.reservation(await self.credits.reservation(request.id)), pb.Reservation)
+        return to_message(views.reservation(await self.credits.reservation(request.id)), pb.Reservation)
 
     async def ListReservations(self, request: pb.ListReservationsRequest,
                                context: grpc.aio.ServicerContext) -> pb.ListReservationsResponse:
         found = await self.credits.reservations(request.project_id, request.status, request.page_size,
                                                 request.page_token)
-        return _pb(views.page([views.reservation(r) for r in found.items], found.next_page_token),
-                   pb.ListReservationsResponse)
+        return to_message(views.page([views.reservation(r) for r in found.items], found.next_page_token),
+                          pb.ListReservationsResponse)
 
     async def Commit(self, request: pb.CommitRequest, context: grpc.aio.ServicerContext) -> pb.ReservationResponse:
         result = await self.credits.commit(request.id, request.actual_amount, request.resource_id, _key(context))
-        return _pb(views.reservation_result(result), pb.ReservationResponse)
+        return to_message(views.reservation_result(result), pb.ReservationResponse)
 
     async def Release(self, request: pb.ReleaseRequest, context: grpc.aio.ServicerContext) -> pb.ReservationResponse:
         result = await self.credits.release(request.id, request.reason, _key(context))
-        return _pb(views.reservation_result(result), pb.ReservationResponse)
+        return to_message(views.reservation_result(result), pb.ReservationResponse)
 
 
 class QuotasServicer(pb_grpc.QuotasServicer):
@@ -113,26 +105,26 @@ class QuotasServicer(pb_grpc.QuotasServicer):
 
     async def SetQuota(self, request: pb.SetQuotaRequest, context: grpc.aio.ServicerContext) -> pb.Quota:
         quota = await self.credits.set_quota(request.project_id, request.resource_type, request.limit, _key(context))
-        return _pb(views.quota(quota), pb.Quota)
+        return to_message(views.quota(quota), pb.Quota)
 
     async def GetQuota(self, request: pb.GetQuotaRequest, context: grpc.aio.ServicerContext) -> pb.Quota:
-        return _pb(views.quota(await self.credits.quota(request.project_id, request.resource_type)), pb.Quota)
+        return to_message(views.quota(await self.credits.quota(request.project_id, request.resource_type)), pb.Quota)
 
     async def ListQuotas(self, request: pb.ListQuotasRequest,
                          context: grpc.aio.ServicerContext) -> pb.ListQuotasResponse:
         quotas = await self.credits.quotas(request.project_id)
-        return _pb({"items": [views.quota(q) for q in quotas]}, pb.ListQuotasResponse)
+        return to_message({"items": [views.quota(q) for q in quotas]}, pb.ListQuotasResponse)
 
     async def FreeQuota(self, request: pb.FreeQuotaRequest, context: grpc.aio.ServicerContext) -> pb.Quota:
         quota = await self.credits.free_quota(request.project_id, request.resource_type, request.quantity or 1,
                                               _key(context))
-        return _pb(views.quota(quota), pb.Quota)
+        return to_message(views.quota(quota), pb.Quota)
 
     async def CheckAdmission(self, request: pb.CheckAdmissionRequest,
                              context: grpc.aio.ServicerContext) -> pb.Admission:
         answer = await self.credits.check_admission(request.project_id, request.amount, request.resource_type,
                                                     request.quantity or 1)
-        return _pb(views.admission(answer), pb.Admission)
+        return to_message(views.admission(answer), pb.Admission)
 
 
 def services(credits: core.CreditCore) -> list[GrpcService]:

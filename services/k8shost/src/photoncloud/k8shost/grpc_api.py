@@ -10,6 +10,7 @@ import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from photoncloud.common.messages import to_message
 from photoncloud.common.server import GrpcService
 from photoncloud.common.streams import StreamGuard, watch_guard
 from photoncloud.k8shost.v1 import k8shost_pb2 as pb
@@ -21,10 +22,6 @@ M = TypeVar("M", bound=Message)
 Context = grpc.aio.ServicerContext
 
 
-def _pb(data: dict[str, Any], message: type[M]) -> M:
-    return json_format.ParseDict(data, message())
-
-
 def _dict(message: Message) -> dict[str, Any]:
     """A request part as the plain data the core takes (every field, snake_case)."""
     return json_format.MessageToDict(message, preserving_proto_field_name=True,
@@ -32,7 +29,7 @@ def _dict(message: Message) -> dict[str, Any]:
 
 
 def _page(found: core.Page, message: type[M]) -> M:
-    return _pb(views.page(found.items, found.next_page_token, found.resource_version), message)
+    return to_message(views.page(found.items, found.next_page_token, found.resource_version), message)
 
 
 class NamespacesServicer(pb_grpc.NamespacesServicer):
@@ -44,10 +41,10 @@ class NamespacesServicer(pb_grpc.NamespacesServicer):
     async def CreateNamespace(self, request: pb.CreateNamespaceRequest, context: Context) -> pb.Namespace:
         ns = await self.kube.create_namespace(request.name, request.org_id, request.project_id, dict(request.labels),
                                               dict(request.annotations), request.subnet_id)
-        return _pb(views.obj(ns), pb.Namespace)
+        return to_message(views.obj(ns), pb.Namespace)
 
     async def GetNamespace(self, request: pb.GetNamespaceRequest, context: Context) -> pb.Namespace:
-        return _pb(views.obj(await self.kube.namespace(request.name)), pb.Namespace)
+        return to_message(views.obj(await self.kube.namespace(request.name)), pb.Namespace)
 
     async def ListNamespaces(self, request: pb.ListNamespacesRequest, context: Context) -> pb.ListNamespacesResponse:
         found = await self.kube.namespaces(request.org_id, request.project_id, request.label_selector,
@@ -57,10 +54,11 @@ class NamespacesServicer(pb_grpc.NamespacesServicer):
     async def UpdateNamespace(self, request: pb.UpdateNamespaceRequest, context: Context) -> pb.Namespace:
         ns = await self.kube.update_namespace(request.name, dict(request.labels), dict(request.annotations),
                                               request.resource_version, request.subnet_id)
-        return _pb(views.obj(ns), pb.Namespace)
+        return to_message(views.obj(ns), pb.Namespace)
 
     async def DeleteNamespace(self, request: pb.DeleteNamespaceRequest, context: Context) -> pb.Namespace:
-        return _pb(views.obj(await self.kube.delete_namespace(request.name, request.resource_version)), pb.Namespace)
+        namespace = await self.kube.delete_namespace(request.name, request.resource_version)
+        return to_message(views.obj(namespace), pb.Namespace)
 
 
 class PodsServicer(pb_grpc.PodsServicer):
@@ -74,10 +72,10 @@ class PodsServicer(pb_grpc.PodsServicer):
         pod = await self.kube.create_pod(request.namespace, request.name, dict(request.labels),
                                          dict(request.annotations), spec, request.image, list(request.command),
                                          list(request.args))
-        return _pb(views.obj(pod), pb.Pod)
+        return to_message(views.obj(pod), pb.Pod)
 
     async def GetPod(self, request: pb.GetPodRequest, context: Context) -> pb.Pod:
-        return _pb(views.obj(await self.kube.pod(request.namespace, request.name)), pb.Pod)
+        return to_message(views.obj(await self.kube.pod(request.namespace, request.name)), pb.Pod)
 
     async def ListPods(self, request: pb.ListPodsRequest, context: Context) -> pb.ListPodsResponse:
         found = await self.kube.pods(request.namespace, request.label_selector, request.node_name, request.page_size,
@@ -87,20 +85,20 @@ class PodsServicer(pb_grpc.PodsServicer):
     async def UpdatePod(self, request: pb.UpdatePodRequest, context: Context) -> pb.Pod:
         pod = await self.kube.update_pod(request.namespace, request.name, dict(request.labels),
                                          dict(request.annotations), request.resource_version)
-        return _pb(views.obj(pod), pb.Pod)
+        return to_message(views.obj(pod), pb.Pod)
 
     async def DeletePod(self, request: pb.DeletePodRequest, context: Context) -> pb.Pod:
-        return _pb(views.obj(await self.kube.delete_pod(request.namespace, request.name, request.resource_version)),
-                   pb.Pod)
+        pod = await self.kube.delete_pod(request.namespace, request.name, request.resource_version)
+        return to_message(views.obj(pod), pb.Pod)
 
     async def UpdatePodStatus(self, request: pb.UpdatePodStatusRequest, context: Context) -> pb.Pod:
         pod = await self.kube.update_pod_status(request.namespace, request.name, request.uid, _dict(request.status))
-        return _pb(views.obj(pod), pb.Pod)
+        return to_message(views.obj(pod), pb.Pod)
 
     async def GetPodLogs(self, request: pb.GetPodLogsRequest, context: Context) -> pb.PodLogs:
         container, text = await self.kube.pod_logs(request.namespace, request.name, request.container,
                                                    request.tail_lines)
-        return _pb(views.logs(request.namespace, request.name, container, text), pb.PodLogs)
+        return to_message(views.logs(request.namespace, request.name, container, text), pb.PodLogs)
 
 
 class ServicesServicer(pb_grpc.ServicesServicer):
@@ -114,10 +112,10 @@ class ServicesServicer(pb_grpc.ServicesServicer):
         service = await self.kube.create_service(request.namespace, request.name, dict(request.labels),
                                                  dict(request.annotations), spec, request.service_type, request.port,
                                                  request.target_port, dict(request.selector))
-        return _pb(views.obj(service), pb.Service)
+        return to_message(views.obj(service), pb.Service)
 
     async def GetService(self, request: pb.GetServiceRequest, context: Context) -> pb.Service:
-        return _pb(views.obj(await self.kube.service(request.namespace, request.name)), pb.Service)
+        return to_message(views.obj(await self.kube.service(request.namespace, request.name)), pb.Service)
 
     async def ListServices(self, request: pb.ListServicesRequest, context: Context) -> pb.ListServicesResponse:
         found = await self.kube.services(request.namespace, request.label_selector, request.page_size,
@@ -128,11 +126,11 @@ class ServicesServicer(pb_grpc.ServicesServicer):
         spec = _dict(request.spec) if request.HasField("spec") else None
         service = await self.kube.update_service(request.namespace, request.name, dict(request.labels),
                                                  dict(request.annotations), spec, request.resource_version)
-        return _pb(views.obj(service), pb.Service)
+        return to_message(views.obj(service), pb.Service)
 
     async def DeleteService(self, request: pb.DeleteServiceRequest, context: Context) -> pb.Service:
         service = await self.kube.delete_service(request.namespace, request.name, request.resource_version)
-        return _pb(views.obj(service), pb.Service)
+        return to_message(views.obj(service), pb.Service)
 
 
 class EndpointsServicer(pb_grpc.EndpointsServicer):
@@ -142,7 +140,7 @@ class EndpointsServicer(pb_grpc.EndpointsServicer):
         self.kube = kube
 
     async def GetEndpoints(self, request: pb.GetEndpointsRequest, context: Context) -> pb.EndpointsObject:
-        return _pb(views.obj(await self.kube.endpoints(request.namespace, request.name)), pb.EndpointsObject)
+        return to_message(views.obj(await self.kube.endpoints(request.namespace, request.name)), pb.EndpointsObject)
 
     async def ListEndpoints(self, request: pb.ListEndpointsRequest, context: Context) -> pb.ListEndpointsResponse:
         found = await self.kube.endpoints_list(request.namespace, request.label_selector, request.page_size,
@@ -161,13 +159,13 @@ class NodesServicer(pb_grpc.NodesServicer):
                                              dict(request.allocatable), [_dict(a) for a in request.addresses],
                                              request.daemon_port, request.daemon_token, request.runtime,
                                              request.agent_version, request.sandbox)
-        return _pb(views.obj(node), pb.Node)
+        return to_message(views.obj(node), pb.Node)
 
     async def Heartbeat(self, request: pb.HeartbeatRequest, context: Context) -> pb.Node:
-        return _pb(views.obj(await self.kube.heartbeat(request.name)), pb.Node)
+        return to_message(views.obj(await self.kube.heartbeat(request.name)), pb.Node)
 
     async def GetNode(self, request: pb.GetNodeRequest, context: Context) -> pb.Node:
-        return _pb(views.obj(await self.kube.node(request.name)), pb.Node)
+        return to_message(views.obj(await self.kube.node(request.name)), pb.Node)
 
     async def ListNodes(self, request: pb.ListNodesRequest, context: Context) -> pb.ListNodesResponse:
         return _page(await self.kube.nodes(request.label_selector, request.page_size, request.page_token),
@@ -176,10 +174,10 @@ class NodesServicer(pb_grpc.NodesServicer):
     async def UpdateNode(self, request: pb.UpdateNodeRequest, context: Context) -> pb.Node:
         node = await self.kube.update_node(request.name, dict(request.labels), dict(request.annotations),
                                            request.unschedulable, request.resource_version)
-        return _pb(views.obj(node), pb.Node)
+        return to_message(views.obj(node), pb.Node)
 
     async def DeleteNode(self, request: pb.DeleteNodeRequest, context: Context) -> pb.Node:
-        return _pb(views.obj(await self.kube.delete_node(request.name, request.resource_version)), pb.Node)
+        return to_message(views.obj(await self.kube.delete_node(request.name, request.resource_version)), pb.Node)
 
 
 class WatchServicer(pb_grpc.WatchServicer):
@@ -209,7 +207,7 @@ class WatchServicer(pb_grpc.WatchServicer):
                 except (TimeoutError, StopAsyncIteration):
                     return
                 for e in batch:
-                    yield _pb(views.event(e.type, e.revision, e.object), pb.WatchEvent)
+                    yield to_message(views.event(e.type, e.revision, e.object), pb.WatchEvent)
         finally:
             await events.aclose()
             watch.close()

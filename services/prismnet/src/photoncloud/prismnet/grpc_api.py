@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from photoncloud.common.messages import to_message
 from photoncloud.common.server import GrpcService
 from photoncloud.prismnet.v1 import prismnet_pb2 as pb
 from photoncloud.prismnet.v1 import prismnet_pb2_grpc as pb_grpc
 
 from . import core, views
 
-M = TypeVar("M", bound=Message)
 Context = grpc.aio.ServicerContext
-
-
-def _pb(data: dict[str, Any], message: type[M]) -> M:
-    return json_format.ParseDict(data, message())
 
 
 def _optional(request: Message, field: str) -> Any:
@@ -42,21 +38,21 @@ class VpcsServicer(pb_grpc.VpcsServicer):
     async def CreateVpc(self, request: pb.CreateVpcRequest, context: Context) -> pb.Vpc:
         vpc = await self.net.create_vpc(request.name, request.org_id, request.project_id, request.cidr_block,
                                         request.description)
-        return _pb(views.vpc(vpc), pb.Vpc)
+        return to_message(views.vpc(vpc), pb.Vpc)
 
     async def GetVpc(self, request: pb.GetVpcRequest, context: Context) -> pb.Vpc:
-        return _pb(views.vpc(await self.net.vpc(request.id)), pb.Vpc)
+        return to_message(views.vpc(await self.net.vpc(request.id)), pb.Vpc)
 
     async def ListVpcs(self, request: pb.ListVpcsRequest, context: Context) -> pb.ListVpcsResponse:
         found = await self.net.vpcs(request.org_id, request.project_id, request.page_size, request.page_token)
-        return _pb(views.page([views.vpc(v) for v in found.items], found.next_page_token), pb.ListVpcsResponse)
+        return to_message(views.page([views.vpc(v) for v in found.items], found.next_page_token), pb.ListVpcsResponse)
 
     async def UpdateVpc(self, request: pb.UpdateVpcRequest, context: Context) -> pb.Vpc:
         vpc = await self.net.update_vpc(request.id, _optional(request, "name"), _optional(request, "description"))
-        return _pb(views.vpc(vpc), pb.Vpc)
+        return to_message(views.vpc(vpc), pb.Vpc)
 
     async def DeleteVpc(self, request: pb.DeleteVpcRequest, context: Context) -> pb.Vpc:
-        return _pb(views.vpc(await self.net.delete_vpc(request.id)), pb.Vpc)
+        return to_message(views.vpc(await self.net.delete_vpc(request.id)), pb.Vpc)
 
 
 class SubnetsServicer(pb_grpc.SubnetsServicer):
@@ -66,7 +62,7 @@ class SubnetsServicer(pb_grpc.SubnetsServicer):
         self.net = net
 
     async def _out(self, subnet: Any) -> pb.Subnet:
-        return _pb(views.subnet(subnet, *await self.net.capacity(subnet)), pb.Subnet)
+        return to_message(views.subnet(subnet, *await self.net.capacity(subnet)), pb.Subnet)
 
     async def CreateSubnet(self, request: pb.CreateSubnetRequest, context: Context) -> pb.Subnet:
         pools = [{"start": p.start, "end": p.end} for p in request.allocation_pools]
@@ -83,7 +79,7 @@ class SubnetsServicer(pb_grpc.SubnetsServicer):
                                       next_page_token=found.next_page_token)
 
     async def DeleteSubnet(self, request: pb.DeleteSubnetRequest, context: Context) -> pb.Subnet:
-        return _pb(views.subnet(await self.net.delete_subnet(request.id), 0, 0), pb.Subnet)
+        return to_message(views.subnet(await self.net.delete_subnet(request.id), 0, 0), pb.Subnet)
 
 
 class PortsServicer(pb_grpc.PortsServicer):
@@ -95,30 +91,31 @@ class PortsServicer(pb_grpc.PortsServicer):
     async def CreatePort(self, request: pb.CreatePortRequest, context: Context) -> pb.Port:
         port = await self.net.create_port(request.subnet_id, request.name, request.ip_address, request.description,
                                           list(request.security_group_ids), request.device_id, request.device_type)
-        return _pb(views.port(port), pb.Port)
+        return to_message(views.port(port), pb.Port)
 
     async def GetPort(self, request: pb.GetPortRequest, context: Context) -> pb.Port:
-        return _pb(views.port(await self.net.port(request.id)), pb.Port)
+        return to_message(views.port(await self.net.port(request.id)), pb.Port)
 
     async def ListPorts(self, request: pb.ListPortsRequest, context: Context) -> pb.ListPortsResponse:
         found = await self.net.ports(request.subnet_id, request.vpc_id, request.device_id, request.page_size,
                                      request.page_token)
-        return _pb(views.page([views.port(p) for p in found.items], found.next_page_token), pb.ListPortsResponse)
+        return to_message(views.page([views.port(p) for p in found.items], found.next_page_token), pb.ListPortsResponse)
 
     async def UpdatePort(self, request: pb.UpdatePortRequest, context: Context) -> pb.Port:
         groups = list(request.security_group_ids.ids) if request.HasField("security_group_ids") else None
         port = await self.net.update_port(request.id, _optional(request, "name"), _optional(request, "description"),
                                           groups)
-        return _pb(views.port(port), pb.Port)
+        return to_message(views.port(port), pb.Port)
 
     async def AttachPort(self, request: pb.AttachPortRequest, context: Context) -> pb.Port:
-        return _pb(views.port(await self.net.attach_port(request.id, request.device_id, request.device_type)), pb.Port)
+        port = await self.net.attach_port(request.id, request.device_id, request.device_type)
+        return to_message(views.port(port), pb.Port)
 
     async def DetachPort(self, request: pb.DetachPortRequest, context: Context) -> pb.Port:
-        return _pb(views.port(await self.net.detach_port(request.id)), pb.Port)
+        return to_message(views.port(await self.net.detach_port(request.id)), pb.Port)
 
     async def DeletePort(self, request: pb.DeletePortRequest, context: Context) -> pb.Port:
-        return _pb(views.port(await self.net.delete_port(request.id)), pb.Port)
+        return to_message(views.port(await self.net.delete_port(request.id)), pb.Port)
 
 
 class SecurityGroupsServicer(pb_grpc.SecurityGroupsServicer):
@@ -130,31 +127,31 @@ class SecurityGroupsServicer(pb_grpc.SecurityGroupsServicer):
     async def CreateSecurityGroup(self, request: pb.CreateSecurityGroupRequest, context: Context) -> pb.SecurityGroup:
         group = await self.net.create_group(request.name, request.org_id, request.project_id, request.description,
                                             [_rule_fields(r) for r in request.rules])
-        return _pb(views.group(group), pb.SecurityGroup)
+        return to_message(views.group(group), pb.SecurityGroup)
 
     async def GetSecurityGroup(self, request: pb.GetSecurityGroupRequest, context: Context) -> pb.SecurityGroup:
-        return _pb(views.group(await self.net.group(request.id)), pb.SecurityGroup)
+        return to_message(views.group(await self.net.group(request.id)), pb.SecurityGroup)
 
     async def ListSecurityGroups(self, request: pb.ListSecurityGroupsRequest,
                                  context: Context) -> pb.ListSecurityGroupsResponse:
         found = await self.net.groups(request.org_id, request.project_id, request.page_size, request.page_token)
-        return _pb(views.page([views.group(g) for g in found.items], found.next_page_token),
-                   pb.ListSecurityGroupsResponse)
+        return to_message(views.page([views.group(g) for g in found.items], found.next_page_token),
+                          pb.ListSecurityGroupsResponse)
 
     async def UpdateSecurityGroup(self, request: pb.UpdateSecurityGroupRequest, context: Context) -> pb.SecurityGroup:
         group = await self.net.update_group(request.id, _optional(request, "name"), _optional(request, "description"))
-        return _pb(views.group(group), pb.SecurityGroup)
+        return to_message(views.group(group), pb.SecurityGroup)
 
     async def DeleteSecurityGroup(self, request: pb.DeleteSecurityGroupRequest, context: Context) -> pb.SecurityGroup:
-        return _pb(views.group(await self.net.delete_group(request.id)), pb.SecurityGroup)
+        return to_message(views.group(await self.net.delete_group(request.id)), pb.SecurityGroup)
 
     async def AddRule(self, request: pb.AddRuleRequest, context: Context) -> pb.AddRuleResponse:
         group, rule = await self.net.add_rule(request.security_group_id, **_rule_fields(request.rule))
-        return _pb({"security_group": views.group(group), "rule": views.rule(rule)}, pb.AddRuleResponse)
+        return to_message({"security_group": views.group(group), "rule": views.rule(rule)}, pb.AddRuleResponse)
 
     async def DeleteRule(self, request: pb.DeleteRuleRequest, context: Context) -> pb.SecurityGroup:
-        return _pb(views.group(await self.net.delete_rule(request.security_group_id, request.rule_id)),
-                   pb.SecurityGroup)
+        return to_message(views.group(await self.net.delete_rule(request.security_group_id, request.rule_id)),
+                          pb.SecurityGroup)
 
 
 def services(net: core.NetworkCore) -> list[GrpcService]:
