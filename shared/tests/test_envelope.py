@@ -83,3 +83,27 @@ def test_error_without_details_has_null_details():
     assert "details" in body["error"]
     assert body["error"]["details"] is None
     assert body["error"]["code"] == "INTERNAL"
+
+
+# -- another service's error body, read back ------------------------------------------------------
+
+@pytest.mark.parametrize("code", list(Code))
+def test_error_from_body_reads_back_every_code_of_an_envelope(code):
+    exc = envelope.error_from_body(code.http_status, envelope.error(code, "went wrong", {"reason": "TEST"}))
+    assert (exc.code, exc.message, exc.details) == (code, "went wrong", {"reason": "TEST"})
+
+
+@pytest.mark.parametrize("body", [None, "<html>bad gateway</html>", [], {}, {"data": {}}, {"error": "x"}])
+def test_error_from_body_of_no_envelope_is_unavailable_with_the_status(body):
+    exc = envelope.error_from_body(502, body)
+    assert (exc.code, exc.message, exc.details) == (Code.UNAVAILABLE, "HTTP 502", None)
+
+
+def test_error_from_body_of_a_code_outside_the_table_is_unavailable():
+    exc = envelope.error_from_body(500, {"error": {"code": "NO_SUCH_CODE", "message": "odd", "details": None}})
+    assert (exc.code, exc.message) == (Code.UNAVAILABLE, "odd")
+
+
+def test_error_from_body_takes_a_default_message():
+    assert envelope.error_from_body(500, {}, "IAM answered 500").message == "IAM answered 500"
+    assert envelope.error_from_body(404, envelope.error(Code.NOT_FOUND, "gone"), "unused").message == "gone"

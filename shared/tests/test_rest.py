@@ -8,7 +8,7 @@ import pytest
 from aiohttp import web
 from pydantic import Field
 
-from photoncloud.common import envelope, errors, paging
+from photoncloud.common import envelope, errors, paging, rest
 from photoncloud.common.errors import ServiceError
 from photoncloud.common.models import Body, Query, Result
 from photoncloud.common.rest import RouteTable
@@ -321,3 +321,9 @@ async def test_a_raised_redirect_is_passed_through(base, http):
         assert resp.status == 302
         assert resp.headers["Location"] == "/api/v1/items"
         assert resp.headers["X-Request-ID"]
+
+
+def test_an_error_response_reads_back_as_the_error_it_was_made_from():
+    sent = rest.error_response(errors.NotFound("no such project", {"project_id": "p"}))
+    exc = envelope.error_from_body(sent.status, json.loads(sent.text))
+    assert (exc.code, exc.message, exc.details) == (errors.Code.NOT_FOUND, "no such project", {"project_id": "p"})

@@ -1,4 +1,4 @@
-"""The response envelopes every REST endpoint sends: success, list and error."""
+"""The response envelopes every REST endpoint sends: success, list and error; and the error one read back."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from . import request_id
-from .errors import Code
+from .errors import Code, ServiceError
 
 
 def timestamp() -> str:
@@ -32,3 +32,17 @@ def page(items: list[Any], next_page_token: str = "", **extra: Any) -> dict[str,
 def error(code: Code, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     """An error body."""
     return {"error": {"code": code.name, "message": message, "details": details}, "meta": meta()}
+
+
+def error_from_body(status: int, body: Any, default_message: str | None = None) -> ServiceError:
+    """The ServiceError an error answer of another service stands for (the REST twin of rpc.error_from_rpc)."""
+    # The envelope's code, message and details; a body that is no error envelope (a proxy's page, a
+    # truncated answer) or a code outside the table means the service could not answer: UNAVAILABLE.
+    member = body.get("error") if isinstance(body, dict) else None
+    member = member if isinstance(member, dict) else {}
+    name = member.get("code")
+    code = Code[name] if isinstance(name, str) and name in Code.__members__ else Code.UNAVAILABLE
+    message = member.get("message") or default_message or f"HTTP {status}"
+    details = member.get("details")
+    return ServiceError(str(message), details if isinstance(details, dict) else None, code=code)
+

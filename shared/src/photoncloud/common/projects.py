@@ -8,8 +8,8 @@ from urllib.parse import quote
 
 import aiohttp
 
-from . import auth, tls
-from .errors import Code, InvalidArgument, ServiceError, Unavailable
+from . import auth, envelope, tls
+from .errors import InvalidArgument, ServiceError, Unavailable
 
 TIMEOUT = aiohttp.ClientTimeout(total=5)
 
@@ -32,10 +32,9 @@ class Projects:
                               {"dependency": "iam"}) from None
         if "data" in body:
             return body["data"]["org_id"]
-        error = body.get("error") or {}
-        code = Code.__members__.get(error.get("code", ""), Code.UNAVAILABLE)
-        details = {**(error.get("details") or {}), "project_id": project_id}
-        raise ServiceError(f"IAM: {error.get('message', 'the project cannot be read')}", details, code=code)
+        error = envelope.error_from_body(response.status, body, "the project cannot be read")
+        details = {**(error.details or {}), "project_id": project_id}
+        raise ServiceError(f"IAM: {error.message}", details, code=error.code)
 
     async def resolve(self, project_id: str, org_id: str) -> str:
         """The project's org, checked against org_id when the request names one."""

@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import grpc
 
-from photoncloud.common import request_id, tls
+from photoncloud.common import envelope, request_id, tls
 from photoncloud.common.auth import PUBLIC
 from photoncloud.common.errors import (Code, FailedPrecondition, InvalidArgument, NotFound, ServiceError,
                                        Unauthenticated, Unavailable, Unimplemented)
@@ -536,9 +536,8 @@ async def iam_login(iam_url: str, name: str, password: str) -> str:
     if status in (400, 401, 403, 404):  # 404: no such project, told apart from a wrong password no more
         raise InvalidArgument(AUTH_FAILED)
     if status != 200:
-        error = (reply or {}).get("error") or {}
-        code = Code[error["code"]] if error.get("code") in Code.__members__ else Code.UNAVAILABLE
-        raise ServiceError(error.get("message") or f"IAM answered {status}", code=code)
+        error = envelope.error_from_body(status, reply, f"IAM answered {status}")
+        raise ServiceError(error.message, code=error.code)
     return reply["data"]["access_token"]
 
 

@@ -11,8 +11,8 @@ from urllib.parse import quote
 
 import aiohttp
 
-from photoncloud.common import request_id
-from photoncloud.common.errors import Code, ServiceError, Unavailable
+from photoncloud.common import envelope, request_id
+from photoncloud.common.errors import ServiceError, Unavailable
 
 TIMEOUT = aiohttp.ClientTimeout(total=10)
 
@@ -34,7 +34,5 @@ class AgentClient:
         except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             raise Unavailable(f"the node agent at {address}:{port} cannot be reached: {type(exc).__name__}",
                               {"dependency": "node-agent"}) from None
-        error = (body or {}).get("error") or {}
-        code = Code.__members__.get(error.get("code", ""), Code.UNAVAILABLE)
-        raise ServiceError(f"node agent: {error.get('message', 'the log cannot be read')}", error.get("details"),
-                           code=code)
+        error = envelope.error_from_body(response.status, body, "the log cannot be read")
+        raise ServiceError(f"node agent: {error.message}", error.details, code=error.code)

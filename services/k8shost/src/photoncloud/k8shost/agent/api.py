@@ -17,8 +17,8 @@ from urllib.parse import quote
 
 import aiohttp
 
-from photoncloud.common import tls
-from photoncloud.common.errors import Code, ServiceError, Unauthenticated, Unavailable
+from photoncloud.common import envelope, tls
+from photoncloud.common.errors import Code, Unauthenticated, Unavailable
 
 TIMEOUT = aiohttp.ClientTimeout(total=15)
 WATCH_IDLE_SECONDS = 30  # a watch stream silent this long is dead (the API server sends a heartbeat every 10 s)
@@ -48,8 +48,8 @@ class Tokens:
         async with session.post(f"{self.iam_url}/api/v1/auth/token", json=body) as response:
             reply = await response.json(content_type=None)
         if "data" not in reply:
-            error = reply.get("error") or {}
-            raise Unauthenticated(f"IAM refused the agent's credentials: {error.get('message', response.status)}")
+            error = envelope.error_from_body(response.status, reply, str(response.status))
+            raise Unauthenticated(f"IAM refused the agent's credentials: {error.message}")
         self._cached = reply["data"]["access_token"]
         self._renew_at = time.monotonic() + max(1.0, reply["data"]["expires_in"] * 0.8)
         return self._cached
@@ -89,11 +89,10 @@ class ApiServer:
             raise Unavailable(f"cannot reach {self.url}: {type(exc).__name__}: {exc}") from None
         if "data" in reply:
             return reply["data"]
-        error = reply.get("error") or {}
-        code = Code.__members__.get(error.get("code", ""), Code.UNAVAILABLE)
-        if code is Code.UNAUTHENTICATED:
+        error = envelope.error_from_body(response.status, reply)
+        if error.code is Code.UNAUTHENTICATED:
             self.tokens.forget()
-        raise ServiceError(error.get("message", f"HTTP {response.status}"), error.get("details"), code=code)
+        raise error
 
     async def changes(self, kind: str, **filters: str) -> AsyncIterator[str]:
         """The type of each change of a kind from now on (a watch over server-sent events), until the

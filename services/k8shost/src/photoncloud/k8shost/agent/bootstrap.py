@@ -20,7 +20,7 @@ from typing import Any
 
 import aiohttp
 
-from photoncloud.common import tls
+from photoncloud.common import envelope, tls
 from photoncloud.common.errors import Code, ServiceError, Unavailable
 
 log = logging.getLogger("photoncloud.k8shost.agent")
@@ -40,9 +40,8 @@ async def _call(session: aiohttp.ClientSession, method: str, url: str, body: dic
         raise Unavailable(f"IAM cannot be reached: {type(exc).__name__}") from None
     if "data" in reply:
         return reply["data"]
-    error = reply.get("error") or {}
-    raise ServiceError(f"IAM: {error.get('message', response.status)}", error.get("details"),
-                       code=Code.__members__.get(error.get("code", ""), Code.UNAVAILABLE))
+    error = envelope.error_from_body(response.status, reply, str(response.status))
+    raise ServiceError(f"IAM: {error.message}", error.details, code=error.code)
 
 
 async def wait_for_credentials(iam_url: str, node_name: str, user: str, password_file: Path | None, path: Path,
