@@ -1,5 +1,5 @@
-# The two commands of the README: `make run` and `make test` (plus `make health`, and `make images`
-# for docker/docker-compose.yml).
+# The two commands of the README: `make run` and `make test` (plus `make health`, `make lint`, and
+# `make images` for docker/docker-compose.yml).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 IMAGE ?= photoncloud/platform:dev
 BASE_IMAGE ?= photoncloud/base:bookworm
 
-.PHONY: run test health protos install clean images
+.PHONY: run test lint health protos install clean images
 
 install: $(STAMP)
 
@@ -26,6 +26,9 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
 
 health:
 	$(PYTHON) scripts/health.py

@@ -60,8 +60,10 @@ async def issuance(url: str, password: str, grant: str, concurrency: int, durati
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         seconds = time.perf_counter() - started
-    return {"case": f"{grant} x{concurrency}", "ops": len(latencies), "ops_per_second": round(len(latencies) / seconds, 1),
-            "p50_ms": round(percentile(latencies, 0.5) * 1000, 2), "p99_ms": round(percentile(latencies, 0.99) * 1000, 2)}
+    return {"case": f"{grant} x{concurrency}", "ops": len(latencies),
+            "ops_per_second": round(len(latencies) / seconds, 1),
+            "p50_ms": round(percentile(latencies, 0.5) * 1000, 2),
+            "p99_ms": round(percentile(latencies, 0.99) * 1000, 2)}
 
 
 async def verification(url: str, token: str, count: int) -> dict:
@@ -76,7 +78,8 @@ async def verification(url: str, token: str, count: int) -> dict:
         latencies.append(time.perf_counter() - t)
     seconds = time.perf_counter() - started
     return {"case": "verify (local)", "ops": count, "ops_per_second": round(count / seconds, 1),
-            "p50_ms": round(percentile(latencies, 0.5) * 1000, 3), "p99_ms": round(percentile(latencies, 0.99) * 1000, 3)}
+            "p50_ms": round(percentile(latencies, 0.5) * 1000, 3),
+            "p99_ms": round(percentile(latencies, 0.99) * 1000, 3)}
 
 
 async def bench(url: str, password: str, args: argparse.Namespace) -> list[dict]:

@@ -54,7 +54,7 @@ class Caller:
 
 
 @pytest.fixture(scope="module")
-def matrix(platform) -> "Matrix":
+def matrix(platform) -> Matrix:
     org_id, project_a = platform.project("matrix-a")
     _, project_b = platform.project("matrix-b")
     admin = platform.admin_token()
@@ -109,7 +109,7 @@ class Outcome:
     action: str = ""
 
     @staticmethod
-    def of(status: int | str, details: object) -> "Outcome":
+    def of(status: int | str, details: object) -> Outcome:
         """The outcome of an error with these details."""
         details = details if isinstance(details, dict) else {}
         return Outcome(status, str(details.get("reason", "")), str(details.get("action", "")))
@@ -180,7 +180,8 @@ def test_every_route_and_method_declares_who_it_is_for(platform):
     docs = documents(platform)
     undeclared = [f"{name} {method} {path}" for name, method, path, operation in routes(docs)
                   if operation.get("x-who") not in AUDIENCES]
-    undeclared += [f"{name} {method}" for name, method, gate in grpc_methods(docs) if gate.get("x-who") not in AUDIENCES]
+    undeclared += [f"{name} {method}" for name, method, gate in grpc_methods(docs)
+                   if gate.get("x-who") not in AUDIENCES]
     assert undeclared == []
     assert sum(1 for _ in grpc_methods(docs)) >= 100  # every service's methods, etcd's included
     assert any(m.startswith("/etcdserverpb.") for _, m, _ in grpc_methods(docs))

@@ -92,7 +92,7 @@ class Client:
             alive = cluster.alive()
             try:
                 statuses = [await self.status(m) for m in alive]
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 statuses = []
             leaders = {s["leader"] for s in statuses}
             named = [m for m, s in zip(alive, statuses) if s["member_id"] in leaders]

@@ -426,7 +426,8 @@ def chainfire_put(project: Project, token: str, member: str, key: str, value: st
 def chainfire_read(project: Project, token: str, member: str, serializable: bool = False) -> dict[str, str]:
     found, page = {}, ""
     while True:
-        query = f"prefix=k/&page_size=500&serializable={str(serializable).lower()}" + (f"&page_token={page}" if page else "")
+        query = (f"prefix=k/&page_size=500&serializable={str(serializable).lower()}"
+                 + (f"&page_token={page}" if page else ""))
         status, body = project.call("GET", member, f"/api/v1/kv?{query}", token=token)
         assert status == 200, body
         found.update({kv["key"]: kv["value"] for kv in body["data"]["items"]})

@@ -39,8 +39,8 @@ def test_secrets_stay_out_of_logs_and_listings(platform):
     status, issued = platform.request("POST", f"{iam}/api/v1/auth/token",
                                       {"grant_type": "password", "username": name, "password": password})
     platform.secrets.update({issued["data"]["access_token"], issued["data"]["refresh_token"]})
-    status, refreshed = platform.request("POST", f"{iam}/api/v1/auth/token",
-                                         {"grant_type": "refresh_token", "refresh_token": issued["data"]["refresh_token"]})
+    refresh = {"grant_type": "refresh_token", "refresh_token": issued["data"]["refresh_token"]}
+    status, refreshed = platform.request("POST", f"{iam}/api/v1/auth/token", refresh)
     assert status == 200, refreshed
     platform.secrets.update({refreshed["data"]["access_token"], refreshed["data"]["refresh_token"]})
     status, _ = platform.request("PUT", f"{chainfire}/api/v1/kv/secret-test", {"value": "x"}, user_token)

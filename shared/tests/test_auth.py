@@ -272,7 +272,8 @@ async def test_admit_an_operators_operation_takes_a_system_token(who):
     mint = TokenMint()
     verifier = mint.verifier()
     operator = mint.token(permissions=("chainfire:cluster:manage",), subject="user:operator")
-    assert (await auth.admit(verifier, f"Bearer {operator}", who, "chainfire:cluster:manage")).subject == "user:operator"
+    admitted = await auth.admit(verifier, f"Bearer {operator}", who, "chainfire:cluster:manage")
+    assert admitted.subject == "user:operator"
     for scope in (Scope(ORG, "org-a"), Scope(PROJECT, "org-a", "project-a")):
         tenant_admin = mint.token(permissions=("*",), scope=scope, subject="user:tenant-admin")
         with pytest.raises(ServiceError) as caught:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -27,9 +27,9 @@ def parse_utc(stamp: str) -> datetime:
 
 
 def test_timestamp_is_rfc3339_utc_and_now():
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     stamp = parse_utc(envelope.timestamp())
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
     assert stamp.utcoffset() == timedelta(0)
     # the stamp may be truncated to a coarser precision, never later than now
     assert before - timedelta(seconds=1) <= stamp <= after

@@ -57,7 +57,8 @@ def test_code_maps_to_the_table(name, http_status, grpc_name):
 
 def test_the_error_table_imports_no_transport():
     # A fresh interpreter, since this one has grpc loaded by other tests already.
-    check = "import sys, photoncloud.common.errors; assert 'grpc' not in sys.modules; assert 'aiohttp' not in sys.modules"
+    check = ("import sys, photoncloud.common.errors; "
+             "assert 'grpc' not in sys.modules; assert 'aiohttp' not in sys.modules")
     subprocess.run([sys.executable, "-c", check], check=True)
 
 

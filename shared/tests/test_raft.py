@@ -7,6 +7,7 @@ import asyncio
 import json
 import socket
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,7 @@ class Cluster:
         self.logs: dict[int, RaftLog] = {}
         self.machines: dict[int, Register] = {}
 
-    def start(self, member: int, secret: str = SECRET, peers: list[int] = [1, 2, 3], **options: Any) -> RaftLog:
+    def start(self, member: int, secret: str = SECRET, peers: Sequence[int] = (1, 2, 3), **options: Any) -> RaftLog:
         machine = Register(self.root / f"state-{member}.json")
         self.machines[member] = machine
         self.logs[member] = RaftLog(machine, self.addresses[member], [self.addresses[m] for m in peers], secret,

@@ -268,8 +268,10 @@ CASES = {
     "ranges and pages": [
         *[("put", {"key": f"app/{c}", "value": c}, {}) for c in "abc"],
         ("put", {"key": "apq", "value": "x"}, {}),
-        ("list", {"prefix": "app/", "page_size": 2}, {"items": [kv("app/a", "a", 1, 1, 1), kv("app/b", "b", 2, 2, 1)], "count": 3}),
-        ("list", {"prefix": "app/", "page_size": 2, "page_token": "$token"}, {"items": [kv("app/c", "c", 3, 3, 1)], "next_page_token": ""}),
+        ("list", {"prefix": "app/", "page_size": 2},
+         {"items": [kv("app/a", "a", 1, 1, 1), kv("app/b", "b", 2, 2, 1)], "count": 3}),
+        ("list", {"prefix": "app/", "page_size": 2, "page_token": "$token"},
+         {"items": [kv("app/c", "c", 3, 3, 1)], "next_page_token": ""}),
         ("list", {"key": "app/b", "range_end": "apq", "page_size": 10}, {"count": 2}),
         ("list", {"prefix": "app/", "page_size": 10, "count_only": True}, {"items": [], "count": 3}),
         ("list", {"prefix": "apq", "page_size": 10, "keys_only": True}, {"items": [kv("apq", "", 4, 4, 1)]}),

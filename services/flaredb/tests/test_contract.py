@@ -41,7 +41,8 @@ class Rest:
         data = await self.call("POST", "/sql", json=body)
         if "error" in data:
             return data
-        return [{"columns": r["columns"], "types": r["types"], "rows": [[from_json(v) for v in row] for row in r["rows"]]}
+        return [{"columns": r["columns"], "types": r["types"],
+                 "rows": [[from_json(v) for v in row] for row in r["rows"]]}
                 if "columns" in r else {"rows_affected": r["rows_affected"], "last_insert_id": r["last_insert_id"]}
                 for r in data["results"]]
 

@@ -194,7 +194,8 @@ def test_a_snapshot_restores_every_project(tmp_path):
 
 
 async def test_tables(db):
-    await db.execute(P, [S("CREATE TABLE people (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE, age INT DEFAULT 0)"),
+    await db.execute(P, [S("CREATE TABLE people (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE, "
+                           "age INT DEFAULT 0)"),
                          S("CREATE INDEX people_age ON people (age)"),
                          S("CREATE TABLE a (x)"),
                          S("INSERT INTO people (email) VALUES ('a@x'), ('b@x')")])
@@ -379,7 +380,8 @@ def test_a_batch_gives_what_one_by_one_gives(tmp_path):
         KvCas(P, "ns", b"k", b"w", 0),
         ExecuteSql(P, (S("INSERT INTO t (v) VALUES (last_insert_rowid())"),)),
     ]
-    batched, single = FlareDBStateMachine(ProjectFiles(tmp_path / "a")), FlareDBStateMachine(ProjectFiles(tmp_path / "b"))
+    batched = FlareDBStateMachine(ProjectFiles(tmp_path / "a"))
+    single = FlareDBStateMachine(ProjectFiles(tmp_path / "b"))
     entries = list(enumerate(commands, start=1))
     got = batched.apply_batch(entries)
     want = [single.apply(index, command) for index, command in entries]

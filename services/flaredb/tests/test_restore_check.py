@@ -47,7 +47,7 @@ def corrupted(path: Path) -> bytes:
     """A file whose b-tree pages point their cells past the page's end."""
     data = bytearray(sqlite_file(path, "CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT)",
                                  "CREATE INDEX t_s ON t (s)",
-                                 *[f"INSERT INTO t (s) VALUES ('{'row %d ' % i * 5}')" for i in range(500)]))
+                                 *[f"INSERT INTO t (s) VALUES ('{f'row {i} ' * 5}')" for i in range(500)]))
     page_size = int.from_bytes(data[16:18], "big")
     for start in range(page_size, len(data), page_size):  # every page but the first (the header's)
         data[start + 12:start + 40] = b"\xff" * 28

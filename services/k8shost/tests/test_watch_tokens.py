@@ -86,7 +86,8 @@ async def test_watches_end_when_their_token_expires(server, mint):
     token = mint.token(ttl=2)
     sse, over_grpc = await asyncio.wait_for(asyncio.gather(sse_until_end(server, token),
                                                            grpc_until_end(server, token)), SECONDS)
-    assert (sse[-1][0], sse[-1][1]["error"]) == ("error", {"code": "UNAUTHENTICATED", "message": "the token has expired",
+    assert (sse[-1][0], sse[-1][1]["error"]) == ("error", {"code": "UNAUTHENTICATED",
+                                                          "message": "the token has expired",
                                                           "details": {"reason": "EXPIRED"}})
     assert reason(over_grpc) == (grpc.StatusCode.UNAUTHENTICATED, "EXPIRED")
 
@@ -104,7 +105,8 @@ async def test_watches_end_soon_after_their_token_is_revoked(server, mint, revoc
 
 async def test_a_caller_holds_at_most_the_limit_of_watches(server, mint):
     token = mint.token(subject="user:greedy")
-    watches = [asyncio.ensure_future(sse_until_end(server, token)), asyncio.ensure_future(grpc_until_end(server, token))]
+    watches = [asyncio.ensure_future(sse_until_end(server, token)),
+               asyncio.ensure_future(grpc_until_end(server, token))]
     await asyncio.sleep(0.5)
     try:
         async with aiohttp.ClientSession(headers=bearer(token)) as session:

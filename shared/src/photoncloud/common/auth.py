@@ -83,7 +83,7 @@ class Principal:
     token: str = field(repr=False)  # the bearer token itself, forwarded on calls to other services
     # Where the verifier that admitted the token learns of revocations, so that a stream opened
     # with it can end when it is revoked (None: the verifier checks none).
-    revocations: "RevocationSource | None" = field(default=None, repr=False, compare=False)
+    revocations: RevocationSource | None = field(default=None, repr=False, compare=False)
 
     def can(self, action: str) -> bool:
         """Whether the principal holds a permission covering action."""
@@ -167,7 +167,7 @@ def bearer_token(authorization: str | None) -> str:
     return token.strip()
 
 
-async def admit(verifier: "Verifier | None", authorization: str | None, who: str,
+async def admit(verifier: Verifier | None, authorization: str | None, who: str,
                 permission: str | None) -> Principal | None:
     """The principal a call runs as, after the checks its operation declares (None: public/no auth).
 
@@ -230,7 +230,7 @@ class JwksKeys:
                     response.raise_for_status()
                     document = await response.json()
             keys = {k.key_id: k for k in jwt.PyJWKSet.from_dict(document).keys if k.key_id}
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, jwt.PyJWTError, LookupError, TypeError,
+        except (TimeoutError, aiohttp.ClientError, ValueError, jwt.PyJWTError, LookupError, TypeError,
                 AttributeError) as exc:  # unreachable, or not a usable key set
             raise Unavailable(f"cannot fetch the signing keys from IAM: {exc}", {"jwks_url": self.jwks_url}) from None
         self._keys = keys
@@ -267,7 +267,7 @@ class PolledRevocations:
                     data = (await response.json())["data"]
             fresh = {item["token_id"]: int(item["expires_at"]) for item in data["items"]}
             cursor = data["cursor"]
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, LookupError, TypeError) as exc:
+        except (TimeoutError, aiohttp.ClientError, ValueError, LookupError, TypeError) as exc:
             # Failing closed would let an IAM outage stop every service; the staleness is bounded
             # by how long IAM is down, and logged.
             log.warning("cannot poll revoked tokens from IAM: %s", exc)
@@ -349,7 +349,7 @@ def principal_from_claims(claims: dict[str, Any], token: str,
 def check_permission_name(permission: str) -> str:
     """permission if it is `service:resource:verb` (segments may be `*`); INVALID_ARGUMENT otherwise."""
     parts = permission.split(":")
-    if permission != "*" and (len(parts) != 3 or not all(p and (p == "*" or p.replace("-", "").replace("_", "").isalnum())
-                                                       for p in parts)):
+    if permission != "*" and (len(parts) != 3 or not all(
+            p and (p == "*" or p.replace("-", "").replace("_", "").isalnum()) for p in parts)):
         raise InvalidArgument(f"permission {permission!r} is not service:resource:verb", {"field": "permissions"})
     return permission

@@ -80,7 +80,8 @@ def load_config(
                         help="IAM's REST base URL, where signing keys and revocations are fetched")
     parser.add_argument("--iam-issuer", default=default("iam_issuer", "", platform_wide=True),
                         help="the issuer IAM's tokens name (default: --iam-url)")
-    parser.add_argument("--revocation-poll-seconds", type=float, default=default("revocation_poll_seconds", 5.0, platform_wide=True),
+    parser.add_argument("--revocation-poll-seconds", type=float,
+                        default=default("revocation_poll_seconds", 5.0, platform_wide=True),
                         help="how often IAM's revoked tokens are fetched: a revoked token is refused within this delay")
     parser.add_argument("--tls", choices=MODES, default=default("tls", OFF, platform_wide=True),
                         help="TLS on the REST and gRPC ports: off; auto (the platform's own CA and a certificate "

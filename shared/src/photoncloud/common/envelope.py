@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from . import request_id
@@ -11,7 +11,7 @@ from .errors import Code, ServiceError
 
 def timestamp() -> str:
     """Now as RFC 3339 UTC with millisecond precision (e.g. 2026-01-02T03:04:05.678Z)."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def meta() -> dict[str, str]:

@@ -3,7 +3,6 @@ caller's own token (so a caller learns nothing about projects it may not read)."
 
 from __future__ import annotations
 
-import asyncio
 from urllib.parse import quote
 
 import aiohttp
@@ -27,7 +26,7 @@ class Projects:
             async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
                 async with session.get(url, headers=auth.outgoing_headers(), ssl=tls.http_ssl(url)) as response:
                     body = await response.json(content_type=None)
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             raise Unavailable(f"IAM cannot be reached to look up the project: {type(exc).__name__}",
                               {"dependency": "iam"}) from None
         if "data" in body:

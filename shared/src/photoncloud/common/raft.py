@@ -85,8 +85,8 @@ from pysyncobj.pipe_notifier import PipeNotifier  # noqa: E402
 # Windows), for the whole process; the real one is put back.
 socket.inet_ntop = _INET_NTOP
 
-from photoncloud.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
-from photoncloud.common.replication import LogStatus, Member, StateMachine, member_id
+from photoncloud.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable  # noqa: E402
+from photoncloud.common.replication import LogStatus, Member, StateMachine, member_id  # noqa: E402
 
 T = TypeVar("T")
 

@@ -80,7 +80,7 @@ class RouteTable:
         """Declare a DELETE route."""
         return self.add("DELETE", path, summary, **options)
 
-    def extend(self, other: "RouteTable") -> "RouteTable":
+    def extend(self, other: RouteTable) -> RouteTable:
         """Add another table's routes to this one."""
         self.routes.extend(other.routes)
         return self

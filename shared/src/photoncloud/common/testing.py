@@ -138,7 +138,7 @@ class ServiceProcess:
         """The REST base URL."""
         return f"{'https' if self.ca else 'http'}://127.0.0.1:{self.rest_port}"
 
-    def start(self, timeout: float = 30) -> "ServiceProcess":
+    def start(self, timeout: float = 30) -> ServiceProcess:
         """Start the process and wait until /health answers SERVING."""
         args = [sys.executable, "-m", f"photoncloud.{self.name}", "--bind", "127.0.0.1",
                 "--rest-port", str(self.rest_port), "--grpc-port", str(self.grpc_port),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .errors import InvalidArgument
 
@@ -11,7 +11,7 @@ def rfc3339(epoch: float) -> str:
     """An epoch time as RFC 3339 UTC ("" for 0: never)."""
     if not epoch:
         return ""
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_time(value: str, field_name: str) -> float:

@@ -35,11 +35,11 @@ import os
 import socket
 import ssl
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 OFF, AUTO, FILES = "off", "auto", "files"
 MODES = (OFF, AUTO, FILES)
@@ -132,12 +132,12 @@ def _locked(directory: Path) -> Iterator[None]:
 
 
 def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
 
 
 def _not_after(cert: Any) -> datetime.datetime:
     after = getattr(cert, "not_valid_after_utc", None)  # cryptography 42 and later
-    return after if after is not None else cert.not_valid_after.replace(tzinfo=datetime.timezone.utc)
+    return after if after is not None else cert.not_valid_after.replace(tzinfo=datetime.UTC)
 
 
 def _new_key() -> Any:

@@ -777,7 +777,7 @@ _LAGGING, _CLOSED = "lagging", "closed"
 class Watch:
     """An open watch: iterate it for batches of events (history first, then live changes)."""
 
-    def __init__(self, core: "KVCore", request: WatchRequest, watcher: _Watcher,
+    def __init__(self, core: KVCore, request: WatchRequest, watcher: _Watcher,
                  revision: int, after: tuple[int, int], events: list[Event]):
         self._core, self._request, self._watcher = core, request, watcher
         self.revision = revision  # the store's revision when the watch started
@@ -787,8 +787,9 @@ class Watch:
         while True:
             if events is None:
                 after = self._after
+                # read() runs the lambda before this pass ends, so it sees this pass's `after`.
                 revision, _, events = await self._core.log.read(
-                    lambda: self._core.machine.replay(self._request, after, WATCH_REPLAY_CHUNK))
+                    lambda: self._core.machine.replay(self._request, after, WATCH_REPLAY_CHUNK))  # noqa: B023
                 self.revision = revision
             if events:
                 self._after = events[-1].position

@@ -531,7 +531,7 @@ async def iam_login(iam_url: str, name: str, password: str) -> str:
                                     ssl=tls.http_ssl(url)) as response:  # https: verified against the CA
                 reply = await response.json(content_type=None)
                 status = response.status
-    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+    except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
         raise Unavailable(f"cannot reach IAM to check the credentials: {exc}") from None
     if status in (400, 401, 403, 404):  # 404: no such project, told apart from a wrong password no more
         raise InvalidArgument(AUTH_FAILED)

@@ -146,7 +146,7 @@ class OpIn(Body):
     delete: DeleteOp | None = None
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> "OpIn":
+    def _exactly_one(self) -> OpIn:
         if sum(op is not None for op in (self.range, self.put, self.delete)) != 1:
             raise ValueError("an operation holds exactly one of range, put and delete")
         return self
@@ -517,7 +517,8 @@ def routes(kv: core.KVCore, heartbeat_seconds: float | None = None, streams: Str
                             revision=result.revision)
 
     @table.get("/api/v1/leases/{id}", "A lease's remaining ttl (and keys, with keys=true)",
-               query=TimeToLiveQuery, response=TimeToLiveOut, rpc=LEASE + "TimeToLive", permission=LEASES_READ, who=TENANT)
+               query=TimeToLiveQuery, response=TimeToLiveOut, rpc=LEASE + "TimeToLive", permission=LEASES_READ,
+               who=TENANT)
     async def time_to_live(request: web.Request, id: str, query: TimeToLiveQuery) -> TimeToLiveOut:
         result = await kv.time_to_live(_lease_id(id), query.keys)
         return TimeToLiveOut(id=result.id, ttl=result.ttl, granted_ttl=result.granted_ttl,

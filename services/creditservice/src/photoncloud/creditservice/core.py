@@ -273,7 +273,7 @@ class CreditStateMachine(SqliteStateMachine):
             wallet = self._top_up(TopUp(c.project_id, c.initial_balance, "initial balance", c.now)).wallet
         return wallet
 
-    def _top_up(self, c: TopUp) -> "TopUpResult":
+    def _top_up(self, c: TopUp) -> TopUpResult:
         wallet = _usable(self.store.wallet(c.project_id), c.project_id, False)
         if wallet.balance + c.amount > MAX_AMOUNT:
             raise FailedPrecondition("the balance would exceed the largest amount", {"maximum": MAX_AMOUNT})

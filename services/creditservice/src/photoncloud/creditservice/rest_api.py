@@ -284,7 +284,8 @@ def routes(credits: core.CreditCore) -> RouteTable:
         return WalletOut(**views.wallet(await credits.wallet(project_id)))
 
     @table.patch("/api/v1/wallets/{project_id}", "Suspend, reactivate or close a wallet (operators)",
-                 body=WalletUpdate, response=WalletOut, rpc=WALLETS + "UpdateWallet", permission=WALLETS_MANAGE, who=OPERATOR)
+                 body=WalletUpdate, response=WalletOut, rpc=WALLETS + "UpdateWallet", permission=WALLETS_MANAGE,
+                 who=OPERATOR)
     async def update_wallet(request: web.Request, project_id: str, body: WalletUpdate) -> WalletOut:
         return WalletOut(**views.wallet(await credits.set_wallet_status(project_id, body.status, _key(request))))
 
@@ -317,7 +318,8 @@ def routes(credits: core.CreditCore) -> RouteTable:
         return ReservationResultOut(**views.reservation_result(result))
 
     @table.get("/api/v1/reservations", "A project's reservations, oldest first", query=ReservationQuery,
-               response=ReservationList, rpc=RESERVATIONS + "ListReservations", permission=RESERVATIONS_READ, who=TENANT)
+               response=ReservationList, rpc=RESERVATIONS + "ListReservations", permission=RESERVATIONS_READ,
+               who=TENANT)
     async def list_reservations(request: web.Request, query: ReservationQuery) -> ReservationList:
         found = await credits.reservations(query.project_id, query.status, query.page_size, query.page_token)
         return ReservationList(**views.page([views.reservation(r) for r in found.items], found.next_page_token))

@@ -66,7 +66,7 @@ class Limits:
         return StatementLimits(self.statement_budget_steps, self.length, self.max_result_rows, self.max_result_bytes)
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any]) -> "Limits":
+    def from_options(cls, options: Mapping[str, Any]) -> Limits:
         """The limits the flags set (defaults for the ones missing)."""
         names = cls.__dataclass_fields__
         return cls(**{name: int(options[name]) for name in names if options.get(name) is not None})

@@ -360,7 +360,8 @@ def routes(db: core.FlareDBCore) -> RouteTable:
     async def get_namespace(request: web.Request, name: str, query: RestoreQuery) -> NamespaceOut:
         return namespace_out(await db.namespace(await db.project(query.project_id, core.KV_READ), name))
 
-    @table.get(KEY, "Read a key", query=KeyQuery, response=EntryOut, rpc=KV + "Get", permission=core.KV_READ, who=TENANT)
+    @table.get(KEY, "Read a key", query=KeyQuery, response=EntryOut, rpc=KV + "Get", permission=core.KV_READ,
+               who=TENANT)
     async def get_key(request: web.Request, key: str, query: KeyQuery) -> EntryOut:
         entry = await db.get(await db.project(query.project_id, core.KV_READ), query.namespace, key.encode())
         return entry_out(query.namespace, entry)

@@ -516,7 +516,7 @@ class _Event:
 class LocalKeys:
     """The KeySource of IAM's own verifier: the published keys, from memory."""
 
-    def __init__(self, core: "IamCore"):
+    def __init__(self, core: IamCore):
         self.core = core
 
     async def key(self, kid: str) -> Any:
@@ -526,7 +526,7 @@ class LocalKeys:
 class LocalRevocations:
     """The RevocationSource of IAM's own verifier: the revocation list in the store."""
 
-    def __init__(self, core: "IamCore"):
+    def __init__(self, core: IamCore):
         self.core = core
 
     async def is_revoked(self, token_id: str) -> bool:

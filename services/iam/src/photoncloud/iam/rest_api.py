@@ -560,7 +560,8 @@ def routes(iam: IamCore) -> RouteTable:
 
     @table.post("/api/v1/service-accounts/{service_account_id}/secret",
                 "Replace a service account's secret; the new one is shown once", response=CredentialsOut,
-                rpc=SERVICE_ACCOUNTS + "RotateServiceAccountSecret", permission=core.SERVICE_ACCOUNTS_MANAGE, who=TENANT)
+                rpc=SERVICE_ACCOUNTS + "RotateServiceAccountSecret", permission=core.SERVICE_ACCOUNTS_MANAGE,
+                who=TENANT)
     async def rotate_secret(request: web.Request, service_account_id: str) -> dict:
         return view(await iam.rotate_secret(_caller(request), service_account_id))
 
@@ -676,7 +677,8 @@ def routes(iam: IamCore) -> RouteTable:
         return view(await iam.authorize(_caller(request), _question(body)))
 
     @table.post("/api/v1/authorize/batch", "Up to 100 authorization questions at once", body=BatchAuthorizeBody,
-                response=BatchDecisionOut, rpc=AUTHORIZATION + "BatchAuthorize", permission=core.AUTHORIZE_READ, who=TENANT)
+                response=BatchDecisionOut, rpc=AUTHORIZATION + "BatchAuthorize", permission=core.AUTHORIZE_READ,
+                who=TENANT)
     async def authorize_batch(request: web.Request, body: BatchAuthorizeBody) -> dict:
         decisions = await iam.authorize_batch(_caller(request), [_question(q) for q in body.requests])
         return {"results": [view(d) for d in decisions]}

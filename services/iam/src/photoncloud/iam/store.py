@@ -255,7 +255,7 @@ class SqliteIamStore:
         self._lock = asyncio.Lock()
         self._tables = {kind: _Table(kind) for kind in TABLES}
 
-    async def open(self) -> "SqliteIamStore":
+    async def open(self) -> SqliteIamStore:
         """Create the file (mode 0600: it holds password hashes and private keys) and the schema."""
         if str(self.path) != ":memory:":
             path = Path(self.path)

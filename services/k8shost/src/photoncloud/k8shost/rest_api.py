@@ -462,7 +462,8 @@ def routes(kube: core.KubeCore, heartbeat_seconds: float | None = None,
     # Namespaces
 
     @table.post("/api/v1/namespaces", "Create a namespace in an IAM project", body=NamespaceBody,
-                response=NamespaceOut, status=201, rpc=NAMESPACES + "CreateNamespace", permission=NAMESPACES_WRITE, who=TENANT)
+                response=NamespaceOut, status=201, rpc=NAMESPACES + "CreateNamespace", permission=NAMESPACES_WRITE,
+                who=TENANT)
     async def create_namespace(request: web.Request, body: NamespaceBody) -> NamespaceOut:
         return NamespaceOut(**views.obj(await kube.create_namespace(body.name, body.org_id, body.project_id,
                                                                     body.labels, body.annotations,
@@ -509,7 +510,8 @@ def routes(kube: core.KubeCore, heartbeat_seconds: float | None = None,
                                 query.page_token)
         return PodList(**views.page(found.items, found.next_page_token, found.resource_version))
 
-    @table.get("/api/v1/pods/{namespace}/{name}", "A pod", response=PodOut, rpc=PODS + "GetPod", permission=PODS_READ, who=TENANT)
+    @table.get("/api/v1/pods/{namespace}/{name}", "A pod", response=PodOut, rpc=PODS + "GetPod", permission=PODS_READ,
+               who=TENANT)
     async def get_pod(request: web.Request, namespace: str, name: str) -> PodOut:
         return PodOut(**views.obj(await kube.pod(namespace, name)))
 
@@ -558,7 +560,8 @@ def routes(kube: core.KubeCore, heartbeat_seconds: float | None = None,
         return ServiceOut(**views.obj(await kube.service(namespace, name)))
 
     @table.put("/api/v1/services/{namespace}/{name}", "Replace a service's labels, annotations and spec",
-               body=ServiceUpdate, response=ServiceOut, rpc=SERVICES + "UpdateService", permission=SERVICES_WRITE, who=TENANT)
+               body=ServiceUpdate, response=ServiceOut, rpc=SERVICES + "UpdateService", permission=SERVICES_WRITE,
+               who=TENANT)
     async def update_service(request: web.Request, namespace: str, name: str, body: ServiceUpdate) -> ServiceOut:
         spec = None if body.spec is None else body.spec.model_dump()
         return ServiceOut(**views.obj(await kube.update_service(namespace, name, body.labels, body.annotations, spec,
@@ -603,7 +606,8 @@ def routes(kube: core.KubeCore, heartbeat_seconds: float | None = None,
         found = await kube.nodes(query.label_selector, query.page_size, query.page_token)
         return NodeList(**views.page(found.items, found.next_page_token, found.resource_version))
 
-    @table.get("/api/v1/nodes/{name}", "A node", response=NodeOut, rpc=NODES + "GetNode", permission=NODES_READ, who=TENANT)
+    @table.get("/api/v1/nodes/{name}", "A node", response=NodeOut, rpc=NODES + "GetNode", permission=NODES_READ,
+               who=TENANT)
     async def get_node(request: web.Request, name: str) -> NodeOut:
         return NodeOut(**views.obj(await kube.node(name)))
 

@@ -113,7 +113,8 @@ def _resources(data: Mapping[str, Any], where: str) -> tuple[dict[str, str], dic
     for kind, values, known in (("requests", requests, RESOURCE_NAMES), ("limits", limits, LIMIT_NAMES)):
         for key, value in values.items():
             if key not in known:
-                raise InvalidArgument(f"{where}.{kind}: only {', '.join(known)} are known", {"field": f"{where}.{kind}"})
+                raise InvalidArgument(f"{where}.{kind}: only {', '.join(known)} are known",
+                                      {"field": f"{where}.{kind}"})
             if not isinstance(value, str):
                 raise InvalidArgument(f"{where}.{kind}.{key} is a quantity in a string (e.g. \"64Mi\")",
                                       {"field": f"{where}.{kind}.{key}"})

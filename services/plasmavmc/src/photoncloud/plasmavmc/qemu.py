@@ -196,7 +196,7 @@ class QemuDriver:
             listener.close()
         try:
             _, err = await asyncio.wait_for(process.communicate(), LAUNCH_TIMEOUT)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             process.kill()
             await process.wait()
             await self.kill(spec.id)
@@ -225,7 +225,7 @@ class QemuDriver:
             try:
                 with short_path(self.directory(vm_id), "qmp.sock") as path:
                     await asyncio.wait_for(client.connect(path), QMP_TIMEOUT)
-            except (QMPError, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, QMPError, OSError) as exc:
                 raise HypervisorError(f"cannot reach the VM's QMP socket: {type(exc).__name__}",
                                       {"vm_id": vm_id}) from None
             self._clients[vm_id] = client
@@ -235,7 +235,7 @@ class QemuDriver:
         client = await self._client(vm_id)
         try:
             result = await asyncio.wait_for(client.execute(command, arguments or None), QMP_TIMEOUT)
-        except (QMPError, OSError, asyncio.TimeoutError, EOFError) as exc:
+        except (TimeoutError, QMPError, OSError, EOFError) as exc:
             await self._forget(vm_id)
             raise HypervisorError(f"QMP {command} failed: {exc or type(exc).__name__}", {"vm_id": vm_id}) from None
         return result if isinstance(result, dict) else {}

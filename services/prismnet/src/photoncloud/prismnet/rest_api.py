@@ -300,7 +300,8 @@ def routes(net: core.NetworkCore) -> RouteTable:
         found = await net.ports(query.subnet_id, query.vpc_id, query.device_id, query.page_size, query.page_token)
         return PortList(**views.page([views.port(p) for p in found.items], found.next_page_token))
 
-    @table.get("/api/v1/ports/{id}", "A port", response=PortOut, rpc=PORTS + "GetPort", permission=PORTS_READ, who=TENANT)
+    @table.get("/api/v1/ports/{id}", "A port", response=PortOut, rpc=PORTS + "GetPort", permission=PORTS_READ,
+               who=TENANT)
     async def get_port(request: web.Request, id: str) -> PortOut:
         return PortOut(**views.port(await net.port(id)))
 
@@ -343,7 +344,8 @@ def routes(net: core.NetworkCore) -> RouteTable:
         return GroupOut(**views.group(await net.group(id)))
 
     @table.patch("/api/v1/security-groups/{id}", "Rename a security group or change its description",
-                 body=RenameBody, response=GroupOut, rpc=GROUPS + "UpdateSecurityGroup", permission=GROUPS_WRITE, who=TENANT)
+                 body=RenameBody, response=GroupOut, rpc=GROUPS + "UpdateSecurityGroup", permission=GROUPS_WRITE,
+                 who=TENANT)
     async def update_group(request: web.Request, id: str, body: RenameBody) -> GroupOut:
         return GroupOut(**views.group(await net.update_group(id, body.name, body.description)))
 
