@@ -327,10 +327,10 @@ async def test_a_working_dir_the_container_pointed_elsewhere_with_a_symlink_is_n
     outside = tmp_path / "outside"
     outside.mkdir()
     spec = pod("import os; print(os.getcwd(), flush=True)", "Never", uid="sym")
-    spec["spec"]["containers"][0]["working_dir"] = "work/sub"
+    spec["spec"]["containers"][0]["working_dir"] = "job/sub"
     planted = runtime.pod(spec)
     (planted.dir / "main").mkdir(parents=True)
-    (planted.dir / "main" / "work").symlink_to(outside)  # as an earlier run of the container could have left it
+    (planted.dir / "main" / "job").symlink_to(outside)  # as an earlier run of the container could have left it
     planted.start()
     await until(lambda: planted.states()[0].done)
     state = planted.states()[0]
@@ -339,9 +339,9 @@ async def test_a_working_dir_the_container_pointed_elsewhere_with_a_symlink_is_n
     assert list(outside.iterdir()) == []  # nothing made outside the container's directory
 
     spec = pod("import os; open('here', 'w'); print(os.getcwd(), flush=True)", "Never", uid="ok")
-    spec["spec"]["containers"][0]["working_dir"] = "work/sub"
+    spec["spec"]["containers"][0]["working_dir"] = "job/sub"
     running = runtime.pod(spec)
     running.start()
     await until(lambda: running.states()[0].done)
-    assert running.log_path("main").read_text() == f"{HOME}/work/sub\n" and running.states()[0].reason == "Completed"
-    assert (running.dir / "main" / "work" / "sub" / "here").exists()
+    assert running.log_path("main").read_text() == f"{HOME}/job/sub\n" and running.states()[0].reason == "Completed"
+    assert (running.dir / "main" / "job" / "sub" / "here").exists()
