@@ -5,7 +5,6 @@ expires or is revoked; and each caller holds at most --max-watches-per-caller wa
 from __future__ import annotations
 
 import asyncio
-import json
 
 import aiohttp
 import grpc
@@ -17,7 +16,7 @@ from photoncloud.chainfire.etcd_api import INVALID_TOKEN
 from photoncloud.chainfire.v1 import kv_pb2 as pb
 from photoncloud.chainfire.v1 import kv_pb2_grpc as pb_grpc
 from photoncloud.common.rpc import error_from_rpc
-from photoncloud.common.testing import ListedRevocations, serve
+from photoncloud.common.testing import ListedRevocations, serve, sse_events
 from photoncloud.etcd.v3 import rpc_pb2 as etcd
 from photoncloud.etcd.v3 import rpc_pb2_grpc as etcd_grpc
 
@@ -50,16 +49,7 @@ async def sse_until_end(server, token: str, opened: asyncio.Event | None = None)
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as session:
         async with session.get(url, params={"key": "", "prefix": "true"}) as response:
             assert response.status == 200, await response.text()
-            events, name = [], None
-            while raw := await response.content.readline():
-                line = raw.decode().rstrip("\n")
-                if line.startswith(": watching") and opened is not None:
-                    opened.set()
-                elif line.startswith("event: "):
-                    name = line.removeprefix("event: ")
-                elif line.startswith("data: "):
-                    events.append((name, json.loads(line.removeprefix("data: "))))
-            return events
+            return await sse_events(response, opened=opened)
 
 
 async def grpc_until_end(channel, token: str) -> grpc.aio.AioRpcError:

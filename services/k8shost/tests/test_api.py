@@ -15,7 +15,7 @@ from photoncloud.common.auth import PROJECT, Scope
 from photoncloud.common.config import ServerConfig
 from photoncloud.common.rpc import error_from_rpc
 from photoncloud.common.server import Server
-from photoncloud.common.testing import GrpcContract, Operation, RestContract, TokenMint, subset, without
+from photoncloud.common.testing import GrpcContract, Operation, RestContract, TokenMint, sse_events, subset, without
 from photoncloud.k8shost.app import build
 from photoncloud.k8shost.v1 import k8shost_pb2 as pb
 from photoncloud.k8shost.v1 import k8shost_pb2_grpc as pb_grpc
@@ -174,20 +174,6 @@ async def server(tmp_path, mint):
     running = await start(tmp_path, mint, disable_scheduler=True)  # the revisions in the tests are the steps' own
     yield running
     await running.stop()
-
-
-async def sse_events(response: aiohttp.ClientResponse, count: int) -> list[tuple[str, dict]]:
-    """The first count server-sent events of a stream: (event name, data)."""
-    events, name = [], ""
-    async for raw in response.content:
-        line = raw.decode().rstrip("\n")
-        if line.startswith("event: "):
-            name = line[len("event: "):]
-        elif line.startswith("data: "):
-            events.append((name, json.loads(line[len("data: "):])))
-            if len(events) == count:
-                return events
-    return events
 
 
 async def test_watch_over_server_sent_events_and_grpc_from_a_resource_version(server, mint):

@@ -4,7 +4,6 @@ caller holds at most --max-watches-per-caller of them open."""
 from __future__ import annotations
 
 import asyncio
-import json
 
 import aiohttp
 import grpc
@@ -14,7 +13,7 @@ import pytest
 from photoncloud.common.config import ServerConfig
 from photoncloud.common.rpc import error_from_rpc
 from photoncloud.common.server import Server
-from photoncloud.common.testing import ListedRevocations, TokenMint
+from photoncloud.common.testing import ListedRevocations, TokenMint, sse_events
 from photoncloud.k8shost.app import build
 from photoncloud.k8shost.v1 import k8shost_pb2 as pb
 from photoncloud.k8shost.v1 import k8shost_pb2_grpc as pb_grpc
@@ -57,14 +56,7 @@ async def sse_until_end(server, token: str) -> list[tuple[str, dict]]:
     async with aiohttp.ClientSession(headers=bearer(token)) as session:
         async with session.get(f"http://127.0.0.1:{server.rest_port}/api/v1/watch/pods") as response:
             assert response.status == 200, await response.text()
-            events, name = [], None
-            while raw := await response.content.readline():
-                line = raw.decode().rstrip("\n")
-                if line.startswith("event: "):
-                    name = line.removeprefix("event: ")
-                elif line.startswith("data: "):
-                    events.append((name, json.loads(line.removeprefix("data: "))))
-            return events
+            return await sse_events(response)
 
 
 async def grpc_until_end(server, token: str) -> grpc.aio.AioRpcError:

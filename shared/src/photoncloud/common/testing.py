@@ -215,6 +215,24 @@ async def wait_for(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
     raise AssertionError("condition not reached in time")
 
 
+async def sse_events(response: Any, count: int | None = None,
+                     opened: asyncio.Event | None = None) -> list[tuple[str, Any]]:
+    """The server-sent events of an aiohttp response, (event name, data), until the stream ends or
+    count of them have come; opened is set at the server's greeting (its first comment)."""
+    events, name = [], ""
+    while raw := await response.content.readline():
+        line = raw.decode().rstrip("\n")
+        if line.startswith(": ") and line != ": heartbeat" and opened is not None:
+            opened.set()
+        elif line.startswith("event: "):
+            name = line.removeprefix("event: ")
+        elif line.startswith("data: "):
+            events.append((name, json.loads(line.removeprefix("data: "))))
+            if len(events) == count:
+                break
+    return events
+
+
 class StaticKeys:
     """A KeySource holding fixed keys (for tests that sign their own tokens)."""
 
