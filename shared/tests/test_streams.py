@@ -4,7 +4,6 @@ at most a set number of streams open."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 
 import pytest
@@ -18,8 +17,11 @@ from photoncloud.common.testing import ListedRevocations
 SECONDS = 5  # every wait is bounded by this
 
 
-def principal(expires_in: float = 3600, subject: str = "user:u", token_id: str = "jti-1") -> Principal:
-    return Principal(subject, "u", Scope(SYSTEM), (), ("*",), token_id, int(time.time() + expires_in), "t")
+def principal(expires_in: float = 3600, subject: str = "user:u", token_id: str = "jti-1",
+              revocations: object = None) -> Principal:
+    """A principal admitted by a verifier whose revocation list is revocations."""
+    return Principal(subject, "u", Scope(SYSTEM), (), ("*",), token_id, int(time.time() + expires_in), "t",
+                     revocations)
 
 
 async def ticks(count: int | None = None, every: float = 0.01):
@@ -36,10 +38,10 @@ async def ticks(count: int | None = None, every: float = 0.01):
 
 
 async def test_token_end_names_expiry_and_revocation():
-    ended = await asyncio.wait_for(token_end(principal(expires_in=-1), None), SECONDS)
+    ended = await asyncio.wait_for(token_end(principal(expires_in=-1)), SECONDS)
     assert (type(ended), ended.details) == (Unauthenticated, {"reason": "EXPIRED"})
     source = ListedRevocations()
-    waiting = asyncio.ensure_future(token_end(principal(), source))
+    waiting = asyncio.ensure_future(token_end(principal(revocations=source)))
     await asyncio.sleep(0.25)
     assert not waiting.done() and source.asked >= 2  # asked again and again while the token is good
     source.revoked.add("jti-1")
@@ -54,7 +56,7 @@ async def test_a_failing_revocation_source_ends_nothing():
         async def is_revoked(self, token_id: str) -> bool:
             raise OSError("IAM is down")
 
-    waiting = asyncio.ensure_future(token_end(principal(), Broken()))
+    waiting = asyncio.ensure_future(token_end(principal(revocations=Broken())))
     await asyncio.sleep(0.2)
     assert not waiting.done()
     waiting.cancel()
@@ -66,7 +68,7 @@ async def test_items_pass_until_the_token_expires_then_the_stream_ends_and_is_cl
     seen = []
     started = time.time()
     with pytest.raises(Unauthenticated) as ended:
-        async for n in until_token_ends(ticks(every=0.05), holder, None):
+        async for n in until_token_ends(ticks(every=0.05), holder):
             seen.append(n)
     assert ended.value.details == {"reason": "EXPIRED"}
     assert holder.expires_at <= time.time() < holder.expires_at + 1
@@ -80,7 +82,7 @@ async def test_a_revoked_token_ends_the_stream_within_the_poll_interval():
     seen = []
 
     async def consume():
-        async for n in until_token_ends(ticks(every=0.01), principal(), source):
+        async for n in until_token_ends(ticks(every=0.01), principal(revocations=source)):
             seen.append(n)
 
     task = asyncio.ensure_future(consume())
@@ -96,9 +98,9 @@ async def test_a_revoked_token_ends_the_stream_within_the_poll_interval():
 
 
 async def test_items_that_end_first_end_the_stream_quietly_and_no_token_means_no_end():
-    assert [n async for n in until_token_ends(ticks(3), principal(), ListedRevocations())] == [0, 1, 2]
-    assert [n async for n in until_token_ends(ticks(3), None, None)] == [0, 1, 2]
-    stream = until_token_ends(ticks(every=0.01), principal(), None)
+    assert [n async for n in until_token_ends(ticks(3), principal(revocations=ListedRevocations()))] == [0, 1, 2]
+    assert [n async for n in until_token_ends(ticks(3), None)] == [0, 1, 2]
+    stream = until_token_ends(ticks(every=0.01), principal())
     assert await anext(stream) == 0
     await stream.aclose()  # the consumer goes away: the items are closed too
     assert ticks.closed
@@ -129,7 +131,7 @@ async def test_the_guard_works_for_the_current_caller_and_the_revocations_of_its
     source = ListedRevocations(interval=0.1)
     guard = StreamGuard(1, what="watches")
     # the revocations of the verifier that admitted the token
-    bound = auth.bind(dataclasses.replace(principal(subject="user:g"), revocations=source))
+    bound = auth.bind(principal(subject="user:g", revocations=source))
     try:
         async with guard.hold():
             with pytest.raises(ResourceExhausted):

@@ -40,10 +40,11 @@ def _check_seconds(revocations: RevocationSource | None) -> float:
     return interval / 2 if isinstance(interval, (int, float)) and interval > 0 else DEFAULT_CHECK_SECONDS
 
 
-async def token_end(principal: Principal, revocations: RevocationSource | None,
-                    check_seconds: float | None = None) -> Unauthenticated:
-    """Completes when principal's token expires or revocations lists it, with the error that ends
-    its streams; revocations is asked every check_seconds (None: half its poll interval)."""
+async def token_end(principal: Principal, check_seconds: float | None = None) -> Unauthenticated:
+    """Completes when principal's token expires or its revocation list (that of the verifier that
+    admitted it) lists it, with the error that ends its streams; the list is asked every
+    check_seconds (None: half its poll interval)."""
+    revocations = principal.revocations
     period = check_seconds or _check_seconds(revocations)
     while True:
         left = principal.expires_at - time.time()
@@ -59,7 +60,6 @@ async def token_end(principal: Principal, revocations: RevocationSource | None,
 
 
 async def until_token_ends(items: AsyncIterable[T], principal: Principal | None,
-                           revocations: RevocationSource | None,
                            check_seconds: float | None = None) -> AsyncIterator[T]:
     """items, until they end or principal's token does: then Unauthenticated (EXPIRED or REVOKED)
     is raised. With no principal (no authentication) items pass as they are. items is closed
@@ -72,7 +72,7 @@ async def until_token_ends(items: AsyncIterable[T], principal: Principal | None,
         finally:
             await _close(iterator)
         return
-    ending = asyncio.ensure_future(token_end(principal, revocations, check_seconds))
+    ending = asyncio.ensure_future(token_end(principal, check_seconds))
     pending: asyncio.Future | None = None
     try:
         while True:
@@ -150,14 +150,12 @@ class StreamGuard:
 
     def until_token_ends(self, items: AsyncIterable[T]) -> AsyncIterator[T]:
         """items until the current caller's token expires or is revoked (see until_token_ends)."""
-        principal = auth.current()
-        return until_token_ends(items, principal, principal and principal.revocations, self.check_seconds)
+        return until_token_ends(items, auth.current(), self.check_seconds)
 
     def watch(self, watch: Watch) -> Watch:
         """watch (an async iterable with close(), as sse.stream takes one) ending with the current
         caller's token."""
-        principal = auth.current()
-        return _TokenBoundWatch(watch, principal, principal and principal.revocations, self.check_seconds)
+        return _TokenBoundWatch(watch, auth.current(), self.check_seconds)
 
 
 MAX_WATCHES_PER_CALLER = 64  # per principal subject, on each member of a service, over every API together
@@ -185,12 +183,11 @@ class Watch(AsyncIterable, Protocol):
 
 
 class _TokenBoundWatch:
-    def __init__(self, watch: Watch, principal: Principal | None, revocations: RevocationSource | None,
-                 check_seconds: float | None):
-        self._watch, self._principal, self._revocations, self._check = watch, principal, revocations, check_seconds
+    def __init__(self, watch: Watch, principal: Principal | None, check_seconds: float | None):
+        self._watch, self._principal, self._check = watch, principal, check_seconds
 
     def __aiter__(self) -> AsyncIterator:
-        return until_token_ends(self._watch, self._principal, self._revocations, self._check)
+        return until_token_ends(self._watch, self._principal, self._check)
 
     def close(self) -> None:
         self._watch.close()
