@@ -86,8 +86,9 @@ class Server:
         if self.config.tls.enabled:
             # auto mode makes the CA and this service's certificate here, on first start
             self.tls_files = tls.server_files(self.config.tls, self.service.name)
-        await self._start_grpc()
-        await self._start_rest()
+        access = self.grpc_access()  # read once: both transports show the same gates
+        await self._start_grpc(access)
+        await self._start_rest(access)
         self.serving = True
         scheme = "https" if self.tls_files else "http"
         log.info("%s serving REST on %s://%s and gRPC%s on %s", self.service.name, scheme,
@@ -108,8 +109,8 @@ class Server:
         access.update({f"/{r.rpc}": Access(r.who, r.permission) for r in self.service.routes.routes if r.rpc})
         return access
 
-    async def _start_grpc(self) -> None:
-        access = {method: a for method, a in self.grpc_access().items() if a is not None}
+    async def _start_grpc(self, declared: dict[str, Access | None]) -> None:
+        access = {method: a for method, a in declared.items() if a is not None}
         # No SO_REUSEPORT (gRPC sets it by default): a second server on a taken port must fail to
         # bind, not silently share the port and answer half of this service's calls.
         server = grpc.aio.server(interceptors=[ServerInterceptor(self.metrics, self.service.verifier, access)],
@@ -132,7 +133,7 @@ class Server:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._grpc = server
 
-    async def _start_rest(self) -> None:
+    async def _start_rest(self, declared: dict[str, Access | None]) -> None:
         routes = RouteTable().extend(self.service.routes).extend(self.operations_routes())
         app = make_app(routes, self.metrics, self.config.max_body_bytes, self.service.verifier)
         self._openapi = openapi_document(f"{self.service.name} REST API", self.service.version, routes)
@@ -140,7 +141,7 @@ class Server:
         # of every operation on both transports (tests generate the authorization matrix from it).
         self._openapi["x-grpc-methods"] = {
             method: {"x-who": a.who, "x-permission": a.permission} if a is not None else {}
-            for method, a in sorted(self.grpc_access().items())
+            for method, a in sorted(declared.items())
         }
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=self.config.shutdown_grace)
         await self._runner.setup()
