@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import os
 import subprocess
 import sys
@@ -48,7 +49,8 @@ def answers(host: str, port: int, tries: int = 8) -> set[str]:
         try:
             with DIRECT.open(f"http://{host}:{port}/", timeout=5) as response:
                 body = response.read().decode()
-        except OSError:
+        except (OSError, http.client.HTTPException):
+            # refused, reset, or cut off mid-answer (IncompleteRead) by a pod being deleted
             continue
         if body:
             seen.add(body)
