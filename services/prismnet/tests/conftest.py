@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from photoncloud.common.replication import LocalLog
-from photoncloud.prismnet.core import NetworkCore, NetworkStateMachine
+from photoncloud.prismnet.core import NetworkCore
+from photoncloud.prismnet.machine import NetworkStateMachine
 from photoncloud.prismnet.store import SqliteNetworkStore
 
 

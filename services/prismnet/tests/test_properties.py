@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from photoncloud.common.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from photoncloud.common.replication import LocalLog
-from photoncloud.prismnet.core import NetworkCore, NetworkStateMachine
+from photoncloud.prismnet.core import NetworkCore
+from photoncloud.prismnet.machine import NetworkStateMachine
 from photoncloud.prismnet.store import SqliteNetworkStore
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

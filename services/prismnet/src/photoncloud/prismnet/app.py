@@ -13,7 +13,8 @@ from photoncloud.common.replication import LocalLog
 from photoncloud.common.server import Service, run
 
 from . import grpc_api, rest_api
-from .core import NetworkCore, NetworkStateMachine
+from .core import NetworkCore
+from .machine import NetworkStateMachine
 from .store import SqliteNetworkStore
 
 NAME = "prismnet"
