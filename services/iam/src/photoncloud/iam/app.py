@@ -77,15 +77,26 @@ def announce(data_dir: Path, bootstrapped: Bootstrapped) -> None:
 
 async def open_core(config: ServerConfig, settings: Settings | None = None,
                     hasher: SecretHasher | None = None) -> IamCore:
-    """The core over the store in config.data_dir, started (signing key and built-in roles ready)."""
-    store = await SqliteIamStore(config.data_dir / "iam.sqlite3").open()
+    """The core over the store in config.data_dir, its writes on a log of one member, started (signing
+    key and built-in roles ready)."""
+    store = SqliteIamStore(config.data_dir / "iam.sqlite3")
     try:
         core = IamCore(store, settings or settings_from(config), hasher)
-        await core.start()
     except BaseException:
         await store.close()
         raise
+    try:
+        await core.start()
+    except BaseException:
+        await shut(core)
+        raise
     return core
+
+
+async def shut(core: IamCore) -> None:
+    """Stop the core's log, then close its store."""
+    await core.close()
+    await core.machine.store.close()
 
 
 def service(core: IamCore) -> Service:
@@ -95,8 +106,7 @@ def service(core: IamCore) -> Service:
         return await core.health()
 
     async def close() -> None:
-        await core.close()
-        await core.store.close()
+        await shut(core)
 
     return Service(NAME, __version__, rest_api.routes(core), grpc_api.services(core), dependencies, close,
                    verifier=core.verifier)
@@ -112,7 +122,7 @@ async def build(config: ServerConfig, settings: Settings | None = None, *, hashe
         if bootstrapped is not None:
             announce(config.data_dir, bootstrapped)
     except BaseException:
-        await core.store.close()
+        await shut(core)
         raise
     return service(core)
 

@@ -36,7 +36,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import jwt
 
@@ -55,7 +55,7 @@ from photoncloud.common.auth import (
     permits,
 )
 from photoncloud.common.errors import (
-    AlreadyExists,
+    Aborted,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -63,7 +63,9 @@ from photoncloud.common.errors import (
     ServiceError,
     Unauthenticated,
 )
+from photoncloud.common.replication import LocalLog, Log
 
+from .commands import Change, Cmp, Commit, Delete, Expect, Insert, Update, Where
 from .credentials import (
     ALGORITHM,
     LoginThrottle,
@@ -95,6 +97,8 @@ from .records import (
     TokenFamily,
     User,
 )
+from .machine import IamStateMachine
+from .store import Records, SqliteIamStore
 
 log = logging.getLogger("photoncloud.iam")
 audit_log = logging.getLogger("photoncloud.iam.audit")
@@ -135,70 +139,6 @@ KEY_RETIREMENT_MARGIN = 60
 PURGE_INTERVAL = 60.0
 
 R = TypeVar("R")
-
-
-# --- the store -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Cmp:
-    """A condition other than equality: <, <=, >, >=, !=, `prefix` (starts with), `under`
-    (equal, or a dotted descendant: `iam.users` matches `iam.users.create`)."""
-
-    op: str
-    value: Any
-
-
-# Conditions on fields, all of which must hold: a value (equal), a list/tuple/set (one of), a Cmp.
-Where = Sequence[tuple[str, Any]]
-
-
-@dataclass(frozen=True)
-class Insert:
-    record: Any
-
-
-@dataclass(frozen=True)
-class Update:
-    record: Any  # replaces the stored record with the same key
-
-
-@dataclass(frozen=True)
-class Delete:
-    kind: type
-    where: Where
-
-
-Change = Insert | Update | Delete
-
-
-class Duplicate(Exception):
-    """A change would break a uniqueness rule (a name taken, a binding that exists)."""
-
-    def __init__(self, kind: type, fields: tuple[str, ...]):
-        super().__init__(f"{kind.__name__}: duplicate {', '.join(fields)}")
-        self.kind = kind
-        self.fields = fields
-
-
-class IamStore(Protocol):
-    """Where IAM keeps its records. Kinds are the record classes above; keys their KEY field."""
-
-    async def get(self, kind: type[R], key: Any) -> R | None:
-        """The record of kind with this key, or None."""
-
-    async def find(self, kind: type[R], where: Where = (), *, limit: int = 0,
-                   descending: bool = False) -> list[R]:
-        """Records matching where, in key order (limit 0: all)."""
-
-    async def count(self, kind: type, where: Where = ()) -> int:
-        """How many records match where."""
-
-    async def write(self, *changes: Change) -> list[int]:
-        """Apply every change or none (Duplicate on a uniqueness conflict); rows affected by each."""
-
-    async def close(self) -> None:
-        """Release the store."""
 
 
 # --- values the operations take and return -------------------------------------------------------
@@ -539,9 +479,14 @@ class LocalRevocations:
 class IamCore:
     """IAM's operations over a store."""
 
-    def __init__(self, store: IamStore, settings: Settings | None = None, hasher: SecretHasher | None = None,
-                 clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic):
-        self.store = store
+    def __init__(self, store: SqliteIamStore, settings: Settings | None = None, hasher: SecretHasher | None = None,
+                 clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic,
+                 *, log: Log | None = None):
+        # Writes go through the log to the state machine over store (one member alone by default:
+        # a replicated log is handed in, built around `IamStateMachine(store)`); reads go to the store.
+        self.machine = IamStateMachine(store)
+        self.log: Log = log if log is not None else LocalLog(self.machine)
+        self.store = Records(self.log, store)
         self.settings = settings or Settings()
         self.hasher = hasher or SecretHasher()
         self.clock = clock
@@ -567,14 +512,14 @@ class IamCore:
                 role = await self.store.get(Role, name)
                 wanted = Role(name, description, permissions, True, role.created_at if role else now, now)
                 if role is None:
-                    await self.store.write(Insert(wanted))
+                    await self._propose(Insert(wanted))
                 elif (role.description, role.permissions, role.builtin) != (description, permissions, True):
-                    await self.store.write(Update(wanted))
+                    await self._propose(Update(wanted))
             keys = await self.store.find(SigningKey)
             if not any(k.status(now) == ACTIVE for k in keys):
-                material = await generate_key()
+                material = await generate_key()  # here, not in the state machine: it is random
                 key = SigningKey(material.kid, material.private_pem, material.public_jwk, now, 0, 0)
-                await self.store.write(Insert(key))
+                await self._propose(Insert(key))
                 keys.append(key)
             self._load_keys(keys)
 
@@ -596,13 +541,14 @@ class IamCore:
                        {"org_id": org.id, "project_id": project.id, "generated_password": generated})
         async with self._lock:
             await self._commit(event, Insert(org), Insert(project), Insert(user), Insert(binding),
-                               Insert(Meta("bootstrapped", rfc3339(now))))
+                               Insert(Meta("bootstrapped", rfc3339(now))),
+                               expect=[Expect(Meta, "bootstrapped", None)])  # only ever once
         return Bootstrapped(org.id, project.id, user.id, password, generated)
 
     async def close(self) -> None:
-        """Wait for the change in flight (the store is closed by whoever opened it)."""
+        """Wait for the change in flight, then stop the log (the store is closed by whoever opened it)."""
         async with self._lock:
-            pass
+            await self.log.close()
 
     async def health(self) -> dict[str, Any]:
         """What /health reports: the store answers, and which key signs."""
@@ -639,25 +585,22 @@ class IamCore:
     async def _record(self, event: _Event, outcome: str) -> None:
         record = event.record(outcome, self.clock())
         try:
-            await self.store.write(Insert(record))
+            await self.log.propose(Commit(audit=record))
         except Exception:  # noqa: BLE001 - the failure being reported matters more
             log.exception("cannot record audit event %s", event.action)
             return
         event.recorded = True
         self._log(record)
 
-    async def _commit(self, event: _Event, *changes: Change) -> list[int]:
-        """Write changes and their SUCCESS audit event at once; ALREADY_EXISTS on a name conflict."""
+    async def _propose(self, *changes: Change, expect: Sequence[Expect] = ()) -> list[int]:
+        """Apply changes through the log, without an audit event; the rows each affected."""
+        return await self.log.propose(Commit(tuple(changes), None, tuple(expect)))
+
+    async def _commit(self, event: _Event, *changes: Change, expect: Sequence[Expect] = ()) -> list[int]:
+        """Apply changes and their SUCCESS audit event at once, through the log; ALREADY_EXISTS on a
+        name conflict, ABORTED when a record in expect changed since it was read."""
         record = event.record(SUCCESS, self.clock())
-        try:
-            counts = await self.store.write(*changes, Insert(record))
-        except Duplicate as exc:
-            if exc.kind is Binding:
-                raise AlreadyExists("this binding exists already", {"field": "role"}) from None
-            noun = {Organization: "an organization", Project: "a project in this organization",
-                    User: "a user", ServiceAccount: "a service account here", Role: "a role"}.get(exc.kind, "a record")
-            field_name = [f for f in exc.fields if f not in ("org_id", "project_id")][-1]
-            raise AlreadyExists(f"{noun} with this {field_name} exists already", {"field": field_name}) from None
+        counts = await self.log.propose(Commit(tuple(changes), record, tuple(expect)))
         event.recorded = True
         self._log(record)
         return counts
@@ -1401,7 +1344,11 @@ class IamCore:
             async with self._lock:
                 current = await self.store.get(User, who.id)
                 if current is not None and current.password_hash == who.password_hash:
-                    await self.store.write(Update(replace(current, password_hash=rehashed)))
+                    try:
+                        await self._propose(Update(replace(current, password_hash=rehashed)),
+                                            expect=[Expect(User, who.id, current)])
+                    except Aborted:  # the user changed meanwhile (a new password): that one stands
+                        pass
         return who
 
     async def _refresh(self, event: _Event, grant: Grant, keys: Sequence[str]) -> IssuedToken:
@@ -1414,7 +1361,7 @@ class IamCore:
         event.principal = family.principal
         if token.used_at:
             changes, revoked = await self._revoke_families([family])
-            await self.store.write(*changes)
+            await self._propose(*changes)
             event.details.update(family=family.id, revoked_tokens=len(revoked))
             raise self._fail_sign_in(event, keys, "REFRESH_TOKEN_REUSED", "invalid refresh token")
         if family.revoked_at or min(token.expires_at, family.expires_at) <= now:
@@ -1480,7 +1427,7 @@ class IamCore:
             for key in await self.store.find(SigningKey):
                 if key.status(now) == EXPIRED and key.private_pem:
                     changes.append(Update(replace(key, private_pem="")))
-            await self.store.write(*changes)
+            await self._propose(*changes)
             self._load_keys(await self.store.find(SigningKey))
 
     async def revoke_token(self, caller: Caller) -> list[str]:

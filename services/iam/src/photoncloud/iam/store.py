@@ -1,29 +1,26 @@
-"""IAM's store: its records in SQLite (through aiosqlite), in its data directory, every commit
-fsynced. One table per record class of the core; uniqueness rules are constraints, so that a
-conflict is refused by the database even if a check above it were missed.
+"""IAM's store: its records in SQLite, in its data directory, under the state machine.
+
+One table per record class; uniqueness rules are constraints, so that a conflict is refused by the
+database even if a check above it were missed. Only the state machine writes (machine.py, on the
+log's thread); the core reads through the log (`Records`), so that a read never runs on the
+connection while a command is being applied.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import os
 import sqlite3
 import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import aiosqlite
+from photoncloud.common.replication import Log
+from photoncloud.common.sqlite import SqliteState
 
-from .core import (
-    Change,
-    Cmp,
-    Delete,
-    Duplicate,
-    Insert,
-    Where,
-)
+from .commands import Change, Cmp, Delete, Insert, Where
 from .records import (
     AccessToken,
     AuditEvent,
@@ -40,8 +37,9 @@ from .records import (
     User,
 )
 
+R = TypeVar("R")
+
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS orgs (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -237,6 +235,15 @@ class _Table:
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
+class Duplicate(Exception):
+    """A change would break a uniqueness rule (a name taken, a binding that exists)."""
+
+    def __init__(self, kind: type, fields: tuple[str, ...]):
+        super().__init__(f"{kind.__name__}: duplicate {', '.join(fields)}")
+        self.kind = kind
+        self.fields = fields
+
+
 def _duplicate(kind: type, error: sqlite3.IntegrityError) -> Duplicate | None:
     message = str(error)
     prefix = "UNIQUE constraint failed: "
@@ -245,76 +252,63 @@ def _duplicate(kind: type, error: sqlite3.IntegrityError) -> Duplicate | None:
     return Duplicate(kind, tuple(part.strip().split(".")[-1] for part in message[len(prefix):].split(",")))
 
 
-class SqliteIamStore:
-    """The IamStore of the core on one SQLite file (":memory:" for tests). Open it with open()."""
+class SqliteIamStore(SqliteState):
+    """IAM's records on one SQLite file (":memory:" for tests), read and written by one thread at a
+    time: the log's (see the module's docstring)."""
+
+    SCHEMA = SCHEMA
 
     def __init__(self, path: Path | str):
-        self.path = path
-        self._db: aiosqlite.Connection | None = None
-        # One connection: statements of concurrent calls must not interleave with a transaction.
-        self._lock = asyncio.Lock()
         self._tables = {kind: _Table(kind) for kind in TABLES}
+        super().__init__(path)
 
-    async def open(self) -> SqliteIamStore:
-        """Create the file (mode 0600: it holds password hashes and private keys) and the schema."""
-        if str(self.path) != ":memory:":
+    def _open(self) -> None:
+        if str(self.path) != ":memory:":  # mode 0600 from the start: it holds password hashes and private keys
             path = Path(self.path)
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
             os.chmod(path, 0o600)  # SQLite gives its -wal and -shm files the database file's mode
-        self._db = await aiosqlite.connect(str(self.path), isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        await self._db.execute("PRAGMA journal_mode=WAL")
-        await self._db.execute("PRAGMA synchronous=FULL")
-        await self._db.execute("PRAGMA foreign_keys=ON")
-        await self._db.executescript(SCHEMA)
+        super()._open()
+        self.db.row_factory = sqlite3.Row
+
+    def meta(self, name: str) -> int:
+        """A number kept in the meta table (a file from before the log keeps its values as text)."""
+        return int(super().meta(name))
+
+    async def open(self) -> SqliteIamStore:
+        """The store, ready (the file is opened when the store is made; kept for callers that open
+        stores before use)."""
         return self
 
-    @property
-    def db(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise RuntimeError("the store is not open")
-        return self._db
+    async def close(self) -> None:  # type: ignore[override]
+        """Close the database (after the log that applies commands to it has stopped)."""
+        self.db.close()
 
-    async def get(self, kind: type, key: Any) -> Any:
+    def get(self, kind: type[R], key: Any) -> R | None:
+        """The record of kind with this key, or None."""
         table = self._tables[kind]
-        async with self._lock:
-            async with self.db.execute(f"SELECT * FROM {table.name} WHERE {table.key} = ?", (key,)) as cursor:
-                row = await cursor.fetchone()
+        row = self.db.execute(f"SELECT * FROM {table.name} WHERE {table.key} = ?", (key,)).fetchone()
         return table.record(row) if row is not None else None
 
-    async def find(self, kind: type, where: Where = (), *, limit: int = 0, descending: bool = False) -> list[Any]:
+    def find(self, kind: type[R], where: Where = (), *, limit: int = 0, descending: bool = False) -> list[R]:
+        """Records matching where, in key order (limit 0: all)."""
         table = self._tables[kind]
         clause, params = table.where(where)
         sql = f"SELECT * FROM {table.name}{clause} ORDER BY {table.key} {'DESC' if descending else 'ASC'}"
         if limit:
             sql += " LIMIT ?"
             params.append(limit)
-        async with self._lock:
-            async with self.db.execute(sql, params) as cursor:
-                rows = await cursor.fetchall()
-        return [table.record(row) for row in rows]
+        return [table.record(row) for row in self.db.execute(sql, params).fetchall()]
 
-    async def count(self, kind: type, where: Where = ()) -> int:
+    def count(self, kind: type, where: Where = ()) -> int:
+        """How many records match where."""
         table = self._tables[kind]
         clause, params = table.where(where)
-        async with self._lock:
-            async with self.db.execute(f"SELECT COUNT(*) FROM {table.name}{clause}", params) as cursor:
-                row = await cursor.fetchone()
-        return int(row[0])
+        return int(self.db.execute(f"SELECT COUNT(*) FROM {table.name}{clause}", params).fetchone()[0])
 
-    async def write(self, *changes: Change) -> list[int]:
-        async with self._lock:
-            await self.db.execute("BEGIN IMMEDIATE")
-            try:
-                counts = [await self._apply(change) for change in changes]
-            except BaseException:
-                await self.db.execute("ROLLBACK")
-                raise
-            await self.db.execute("COMMIT")
-        return counts
-
-    async def _apply(self, change: Change) -> int:
+    def change(self, change: Change) -> int:
+        """Apply one change inside the caller's transaction (Duplicate on a uniqueness conflict);
+        the rows it affected."""
         if isinstance(change, Delete):
             table = self._tables[change.kind]
             clause, params = table.where(change.where)
@@ -332,16 +326,33 @@ class SqliteIamStore:
                 sql = f"UPDATE {table.name} SET {', '.join(f'{c} = ?' for c in values)} WHERE {table.key} = ?"
                 params = [*values.values(), key]
         try:
-            async with self.db.execute(sql, params) as cursor:
-                return cursor.rowcount
+            return self.db.execute(sql, params).rowcount
         except sqlite3.IntegrityError as exc:
             duplicate = _duplicate(table.kind, exc)
             if duplicate is None:
                 raise
             raise duplicate from None
 
-    async def close(self) -> None:
-        """Close the connection (and its thread)."""
-        if self._db is not None:
-            db, self._db = self._db, None
-            await db.close()
+
+class Records:
+    """The core's view of the store: every read runs through the log, after the commands applied
+    before it (on the log's thread, so never beside a command being applied)."""
+
+    def __init__(self, log: Log, store: SqliteIamStore):
+        self.log = log
+        self.state = store
+
+    async def _read(self, query: Callable[[], R]) -> R:
+        return await self.log.read(query)
+
+    async def get(self, kind: type[R], key: Any) -> R | None:
+        """The record of kind with this key, or None."""
+        return await self._read(lambda: self.state.get(kind, key))
+
+    async def find(self, kind: type[R], where: Where = (), *, limit: int = 0, descending: bool = False) -> list[R]:
+        """Records matching where, in key order (limit 0: all)."""
+        return await self._read(lambda: self.state.find(kind, where, limit=limit, descending=descending))
+
+    async def count(self, kind: type, where: Where = ()) -> int:
+        """How many records match where."""
+        return await self._read(lambda: self.state.count(kind, where))
