@@ -141,12 +141,12 @@ def listing_scope(org_id: str, project_id: str, principal: Principal | None = No
     return scope.org_id, scope.project_id if scope.kind == PROJECT else project_id
 
 
-def bind(principal: Principal | None) -> contextvars.Token:
+def bind(principal: Principal | None) -> contextvars.Token[Principal | None]:
     """Make principal the current one; returns the token to reset it with."""
     return _current.set(principal)
 
 
-def reset(token: contextvars.Token) -> None:
+def reset(token: contextvars.Token[Principal | None]) -> None:
     """Restore the principal that was current before bind()."""
     _current.reset(token)
 

@@ -53,20 +53,81 @@ class ServiceError(Exception):
         return f"{type(self).__name__}({self.code.name}: {self.message!r}, details={self.details!r})"
 
 
-def _error_class(code: Code, doc: str) -> type[ServiceError]:
-    return type(code.name.title().replace("_", ""), (ServiceError,), {"code": code, "__doc__": doc})
+# One class per code (the class's name is the code's, in CamelCase), spelled out so that type
+# checkers see each as a class of its own.
+class InvalidArgument(ServiceError):
+    """The request is malformed or a field is invalid."""
+
+    code = Code.INVALID_ARGUMENT
 
 
-InvalidArgument = _error_class(Code.INVALID_ARGUMENT, "The request is malformed or a field is invalid.")
-FailedPrecondition = _error_class(Code.FAILED_PRECONDITION, "The system is not in a state the operation needs.")
-OutOfRange = _error_class(Code.OUT_OF_RANGE, "A value is past the valid range (e.g. a future revision).")
-Unauthenticated = _error_class(Code.UNAUTHENTICATED, "The caller's credentials are missing or invalid.")
-PermissionDenied = _error_class(Code.PERMISSION_DENIED, "The caller may not do this.")
-NotFound = _error_class(Code.NOT_FOUND, "The resource does not exist.")
-AlreadyExists = _error_class(Code.ALREADY_EXISTS, "The resource exists already.")
-Aborted = _error_class(Code.ABORTED, "The operation lost a race (a concurrency conflict); retry it.")
-ResourceExhausted = _error_class(Code.RESOURCE_EXHAUSTED, "A quota or capacity is exhausted.")
-Unimplemented = _error_class(Code.UNIMPLEMENTED, "The operation is not supported.")
-Unavailable = _error_class(Code.UNAVAILABLE, "The service or a dependency cannot answer now; retry later.")
-DeadlineExceeded = _error_class(Code.DEADLINE_EXCEEDED, "The operation did not finish in time.")
-Internal = _error_class(Code.INTERNAL, "A bug or an unexpected failure inside the service.")
+class FailedPrecondition(ServiceError):
+    """The system is not in a state the operation needs."""
+
+    code = Code.FAILED_PRECONDITION
+
+
+class OutOfRange(ServiceError):
+    """A value is past the valid range (e.g. a future revision)."""
+
+    code = Code.OUT_OF_RANGE
+
+
+class Unauthenticated(ServiceError):
+    """The caller's credentials are missing or invalid."""
+
+    code = Code.UNAUTHENTICATED
+
+
+class PermissionDenied(ServiceError):
+    """The caller may not do this."""
+
+    code = Code.PERMISSION_DENIED
+
+
+class NotFound(ServiceError):
+    """The resource does not exist."""
+
+    code = Code.NOT_FOUND
+
+
+class AlreadyExists(ServiceError):
+    """The resource exists already."""
+
+    code = Code.ALREADY_EXISTS
+
+
+class Aborted(ServiceError):
+    """The operation lost a race (a concurrency conflict); retry it."""
+
+    code = Code.ABORTED
+
+
+class ResourceExhausted(ServiceError):
+    """A quota or capacity is exhausted."""
+
+    code = Code.RESOURCE_EXHAUSTED
+
+
+class Unimplemented(ServiceError):
+    """The operation is not supported."""
+
+    code = Code.UNIMPLEMENTED
+
+
+class Unavailable(ServiceError):
+    """The service or a dependency cannot answer now; retry later."""
+
+    code = Code.UNAVAILABLE
+
+
+class DeadlineExceeded(ServiceError):
+    """The operation did not finish in time."""
+
+    code = Code.DEADLINE_EXCEEDED
+
+
+class Internal(ServiceError):
+    """A bug or an unexpected failure inside the service."""
+
+    code = Code.INTERNAL

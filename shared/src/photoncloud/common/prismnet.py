@@ -23,21 +23,22 @@ class PrismNetNetwork:
     async def subnet_project(self, subnet_id: str) -> str:
         """Subnets/GetSubnet, then Vpcs/GetVpc."""
         channel = self._channel.get()
-        subnet = await call(self.name, prismnet_pb2_grpc.SubnetsStub(channel).GetSubnet,
-                            prismnet_pb2.GetSubnetRequest(id=subnet_id))
-        vpc = await call(self.name, prismnet_pb2_grpc.VpcsStub(channel).GetVpc,
+        subnet: prismnet_pb2.Subnet = await call(self.name, prismnet_pb2_grpc.SubnetsStub(channel).GetSubnet,
+                                                 prismnet_pb2.GetSubnetRequest(id=subnet_id))
+        vpc: prismnet_pb2.Vpc = await call(self.name, prismnet_pb2_grpc.VpcsStub(channel).GetVpc,
                          prismnet_pb2.GetVpcRequest(id=subnet.vpc_id))
         return vpc.project_id
 
     async def create_port(self, subnet_id: str, name: str, device_id: str) -> PortInfo:
         """Ports/CreatePort with the device (created attached), and its subnet's range."""
         channel = self._channel.get()
-        port = await call(self.name, prismnet_pb2_grpc.PortsStub(channel).CreatePort,
-                          prismnet_pb2.CreatePortRequest(subnet_id=subnet_id, name=name, device_id=device_id,
-                                                         device_type=self.device_type))
+        port: prismnet_pb2.Port = await call(
+            self.name, prismnet_pb2_grpc.PortsStub(channel).CreatePort,
+            prismnet_pb2.CreatePortRequest(subnet_id=subnet_id, name=name, device_id=device_id,
+                                           device_type=self.device_type))
         try:
-            subnet = await call(self.name, prismnet_pb2_grpc.SubnetsStub(channel).GetSubnet,
-                                prismnet_pb2.GetSubnetRequest(id=subnet_id))
+            subnet: prismnet_pb2.Subnet = await call(self.name, prismnet_pb2_grpc.SubnetsStub(channel).GetSubnet,
+                                                     prismnet_pb2.GetSubnetRequest(id=subnet_id))
         except BaseException:
             await self.delete_port(port.id)
             raise

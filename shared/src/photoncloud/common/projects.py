@@ -30,7 +30,8 @@ class Projects:
             raise Unavailable(f"IAM cannot be reached to look up the project: {type(exc).__name__}",
                               {"dependency": "iam"}) from None
         if "data" in body:
-            return body["data"]["org_id"]
+            org_id: str = body["data"]["org_id"]
+            return org_id
         error = envelope.error_from_body(response.status, body, "the project cannot be read")
         details = {**(error.details or {}), "project_id": project_id}
         raise ServiceError(f"IAM: {error.message}", details, code=error.code)

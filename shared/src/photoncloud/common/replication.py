@@ -157,7 +157,7 @@ class LocalLog:
     def _apply(self, commands: list[Any]) -> list[Any]:
         """On the worker thread: the commands as the next entries, together when the machine can."""
         entries = list(enumerate(commands, self.machine.applied_index() + 1))
-        apply_batch = getattr(self.machine, "apply_batch", None)
+        apply_batch: Callable[[list[tuple[int, Any]]], list[Any]] | None = getattr(self.machine, "apply_batch", None)
         if apply_batch is not None:
             return apply_batch(entries)
         return [self.machine.apply(index, command) for index, command in entries]

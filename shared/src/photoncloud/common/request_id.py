@@ -33,12 +33,12 @@ def current() -> str:
     return _current.get()
 
 
-def bind(request_id: str) -> contextvars.Token:
+def bind(request_id: str) -> contextvars.Token[str]:
     """Make request_id the current one; returns the token to reset it with."""
     return _current.set(request_id)
 
 
-def reset(token: contextvars.Token) -> None:
+def reset(token: contextvars.Token[str]) -> None:
     """Restore the request ID that was current before bind()."""
     _current.reset(token)
 

@@ -39,7 +39,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:  # imported where used at run time, so that a process without TLS never loads them
+    import aiohttp
+    import grpc
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 
 OFF, AUTO, FILES = "off", "auto", "files"
 MODES = (OFF, AUTO, FILES)
@@ -135,31 +142,31 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def _not_after(cert: Any) -> datetime.datetime:
-    after = getattr(cert, "not_valid_after_utc", None)  # cryptography 42 and later
+def _not_after(cert: x509.Certificate) -> datetime.datetime:
+    after: datetime.datetime | None = getattr(cert, "not_valid_after_utc", None)  # cryptography 42 and later
     return after if after is not None else cert.not_valid_after.replace(tzinfo=datetime.UTC)
 
 
-def _new_key() -> Any:
+def _new_key() -> ec.EllipticCurvePrivateKey:
     from cryptography.hazmat.primitives.asymmetric import ec
 
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def _key_pem(key: Any) -> bytes:
+def _key_pem(key: CertificateIssuerPrivateKeyTypes) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
 
 
-def _cert_pem(cert: Any) -> bytes:
+def _cert_pem(cert: x509.Certificate) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def _make_ca() -> tuple[Any, Any]:
+def _make_ca() -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
     from cryptography.x509.oid import NameOID
@@ -182,10 +189,10 @@ def _make_ca() -> tuple[Any, Any]:
     return cert, key
 
 
-def _general_names(names: Iterable[str]) -> list[Any]:
+def _general_names(names: Iterable[str]) -> list[x509.GeneralName]:
     from cryptography import x509
 
-    general: list[Any] = []
+    general: list[x509.GeneralName] = []
     for name in names:
         try:
             general.append(x509.IPAddress(ipaddress.ip_address(name)))
@@ -194,7 +201,8 @@ def _general_names(names: Iterable[str]) -> list[Any]:
     return general
 
 
-def _issue(ca_cert: Any, ca_key: Any, service: str, names: Sequence[str]) -> tuple[Any, Any]:
+def _issue(ca_cert: x509.Certificate, ca_key: CertificateIssuerPrivateKeyTypes, service: str,
+           names: Sequence[str]) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -220,7 +228,7 @@ def _issue(ca_cert: Any, ca_key: Any, service: str, names: Sequence[str]) -> tup
     return cert, key
 
 
-def _still_good(cert_path: Path, key_path: Path, ca_cert: Any, names: Sequence[str]) -> bool:
+def _still_good(cert_path: Path, key_path: Path, ca_cert: x509.Certificate, names: Sequence[str]) -> bool:
     """Whether the certificate on disk was signed by ca_cert, covers names and is not due."""
     from cryptography import x509
 
@@ -242,14 +250,16 @@ def ensure_ca(directory: Path) -> Path:
     return directory / CA_CERT
 
 
-def _load_or_make_ca(directory: Path) -> tuple[Any, Any]:
+def _load_or_make_ca(directory: Path) -> tuple[x509.Certificate, CertificateIssuerPrivateKeyTypes]:
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 
     cert_path, key_path = directory / CA_CERT, directory / CA_KEY
     if cert_path.exists() and key_path.exists():
+        # The key is the one _make_ca wrote (an EC key, which signs): no other kind is loaded here.
         return (x509.load_pem_x509_certificate(cert_path.read_bytes()),
-                serialization.load_pem_private_key(key_path.read_bytes(), password=None))
+                cast("CertificateIssuerPrivateKeyTypes",
+                     serialization.load_pem_private_key(key_path.read_bytes(), password=None)))
     if cert_path.exists() or key_path.exists():
         raise SystemExit(f"{directory}: one of {CA_CERT} and {CA_KEY} is missing; restore it or remove both "
                          "(every certificate will be issued again, by a new CA)")
@@ -296,7 +306,7 @@ def server_ssl_context(files: ServerFiles) -> ssl.SSLContext:
     return context
 
 
-def grpc_server_credentials(files: ServerFiles) -> Any:
+def grpc_server_credentials(files: ServerFiles) -> grpc.ServerCredentials:
     """gRPC server credentials presenting files."""
     import grpc
 
@@ -330,13 +340,13 @@ class ClientTls:
             self._context = client_ssl_context(self.ca)
         return self._context
 
-    def connector(self) -> Any:
+    def connector(self) -> aiohttp.TCPConnector:
         """An aiohttp connector whose https requests verify against the CA (for a long-lived session)."""
         import aiohttp
 
         return aiohttp.TCPConnector(ssl=self.context())
 
-    def channel_credentials(self) -> Any:
+    def channel_credentials(self) -> grpc.ChannelCredentials:
         """gRPC channel credentials trusting the CA (the system's roots when there is none)."""
         import grpc
 
@@ -363,7 +373,8 @@ def http_ssl(url: str) -> ssl.SSLContext | bool:
     return _clients.http_ssl(url)
 
 
-def grpc_channel(target: str, options: Sequence[tuple[str, Any]] = (), interceptors: Sequence[Any] = ()) -> Any:
+def grpc_channel(target: str, options: Sequence[tuple[str, Any]] = (),
+                 interceptors: Sequence[grpc.aio.ClientInterceptor] = ()) -> grpc.aio.Channel:
     """A grpc.aio channel to another service: TLS verified against the CA when this process's TLS is on."""
     import grpc
 
