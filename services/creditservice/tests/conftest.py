@@ -6,7 +6,8 @@ import pytest
 
 from photoncloud.common.replication import LocalLog
 from photoncloud.common.testing import Clock
-from photoncloud.creditservice.core import CreditCore, CreditStateMachine
+from photoncloud.creditservice.core import CreditCore
+from photoncloud.creditservice.machine import CreditStateMachine
 from photoncloud.creditservice.store import SqliteCreditStore
 
 

@@ -13,7 +13,8 @@ from photoncloud.common.replication import LocalLog
 from photoncloud.common.server import Service, run
 
 from . import grpc_api, rest_api
-from .core import CreditCore, CreditStateMachine
+from .core import CreditCore
+from .machine import CreditStateMachine
 from .store import SqliteCreditStore
 
 NAME = "creditservice"
