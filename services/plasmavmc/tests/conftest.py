@@ -11,7 +11,8 @@ import pytest
 from photoncloud.common.errors import FailedPrecondition, NotFound, Unavailable
 from photoncloud.common.replication import LocalLog
 from photoncloud.common.testing import FakeNetwork
-from photoncloud.plasmavmc.core import VmCore, VmStateMachine
+from photoncloud.plasmavmc.core import VmCore
+from photoncloud.plasmavmc.machine import VmStateMachine
 from photoncloud.plasmavmc.fake import FakeDriver
 from photoncloud.plasmavmc.store import SqliteVmStore
 from photoncloud.plasmavmc.testing import build_initramfs, guest_kernel

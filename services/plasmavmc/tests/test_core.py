@@ -9,7 +9,8 @@ import pytest
 
 from photoncloud.common.errors import (AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, ServiceError,
                                       Unavailable)
-from photoncloud.plasmavmc.core import TRANSITIONS, Begin
+from photoncloud.plasmavmc.commands import Begin
+from photoncloud.plasmavmc.machine import TRANSITIONS
 from photoncloud.plasmavmc.driver import Power
 from photoncloud.plasmavmc.records import State
 

@@ -12,7 +12,8 @@ import time
 import pytest
 
 from photoncloud.common.replication import LocalLog
-from photoncloud.plasmavmc.core import VmCore, VmStateMachine
+from photoncloud.plasmavmc.core import VmCore
+from photoncloud.plasmavmc.machine import VmStateMachine
 from photoncloud.plasmavmc.driver import HypervisorError, NicSpec, Power, VmSpec
 from photoncloud.plasmavmc.qemu import QemuDriver, alive
 from photoncloud.plasmavmc.records import State

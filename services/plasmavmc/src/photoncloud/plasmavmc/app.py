@@ -15,7 +15,8 @@ from photoncloud.common.replication import LocalLog
 from photoncloud.common.server import Service, run
 
 from . import grpc_api, rest_api
-from .core import Pricing, Settings, VmCore, VmStateMachine
+from .core import Pricing, Settings, VmCore
+from .machine import VmStateMachine
 from photoncloud.common.prismnet import PrismNetNetwork
 
 from .dependencies import CreditServiceBilling

@@ -4,11 +4,12 @@ Anchors: OpenStack Nova (flavors, server actions, the vm_state machine, the cons
 Firecracker/libvirt (one hypervisor process per VM, driven over a control socket).
 
 The hypervisor, CreditService and PrismNET are side effects outside the state machine. Every VM
-transition is a command: `Begin` checks, atomically, that the action is allowed in the VM's
-current state and records its transient state (STARTING, STOPPING, DELETING); the core then
-drives the driver and the other services, and `Settle` records the outcome. Because the
-transient state is durable, a PlasmaVMC that restarts finds every VM that was mid-action and
-settles it (`reconcile`), and one lock per VM keeps two actions on a VM from interleaving.
+transition is a command (commands.py) applied by VmStateMachine (machine.py): `Begin` checks,
+atomically, that the action is allowed in the VM's current state and records its transient state
+(STARTING, STOPPING, DELETING); the core (here) then drives the driver and the other services,
+and `Settle` records the outcome. Because the transient state is durable, a PlasmaVMC that
+restarts finds every VM that was mid-action and settles it (`reconcile`), and one lock per VM
+keeps two actions on a VM from interleaving.
 
 The VM life cycle (the action, the states it is allowed from, its transient state, its result):
 
@@ -45,19 +46,21 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from photoncloud.common import auth, paging
-from photoncloud.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, ServiceError
+from photoncloud.common.errors import InvalidArgument, ServiceError
 from photoncloud.common.network import Network
 from photoncloud.common.projects import Projects
 from photoncloud.common.replication import Log
-from photoncloud.common.sqlite import SqliteStateMachine
 
+from .commands import (AddImage, Begin, CreateFlavor, CreateVm, DeleteFlavor, DeleteImage, RemoveVm, Settle,
+                       UpdateFlavor)
 from .dependencies import Billing
 from .driver import Driver, HypervisorError, NicSpec, Power, VmSpec
+from .machine import TRANSITIONS, VmStateMachine, found
 from .records import Flavor, Image, ImageFile, Nic, State, Vm
 
 log = logging.getLogger("photoncloud.plasmavmc")
@@ -81,98 +84,6 @@ DEFAULT_CONSOLE_BYTES, MAX_CONSOLE_BYTES = 64 * 1024, 1024 * 1024
 QCOW2_MAGIC = b"QFI\xfb"
 HOUR = "the first hour"
 
-S = State
-# action: (states it may start from, the state recorded while it runs (None: unchanged))
-TRANSITIONS: dict[str, tuple[tuple[State, ...], State | None]] = {
-    "start": ((S.STOPPED, S.ERROR), S.STARTING),
-    "stop": ((S.RUNNING, S.PAUSED, S.ERROR), S.STOPPING),
-    "reboot": ((S.RUNNING,), None),
-    "pause": ((S.RUNNING,), None),
-    "resume": ((S.PAUSED,), None),
-    "delete": ((S.STOPPED, S.RUNNING, S.PAUSED, S.ERROR, S.DELETING), S.DELETING),
-}
-
-
-# -- commands ---------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class CreateFlavor:
-    """Add a flavor."""
-
-    flavor: Flavor
-
-
-@dataclass(frozen=True)
-class UpdateFlavor:
-    """Change a flavor's price or description."""
-
-    id: str
-    price_per_hour: int | None
-    description: str | None
-    now: float
-
-
-@dataclass(frozen=True)
-class DeleteFlavor:
-    """Remove a flavor."""
-
-    id: str
-
-
-@dataclass(frozen=True)
-class AddImage:
-    """Record an image whose files are in place."""
-
-    image: Image
-
-
-@dataclass(frozen=True)
-class DeleteImage:
-    """Forget an image no VM uses."""
-
-    id: str
-
-
-@dataclass(frozen=True)
-class CreateVm:
-    """Record a new VM, in state CREATING."""
-
-    vm: Vm  # in state CREATING
-
-
-@dataclass(frozen=True)
-class Begin:
-    """Start an action on a VM: refused unless TRANSITIONS allows it from the VM's state."""
-
-    id: str
-    action: str
-    now: float
-
-
-@dataclass(frozen=True)
-class Settle:
-    """Record where a VM stands (an action's outcome); unset fields keep their value."""
-
-    id: str
-    state: State
-    now: float
-    nics: tuple[Nic, ...] | None = None
-    reservation_id: str | None = None
-    charged: int = 0  # added to what the VM was charged
-    last_error: str | None = None
-    started_at: float | None = None
-    expect: tuple[State, ...] = ()  # when set, only from these states (else nothing changes)
-
-
-@dataclass(frozen=True)
-class RemoveVm:
-    """Forget a VM whose resources are gone."""
-
-    id: str
-
-
-Command = Union[CreateFlavor, UpdateFlavor, DeleteFlavor, AddImage, DeleteImage, CreateVm, Begin, Settle, RemoveVm]
-
 
 @dataclass(frozen=True)
 class Page:
@@ -191,96 +102,6 @@ class Console:
     size_bytes: int
     truncated: bool
 
-
-def _found(record: Any, what: str, id: str) -> Any:
-    if record is None:
-        raise NotFound(f"{what} not found", {"id": id})
-    return record
-
-
-def refused(vm: Vm, action: str) -> FailedPrecondition:
-    """The error of an action the VM's state does not allow."""
-    allowed = [s.value for s in TRANSITIONS[action][0]]
-    return FailedPrecondition(f"cannot {action} a VM that is {vm.state.value}",
-                              {"reason": "INVALID_STATE", "state": vm.state.value, "action": action,
-                               "allowed_states": allowed})
-
-
-class VmStateMachine(SqliteStateMachine):
-    """Applies PlasmaVMC's commands to the store. Deterministic: ids and times come in the commands."""
-
-    def execute(self, c: Command) -> object:
-        """Apply one command, by its type's name (CreateFlavor runs `_create_flavor`)."""
-        handler = getattr(self, "_" + re.sub(r"(?<!^)(?=[A-Z])", "_", type(c).__name__).lower())
-        return handler(c)
-
-    def _create_flavor(self, c: CreateFlavor) -> Flavor:
-        if self.store.flavor_named(c.flavor.name) is not None:
-            raise AlreadyExists("a flavor with this name exists", {"name": c.flavor.name})
-        self.store.save_flavor(c.flavor)
-        return c.flavor
-
-    def _update_flavor(self, c: UpdateFlavor) -> Flavor:
-        flavor = _found(self.store.flavor(c.id), "flavor", c.id)
-        flavor = replace(flavor, price_per_hour=flavor.price_per_hour if c.price_per_hour is None
-                         else c.price_per_hour,
-                         description=flavor.description if c.description is None else c.description,
-                         updated_at=c.now)
-        self.store.save_flavor(flavor)
-        return flavor
-
-    def _delete_flavor(self, c: DeleteFlavor) -> Flavor:
-        flavor = _found(self.store.flavor(c.id), "flavor", c.id)
-        self.store.delete_flavor(c.id)
-        return flavor
-
-    def _add_image(self, c: AddImage) -> Image:
-        self.store.save_image(c.image)
-        return c.image
-
-    def _delete_image(self, c: DeleteImage) -> Image:
-        image = _found(self.store.image(c.id), "image", c.id)
-        users = self.store.image_users(c.id)
-        if users:
-            raise FailedPrecondition(f"the image is used by {len(users)} VM(s); delete them first",
-                                     {"reason": "IMAGE_IN_USE", "vm_ids": users})
-        self.store.delete_image(c.id)
-        return image
-
-    def _create_vm(self, c: CreateVm) -> Vm:
-        # Checked here, in one step with the insert, so that a concurrent image delete cannot win.
-        _found(self.store.image(c.vm.image_id), "image", c.vm.image_id)
-        if self.store.vm(c.vm.id) is not None:
-            raise AlreadyExists("a VM with this id exists", {"id": c.vm.id})
-        self.store.save_vm(c.vm)
-        return c.vm
-
-    def _begin(self, c: Begin) -> Vm:
-        vm = _found(self.store.vm(c.id), "VM", c.id)
-        allowed, during = TRANSITIONS[c.action]
-        if vm.state not in allowed:
-            raise refused(vm, c.action)
-        if during is not None and during is not vm.state:
-            vm = replace(vm, state=during, updated_at=c.now)
-            self.store.save_vm(vm)
-        return vm
-
-    def _settle(self, c: Settle) -> Vm:
-        vm = _found(self.store.vm(c.id), "VM", c.id)
-        if c.expect and vm.state not in c.expect:
-            return vm
-        vm = replace(vm, state=c.state, updated_at=c.now, charged=vm.charged + c.charged,
-                     nics=vm.nics if c.nics is None else c.nics,
-                     reservation_id=vm.reservation_id if c.reservation_id is None else c.reservation_id,
-                     last_error=vm.last_error if c.last_error is None else c.last_error,
-                     started_at=vm.started_at if c.started_at is None else c.started_at)
-        self.store.save_vm(vm)
-        return vm
-
-    def _remove_vm(self, c: RemoveVm) -> Vm:
-        vm = _found(self.store.vm(c.id), "VM", c.id)
-        self.store.delete_vm(c.id)
-        return vm
 
 
 # -- validation -----------------------------------------------------------------------------------
@@ -403,7 +224,7 @@ class VmCore:
         return self._locks.setdefault(vm_id, asyncio.Lock())
 
     async def _vm(self, id: str, permission: str) -> Vm:
-        vm = _found(await self._read(lambda: self.store.vm(id)), "VM", id)
+        vm = found(await self._read(lambda: self.store.vm(id)), "VM", id)
         self._require(permission, vm.org_id, vm.project_id)
         return vm
 
@@ -418,9 +239,9 @@ class VmCore:
 
     async def _page(self, query: Callable[[str, int], list[Any]], page_size: int, page_token: str) -> Page:
         limit, after = paging.page_size(page_size), self._after(page_token)
-        found = await self._read(lambda: query(after, limit + 1))
-        token = paging.encode_token({"after": found[limit - 1].id}) if len(found) > limit else ""
-        return Page(found[:limit], token)
+        rows = await self._read(lambda: query(after, limit + 1))
+        token = paging.encode_token({"after": rows[limit - 1].id}) if len(rows) > limit else ""
+        return Page(rows[:limit], token)
 
     async def _settle(self, vm_id: str, state: State, **fields: Any) -> Vm:
         return await self.log.propose(Settle(vm_id, state, self.clock(), **fields))
@@ -443,7 +264,7 @@ class VmCore:
 
     async def _flavor(self, id_or_name: str) -> Flavor:
         flavor = await self._read(lambda: self.store.flavor(id_or_name) or self.store.flavor_named(id_or_name))
-        return _found(flavor, "flavor", id_or_name)
+        return found(flavor, "flavor", id_or_name)
 
     async def flavor(self, id_or_name: str) -> Flavor:
         """A flavor, by id or name."""
@@ -535,7 +356,7 @@ class VmCore:
     async def image(self, id: str) -> Image:
         """An image."""
         self._require(IMAGES_READ)
-        return _found(await self._read(lambda: self.store.image(id)), "image", id)
+        return found(await self._read(lambda: self.store.image(id)), "image", id)
 
     async def images(self, page_size: int = 0, page_token: str = "") -> Page:
         """Every image."""
@@ -582,7 +403,7 @@ class VmCore:
             check_range(vcpus, 1, MAX_VCPUS, "vcpus")
             check_range(memory_mib, MIN_MEMORY_MIB, MAX_MEMORY_MIB, "memory_mib")
             price = self.settings.pricing.price(vcpus, memory_mib)
-        _found(await self._read(lambda: self.store.image(image_id)), "image", image_id)
+        found(await self._read(lambda: self.store.image(image_id)), "image", image_id)
         for subnet_id in subnets:
             owner = await self.network.subnet_project(subnet_id)
             if owner != project_id:
@@ -655,7 +476,7 @@ class VmCore:
                                 page_size, page_token)
 
     async def _spec(self, vm: Vm) -> VmSpec:
-        image = _found(await self._read(lambda: self.store.image(vm.image_id)), "image", vm.image_id)
+        image = found(await self._read(lambda: self.store.image(vm.image_id)), "image", vm.image_id)
         nics = tuple(NicSpec(n.mac_address, n.ip_address, n.cidr_block, n.gateway_ip) for n in vm.nics)
         path = lambda role, f: self.image_path(image.id, role) if f is not None else None  # noqa: E731
         return VmSpec(vm.id, vm.vcpus, vm.memory_mib, path("kernel", image.kernel), path("initrd", image.initrd),

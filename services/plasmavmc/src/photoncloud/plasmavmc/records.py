@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 
 class State(str, enum.Enum):
-    """Where a VM is in its life (the transitions are in core.TRANSITIONS)."""
+    """Where a VM is in its life (the transitions are in machine.TRANSITIONS)."""
 
     CREATING = "CREATING"  # its reservation and ports are being made
     STOPPED = "STOPPED"  # created, no QEMU process
