@@ -69,6 +69,18 @@ class Expect:
 
 
 @dataclass(frozen=True)
+class Absent:
+    """No record of kind matches where (an organization being deleted has no projects, a role
+    being deleted no bindings); ABORTED otherwise, as for Expect."""
+
+    kind: type
+    where: Where
+
+
+Guard = Expect | Absent
+
+
+@dataclass(frozen=True)
 class Commit:
     """Apply changes, all or none, with the audit event that records them (None: no event).
 
@@ -77,4 +89,4 @@ class Commit:
 
     changes: tuple[Change, ...] = ()
     audit: AuditEvent | None = None
-    expect: tuple[Expect, ...] = ()
+    expect: tuple[Guard, ...] = ()

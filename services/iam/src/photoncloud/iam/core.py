@@ -65,7 +65,7 @@ from photoncloud.common.errors import (
 )
 from photoncloud.common.replication import LocalLog, Log
 
-from .commands import Change, Cmp, Commit, Delete, Expect, Insert, Update, Where
+from .commands import Absent, Change, Cmp, Commit, Delete, Expect, Insert, Update, Where
 from .credentials import (
     ALGORITHM,
     LoginThrottle,
@@ -677,8 +677,8 @@ class IamCore:
                 org = await self._get(Organization, org_id, "organization")
                 _require(caller, ORGS_MANAGE, org.id)
                 _check_labels(changes)
-                org = replace(org, **changes, updated_at=self.clock())
-                await self._commit(event, Update(org))
+                read, org = org, replace(org, **changes, updated_at=self.clock())
+                await self._commit(event, Update(org), expect=[Expect(Organization, read.id, read)])
             return org
 
     async def delete_org(self, caller: Caller, org_id: str) -> Deleted:
@@ -698,7 +698,9 @@ class IamCore:
                 revoking, _ = await self._revoke_families(
                     await self.store.find(TokenFamily, [("org_id", org.id), ("revoked_at", 0)]))
                 counts = await self._commit(event, Delete(Binding, [("org_id", org.id)]), *revoking,
-                                            Delete(Organization, [("id", org.id)]))
+                                            Delete(Organization, [("id", org.id)]),
+                                            expect=[Absent(Project, [("org_id", org.id)]),
+                                                    Absent(ServiceAccount, [("org_id", org.id)])])
             return Deleted(org.id, counts[0])
 
     # --- projects --------------------------------------------------------------------------------
@@ -744,8 +746,8 @@ class IamCore:
                 project = await self._get(Project, project_id, "project")
                 _require(caller, PROJECTS_MANAGE, project.org_id, project.id)
                 _check_labels(changes)
-                project = replace(project, **changes, updated_at=self.clock())
-                await self._commit(event, Update(project))
+                read, project = project, replace(project, **changes, updated_at=self.clock())
+                await self._commit(event, Update(project), expect=[Expect(Project, read.id, read)])
             return project
 
     async def delete_project(self, caller: Caller, project_id: str) -> Deleted:
@@ -763,7 +765,8 @@ class IamCore:
                 revoking, _ = await self._revoke_families(
                     await self.store.find(TokenFamily, [("project_id", project.id), ("revoked_at", 0)]))
                 counts = await self._commit(event, Delete(Binding, [("project_id", project.id)]), *revoking,
-                                            Delete(Project, [("id", project.id)]))
+                                            Delete(Project, [("id", project.id)]),
+                                            expect=[Absent(ServiceAccount, [("project_id", project.id)])])
             return Deleted(project.id, counts[0])
 
     # --- users -----------------------------------------------------------------------------------
@@ -841,8 +844,8 @@ class IamCore:
                     if user.enabled and not changes["enabled"]:
                         await self._check_admins_remain(without_user=user.id)
                         revoking, _ = await self._revoke_principal(user.subject)
-                user = replace(user, **changes, updated_at=self.clock())
-                await self._commit(event, Update(user), *revoking)
+                read, user = user, replace(user, **changes, updated_at=self.clock())
+                await self._commit(event, Update(user), *revoking, expect=[Expect(User, read.id, read)])
             return user
 
     async def delete_user(self, caller: Caller, user_id: str) -> Deleted:
@@ -854,7 +857,7 @@ class IamCore:
                 await self._check_admins_remain(without_user=user.id)
                 revoking, _ = await self._revoke_principal(user.subject)
                 counts = await self._commit(event, Delete(Binding, [("principal", user.subject)]), *revoking,
-                                            Delete(User, [("id", user.id)]))
+                                            Delete(User, [("id", user.id)]), expect=[Expect(User, user.id, user)])
             return Deleted(user.id, counts[0])
 
     async def set_password(self, caller: Caller, user_id: str, password: str, current_password: str = "") -> User:
@@ -887,8 +890,8 @@ class IamCore:
                 user = await self._get(User, user_id, "user")
                 now = self.clock()
                 revoking, _ = await self._revoke_principal(user.subject)
-                user = replace(user, password_hash=hashed, password_changed_at=now, updated_at=now)
-                await self._commit(event, Update(user), *revoking)
+                read, user = user, replace(user, password_hash=hashed, password_changed_at=now, updated_at=now)
+                await self._commit(event, Update(user), *revoking, expect=[Expect(User, read.id, read)])
             return user
 
     async def _check_admins_remain(self, *, without_user: str = "", without_binding: str = "") -> None:
@@ -996,8 +999,8 @@ class IamCore:
                     changes["enabled"] = bool(changes["enabled"])
                     if account.enabled and not changes["enabled"]:
                         revoking, _ = await self._revoke_principal(account.subject)
-                account = replace(account, **changes, updated_at=self.clock())
-                await self._commit(event, Update(account), *revoking)
+                read, account = account, replace(account, **changes, updated_at=self.clock())
+                await self._commit(event, Update(account), *revoking, expect=[Expect(ServiceAccount, read.id, read)])
             return account
 
     async def delete_service_account(self, caller: Caller, account_id: str) -> Deleted:
@@ -1009,7 +1012,8 @@ class IamCore:
                 await self._require_within_reach(me, account.subject)
                 revoking, _ = await self._revoke_principal(account.subject)
                 counts = await self._commit(event, Delete(Binding, [("principal", account.subject)]), *revoking,
-                                            Delete(ServiceAccount, [("id", account.id)]))
+                                            Delete(ServiceAccount, [("id", account.id)]),
+                                            expect=[Expect(ServiceAccount, account.id, account)])
             return Deleted(account.id, counts[0])
 
     async def rotate_secret(self, caller: Caller, account_id: str) -> Credentials:
@@ -1026,8 +1030,8 @@ class IamCore:
                 await self._require_within_reach(me, account.subject)
                 now = self.clock()
                 revoking, _ = await self._revoke_principal(account.subject)
-                account = replace(account, secret_hash=hashed, secret_rotated_at=now, updated_at=now)
-                await self._commit(event, Update(account), *revoking)
+                read, account = account, replace(account, secret_hash=hashed, secret_rotated_at=now, updated_at=now)
+                await self._commit(event, Update(account), *revoking, expect=[Expect(ServiceAccount, read.id, read)])
             return Credentials(account, secret)
 
     # --- roles -----------------------------------------------------------------------------------
@@ -1085,8 +1089,8 @@ class IamCore:
                 if changes.get("permissions", role.permissions) != role.permissions:
                     for binding in await self.store.find(Binding, [("role", name)]):
                         revoking += await self._revoke_access_for(binding)
-                role = replace(role, **changes, updated_at=self.clock())
-                await self._commit(event, Update(role), *revoking)
+                read, role = role, replace(role, **changes, updated_at=self.clock())
+                await self._commit(event, Update(role), *revoking, expect=[Expect(Role, read.name, read)])
             return role
 
     async def delete_role(self, caller: Caller, name: str) -> Deleted:
@@ -1101,7 +1105,7 @@ class IamCore:
                 if used:
                     raise FailedPrecondition(f"role {name!r} is used by {used} binding(s); delete them first",
                                              {"reason": "ROLE_IN_USE", "bindings": used})
-                await self._commit(event, Delete(Role, [("name", name)]))
+                await self._commit(event, Delete(Role, [("name", name)]), expect=[Absent(Binding, [("role", name)])])
             return Deleted(name)
 
     # --- bindings --------------------------------------------------------------------------------
@@ -1153,7 +1157,8 @@ class IamCore:
                 binding = Binding(new_id("bind"), principal, role, scope.kind, scope.org_id, scope.project_id,
                                   self.clock())
                 event.target = f"bindings/{binding.id}"
-                await self._commit(event, Insert(binding))
+                # The role is still the one whose permissions were weighed against the caller's.
+                await self._commit(event, Insert(binding), expect=[Expect(Role, granted.name, granted)])
             return binding
 
     async def get_binding(self, caller: Caller, binding_id: str) -> Binding:

@@ -8,12 +8,13 @@ ids, hashes and keys into the command.
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
-from photoncloud.common.errors import Aborted, AlreadyExists
+from photoncloud.common.errors import Aborted, AlreadyExists, FailedPrecondition
 from photoncloud.common.sqlite import SqliteStateMachine
 
-from .commands import Commit, Insert
+from .commands import Absent, Commit, Guard, Insert
 from .records import Binding, Organization, Project, Role, ServiceAccount, User
 from .store import Duplicate, SqliteIamStore
 
@@ -43,15 +44,27 @@ class IamStateMachine(SqliteStateMachine):
         """Apply one Commit; the rows each of its changes affected."""
         if not isinstance(command, Commit):
             raise TypeError(f"IAM has no command {type(command).__name__}")
-        for expected in command.expect:
-            if self.store.get(expected.kind, expected.key) != expected.record:
-                # Another change got in between the proposer's reading and this command.
-                raise Aborted(f"{expected.kind.__name__.lower()} {expected.key!r} changed meanwhile; try again",
-                              {"reason": "CONCURRENT_CHANGE"})
+        for guard in command.expect:
+            self._check(guard)
         try:
             counts = [self.store.change(change) for change in command.changes]
         except Duplicate as exc:
             raise already_exists(exc) from None
+        except sqlite3.IntegrityError as exc:
+            # A record refers to one that is gone (a foreign key): refuse this command alone, never
+            # the batch it is applied in.
+            raise FailedPrecondition(f"the change refers to a record that does not exist ({exc})",
+                                     {"reason": "MISSING_REFERENCE"}) from None
         if command.audit is not None:
             self.store.change(Insert(command.audit))
         return counts
+
+    def _check(self, guard: Guard) -> None:
+        """ABORTED unless guard holds: the proposer decided on a state that has since moved on."""
+        if isinstance(guard, Absent):
+            if self.store.count(guard.kind, guard.where):
+                raise Aborted(f"a {guard.kind.__name__.lower()} was added meanwhile; try again",
+                              {"reason": "CONCURRENT_CHANGE"})
+        elif self.store.get(guard.kind, guard.key) != guard.record:
+            raise Aborted(f"{guard.kind.__name__.lower()} {guard.key!r} changed meanwhile; try again",
+                          {"reason": "CONCURRENT_CHANGE"})
