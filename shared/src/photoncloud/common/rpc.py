@@ -3,13 +3,14 @@ errors, and client-side helpers."""
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import grpc
 
@@ -19,6 +20,13 @@ from .errors import Code, ServiceError, Unauthenticated
 from .metrics import RequestMetrics
 
 log = logging.getLogger("photoncloud.rpc")
+
+_Request = TypeVar("_Request")
+_Response = TypeVar("_Response")
+# A servicer's method as grpc.aio calls it (request or request iterator, context).
+_Context = grpc.aio.ServicerContext[Any, Any]
+_Unary = Callable[[Any, _Context], Awaitable[Any]]
+_Streaming = Callable[[Any, _Context], AsyncIterator[Any]]
 
 DETAILS_KEY = "photoncloud-error-details"
 OK = "OK"  # the metrics label of a call that succeeded
@@ -38,10 +46,10 @@ def code_of(status: grpc.StatusCode) -> Code:
     return _CODE_BY_STATUS.get(status, Code.INTERNAL)
 
 
-def _metadata_value(metadata: Any, key: str) -> str | None:
+def _metadata_value(metadata: Iterable[tuple[str, str | bytes]] | None, key: str) -> str | None:
     for item_key, value in metadata or ():
         if item_key == key:
-            return value
+            return cast(str, value)  # the keys read here carry text (only a "-bin" key carries bytes)
     return None
 
 
@@ -75,7 +83,10 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         self.verifier = verifier
         self.access = access or {}  # by full method name, "/package.Service/Method"
 
-    async def intercept_service(self, continuation: Callable, details: grpc.HandlerCallDetails) -> Any:
+    async def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(details)
         if handler is None:
             return None
@@ -86,14 +97,15 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             behavior, details.method
         )
         factory = getattr(grpc, f"{kind}_rpc_method_handler")
-        return factory(
+        intercepted: grpc.RpcMethodHandler[Any, Any] = factory(
             wrapped,
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+        return intercepted
 
-    def _wrap_unary(self, behavior: Callable, method: str) -> Callable:
-        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    def _wrap_unary(self, behavior: _Unary, method: str) -> _Unary:
+        async def call(request: Any, context: _Context) -> Any:
             token, started = await self._enter(context)
             bound = None  # the contextvar token of the admitted principal
             try:
@@ -108,8 +120,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 
         return call
 
-    def _wrap_stream(self, behavior: Callable, method: str) -> Callable:
-        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    def _wrap_stream(self, behavior: _Streaming, method: str) -> _Streaming:
+        async def call(request: Any, context: _Context) -> AsyncIterator[Any]:
             token, started = await self._enter(context)
             bound = None  # the contextvar token of the admitted principal
             try:
@@ -125,7 +137,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 
         return call
 
-    async def _admit(self, method: str, context: grpc.aio.ServicerContext) -> auth.Principal | None:
+    async def _admit(self, method: str, context: _Context) -> auth.Principal | None:
         access = self.access.get(method) or Access(auth.PUBLIC if method.startswith(PUBLIC_PREFIXES) else auth.OPERATOR)
         metadata = context.invocation_metadata()
         authorization = _metadata_value(metadata, "authorization")
@@ -138,13 +150,13 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 raise Unauthenticated(access.unauthenticated_message, exc.details) from None
             raise
 
-    async def _enter(self, context: grpc.aio.ServicerContext) -> tuple[Any, float]:
+    async def _enter(self, context: _Context) -> tuple[contextvars.Token[str], float]:
         rid = request_id.accept(_metadata_value(context.invocation_metadata(), request_id.METADATA_KEY))
         token = request_id.bind(rid)
         await context.send_initial_metadata(((request_id.METADATA_KEY, rid),))
         return token, time.perf_counter()
 
-    async def _fail(self, exc: BaseException, context: grpc.aio.ServicerContext, method: str) -> None:
+    async def _fail(self, exc: BaseException, context: _Context, method: str) -> None:
         """Abort the call with the status exc maps to (INTERNAL, logged, for unexpected ones)."""
         if isinstance(exc, ServiceError):
             trailer = ((DETAILS_KEY, json.dumps(exc.details)),) if exc.details else ()
@@ -154,7 +166,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the service log")
         raise exc  # cancellation, or an abort the servicer made itself
 
-    def _leave(self, token: Any, started: float, method: str, context: grpc.aio.ServicerContext) -> None:
+    def _leave(self, token: contextvars.Token[str], started: float, method: str, context: _Context) -> None:
         status = context.code()
         code = OK if status in (None, grpc.StatusCode.OK) else code_of(status).name
         self.metrics.observe("grpc", "POST", method, code, time.perf_counter() - started)
@@ -171,33 +183,60 @@ def error_from_rpc(exc: grpc.aio.AioRpcError) -> ServiceError:
 class _RequestIdClientInterceptor:
     """Adds the current request ID and the caller's token to every outgoing call's metadata."""
 
-    async def _call(self, continuation: Callable, details: Any, request: Any) -> Any:
+    @staticmethod
+    def _forwarding(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        """details with the request ID and the caller's token added to its metadata."""
         forwarded = {request_id.METADATA_KEY: request_id.current(),
                      **{k.lower(): v for k, v in auth.outgoing_headers().items()}}
         metadata = grpc.aio.Metadata(*(details.metadata or ()))
         for key, value in forwarded.items():
-            if value and key not in metadata:
+            if value and key not in metadata.keys():
                 metadata[key] = value
-        details = details._replace(metadata=metadata)
-        return await continuation(details, request)
+        # At run time the call details are a namedtuple; the stubs do not say so.
+        replaced: grpc.aio.ClientCallDetails = details._replace(metadata=metadata)  # type: ignore[attr-defined]
+        return replaced
 
 
 # grpc.aio files each interceptor under the first of the four kinds it is an instance of, so one
 # object implementing all four would only ever see unary-unary calls: one object per kind.
 class _UnaryUnaryRequestId(_RequestIdClientInterceptor, grpc.aio.UnaryUnaryClientInterceptor):
-    intercept_unary_unary = _RequestIdClientInterceptor._call
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[[grpc.aio.ClientCallDetails, _Request],
+                               Awaitable[grpc.aio.UnaryUnaryCall[_Request, _Response]]],
+        client_call_details: grpc.aio.ClientCallDetails, request: _Request,
+    ) -> _Response | grpc.aio.UnaryUnaryCall[_Request, _Response]:
+        return await continuation(self._forwarding(client_call_details), request)
 
 
 class _UnaryStreamRequestId(_RequestIdClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
-    intercept_unary_stream = _RequestIdClientInterceptor._call
+    async def intercept_unary_stream(
+        self,
+        continuation: Callable[[grpc.aio.ClientCallDetails, _Request],
+                               Awaitable[grpc.aio.UnaryStreamCall[_Request, _Response]]],
+        client_call_details: grpc.aio.ClientCallDetails, request: _Request,
+    ) -> AsyncIterator[_Response] | grpc.aio.UnaryStreamCall[_Request, _Response]:
+        return await continuation(self._forwarding(client_call_details), request)
 
 
 class _StreamUnaryRequestId(_RequestIdClientInterceptor, grpc.aio.StreamUnaryClientInterceptor):
-    intercept_stream_unary = _RequestIdClientInterceptor._call
+    async def intercept_stream_unary(
+        self,
+        continuation: Callable[[grpc.aio.ClientCallDetails, AsyncIterable[_Request] | Iterable[_Request]],
+                               Awaitable[grpc.aio.StreamUnaryCall[_Request, _Response]]],
+        client_call_details: grpc.aio.ClientCallDetails, request_iterator: AsyncIterable[_Request] | Iterable[_Request],
+    ) -> _Response | grpc.aio.StreamUnaryCall[_Request, _Response]:
+        return await continuation(self._forwarding(client_call_details), request_iterator)
 
 
 class _StreamStreamRequestId(_RequestIdClientInterceptor, grpc.aio.StreamStreamClientInterceptor):
-    intercept_stream_stream = _RequestIdClientInterceptor._call
+    async def intercept_stream_stream(
+        self,
+        continuation: Callable[[grpc.aio.ClientCallDetails, AsyncIterable[_Request] | Iterable[_Request]],
+                               Awaitable[grpc.aio.StreamStreamCall[_Request, _Response]]],
+        client_call_details: grpc.aio.ClientCallDetails, request_iterator: AsyncIterable[_Request] | Iterable[_Request],
+    ) -> AsyncIterator[_Response] | grpc.aio.StreamStreamCall[_Request, _Response]:
+        return await continuation(self._forwarding(client_call_details), request_iterator)
 
 
 def client_interceptors() -> list[grpc.aio.ClientInterceptor]:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterable, Callable
-from typing import Any, Protocol
+from collections.abc import AsyncGenerator, AsyncIterable, Callable
+from typing import Any, Protocol, cast
 
 from aiohttp import web
 
@@ -45,8 +45,9 @@ async def stream(request: web.Request, watch: Watch, greeting: str, render: Call
         request_id.HEADER: request_id.current() or "",
     })
     heartbeat = heartbeat or HEARTBEAT_SECONDS
-    batches = watch.__aiter__()
-    pending: asyncio.Future | None = None
+    # Every watch iterates as an async generator (aclose() below): the Protocol says only AsyncIterable.
+    batches = cast("AsyncGenerator[Any, None]", watch.__aiter__())
+    pending: asyncio.Future[Any] | None = None
     ends = time.monotonic() + timeout_seconds if timeout_seconds else None
     try:
         await response.prepare(request)

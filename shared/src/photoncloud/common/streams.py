@@ -73,7 +73,7 @@ async def until_token_ends(items: AsyncIterable[T], principal: Principal | None,
             await _close(iterator)
         return
     ending = asyncio.ensure_future(token_end(principal, check_seconds))
-    pending: asyncio.Future | None = None
+    pending: asyncio.Future[T] | None = None
     try:
         while True:
             pending = asyncio.ensure_future(anext(iterator))
@@ -94,7 +94,7 @@ async def until_token_ends(items: AsyncIterable[T], principal: Principal | None,
         await _close(iterator)
 
 
-async def _close(iterator: AsyncIterator) -> None:
+async def _close(iterator: AsyncIterator[Any]) -> None:
     close = getattr(iterator, "aclose", None)
     if close is not None:
         await close()
@@ -171,11 +171,12 @@ def add_watch_options(group: Any, default: Callable[[str, object], object]) -> N
 
 def watch_guard(options: Mapping[str, object] | None = None) -> StreamGuard:
     """The guard of a service's watches, with the limit add_watch_options's flag set in options."""
+    # The option is the flag's int (or a config file's value, which int() checks): typed as object here.
     return StreamGuard(int((options or {}).get("max_watches_per_caller", MAX_WATCHES_PER_CALLER)),  # type: ignore[call-overload]
                        what="watches")
 
 
-class Watch(AsyncIterable, Protocol):
+class Watch(AsyncIterable[Any], Protocol):
     """Batches of events until closed (sse.Watch's shape)."""
 
     def close(self) -> None:
@@ -186,7 +187,7 @@ class _TokenBoundWatch:
     def __init__(self, watch: Watch, principal: Principal | None, check_seconds: float | None):
         self._watch, self._principal, self._check = watch, principal, check_seconds
 
-    def __aiter__(self) -> AsyncIterator:
+    def __aiter__(self) -> AsyncIterator[Any]:
         return until_token_ends(self._watch, self._principal, self._check)
 
     def close(self) -> None:
