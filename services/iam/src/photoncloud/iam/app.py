@@ -96,7 +96,7 @@ async def open_core(config: ServerConfig, settings: Settings | None = None,
 async def shut(core: IamCore) -> None:
     """Stop the core's log, then close its store."""
     await core.close()
-    await core.machine.store.close()
+    await core.state.close()
 
 
 def service(core: IamCore) -> Service:

@@ -484,8 +484,8 @@ class IamCore:
                  *, log: Log | None = None):
         # Writes go through the log to the state machine over store (one member alone by default:
         # a replicated log is handed in, built around `IamStateMachine(store)`); reads go to the store.
-        self.machine = IamStateMachine(store)
-        self.log: Log = log if log is not None else LocalLog(self.machine)
+        self.state = store
+        self.log: Log = log if log is not None else LocalLog(IamStateMachine(store))
         self.store = Records(self.log, store)
         self.settings = settings or Settings()
         self.hasher = hasher or SecretHasher()
