@@ -3,7 +3,7 @@
 Anchors: Kubernetes core/v1 (objects with metadata and a resource_version for optimistic
 concurrency, label selectors, list-then-watch, the scheduler's filters, the node lifecycle
 controller), k3s (one small process) and Nomad. Every operation authorizes, validates, then
-proposes a command to the log (machine.py applies it) or reads the store.
+proposes a command (commands.py) to the log (machine.py applies it) or reads the store.
 
 Namespaces belong to IAM projects; a pod or service is authorized against its namespace's
 project. A namespace may name a PrismNET subnet of its project: each pod created there gets a
@@ -41,22 +41,19 @@ from photoncloud.common.replication import Log
 from photoncloud.common.times import parse_time
 
 from . import scheduling, selectors, validation
-from .machine import (
-    NAMESPACED,
+from .commands import (
     NODE_PORTS,
     Bind,
     Create,
     Delete,
     Heartbeat,
     MarkStale,
-    ObjectStateMachine,
     RegisterNode,
     SetPodStatus,
     Unschedulable,
     Update,
-    check_version,
-    found,
 )
+from .machine import NAMESPACED, ObjectStateMachine, check_version, found
 from .records import (
     FAILED,
     FALSE,

@@ -1,4 +1,4 @@
-"""k8shost's commands and the deterministic state machine that applies them.
+"""k8shost's deterministic state machine: it applies the commands (commands.py) to the store.
 
 Every change to an object takes the next value of one global revision (as etcd's, which is what
 Kubernetes' resource_version is) and is appended to the history watches replay. The rules that
@@ -14,7 +14,7 @@ import ipaddress
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from photoncloud.common.errors import (
@@ -29,6 +29,18 @@ from photoncloud.common.errors import (
 from photoncloud.common.sqlite import SqliteStateMachine
 
 from . import scheduling
+from .commands import (
+    Bind,
+    Command,
+    Create,
+    Delete,
+    Heartbeat,
+    MarkStale,
+    RegisterNode,
+    SetPodStatus,
+    Unschedulable,
+    Update,
+)
 from .records import (
     FAILED,
     FALSE,
@@ -49,7 +61,6 @@ from .records import (
     NodeSpec,
     Object,
     Pod,
-    PodStatus,
     Service,
     ServiceSpec,
     condition,
@@ -62,105 +73,7 @@ log = logging.getLogger("photoncloud.k8shost")
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
 HISTORY_KEPT = 10_000  # events kept for watches; older resource versions are OUT_OF_RANGE
 NAMESPACED = ("pods", "services", "endpoints")
-NODE_PORTS = (30000, 32767)  # Kubernetes' default --service-node-port-range
 UNKNOWN_PHASE = "Unknown"
-
-
-@dataclass(frozen=True)
-class Create:
-    """Create an object (services get their cluster IP and node ports here)."""
-
-    kind: str
-    object: Object
-    cluster_ip_range: str = ""  # services: where the cluster IP comes from ("": none is given)
-    node_ports: tuple[int, int] = NODE_PORTS
-
-
-@dataclass(frozen=True)
-class Update:
-    """Replace an object's labels and annotations (and a service's or node's spec, a namespace's subnet)."""
-
-    kind: str
-    namespace: str
-    name: str
-    expected: int  # the resource_version the caller read (0: unconditional)
-    labels: dict[str, str] | None
-    annotations: dict[str, str] | None
-    spec: ServiceSpec | NodeSpec | None  # a service's or a node's new spec
-    node_ports: tuple[int, int] = NODE_PORTS
-    subnet_id: str | None = None  # a namespace's subnet from now on (None: unchanged)
-
-
-@dataclass(frozen=True)
-class Delete:
-    """Delete an object (a namespace with everything in it)."""
-
-    kind: str
-    namespace: str
-    name: str
-    expected: int
-
-
-@dataclass(frozen=True)
-class RegisterNode:
-    """Create a node, or refresh what its agent reports; it is Ready."""
-
-    node: Node  # uid and creation time used if the node is new
-    now: float
-    cluster_cidr: str = ""  # where a new node's pod CIDR comes from ("": none)
-    node_prefix: int = 24
-
-
-@dataclass(frozen=True)
-class Heartbeat:
-    """A node agent is alive: its node is Ready."""
-
-    name: str
-    now: float
-
-
-@dataclass(frozen=True)
-class MarkStale:
-    """Nodes silent since before the cutoff become NotReady, and their pods Unknown."""
-
-    cutoff: float  # nodes whose last heartbeat is older become NotReady
-    now: float
-
-
-@dataclass(frozen=True)
-class Bind:
-    """Bind a pending pod to a node that (still) has room for it."""
-
-    namespace: str
-    name: str
-    uid: str
-    node_name: str
-    now: float
-
-
-@dataclass(frozen=True)
-class Unschedulable:
-    """Say why a pending pod fits no node."""
-
-    namespace: str
-    name: str
-    uid: str
-    message: str
-    now: float
-
-
-@dataclass(frozen=True)
-class SetPodStatus:
-    """A node agent's report on a pod bound to its node."""
-
-    namespace: str
-    name: str
-    uid: str
-    status: PodStatus
-    now: float
-
-
-Command = Create | Update | Delete | RegisterNode | Heartbeat | MarkStale | Bind | Unschedulable | SetPodStatus
 
 
 def key_of(kind: str, obj: Object) -> tuple[str, str]:
