@@ -8,7 +8,8 @@ import pytest
 from photoncloud.chainfire import keyspace
 from photoncloud.chainfire.core import (ALL_KEYS, Compare, CompareResult, CompareTarget, DeleteRangeRequest,
                                         KVCore, KVStateMachine, PutRequest, RangeRequest, TxnRequest,
-                                        WatchRequest, _span_fingerprint)
+                                        WatchRequest)
+from photoncloud.chainfire.machine import _span_fingerprint
 from photoncloud.chainfire.store import SqliteKVStore
 from photoncloud.common import auth, paging
 from photoncloud.common.auth import ORG, PROJECT, SYSTEM, Principal, Scope
