@@ -28,33 +28,86 @@ MAX_RULES = 100  # rules per security group
 class NetworkStore(Protocol):
     """What the state machine needs from its store (SqliteNetworkStore in store.py)."""
 
-    def transaction(self) -> Any: ...
-    def savepoint(self) -> Any: ...
-    def applied_index(self) -> int: ...
-    def set_meta(self, name: str, value: int) -> None: ...
-    def vpc(self, id: str) -> Vpc | None: ...
-    def save_vpc(self, vpc: Vpc) -> None: ...
-    def delete_vpc(self, id: str) -> None: ...
-    def subnet(self, id: str) -> Subnet | None: ...
-    def subnets(self, vpc_id: str, after: str = "", limit: int = -1) -> list[Subnet]: ...
-    def save_subnet(self, subnet: Subnet) -> None: ...
-    def delete_subnet(self, id: str) -> None: ...
-    def allocated(self, subnet_id: str, low: int, high: int) -> list[int]: ...
-    def holder(self, subnet_id: str, address: int) -> str | None: ...
-    def allocate(self, subnet_id: str, address: int, port_id: str) -> None: ...
-    def free(self, subnet_id: str, address: int) -> None: ...
-    def port(self, id: str) -> Port | None: ...
-    def count_ports(self, subnet_id: str) -> int: ...
-    def mac_taken(self, mac: str) -> bool: ...
-    def save_port(self, port: Port) -> None: ...
-    def delete_port(self, id: str) -> None: ...
-    def group(self, id: str) -> SecurityGroup | None: ...
-    def save_group(self, group: SecurityGroup) -> None: ...
-    def delete_group(self, id: str) -> None: ...
-    def group_ports(self, group_id: str) -> list[str]: ...
-    def groups_referencing(self, group_id: str) -> list[str]: ...
-    def snapshot(self, path: str) -> None: ...
-    def restore(self, path: str) -> None: ...
+    def transaction(self) -> Any:
+        """Commit everything inside at once, or nothing if it raises."""
+
+    def savepoint(self) -> Any:
+        """Inside a transaction: undo everything inside if it raises, keep it otherwise."""
+
+    def applied_index(self) -> int:
+        """The log index of the last applied command."""
+
+    def set_meta(self, name: str, value: int) -> None:
+        """Keep a number in the meta table."""
+
+    def vpc(self, id: str) -> Vpc | None:
+        """A VPC by id."""
+
+    def save_vpc(self, vpc: Vpc) -> None:
+        """Insert or replace a VPC."""
+
+    def delete_vpc(self, id: str) -> None:
+        """Delete a VPC (its subnets first)."""
+
+    def subnet(self, id: str) -> Subnet | None:
+        """A subnet by id."""
+
+    def subnets(self, vpc_id: str, after: str = "", limit: int = -1) -> list[Subnet]:
+        """A VPC's subnets by id after `after`."""
+
+    def save_subnet(self, subnet: Subnet) -> None:
+        """Insert or replace a subnet."""
+
+    def delete_subnet(self, id: str) -> None:
+        """Delete a subnet and its reserved addresses (its ports first)."""
+
+    def allocated(self, subnet_id: str, low: int, high: int) -> list[int]:
+        """The allocated addresses of a subnet within [low, high], in order."""
+
+    def holder(self, subnet_id: str, address: int) -> str | None:
+        """The port holding an address ("" for the gateway), None if free."""
+
+    def allocate(self, subnet_id: str, address: int, port_id: str) -> None:
+        """Mark an address as held (the primary key refuses a second holder)."""
+
+    def free(self, subnet_id: str, address: int) -> None:
+        """Release an address."""
+
+    def port(self, id: str) -> Port | None:
+        """A port by id."""
+
+    def count_ports(self, subnet_id: str) -> int:
+        """How many ports a subnet has."""
+
+    def mac_taken(self, mac: str) -> bool:
+        """Whether a port has this MAC address."""
+
+    def save_port(self, port: Port) -> None:
+        """Insert or replace a port, and its security group memberships."""
+
+    def delete_port(self, id: str) -> None:
+        """Delete a port and its memberships (its address is freed separately)."""
+
+    def group(self, id: str) -> SecurityGroup | None:
+        """A security group by id."""
+
+    def save_group(self, group: SecurityGroup) -> None:
+        """Insert or replace a security group."""
+
+    def delete_group(self, id: str) -> None:
+        """Delete a security group."""
+
+    def group_ports(self, group_id: str) -> list[str]:
+        """The ports a security group is attached to."""
+
+    def groups_referencing(self, group_id: str) -> list[str]:
+        """Groups with a rule naming group_id as its remote group."""
+
+    def snapshot(self, path: str) -> None:
+        """Copy the whole database, as of the last commit, to a new SQLite file at path."""
+
+    def restore(self, path: str) -> None:
+        """Replace the whole database with the SQLite file at path (which is moved into place)."""
 
 
 def found(record: Any, what: str, id: str) -> Any:
