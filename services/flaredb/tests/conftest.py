@@ -8,7 +8,8 @@ from photoncloud.common.replication import LocalLog
 from photoncloud.common.server import Server
 from photoncloud.common.testing import TokenMint
 from photoncloud.flaredb.app import build
-from photoncloud.flaredb.core import FlareDBCore, FlareDBStateMachine
+from photoncloud.flaredb.core import FlareDBCore
+from photoncloud.flaredb.machine import FlareDBStateMachine
 from photoncloud.flaredb.store import ProjectFiles
 
 

@@ -15,18 +15,9 @@ from photoncloud.common.errors import (
     PermissionDenied,
     Unavailable,
 )
-from photoncloud.flaredb.core import (
-    SQL_READ,
-    SQL_WRITE,
-    Consistency,
-    CreateNamespace,
-    ExecuteSql,
-    FlareDBStateMachine,
-    KvCas,
-    KvPut,
-    Mode,
-    Statement,
-)
+from photoncloud.flaredb.commands import CreateNamespace, ExecuteSql, KvCas, KvPut, Mode, Statement
+from photoncloud.flaredb.core import SQL_READ, SQL_WRITE, Consistency
+from photoncloud.flaredb.machine import FlareDBStateMachine
 from photoncloud.flaredb.store import ProjectFiles
 
 P = "proj-a"

@@ -12,16 +12,10 @@ from photoncloud.common.errors import DeadlineExceeded, ResourceExhausted
 from photoncloud.common.raft import RaftLog
 from photoncloud.common.replication import LocalLog
 from photoncloud.common.testing import free_ports, wait_for
-from photoncloud.flaredb.core import (
-    Consistency,
-    CreateNamespace,
-    ExecuteSql,
-    FlareDBCore,
-    FlareDBStateMachine,
-    Mode,
-    Statement,
-)
+from photoncloud.flaredb.commands import CreateNamespace, ExecuteSql, Mode, Statement
+from photoncloud.flaredb.core import Consistency, FlareDBCore
 from photoncloud.flaredb.limits import HEAVY_SECONDS, HeavyWriters, Limits, StatementLimits
+from photoncloud.flaredb.machine import FlareDBStateMachine
 from photoncloud.flaredb.store import ProjectFiles
 
 A, B = "tenant-a", "tenant-b"

@@ -4,14 +4,8 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from photoncloud.flaredb.core import (
-    CreateNamespace,
-    FlareDBStateMachine,
-    KvCas,
-    KvDelete,
-    KvPut,
-    Mode,
-)
+from photoncloud.flaredb.commands import CreateNamespace, KvCas, KvDelete, KvPut, Mode
+from photoncloud.flaredb.machine import FlareDBStateMachine
 from photoncloud.flaredb.store import ProjectFiles
 
 P = "proj"

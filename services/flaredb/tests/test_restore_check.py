@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from photoncloud.common.errors import InvalidArgument
 from photoncloud.common.replication import LocalLog
-from photoncloud.flaredb.core import FlareDBCore, FlareDBStateMachine, Mode, RestoreDatabase, Statement
+from photoncloud.flaredb.commands import Mode, RestoreDatabase, Statement
+from photoncloud.flaredb.core import FlareDBCore
+from photoncloud.flaredb.machine import FlareDBStateMachine
 from photoncloud.flaredb.store import SCHEMA, ProjectFiles
 
 from .test_auth import call, token

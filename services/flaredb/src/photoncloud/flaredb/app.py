@@ -15,8 +15,9 @@ from photoncloud.common.projects import Projects
 from photoncloud.common.server import Service, run
 
 from . import grpc_api, rest_api
-from .core import FlareDBCore, FlareDBStateMachine
+from .core import FlareDBCore
 from .limits import Limits, add_limit_options, check_limits
+from .machine import FlareDBStateMachine
 from .store import ProjectFiles
 
 NAME = "flaredb"

@@ -2,17 +2,17 @@
 as commands applied to a replicated state machine.
 
 Writes (SQL that changes anything, namespace creation, KV puts, deletes and compare-and-swaps,
-restores) are commands the core proposes to its log; the log applies them to FlareDBStateMachine on
-every member, in log order. Read-only SQL and KV reads run on read-only connections beside the state
-machine (readers.ReadPool), with the consistency the request asks for, as in rqlite: `none` (this
-member's state as it stands), `weak` (the leader's state: a follower refuses with UNAVAILABLE naming
-the leader), `strong` (after a barrier committed through the log: sees every write acknowledged
-before the read began).
+restores) are commands (commands.py) the core proposes to its log; the log applies them to
+FlareDBStateMachine (machine.py) on every member, in log order. Read-only SQL and KV reads run on
+read-only connections beside the state machine (readers.ReadPool), with the consistency the request
+asks for, as in rqlite: `none` (this member's state as it stands), `weak` (the leader's state: a
+follower refuses with UNAVAILABLE naming the leader), `strong` (after a barrier committed through
+the log: sees every write acknowledged before the read began).
 
-The state machine reads nothing but the command and its files: statements that would read the
-clock are refused before they are proposed, and random() / randomblob() are seeded from the index.
-A write runs under a budget of SQLite steps that travels with it in the log, a read under a deadline
-(limits.py): one tenant's statement cannot hold a thread for long.
+Statements that would read the clock are refused here, before they are proposed: the state machine
+must come to the same result on every member. A write runs under a budget of SQLite steps that
+travels with it in the log, a read under a deadline (limits.py): one tenant's statement cannot hold
+a thread for long.
 """
 
 from __future__ import annotations
@@ -20,42 +20,29 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import math
 import re
 import sqlite3
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar, Union
+from typing import Any, Protocol, TypeVar
 
 from photoncloud.common import auth, paging
 from photoncloud.common.auth import ORG, PROJECT, SYSTEM, Principal
-from photoncloud.common.errors import (
-    AlreadyExists,
-    FailedPrecondition,
-    InvalidArgument,
-    NotFound,
-    PermissionDenied,
-    ServiceError,
-    Unavailable,
-)
+from photoncloud.common.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
 from photoncloud.common.projects import Projects
 from photoncloud.common.replication import LocalLog, Log, LogStatus, Member
 
 from . import sql
-from .limits import (
-    UNLIMITED_LENGTH,
-    Deadline,
-    Guard,
-    HeavyWriters,
-    Limits,
-    ResultMeter,
-    StatementLimits,
-    StepBudget,
-    install,
-    too_big,
-    value_too_large,
-)
+# The log's journal holds pickles that name the commands as photoncloud.flaredb.core.<name> (they
+# were defined here): importing them here keeps those pickles loadable.
+from .commands import CreateNamespace, ExecuteSql, KvCas, KvDelete, KvPut, Mode, RestoreDatabase, Statement, Value
+from .kv import namespace_mode, no_namespace, read_get, read_namespace, read_namespaces, read_scan
+from .limits import Deadline, HeavyWriters, Limits, ResultMeter, StatementLimits, value_too_large
+from .machine import FlareDBStateMachine
 from .readers import ReadPool
+from .results import (CasResult, DeleteResult, Entry, Namespace, NamespacePage, PutResult, RestoreResult, ScanResult,
+                      StatementResult, Status, Table, TablePage)
+from .schema import read_tables
+from .statements import run_statements
 
 T = TypeVar("T")
 log = logging.getLogger("photoncloud.flaredb")
@@ -71,8 +58,6 @@ NAMESPACE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 SQLITE_HEADER = b"SQLite format 3\x00"
 PROJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")  # also a safe file name: no dots, no slashes
 
-Value = Union[None, int, float, str, bytes]
-
 
 class Consistency(enum.Enum):
     """How fresh a read must be (rqlite's levels)."""
@@ -82,233 +67,14 @@ class Consistency(enum.Enum):
     STRONG = "strong"
 
 
-class Mode(enum.Enum):
-    """How a namespace is written and read."""
-
-    STRONG = "strong"  # written only by compare-and-swap, read linearizably
-    EVENTUAL = "eventual"  # raw puts and deletes, reads from the member's own state
-
-
-# -- commands (pickled between members: frozen dataclasses of plain values) ---------------------
-
-
-@dataclass(frozen=True)
-class Statement:
-    """One SQL statement with positional or named parameters (not both)."""
-
-    sql: str
-    params: tuple[Value, ...] = ()
-    named: tuple[tuple[str, Value], ...] = ()
-
-    def bindings(self) -> tuple[Value, ...] | dict[str, Value]:
-        """The parameters as sqlite3 takes them."""
-        return dict(self.named) if self.named else self.params
-
-
-@dataclass(frozen=True)
-class ExecuteSql:
-    """Run statements in one transaction on a project's database: all of them or none."""
-
-    project_id: str
-    statements: tuple[Statement, ...]
-    limits: StatementLimits | None = None  # None: an entry logged before limits existed, applied without
-
-
-@dataclass(frozen=True)
-class RestoreDatabase:
-    """Replace a project's database with a SQLite file."""
-
-    project_id: str
-    data: bytes
-    limits: StatementLimits | None = None  # the budget of checking the file
-
-
-@dataclass(frozen=True)
-class CreateNamespace:
-    """Declare a KV namespace with its mode."""
-
-    project_id: str
-    name: str
-    mode: Mode
-
-
-@dataclass(frozen=True)
-class KvPut:
-    """Write a key of an eventual namespace."""
-
-    project_id: str
-    namespace: str
-    key: bytes
-    value: bytes
-
-
-@dataclass(frozen=True)
-class KvDelete:
-    """Delete a key of an eventual namespace."""
-
-    project_id: str
-    namespace: str
-    key: bytes
-
-
-@dataclass(frozen=True)
-class KvCas:
-    """Write (or delete) a key of a strong namespace if its version is expected_version (0: absent)."""
-
-    project_id: str
-    namespace: str
-    key: bytes
-    value: bytes
-    expected_version: int
-    delete: bool = False
-
-
-Command = Union[ExecuteSql, RestoreDatabase, CreateNamespace, KvPut, KvDelete, KvCas]
-
-
-# -- results ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StatementResult:
-    """A query's columns, their types and rows; or a write's rows affected and last rowid."""
-
-    columns: list[str] | None = None  # None: the statement returned no rows (a write)
-    types: list[str] = field(default_factory=list)
-    rows: list[list[Value]] = field(default_factory=list)
-    rows_affected: int = 0
-    last_insert_id: int = 0
-
-
-@dataclass(frozen=True)
-class Column:
-    """A table's column as declared."""
-
-    name: str
-    type: str
-    not_null: bool
-    default: str | None
-    primary_key: int  # position in the primary key (0: not part of it)
-
-
-@dataclass(frozen=True)
-class Index:
-    """An index of a table."""
-
-    name: str
-    columns: list[str]
-    unique: bool
-
-
-@dataclass(frozen=True)
-class Table:
-    """A user table: its columns, indexes and row count."""
-
-    name: str
-    columns: list[Column]
-    indexes: list[Index]
-    row_count: int
-    sql: str
-
-
-@dataclass(frozen=True)
-class TablePage:
-    """A page of tables, by name."""
-
-    items: list[Table]
-    next_page_token: str
-
-
-@dataclass(frozen=True)
-class RestoreResult:
-    """What a restore brought."""
-
-    tables: int
-    bytes: int
-
-
-@dataclass(frozen=True)
-class Namespace:
-    """A KV namespace."""
-
-    name: str
-    mode: Mode
-    keys: int = 0
-
-
-@dataclass(frozen=True)
-class NamespacePage:
-    """A page of namespaces, by name."""
-
-    items: list[Namespace]
-    next_page_token: str
-
-
-@dataclass(frozen=True)
-class Entry:
-    """A key, its value and its version (1 on create, +1 per change)."""
-
-    key: bytes
-    value: bytes
-    version: int
-
-
-@dataclass(frozen=True)
-class PutResult:
-    """The version a put gave the key."""
-
-    key: bytes
-    version: int
-
-
-@dataclass(frozen=True)
-class DeleteResult:
-    """How many keys a delete removed (0 or 1: deleting a missing key is not an error)."""
-
-    key: bytes
-    deleted: int
-
-
-@dataclass(frozen=True)
-class CasResult:
-    """Whether the swap happened, and the key's version and value afterwards (0 and None: absent)."""
-
-    succeeded: bool
-    key: bytes
-    version: int
-    value: bytes | None
-
-
-@dataclass(frozen=True)
-class ScanResult:
-    """Keys in [start, end), by key; next_key is where the next page starts."""
-
-    items: list[Entry]
-    has_more: bool
-    next_key: bytes | None
-
-
-@dataclass(frozen=True)
-class Status:
-    """This member and its log."""
-
-    member_id: int
-    leader: int
-    role: str
-    raft_term: int
-    raft_index: int
-    projects: int
-    db_size_bytes: int
-
-
-# -- the state machine -------------------------------------------------------------------------------
-
-
 def check_project_id(project_id: str) -> str:
     """project_id if it is a valid project ID (letters, digits, `-`, `_`), else INVALID_ARGUMENT."""
     if not isinstance(project_id, str) or not PROJECT_ID.match(project_id):
         raise InvalidArgument("project_id must be 1 to 128 letters, digits, '-' or '_'", {"field": "project_id"})
     return project_id
+
+
+# -- the store the state machine works on ------------------------------------------------------------
 
 
 class ProjectStore(Protocol):
@@ -366,375 +132,7 @@ class ProjectStore(Protocol):
         """Close every open connection."""
 
 
-def _storage_class(value: Value) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, (bool, int)):
-        return "integer"
-    if isinstance(value, float):
-        return "real"
-    if isinstance(value, bytes):
-        return "blob"
-    return "text"
-
-
-def _column_types(rows: list[list[Value]], width: int) -> list[str]:
-    """Per column, the storage class of its first non-NULL value ("null" if every value is NULL)."""
-    types = []
-    for i in range(width):
-        found = next((row[i] for row in rows if row[i] is not None), None)
-        types.append(_storage_class(found))
-    return types
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-class FlareDBStateMachine:
-    """Applies FlareDB's commands to the project databases. Deterministic: no clocks, no randomness."""
-
-    def __init__(self, files: ProjectStore):
-        self.determinism = sql.Determinism()
-        self.files = files
-        files.on_open = self.determinism.install
-        self.authorizer = sql.Authorizer()
-
-    # -- the StateMachine protocol --
-
-    def applied_index(self) -> int:
-        """The highest log index applied to any project's database."""
-        return self.files.applied_index()
-
-    def apply(self, index: int, command: Command) -> Any:
-        """Apply one command in one transaction of its project's database; a rejected command changes
-        nothing but the database's applied index. Returns the result, or the ServiceError it raised."""
-        return self.apply_batch([(index, command)])[0]
-
-    def apply_batch(self, entries: list[tuple[int, Command]]) -> list[Any]:
-        """Apply (index, command) entries in order, each in its own savepoint, committing each
-        project's database once at the end (group commit: one fsync per file, not per command)."""
-        results: list[Any] = [None] * len(entries)
-        # project -> (the last index in its open transaction, the positions of the commands that
-        # changed something in it)
-        pending: dict[str, tuple[int, list[int]]] = {}
-
-        def commit() -> None:
-            for project_id, (last, _) in pending.items():
-                self.files.connection(project_id).execute("COMMIT")
-                self.files.applied_to(project_id, last)
-            pending.clear()
-
-        try:
-            for position, (index, command) in enumerate(entries):
-                project_id = command.project_id
-                if index <= self.files.index(project_id):
-                    continue  # replayed: this database has it already
-                if isinstance(command, RestoreDatabase):  # replaces the file: not inside a transaction
-                    commit()
-                    results[position] = self._restore(index, command)
-                    continue
-                if project_id not in pending:
-                    if len(pending) >= self.files.open_files // 2:  # keep the files with open transactions open
-                        commit()
-                    self.files.connection(project_id).execute("BEGIN IMMEDIATE")
-                    pending[project_id] = (0, [])
-                conn = self.files.connection(project_id)
-                results[position] = self._apply_one(conn, index, command)
-                changed = pending[project_id][1]
-                if not conn.in_transaction:
-                    # SQLite rolled the whole transaction back (RAISE(ROLLBACK) in a trigger, ON CONFLICT
-                    # ROLLBACK): apply this file's earlier commands of the batch again (they give the
-                    # same results: the machine is deterministic), then record the failed one's index.
-                    conn.execute("BEGIN IMMEDIATE")
-                    for earlier in changed:
-                        results[earlier] = self._apply_one(conn, *entries[earlier])
-                    self.files.set_index(conn, index)
-                elif not isinstance(results[position], ServiceError):
-                    changed.append(position)
-                pending[project_id] = (index, changed)
-            commit()
-        except BaseException:
-            for project_id in pending:
-                conn = self.files.connection(project_id)
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-            raise
-        return results
-
-    def _apply_one(self, conn: sqlite3.Connection, index: int, command: Command) -> Any:
-        """Apply a command inside the open transaction, in a savepoint undone if it is rejected."""
-        self.determinism.seed(index)
-        conn.execute("SAVEPOINT command")
-        try:
-            # First: recording the index also resets last_insert_rowid() to 0, the same everywhere.
-            self.files.set_index(conn, index)
-            result = self._execute(conn, index, command)
-        except ServiceError as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK TO command")
-                conn.execute("RELEASE command")
-                self.files.set_index(conn, index)
-            return exc
-        conn.execute("RELEASE command")
-        return result
-
-    def snapshot(self, path: str) -> None:
-        """Every project's database in one archive at path."""
-        self.files.snapshot(path)
-
-    def restore(self, path: str) -> None:
-        """Replace every project's database with the snapshot's."""
-        self.files.restore(path)
-
-    def close(self) -> None:
-        """Close the databases."""
-        self.files.close()
-
-    # -- commands --
-
-    def _execute(self, conn: sqlite3.Connection, index: int, command: Command) -> Any:
-        if isinstance(command, ExecuteSql):
-            return self._execute_sql(conn, command)
-        if isinstance(command, CreateNamespace):
-            if _mode(conn, command.name) is not None:
-                raise AlreadyExists(f"namespace {command.name!r} exists", {"namespace": command.name})
-            conn.execute("INSERT INTO _flaredb_namespaces (name, mode, created_index) VALUES (?, ?, ?)",
-                         (command.name, command.mode.value, index))
-            return Namespace(command.name, command.mode)
-        mode = _mode(conn, command.namespace)
-        if mode is None:
-            raise _no_namespace(command.namespace)
-        if isinstance(command, (KvPut, KvDelete)) and mode is Mode.STRONG:
-            raise FailedPrecondition(
-                f"namespace {command.namespace!r} is strong: write it with compare-and-swap",
-                {"namespace": command.namespace, "mode": mode.value})
-        if isinstance(command, KvCas) and mode is Mode.EVENTUAL:
-            raise FailedPrecondition(
-                f"namespace {command.namespace!r} is eventual: compare-and-swap needs a strong namespace",
-                {"namespace": command.namespace, "mode": mode.value})
-        current = _get(conn, command.namespace, command.key)
-        if isinstance(command, KvPut):
-            version = current.version + 1 if current else 1
-            _put(conn, command.namespace, command.key, command.value, version)
-            return PutResult(command.key, version)
-        if isinstance(command, KvDelete):
-            if current is None:
-                return DeleteResult(command.key, 0)
-            _delete(conn, command.namespace, command.key)
-            return DeleteResult(command.key, 1)
-        version = current.version if current else 0
-        if version != command.expected_version or (command.delete and current is None):
-            return CasResult(False, command.key, version, current.value if current else None)
-        if command.delete:
-            _delete(conn, command.namespace, command.key)
-            return CasResult(True, command.key, 0, None)
-        _put(conn, command.namespace, command.key, command.value, version + 1)
-        return CasResult(True, command.key, version + 1, command.value)
-
-    def _execute_sql(self, conn: sqlite3.Connection, command: ExecuteSql) -> list[StatementResult]:
-        """The statements under the limits they were logged with: a budget of steps, not of time, so
-        that the statement that runs out runs out on every member, and fails alike everywhere."""
-        limits = command.limits
-        budget = StepBudget(limits.steps) if limits is not None else None
-        install(conn, budget, limits.length if limits is not None else UNLIMITED_LENGTH)
-        meter = ResultMeter(limits.rows, limits.result_bytes) if limits is not None else None
-        self.determinism.applying = True
-        try:
-            return run_statements(conn, command.statements, self.authorizer, self.authorizer.write, budget, meter,
-                                  self.determinism)
-        finally:
-            self.determinism.applying = False
-            install(conn, None, UNLIMITED_LENGTH)  # FlareDB's own statements run unguarded
-
-    def _restore(self, index: int, command: RestoreDatabase) -> Any:
-        try:
-            tables = self.files.load(command.project_id, command.data, index, command.limits)
-        except ServiceError as exc:  # rejected: the project's database records the index and stays as it was
-            conn = self.files.connection(command.project_id)
-            conn.execute("BEGIN IMMEDIATE")
-            self.files.set_index(conn, index)
-            conn.execute("COMMIT")
-            self.files.applied_to(command.project_id, index)
-            return exc
-        self.files.applied_to(command.project_id, index)
-        return RestoreResult(tables, len(command.data))
-
-    # -- reads on the state machine's own connections (tools and tests, on its thread; the core
-    #    reads through readers.ReadPool) --
-
-    def query(self, project_id: str, statements: Sequence[Statement]) -> list[StatementResult]:
-        """Run read-only statements on the project's database as it stands on this member."""
-        authorizer = sql.Authorizer()
-        return run_statements(self.files.reader(project_id), statements, authorizer, authorizer.read)
-
-    def scan(self, project_id: str, namespace: str, start: bytes, end: bytes, limit: int) -> ScanResult:
-        """Keys in [start, end) (end empty: to the last key), at most limit."""
-        return read_scan(self.files.reader(project_id), namespace, start, end, limit)
-
-    def get(self, project_id: str, namespace: str, key: bytes) -> Entry | None:
-        """A key of a namespace."""
-        return read_get(self.files.reader(project_id), namespace, key)
-
-
-# -- statements and reads on a connection ---------------------------------------------------------------
-
-
-def run_statements(conn: sqlite3.Connection, statements: Sequence[Statement], authorizer: sql.Authorizer,
-                   check: Callable[..., int], guard: Guard | None = None, meter: ResultMeter | None = None,
-                   determinism: sql.Determinism | None = None) -> list[StatementResult]:
-    """Run user statements under check (one of authorizer's callbacks), with the guard installed on
-    conn stopping them and meter counting their rows; SQLite's errors become INVALID_ARGUMENT, a
-    guard's or a limit's RESOURCE_EXHAUSTED (or DEADLINE_EXCEEDED)."""
-    results = []
-    conn.set_authorizer(check)
-    try:
-        for i, statement in enumerate(statements):
-            authorizer.reason = ""
-            cursor = None
-            try:
-                cursor = conn.execute(statement.sql, statement.bindings())
-                if cursor.description is not None:
-                    rows = []
-                    for row in cursor:
-                        if meter is not None:
-                            meter.add(row, i)
-                        rows.append(list(row))
-                    columns = [d[0] for d in cursor.description]
-                    results.append(StatementResult(columns, _column_types(rows, len(columns)),
-                                                   [[_json_safe(v) for v in row] for row in rows]))
-                else:
-                    results.append(StatementResult(rows_affected=max(cursor.rowcount, 0),
-                                                   last_insert_id=cursor.lastrowid or 0))
-            except (sqlite3.Error, sqlite3.Warning, OverflowError) as exc:
-                raise _sql_error(conn, i, exc, authorizer, guard, determinism) from None
-            finally:
-                if cursor is not None:
-                    cursor.close()  # a result cut short must not hold its read transaction open
-    finally:
-        conn.set_authorizer(None)
-    return results
-
-
-def _sql_error(conn: sqlite3.Connection, i: int, exc: Exception, authorizer: sql.Authorizer, guard: Guard | None,
-               determinism: sql.Determinism | None) -> ServiceError:
-    details = {"statement_index": i}
-    if guard is not None and (getattr(guard, "exhausted", False) or getattr(guard, "expired", False)):
-        return guard.error(i)
-    if getattr(exc, "sqlite_errorname", "") == "SQLITE_TOOBIG":
-        return too_big(i, conn.getlimit(sqlite3.SQLITE_LIMIT_LENGTH))
-    if authorizer.reason and ("not authorized" in str(exc) or "prohibited" in str(exc)):
-        return PermissionDenied(f"statement {i}: {authorizer.reason}", {**details, "reason": "SQL_NOT_ALLOWED"})
-    if determinism is not None and determinism.refused:
-        return InvalidArgument(f"statement {i}: {determinism.refused} reads the clock or the time zone, which would "
-                               "differ between replicas; compute the time in the client and pass it as a parameter",
-                               {**details, "reason": "CLOCK"})
-    return InvalidArgument(f"statement {i}: {exc}", details)
-
-
-def read_tables(conn: sqlite3.Connection, after: str, limit: int, name: str | None = None) -> list[Table]:
-    """The database's user tables by name, after `after` (or the one named)."""
-    where = "name = :name" if name is not None else "name > :after"
-    names = [row[0] for row in conn.execute(
-        "SELECT name FROM sqlite_schema WHERE type = 'table' AND " + where +
-        " AND name NOT LIKE '\\_flaredb\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
-        " ORDER BY name LIMIT :limit", {"name": name, "after": after, "limit": limit})]
-    return [_table(conn, table) for table in names]
-
-
-def _table(conn: sqlite3.Connection, name: str) -> Table:
-    quoted = _quote(name)
-    columns = [Column(c[1], c[2], bool(c[3]), c[4], c[5]) for c in conn.execute(f"PRAGMA table_info({quoted})")]
-    indexes = []
-    for _, index_name, unique, *_ in conn.execute(f"PRAGMA index_list({quoted})").fetchall():
-        names = [c[2] for c in conn.execute(f"PRAGMA index_info({_quote(index_name)})")]
-        indexes.append(Index(index_name, names, bool(unique)))
-    indexes.sort(key=lambda i: i.name)
-    count = conn.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0]
-    ddl = conn.execute("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?", (name,)).fetchone()[0]
-    return Table(name, columns, indexes, count, ddl or "")
-
-
-def read_namespace(conn: sqlite3.Connection, name: str) -> Namespace:
-    """A namespace, with its number of keys."""
-    mode = _mode(conn, name)
-    if mode is None:
-        raise _no_namespace(name)
-    keys = conn.execute("SELECT count(*) FROM _flaredb_kv WHERE namespace = ?", (name,)).fetchone()[0]
-    return Namespace(name, mode, keys)
-
-
-def read_namespaces(conn: sqlite3.Connection, after: str, limit: int) -> list[Namespace]:
-    """Namespaces by name after `after`."""
-    rows = conn.execute(
-        "SELECT n.name, n.mode, (SELECT count(*) FROM _flaredb_kv k WHERE k.namespace = n.name)"
-        " FROM _flaredb_namespaces n WHERE n.name > ? ORDER BY n.name LIMIT ?", (after, limit)).fetchall()
-    return [Namespace(name, Mode(mode), keys) for name, mode, keys in rows]
-
-
-def read_get(conn: sqlite3.Connection, namespace: str, key: bytes) -> Entry | None:
-    """A key of a namespace (NOT_FOUND if the namespace is not declared)."""
-    if _mode(conn, namespace) is None:
-        raise _no_namespace(namespace)
-    return _get(conn, namespace, key)
-
-
-def read_scan(conn: sqlite3.Connection, namespace: str, start: bytes, end: bytes, limit: int,
-              max_bytes: int | None = None) -> ScanResult:
-    """Keys in [start, end) (end empty: to the last key), at most limit, and (at least one key) at most
-    max_bytes of keys and values: the page ends early rather than grow past it."""
-    if _mode(conn, namespace) is None:
-        raise _no_namespace(namespace)
-    cursor = conn.execute(
-        "SELECT key, value, version FROM _flaredb_kv WHERE namespace = :ns AND key >= :start"
-        " AND (:end = x'' OR key < :end) ORDER BY key LIMIT :limit",
-        {"ns": namespace, "start": start, "end": end, "limit": limit + 1})
-    items: list[Entry] = []
-    size, next_key = 0, None
-    try:
-        for key, value, version in cursor:
-            size += len(key) + len(value)
-            if len(items) == limit or (items and max_bytes is not None and size > max_bytes):
-                next_key = bytes(key)
-                break
-            items.append(Entry(bytes(key), bytes(value), version))
-    finally:
-        cursor.close()
-    return ScanResult(items, next_key is not None, next_key)
-
-
-def _mode(conn: sqlite3.Connection, name: str) -> Mode | None:
-    row = conn.execute("SELECT mode FROM _flaredb_namespaces WHERE name = ?", (name,)).fetchone()
-    return Mode(row[0]) if row else None
-
-
-def _no_namespace(name: str) -> NotFound:
-    return NotFound(f"namespace {name!r} not found; create it with POST /api/v1/namespaces", {"namespace": name})
-
-
-def _get(conn: sqlite3.Connection, namespace: str, key: bytes) -> Entry | None:
-    row = conn.execute("SELECT value, version FROM _flaredb_kv WHERE namespace = ? AND key = ?",
-                       (namespace, key)).fetchone()
-    return Entry(key, bytes(row[0]), row[1]) if row else None
-
-
-def _put(conn: sqlite3.Connection, namespace: str, key: bytes, value: bytes, version: int) -> None:
-    conn.execute("INSERT OR REPLACE INTO _flaredb_kv (namespace, key, value, version) VALUES (?, ?, ?, ?)",
-                 (namespace, key, value, version))
-
-
-def _delete(conn: sqlite3.Connection, namespace: str, key: bytes) -> None:
-    conn.execute("DELETE FROM _flaredb_kv WHERE namespace = ? AND key = ?", (namespace, key))
-
-
-def _json_safe(value: Value) -> Value:
-    """Infinite reals as text: JSON has no number for them (SQLite stores NaN as NULL)."""
-    if isinstance(value, float) and math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
-
-
-# -- the core ----------------------------------------------------------------------------------------
+# -- validation --------------------------------------------------------------------------------------
 
 
 _PLAIN = (type(None), str, bytes, float)
@@ -821,6 +219,9 @@ def check_kv_value(value: bytes, max_value_bytes: int = Limits.max_value_bytes) 
 
 def _nothing() -> None:
     """A read that reads nothing: awaiting it through the log is a barrier."""
+
+
+# -- the core ----------------------------------------------------------------------------------------
 
 
 class FlareDBCore:
@@ -970,12 +371,12 @@ class FlareDBCore:
 
     async def _kv_read(self, project_id: str, namespace: str, query: Callable[[sqlite3.Connection], T]) -> T:
         """A read of a namespace: linearizable if it is strong, from this member's state if eventual."""
-        mode = await self.readers.run(project_id, lambda conn, _: _mode(conn, namespace))
+        mode = await self.readers.run(project_id, lambda conn, _: namespace_mode(conn, namespace))
         if mode is None:  # maybe declared but not applied here yet
             await self._barrier()
-            mode = await self.readers.run(project_id, lambda conn, _: _mode(conn, namespace))
+            mode = await self.readers.run(project_id, lambda conn, _: namespace_mode(conn, namespace))
         if mode is None:
-            raise _no_namespace(namespace)
+            raise no_namespace(namespace)
         if mode is Mode.STRONG:
             await self._barrier()
         return await self.readers.run(project_id, lambda conn, _: query(conn))
@@ -1041,4 +442,3 @@ class FlareDBCore:
         """Stop the log and the readers (the files are closed by whoever opened them)."""
         await self.log.close()
         await asyncio.to_thread(self.readers.close)
-
