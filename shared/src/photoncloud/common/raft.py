@@ -153,6 +153,8 @@ def check_address(address: str) -> str:
 class _Node(SyncObj):
     """The pysyncobj object: its replicated methods run on its tick thread, in log order."""
 
+    _SyncObj__raftLog: Any  # SyncObj's journal (its own, replaced below when fsync is on)
+
     def __init__(self, owner: RaftLog, self_address: str, others: list[str], conf: SyncObjConf, fsync: bool):
         self._owner = owner
         self._acknowledge_up_to: int | None = None  # while an append is handled: see _keep_matching
@@ -178,7 +180,8 @@ class _Node(SyncObj):
         self._owner._client_urls[address] = client_urls
 
     def _state(self) -> int:
-        return self._SyncObj__raftState
+        state: int = self._SyncObj__raftState
+        return state
 
     # pysyncobj truncates a follower's log after an append's prevLogIdx whenever the log is longer,
     # even where its entries are the ones sent (a resend after a stale "go back" reply, of which
@@ -201,7 +204,7 @@ class _Node(SyncObj):
             nextNodeIdx = min(nextNodeIdx, self._acknowledge_up_to + 1)  # acknowledge only what the append verified
         SyncObj._SyncObj__sendNextNodeIdx(self, node, reset, nextNodeIdx, success)
 
-    def _keep_matching(self, message: dict) -> tuple[dict, int | None]:
+    def _keep_matching(self, message: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
         """The append as pysyncobj must see it to follow Raft, and the last index it verifies (None:
         unchanged). Entries are (command, index, term)."""
         prev, entries = message["prevLogIdx"], message.get("entries", [])

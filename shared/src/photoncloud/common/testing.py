@@ -130,7 +130,7 @@ class ServiceProcess:
         self.data_dir = data_dir
         self.rest_port, self.grpc_port = free_ports(2)
         self.extra_args = extra_args
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"{data_dir.name}.log"
 
     @property
@@ -163,7 +163,8 @@ class ServiceProcess:
             if opener is None:  # the CA is made when the first service starts
                 return False
             with opener.open(self.url + "/health", timeout=1) as response:
-                return json.load(response)["data"]["status"] == "SERVING"
+                status: object = json.load(response)["data"]["status"]
+                return status == "SERVING"
         except (OSError, urllib.error.URLError, ValueError, KeyError):
             return False
 
@@ -285,7 +286,8 @@ class Platform:
     secrets: set[str] = field(default_factory=set)
     ca: Path | None = None  # the CA the services' TLS certificates come from (None: plaintext)
 
-    def request(self, method: str, url: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict]:
+    def request(self, method: str, url: str, body: dict[str, Any] | None = None,
+                token: str | None = None) -> tuple[int, dict[str, Any]]:
         """One JSON request; returns (status, body) whatever the status."""
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(url, data=data, method=method,
@@ -300,13 +302,14 @@ class Platform:
 
     def token(self, username: str, password: str, **scope: str) -> str:
         """An access token for a user (system scope unless org_id/project_id are given)."""
-        body = {"grant_type": "password", "username": username, "password": password}
+        body: dict[str, Any] = {"grant_type": "password", "username": username, "password": password}
         if scope:
             body["scope"] = scope
         status, reply = self.request("POST", f"{self.iam.url}/api/v1/auth/token", body)
         assert status == 200, reply
         self.secrets.update({reply["data"]["access_token"], reply["data"].get("refresh_token") or ""} - {""})
-        return reply["data"]["access_token"]
+        access_token: str = reply["data"]["access_token"]
+        return access_token
 
     def admin_token(self) -> str:
         """A fresh system-scope admin token."""
@@ -465,7 +468,8 @@ def subset(expected: Any, actual: Any) -> bool:
         return isinstance(actual, dict) and all(k in actual and subset(v, actual[k]) for k, v in expected.items())
     if isinstance(expected, list):
         return isinstance(actual, list) and len(expected) == len(actual) and all(map(subset, expected, actual))
-    return expected == actual
+    same: bool = expected == actual
+    return same
 
 
 def without(data: Any, volatile: set[str]) -> Any:
