@@ -82,25 +82,58 @@ class WalletPage:
 class CreditStore(Protocol):
     """What CreditStateMachine needs from its store (SqliteCreditStore in store.py)."""
 
-    def transaction(self) -> Any: ...
-    def savepoint(self) -> Any: ...
-    def applied_index(self) -> int: ...
-    def set_meta(self, name: str, value: int) -> None: ...
-    def wallet(self, project_id: str) -> Wallet | None: ...
-    def save_wallet(self, wallet: Wallet) -> None: ...
+    def transaction(self) -> Any:
+        """Commit everything inside at once, or nothing if it raises."""
+
+    def savepoint(self) -> Any:
+        """Inside a transaction: undo everything inside if it raises, keep it otherwise."""
+
+    def applied_index(self) -> int:
+        """The log index of the last applied command."""
+
+    def set_meta(self, name: str, value: int) -> None:
+        """Keep a number in the meta table."""
+
+    def wallet(self, project_id: str) -> Wallet | None:
+        """A project's wallet."""
+
+    def save_wallet(self, wallet: Wallet) -> None:
+        """Insert or replace a wallet."""
+
     def add_transaction(self, project_id: str, type: TransactionType, amount: int, description: str,
                         reservation_id: str, postings: tuple[Posting, ...], wallet: Wallet,
-                        now: float) -> Transaction: ...
-    def reservation(self, id: str) -> Reservation | None: ...
-    def save_reservation(self, reservation: Reservation) -> None: ...
-    def due_reservations(self, now: float) -> list[Reservation]: ...
-    def quota(self, project_id: str, resource_type: str) -> Quota | None: ...
-    def save_quota(self, quota: Quota) -> None: ...
-    def remembered(self, subject: str, key: str) -> tuple[str, bytes] | None: ...
-    def remember(self, subject: str, key: str, fingerprint: str, result: bytes, now: float) -> None: ...
-    def forget_before(self, moment: float) -> int: ...
-    def snapshot(self, path: str) -> None: ...
-    def restore(self, path: str) -> None: ...
+                        now: float) -> Transaction:
+        """Append a transaction and its postings; the wallet is as it stands after it."""
+
+    def reservation(self, id: str) -> Reservation | None:
+        """A reservation by id."""
+
+    def save_reservation(self, reservation: Reservation) -> None:
+        """Insert or replace a reservation."""
+
+    def due_reservations(self, now: float) -> list[Reservation]:
+        """Pending reservations whose deadline has passed, by deadline."""
+
+    def quota(self, project_id: str, resource_type: str) -> Quota | None:
+        """A project's quota for a resource type."""
+
+    def save_quota(self, quota: Quota) -> None:
+        """Insert or replace a quota."""
+
+    def remembered(self, subject: str, key: str) -> tuple[str, bytes] | None:
+        """(fingerprint, result) of the request that first used this key."""
+
+    def remember(self, subject: str, key: str, fingerprint: str, result: bytes, now: float) -> None:
+        """Keep a request's result under its idempotency key."""
+
+    def forget_before(self, moment: float) -> int:
+        """Drop idempotency records made before moment; how many."""
+
+    def snapshot(self, path: str) -> None:
+        """Copy the whole database, as of the last commit, to a new SQLite file at path."""
+
+    def restore(self, path: str) -> None:
+        """Replace the whole database with the SQLite file at path."""
 
 
 # -- validation -----------------------------------------------------------------------------------
