@@ -6,7 +6,7 @@ the hub ends every feed."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
@@ -53,7 +53,7 @@ class Machine:
 
 def prefix(start: str):
     """A filter: the changes of keys starting with start."""
-    def select(changes: Sequence[Change]) -> list[Change]:
+    def select(changes: list[Change]) -> list[Change]:
         return [c for c in changes if c.key.startswith(start)]
     return select
 
@@ -199,7 +199,7 @@ async def test_a_restored_snapshot_makes_every_subscription_replay():
 async def test_listeners_hear_every_command_before_the_subscriptions():
     hub: Hub[Change] = Hub()
     machine = Machine(hub)
-    heard: list[Sequence[Change] | None] = []
+    heard: list[list[Change] | None] = []
     hub.on_change.append(heard.append)
     hub.loop = asyncio.get_running_loop()
     machine.commit("x")

@@ -60,13 +60,13 @@ class Signal(enum.Enum):
 class Subscription(Generic[C]):
     """One watch's place at the hub: the filter that picks its changes and the bounded queue they wait in."""
 
-    def __init__(self, select: Callable[[Sequence[C]], list[C]], queue_limit: int = QUEUE_LIMIT) -> None:
+    def __init__(self, select: Callable[[list[C]], list[C]], queue_limit: int = QUEUE_LIMIT) -> None:
         self.select = select  # the changes of one command this watch wants (in their order)
         self.queue_limit = queue_limit
         self.queue: asyncio.Queue[list[C] | Signal] = asyncio.Queue()
         self.lagging = False  # changes dropped: the feed replays them from history
 
-    def offer(self, changes: Sequence[C] | None) -> None:
+    def offer(self, changes: list[C] | None) -> None:
         """On the loop: queue what the filter picks of one command's changes (None: the state was replaced)."""
         if self.lagging:
             return  # the feed will read these from history anyway
@@ -90,7 +90,7 @@ class Hub(Generic[C]):
         self.watchers: set[Subscription[C]] = set()
         self.loop: asyncio.AbstractEventLoop | None = None  # the loop the subscriptions' feeds run on
         self.closed = False
-        self.on_change: list[Callable[[Sequence[C] | None], None]] = []  # loop-side listeners besides watches
+        self.on_change: list[Callable[[list[C] | None], None]] = []  # loop-side listeners besides watches
 
     def subscribe(self, subscription: Subscription[C]) -> None:
         """On the loop: start queueing changes for a subscription (UNAVAILABLE once the hub is closed)."""
@@ -103,7 +103,7 @@ class Hub(Generic[C]):
         """Stop queueing changes for a subscription (nothing if it is not subscribed)."""
         self.watchers.discard(subscription)
 
-    def applied(self, changes: Sequence[C] | None) -> None:
+    def applied(self, changes: list[C] | None) -> None:
         """On the applying thread: pass one command's committed changes (None: a restored snapshot) to the loop."""
         loop = self.loop
         if loop is not None and (self.watchers or self.on_change):
@@ -112,7 +112,7 @@ class Hub(Generic[C]):
             except RuntimeError:  # the loop is closed: nobody is watching any more
                 pass
 
-    def dispatch(self, changes: Sequence[C] | None) -> None:
+    def dispatch(self, changes: list[C] | None) -> None:
         """On the loop: give one command's changes to the listeners, then to every subscription."""
         for listener in list(self.on_change):
             listener(changes)

@@ -4,17 +4,17 @@ A watch subscribes to the changes the state machine reports after each command, 
 the kept history after its start (or lists the current objects as ADDED when it has none), then
 passes on the live changes after the last revision it sent: deduplicating by revision closes the
 gap between the two without sending anything twice. A watch that falls too far behind drops its
-queue and replays from history. As in Kubernetes, a filtered watch sees an object that starts
-matching as ADDED and one that stops matching as DELETED.
+queue and replays from history. That mechanism is the shared one (photoncloud.common.fanout);
+this module gives it k8shost's changes, filter and events. As in Kubernetes, a filtered watch
+sees an object that starts matching as ADDED and one that stops matching as DELETED.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
+from photoncloud.common import fanout
 from photoncloud.common.auth import SYSTEM, Scope
 from photoncloud.common.errors import OutOfRange
 
@@ -25,7 +25,6 @@ from .store import Change
 
 REPLAY_CHUNK = 500  # history events read per step of a replay
 QUEUE_LIMIT = 1000  # batches queued for one watch before it is made to replay instead
-_LAGGING, _CLOSED = "lagging", "closed"
 
 
 @dataclass(frozen=True)
@@ -72,55 +71,41 @@ class Filter:
         return Event(DELETED, change.kind, change.revision, change.object) if before else None
 
 
-class Watcher:
-    """One watch's subscription: its filter and the queue live changes go to."""
+class Hub(fanout.Hub[Change]):
+    """Hands the state machine's changes (reported on its thread) to the open watches on the loop;
+    on_change holds loop-side listeners besides them (the scheduler)."""
 
-    def __init__(self, filter: Filter):
+
+class Watcher(fanout.Subscription[Change]):
+    """One watch's subscription: its filter, and the queue the changes of its kind go to."""
+
+    def __init__(self, filter: Filter) -> None:
+        super().__init__(lambda changes: [c for c in changes if c.kind == filter.kind], QUEUE_LIMIT)
         self.filter = filter
-        self.queue: asyncio.Queue[list[Change] | str] = asyncio.Queue()
-        self.lagging = False  # changes dropped: the watch replays them from history
+
+
+def _revision(change: Change) -> int:
+    return change.revision
 
 
 class Watch:
     """An open watch: iterate it for batches of events (the start first, then live changes)."""
 
     def __init__(self, hub: Hub, watcher: Watcher, revision: int, first: list[Event],
-                 history: Callable[[int], Any]):
-        self._hub, self._watcher, self._history = hub, watcher, history
+                 history: Callable[[int], Awaitable[list[Change]]]) -> None:
+        self._watcher = watcher
         self.revision = revision  # where the watch started: its first events come after it
-        self._after, self._first = revision, first
-
-    async def _replay(self) -> AsyncIterator[list[Event]]:
-        while True:
-            changes = await self._history(self._after)  # OUT_OF_RANGE if compacted meanwhile
-            events = [e for e in map(self._watcher.filter.event, changes) if e is not None]
-            if changes:
-                self._after = changes[-1].revision
-            if events:
-                yield events
-            if len(changes) < REPLAY_CHUNK:
-                return
+        self._first = first
+        # history(after): up to REPLAY_CHUNK changes of the kind after a revision (OUT_OF_RANGE if compacted)
+        self._feed: fanout.Feed[Change, int] = fanout.Feed(hub, watcher, revision, _revision, history, REPLAY_CHUNK)
 
     async def __aiter__(self) -> AsyncIterator[list[Event]]:
         try:
             first, self._first = self._first, []
             if first:
                 yield first
-            async for batch in self._replay():
-                yield batch
-            while True:
-                item = await self._watcher.queue.get()
-                if item == _CLOSED:
-                    return
-                if item == _LAGGING:
-                    self._watcher.lagging = False  # new changes queue again; replay the dropped ones
-                    async for batch in self._replay():
-                        yield batch
-                    continue
-                fresh = [c for c in item if c.revision > self._after]  # type: ignore[union-attr]
-                if fresh:
-                    self._after = fresh[-1].revision
-                events = [e for e in map(self._watcher.filter.event, fresh) if e is not None]
+            async for batch in self._feed:
+                events = [e for e in map(self._watcher.filter.event, batch.changes) if e is not None]
                 if events:
                     yield events
         finally:
@@ -128,51 +113,7 @@ class Watch:
 
     def close(self) -> None:
         """Stop receiving changes."""
-        self._hub.watchers.discard(self._watcher)
-
-
-class Hub:
-    """Hands the state machine's changes (reported on its thread) to the open watches on the loop."""
-
-    def __init__(self) -> None:
-        self.watchers: set[Watcher] = set()
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.closed = False
-        self.on_change: list[Callable[[list[Change] | None], None]] = []  # loop-side listeners (the scheduler)
-
-    def applied(self, changes: list[Change] | None) -> None:
-        """On the applying thread: pass changes (None: a restored snapshot) to the event loop."""
-        loop = self.loop
-        if loop is not None:
-            try:
-                loop.call_soon_threadsafe(self._dispatch, changes)
-            except RuntimeError:  # the loop is closed: nobody is watching any more
-                pass
-
-    def _dispatch(self, changes: list[Change] | None) -> None:
-        for listener in self.on_change:
-            listener(changes)
-        for watcher in list(self.watchers):
-            if watcher.lagging:
-                continue
-            mine = None if changes is None else [c for c in changes if c.kind == watcher.filter.kind]
-            if mine == []:
-                continue
-            if mine is None or watcher.queue.qsize() >= QUEUE_LIMIT:
-                # The state jumped (a snapshot) or the watcher is too far behind: replay from history.
-                while not watcher.queue.empty():
-                    watcher.queue.get_nowait()
-                watcher.lagging = True
-                watcher.queue.put_nowait(_LAGGING)
-                continue
-            watcher.queue.put_nowait(mine)
-
-    def close(self) -> None:
-        """End every open watch and refuse new ones."""
-        self.closed = True
-        for watcher in list(self.watchers):
-            watcher.queue.put_nowait(_CLOSED)
-        self.watchers.clear()
+        self._feed.close()
 
 
 def too_old(revision: int, compacted: int) -> OutOfRange:
