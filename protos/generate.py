@@ -6,6 +6,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+from google.api import http_pb2
 from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent
@@ -23,6 +24,7 @@ def generate(out_dir: Path = ROOT) -> None:
         "grpc_tools.protoc",
         f"--proto_path={ROOT}",
         f"--proto_path={resources.files('grpc_tools') / '_proto'}",  # the well-known types
+        f"--proto_path={Path(http_pb2.__file__).parents[2]}",  # google/api: http rules, field behavior
         f"--python_out={out_dir}",
         f"--pyi_out={out_dir}",
         f"--grpc_python_out={out_dir}",

@@ -1,3 +1,7 @@
+from google.api import annotations_pb2 as _annotations_pb2
+from google.api import field_behavior_pb2 as _field_behavior_pb2
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
+from photoncloud.api.v1 import options_pb2 as _options_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -244,23 +248,19 @@ class ListPortsResponse(_message.Message):
     next_page_token: str
     def __init__(self, items: _Optional[_Iterable[_Union[Port, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
-class SecurityGroupIds(_message.Message):
-    __slots__ = ("ids",)
-    IDS_FIELD_NUMBER: _ClassVar[int]
-    ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, ids: _Optional[_Iterable[str]] = ...) -> None: ...
-
 class UpdatePortRequest(_message.Message):
-    __slots__ = ("id", "name", "description", "security_group_ids")
+    __slots__ = ("id", "name", "description", "security_group_ids", "update_mask")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     SECURITY_GROUP_IDS_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     description: str
-    security_group_ids: SecurityGroupIds
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., security_group_ids: _Optional[_Union[SecurityGroupIds, _Mapping]] = ...) -> None: ...
+    security_group_ids: _containers.RepeatedScalarFieldContainer[str]
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., security_group_ids: _Optional[_Iterable[str]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
 
 class AttachPortRequest(_message.Message):
     __slots__ = ("id", "device_id", "device_type")

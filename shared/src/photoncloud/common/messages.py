@@ -1,15 +1,44 @@
-"""Protobuf messages built from the plain data the views make, for the gRPC adapters."""
+"""Protobuf messages built from a service's records (frozen dataclasses), for its converter module."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, TypeVar
 
 from google.protobuf import json_format
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
+
+from . import protojson
+from .times import rfc3339
 
 M = TypeVar("M", bound=Message)
 
 
 def to_message(data: dict[str, Any], message_class: type[M]) -> M:
-    """A new message_class message holding data (a view's dict, in its JSON field names and values)."""
+    """A new message_class message holding data (plain data in its JSON field names and values)."""
     return json_format.ParseDict(data, message_class())
+
+
+def from_record(message_class: type[M], record: Any, **overrides: Any) -> M:
+    """A message_class message holding every field of record (a dataclass) that it has by name,
+    then overrides. Records keep times as epoch seconds, messages as RFC 3339 strings: a float
+    field of the record named `*_at` becomes one; a nested record (or a sequence of them) becomes
+    the field's message type."""
+    fields = message_class.DESCRIPTOR.fields_by_name
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(record):
+        if f.name in fields and f.name not in overrides:
+            values[f.name] = _value(fields[f.name], getattr(record, f.name))
+    return message_class(**values, **overrides)
+
+
+def _value(field: FieldDescriptor, value: Any) -> Any:
+    if field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type.full_name not in ("google.protobuf.Struct",):
+        cls = protojson.message_class(field.message_type)
+        if isinstance(value, (list, tuple)):
+            return [from_record(cls, v) if dataclasses.is_dataclass(v) else v for v in value]
+        return from_record(cls, value) if dataclasses.is_dataclass(value) else value
+    if field.type == FieldDescriptor.TYPE_STRING and field.name.endswith("_at") and isinstance(value, (int, float)):
+        return rfc3339(value)
+    return value

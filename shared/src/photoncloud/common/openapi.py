@@ -1,4 +1,5 @@
-"""The OpenAPI 3.1 document of a service, generated from its route table and pydantic models."""
+"""The OpenAPI 3.1 document of a service, generated from its route table: the descriptors of the RPCs
+its routes run, or the pydantic models of hand-written routes."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from . import protojson
 from .errors import Code
 from .rest import RouteTable
 
@@ -59,6 +61,30 @@ def _query_parameters(model: type[BaseModel], defs: dict[str, Any]) -> list[dict
     ]
 
 
+def _from_binding(binding: Any, parameters: list[dict[str, Any]],
+                  schemas: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The request body's and the response's schemas of a route made from an RPC (gateway.Binding),
+    its path parameters typed and its query parameters added to parameters."""
+    request = binding.method.input_type
+    for parameter in parameters:
+        field = request.fields_by_name.get(parameter["name"])
+        if field is not None:
+            parameter["schema"] = protojson.field_schema(field, schemas)
+    body: dict[str, Any] | None = None
+    if binding.body == "*":
+        body = protojson.message_schema(request, schemas, exclude=frozenset(binding.path_fields), inline=True)
+    elif binding.body:
+        body = protojson.field_schema(request.fields_by_name[binding.body], schemas)
+    if binding.body != "*":
+        parameters += [
+            {"name": f.name, "in": "query", "required": protojson.is_required(f),
+             "schema": protojson.field_schema(f, schemas)}
+            for f in request.fields
+            if f.name not in binding.path_fields and f.name != binding.body and f.message_type is None
+        ]
+    return body, protojson.message_schema(binding.method.output_type, schemas)
+
+
 def openapi_document(title: str, version: str, routes: RouteTable) -> dict[str, Any]:
     """The OpenAPI document describing every route in routes."""
     models = {m for r in routes.routes for m in (r.body, r.response) if m is not None}
@@ -76,6 +102,9 @@ def openapi_document(title: str, version: str, routes: RouteTable) -> dict[str, 
         if route.query is not None:
             parameters += _query_parameters(route.query, schemas)
         data = refs[(route.response, "validation")] if route.response is not None else {}
+        body = refs[(route.body, "validation")] if route.body is not None else None
+        if route.binding is not None:
+            body, data = _from_binding(route.binding, parameters, schemas)
         success: dict[str, Any] = {
             "description": "success",
             "content": {"application/json": {"schema": _envelope(data)}},
@@ -103,11 +132,8 @@ def openapi_document(title: str, version: str, routes: RouteTable) -> dict[str, 
             operation["x-who"] = route.who  # public, tenant or operator (see photoncloud.common.auth)
         if route.permission:
             operation["x-permission"] = route.permission
-        if route.body is not None:
-            operation["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": refs[(route.body, "validation")]}},
-            }
+        if body is not None:
+            operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
         paths.setdefault(path, {})[route.method.lower()] = operation
     return {
         "openapi": "3.1.0",

@@ -38,6 +38,7 @@ class Route:
     rpc: str | None = None  # the gRPC method doing the same, "package.Service/Method"
     permission: str | None = None  # what the caller's token must grant, e.g. "chainfire:kv:write"
     who: str = ""  # auth.PUBLIC, TENANT or OPERATOR; "" (undeclared) is served as OPERATOR
+    binding: Any = None  # a gateway.Binding: the RPC the route runs, which describes it instead of models
 
     @property
     def public(self) -> bool:

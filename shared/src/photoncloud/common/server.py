@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -12,11 +13,10 @@ from typing import Any
 
 import grpc
 from aiohttp import web
-from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from . import auth, envelope, tls
+from . import auth, envelope, gateway, tls
 from .auth import Verifier
 from .config import AddOptions, ServerConfig, load_config
 from .logs import setup_logging
@@ -37,6 +37,18 @@ class GrpcService:
     # What calling each method takes, by full method name ("/package.Service/Method"), for methods
     # no REST route mirrors (e.g. a compatibility API); the others take it from their route.
     access: Mapping[str, Access] = field(default_factory=dict)
+    # The servicer instance add_to_server adds: REST routes are made from it for the methods the
+    # contract binds to HTTP (gateway.rest_routes).
+    servicer: Any = None
+
+
+def grpc_services(pb2: Any, pb2_grpc: Any, servicers: Mapping[str, Any]) -> list[GrpcService]:
+    """The GrpcService of each servicer, by the name its service has in the pb2 module (e.g.
+    `{"Vpcs": VpcsServicer(core)}`), added with the pb2_grpc module's `add_<Name>Servicer_to_server`."""
+    return [GrpcService(pb2.DESCRIPTOR.services_by_name[name].full_name,
+                        functools.partial(getattr(pb2_grpc, f"add_{name}Servicer_to_server"), servicer),
+                        servicer=servicer)
+            for name, servicer in servicers.items()]
 
 
 async def _no_dependencies() -> dict[str, Any]:
@@ -96,17 +108,18 @@ class Server:
                  _host_port(self.config.bind, self.grpc_port))
 
     def grpc_access(self) -> dict[str, Access | None]:
-        """Every method of the served gRPC services and what calling it takes: its declaration, from
-        the service's table or from the REST route mirroring it (None: undeclared, the operator's)."""
+        """Every method of the served gRPC services and what calling it takes: its declaration in the
+        contract (the method's option), in the service's table, or on the REST route mirroring it
+        (None: undeclared, the operator's)."""
         access: dict[str, Access | None] = {}
         for grpc_service in self.service.grpc_services:
             try:
-                names = [m.name for m in descriptor_pool.Default().FindServiceByName(grpc_service.name).methods]
+                access.update(gateway.access_table(gateway.service_descriptor(grpc_service.name)))
             except KeyError:  # served by a generic handler with no descriptor (tests)
-                names = []
-            access.update({f"/{grpc_service.name}/{name}": None for name in names})
+                pass
             access.update(grpc_service.access)
-        access.update({f"/{r.rpc}": Access(r.who, r.permission) for r in self.service.routes.routes if r.rpc})
+        access.update({f"/{r.rpc}": Access(r.who, r.permission) for r in self.service.routes.routes
+                       if r.rpc and r.binding is None})
         return access
 
     async def _start_grpc(self, declared: dict[str, Access | None]) -> None:

@@ -1,32 +1,18 @@
-"""PrismNET's gRPC adapter: protobuf in, `await core.x(...)`, protobuf out (shaped by views.py)."""
+"""PrismNET's servicers: a request message in, `await core.x(...)`, a message out (convert.py).
+gRPC serves them, and REST through the routes the contract binds to HTTP (shared gateway)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import grpc
-from google.protobuf import json_format
-from google.protobuf.message import Message
-
-from photoncloud.common.messages import to_message
-from photoncloud.common.server import GrpcService
+from photoncloud.common.server import GrpcService, grpc_services
 from photoncloud.prismnet.v1 import prismnet_pb2 as pb
 from photoncloud.prismnet.v1 import prismnet_pb2_grpc as pb_grpc
 
-from . import core, views
+from . import convert, core
+from .convert import optional
 
-Context = grpc.aio.ServicerContext
-
-
-def _optional(request: Message, field: str) -> Any:
-    return getattr(request, field) if request.HasField(field) else None
-
-
-def _rule_fields(rule: pb.Rule) -> dict[str, Any]:
-    data = json_format.MessageToDict(rule, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
-    data.pop("id", None)
-    return {**data, "direction": data["direction"] or "INGRESS", "protocol": data["protocol"] or "ANY",
-            "ethertype": data["ethertype"] or "IPv4"}
+Context = Any  # grpc.aio.ServicerContext, or the gateway's RestContext
 
 
 class VpcsServicer(pb_grpc.VpcsServicer):
@@ -38,21 +24,21 @@ class VpcsServicer(pb_grpc.VpcsServicer):
     async def CreateVpc(self, request: pb.CreateVpcRequest, context: Context) -> pb.Vpc:
         vpc = await self.net.create_vpc(request.name, request.org_id, request.project_id, request.cidr_block,
                                         request.description)
-        return to_message(views.vpc(vpc), pb.Vpc)
+        return convert.vpc(vpc)
 
     async def GetVpc(self, request: pb.GetVpcRequest, context: Context) -> pb.Vpc:
-        return to_message(views.vpc(await self.net.vpc(request.id)), pb.Vpc)
+        return convert.vpc(await self.net.vpc(request.id))
 
     async def ListVpcs(self, request: pb.ListVpcsRequest, context: Context) -> pb.ListVpcsResponse:
         found = await self.net.vpcs(request.org_id, request.project_id, request.page_size, request.page_token)
-        return to_message(views.page([views.vpc(v) for v in found.items], found.next_page_token), pb.ListVpcsResponse)
+        return pb.ListVpcsResponse(items=[convert.vpc(v) for v in found.items], next_page_token=found.next_page_token)
 
     async def UpdateVpc(self, request: pb.UpdateVpcRequest, context: Context) -> pb.Vpc:
-        vpc = await self.net.update_vpc(request.id, _optional(request, "name"), _optional(request, "description"))
-        return to_message(views.vpc(vpc), pb.Vpc)
+        vpc = await self.net.update_vpc(request.id, optional(request, "name"), optional(request, "description"))
+        return convert.vpc(vpc)
 
     async def DeleteVpc(self, request: pb.DeleteVpcRequest, context: Context) -> pb.Vpc:
-        return to_message(views.vpc(await self.net.delete_vpc(request.id)), pb.Vpc)
+        return convert.vpc(await self.net.delete_vpc(request.id))
 
 
 class SubnetsServicer(pb_grpc.SubnetsServicer):
@@ -62,7 +48,7 @@ class SubnetsServicer(pb_grpc.SubnetsServicer):
         self.net = net
 
     async def _out(self, subnet: Any) -> pb.Subnet:
-        return to_message(views.subnet(subnet, *await self.net.capacity(subnet)), pb.Subnet)
+        return convert.subnet(subnet, *await self.net.capacity(subnet))
 
     async def CreateSubnet(self, request: pb.CreateSubnetRequest, context: Context) -> pb.Subnet:
         pools = [{"start": p.start, "end": p.end} for p in request.allocation_pools]
@@ -79,7 +65,7 @@ class SubnetsServicer(pb_grpc.SubnetsServicer):
                                       next_page_token=found.next_page_token)
 
     async def DeleteSubnet(self, request: pb.DeleteSubnetRequest, context: Context) -> pb.Subnet:
-        return to_message(views.subnet(await self.net.delete_subnet(request.id), 0, 0), pb.Subnet)
+        return convert.subnet(await self.net.delete_subnet(request.id), 0, 0)
 
 
 class PortsServicer(pb_grpc.PortsServicer):
@@ -91,31 +77,30 @@ class PortsServicer(pb_grpc.PortsServicer):
     async def CreatePort(self, request: pb.CreatePortRequest, context: Context) -> pb.Port:
         port = await self.net.create_port(request.subnet_id, request.name, request.ip_address, request.description,
                                           list(request.security_group_ids), request.device_id, request.device_type)
-        return to_message(views.port(port), pb.Port)
+        return convert.port(port)
 
     async def GetPort(self, request: pb.GetPortRequest, context: Context) -> pb.Port:
-        return to_message(views.port(await self.net.port(request.id)), pb.Port)
+        return convert.port(await self.net.port(request.id))
 
     async def ListPorts(self, request: pb.ListPortsRequest, context: Context) -> pb.ListPortsResponse:
         found = await self.net.ports(request.subnet_id, request.vpc_id, request.device_id, request.page_size,
                                      request.page_token)
-        return to_message(views.page([views.port(p) for p in found.items], found.next_page_token), pb.ListPortsResponse)
+        return pb.ListPortsResponse(items=[convert.port(p) for p in found.items], next_page_token=found.next_page_token)
 
     async def UpdatePort(self, request: pb.UpdatePortRequest, context: Context) -> pb.Port:
-        groups = list(request.security_group_ids.ids) if request.HasField("security_group_ids") else None
-        port = await self.net.update_port(request.id, _optional(request, "name"), _optional(request, "description"),
+        groups = list(request.security_group_ids) if "security_group_ids" in request.update_mask.paths else None
+        port = await self.net.update_port(request.id, optional(request, "name"), optional(request, "description"),
                                           groups)
-        return to_message(views.port(port), pb.Port)
+        return convert.port(port)
 
     async def AttachPort(self, request: pb.AttachPortRequest, context: Context) -> pb.Port:
-        port = await self.net.attach_port(request.id, request.device_id, request.device_type)
-        return to_message(views.port(port), pb.Port)
+        return convert.port(await self.net.attach_port(request.id, request.device_id, request.device_type))
 
     async def DetachPort(self, request: pb.DetachPortRequest, context: Context) -> pb.Port:
-        return to_message(views.port(await self.net.detach_port(request.id)), pb.Port)
+        return convert.port(await self.net.detach_port(request.id))
 
     async def DeletePort(self, request: pb.DeletePortRequest, context: Context) -> pb.Port:
-        return to_message(views.port(await self.net.delete_port(request.id)), pb.Port)
+        return convert.port(await self.net.delete_port(request.id))
 
 
 class SecurityGroupsServicer(pb_grpc.SecurityGroupsServicer):
@@ -126,40 +111,34 @@ class SecurityGroupsServicer(pb_grpc.SecurityGroupsServicer):
 
     async def CreateSecurityGroup(self, request: pb.CreateSecurityGroupRequest, context: Context) -> pb.SecurityGroup:
         group = await self.net.create_group(request.name, request.org_id, request.project_id, request.description,
-                                            [_rule_fields(r) for r in request.rules])
-        return to_message(views.group(group), pb.SecurityGroup)
+                                            [convert.rule_fields(r) for r in request.rules])
+        return convert.group(group)
 
     async def GetSecurityGroup(self, request: pb.GetSecurityGroupRequest, context: Context) -> pb.SecurityGroup:
-        return to_message(views.group(await self.net.group(request.id)), pb.SecurityGroup)
+        return convert.group(await self.net.group(request.id))
 
     async def ListSecurityGroups(self, request: pb.ListSecurityGroupsRequest,
                                  context: Context) -> pb.ListSecurityGroupsResponse:
         found = await self.net.groups(request.org_id, request.project_id, request.page_size, request.page_token)
-        return to_message(views.page([views.group(g) for g in found.items], found.next_page_token),
-                          pb.ListSecurityGroupsResponse)
+        return pb.ListSecurityGroupsResponse(items=[convert.group(g) for g in found.items],
+                                             next_page_token=found.next_page_token)
 
     async def UpdateSecurityGroup(self, request: pb.UpdateSecurityGroupRequest, context: Context) -> pb.SecurityGroup:
-        group = await self.net.update_group(request.id, _optional(request, "name"), _optional(request, "description"))
-        return to_message(views.group(group), pb.SecurityGroup)
+        group = await self.net.update_group(request.id, optional(request, "name"), optional(request, "description"))
+        return convert.group(group)
 
     async def DeleteSecurityGroup(self, request: pb.DeleteSecurityGroupRequest, context: Context) -> pb.SecurityGroup:
-        return to_message(views.group(await self.net.delete_group(request.id)), pb.SecurityGroup)
+        return convert.group(await self.net.delete_group(request.id))
 
     async def AddRule(self, request: pb.AddRuleRequest, context: Context) -> pb.AddRuleResponse:
-        group, rule = await self.net.add_rule(request.security_group_id, **_rule_fields(request.rule))
-        return to_message({"security_group": views.group(group), "rule": views.rule(rule)}, pb.AddRuleResponse)
+        group, rule = await self.net.add_rule(request.security_group_id, **convert.rule_fields(request.rule))
+        return pb.AddRuleResponse(security_group=convert.group(group), rule=convert.rule(rule))
 
     async def DeleteRule(self, request: pb.DeleteRuleRequest, context: Context) -> pb.SecurityGroup:
-        return to_message(views.group(await self.net.delete_rule(request.security_group_id, request.rule_id)),
-                          pb.SecurityGroup)
+        return convert.group(await self.net.delete_rule(request.security_group_id, request.rule_id))
 
 
 def services(net: core.NetworkCore) -> list[GrpcService]:
     """PrismNET's gRPC services over net."""
-    servicers = {"Vpcs": (VpcsServicer, pb_grpc.add_VpcsServicer_to_server),
-                 "Subnets": (SubnetsServicer, pb_grpc.add_SubnetsServicer_to_server),
-                 "Ports": (PortsServicer, pb_grpc.add_PortsServicer_to_server),
-                 "SecurityGroups": (SecurityGroupsServicer, pb_grpc.add_SecurityGroupsServicer_to_server)}
-    descriptor = pb.DESCRIPTOR.services_by_name
-    return [GrpcService(descriptor[name].full_name, lambda server, s=servicer, add=add: add(s(net), server))
-            for name, (servicer, add) in servicers.items()]
+    return grpc_services(pb, pb_grpc, {"Vpcs": VpcsServicer(net), "Subnets": SubnetsServicer(net),
+                                       "Ports": PortsServicer(net), "SecurityGroups": SecurityGroupsServicer(net)})
