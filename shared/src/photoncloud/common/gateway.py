@@ -54,7 +54,8 @@ def service_descriptor(name: str) -> ServiceDescriptor:
 
 def method_options(method: MethodDescriptor) -> options_pb2.Method:
     """The method's `(photoncloud.api.v1.method)` option (empty when it declares none)."""
-    return method.GetOptions().Extensions[options_pb2.method]
+    found: options_pb2.Method = protojson.extension(method.GetOptions(), options_pb2.method)
+    return found
 
 
 def access_of(method: MethodDescriptor) -> Access | None:
@@ -72,7 +73,7 @@ def access_table(service: ServiceDescriptor) -> dict[str, Access | None]:
 
 def http_rules(method: MethodDescriptor) -> list[http_pb2.HttpRule]:
     """The method's google.api.http binding and its additional bindings (none: not on REST)."""
-    rule = method.GetOptions().Extensions[annotations_pb2.http]
+    rule: http_pb2.HttpRule = protojson.extension(method.GetOptions(), annotations_pb2.http)
     if not rule.WhichOneof("pattern"):
         return []
     return [rule, *rule.additional_bindings]

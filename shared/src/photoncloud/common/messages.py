@@ -25,7 +25,7 @@ def from_record(message_class: type[M], record: Any, **overrides: Any) -> M:
     then overrides. Records keep times as epoch seconds, messages as RFC 3339 strings: a float
     field of the record named `*_at` becomes one; a nested record (or a sequence of them) becomes
     the field's message type."""
-    fields = message_class.DESCRIPTOR.fields_by_name
+    fields = protojson.descriptor_of(message_class).fields_by_name
     values: dict[str, Any] = {}
     for f in dataclasses.fields(record):
         if f.name in fields and f.name not in overrides:
@@ -34,8 +34,8 @@ def from_record(message_class: type[M], record: Any, **overrides: Any) -> M:
 
 
 def _value(field: FieldDescriptor, value: Any) -> Any:
-    if field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type.full_name not in ("google.protobuf.Struct",):
-        cls = protojson.message_class(field.message_type)
+    if field.type == FieldDescriptor.TYPE_MESSAGE:
+        cls = protojson.message_class(protojson.message_type(field))
         if isinstance(value, (list, tuple)):
             return [from_record(cls, v) if dataclasses.is_dataclass(v) else v for v in value]
         return from_record(cls, value) if dataclasses.is_dataclass(value) else value

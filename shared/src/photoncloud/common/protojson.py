@@ -16,11 +16,11 @@ import base64
 import binascii
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from google.api import field_behavior_pb2
 from google.protobuf import json_format, message_factory
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from .errors import InvalidArgument
@@ -73,16 +73,40 @@ def fields_of(descriptor: Descriptor) -> tuple[_Field, ...]:
 
 
 def _field(f: FieldDescriptor) -> _Field:
-    is_map = f.message_type is not None and f.message_type.GetOptions().map_entry
-    behaviors = f.GetOptions().Extensions[field_behavior_pb2.field_behavior]
-    return _Field(
-        f.name, f, _is_repeated(f), f.message_type.fields_by_name["value"] if is_map else None,
-        f.has_presence and not _is_repeated(f), field_behavior_pb2.REQUIRED in behaviors,
-    )
+    entry = f.message_type if f.message_type is not None and f.message_type.GetOptions().map_entry else None
+    repeated = _is_repeated(f)
+    return _Field(f.name, f, repeated, entry.fields_by_name["value"] if entry is not None else None,
+                  f.has_presence and not repeated, is_required(f))
 
 
 def _is_repeated(f: FieldDescriptor) -> bool:
-    return bool(f.is_repeated) if hasattr(f, "is_repeated") else f.label == F.LABEL_REPEATED
+    # protobuf 6 added is_repeated and deprecated label; both are read for older releases.
+    return bool(getattr(f, "is_repeated", None) or getattr(f, "label", None) == F.LABEL_REPEATED)
+
+
+def extension(options: Any, ext: Any) -> Any:
+    """An extension's value on a descriptor's options (the generated stubs type extensions loosely)."""
+    return options.Extensions[ext]
+
+
+def message_type(f: FieldDescriptor) -> Descriptor:
+    """The message type of a message field."""
+    if f.message_type is None:
+        raise TypeError(f"{f.full_name} is not a message field")
+    return f.message_type
+
+
+def enum_type(f: FieldDescriptor) -> EnumDescriptor:
+    """The enum type of an enum field."""
+    if f.enum_type is None:
+        raise TypeError(f"{f.full_name} is not an enum field")
+    return f.enum_type
+
+
+def descriptor_of(cls: type[Message] | Message) -> Descriptor:
+    """The descriptor of a message class or message."""
+    # Typed as the pure-Python Descriptor or upb's, which offer the same reading interface.
+    return cast(Descriptor, cls.DESCRIPTOR)
 
 
 def message_class(descriptor: Descriptor) -> type[Message]:
@@ -95,14 +119,14 @@ def message_class(descriptor: Descriptor) -> type[Message]:
 
 def is_required(descriptor: FieldDescriptor) -> bool:
     """Whether the .proto marks the field `(google.api.field_behavior) = REQUIRED`."""
-    return field_behavior_pb2.REQUIRED in descriptor.GetOptions().Extensions[field_behavior_pb2.field_behavior]
+    return field_behavior_pb2.REQUIRED in extension(descriptor.GetOptions(), field_behavior_pb2.field_behavior)
 
 
 # -- writing ----------------------------------------------------------------------------------
 
 def to_json(message: Message) -> Any:
     """message as the REST API's JSON data."""
-    descriptor = message.DESCRIPTOR
+    descriptor = descriptor_of(message)
     if descriptor.full_name in _WELL_KNOWN:
         return json_format.MessageToDict(message)
     out: dict[str, Any] = {}
@@ -124,7 +148,7 @@ def _write(f: FieldDescriptor, value: Any) -> Any:
     if kind == F.TYPE_MESSAGE:
         return to_json(value)
     if kind == F.TYPE_ENUM:
-        known = f.enum_type.values_by_number.get(value)
+        known = enum_type(f).values_by_number.get(value)
         return known.name if known is not None else value
     if kind == F.TYPE_BYTES:
         return base64.b64encode(value).decode("ascii")
@@ -171,8 +195,8 @@ def raise_problems(problems: _Problems, where: str) -> None:
 def from_json(data: Any, cls: type[Message], where: str = "request body") -> Message:
     """A cls message holding data (the REST API's JSON); INVALID_ARGUMENT naming each bad field."""
     problems = _Problems()
-    kwargs = read_fields(data, cls.DESCRIPTOR, where, problems)
-    missing_required(kwargs, cls.DESCRIPTOR, problems)
+    kwargs = read_fields(data, descriptor_of(cls), where, problems)
+    missing_required(kwargs, descriptor_of(cls), problems)
     raise_problems(problems, where)
     return cls(**kwargs)
 
@@ -205,15 +229,16 @@ def _read_value(f: FieldDescriptor, value: Any, where: str, problems: _Problems,
             return _INVALID
         return result
     if f.type == F.TYPE_MESSAGE:
-        cls = message_class(f.message_type)
-        if f.message_type.full_name in _WELL_KNOWN:
+        nested = message_type(f)
+        cls = message_class(nested)
+        if nested.full_name in _WELL_KNOWN:
             try:
                 return json_format.ParseDict(value, cls())
             except json_format.ParseError as exc:
                 problems.add(path, str(exc))
                 return _INVALID
-        kwargs = read_fields(value, f.message_type, where, problems, path + ".")
-        missing_required(kwargs, f.message_type, problems, path + ".")
+        kwargs = read_fields(value, nested, where, problems, path + ".")
+        missing_required(kwargs, nested, problems, path + ".")
         return cls(**kwargs)
     problems.add(path, "unsupported field type")  # groups: no .proto of ours has any
     return _INVALID
@@ -270,10 +295,10 @@ def _read_bytes(f: FieldDescriptor, value: Any) -> tuple[Any, str]:
 
 
 def _read_enum(f: FieldDescriptor, value: Any) -> tuple[Any, str]:
-    names = f.enum_type.values_by_name
+    names = enum_type(f).values_by_name
     if isinstance(value, str) and value in names:
         return names[value].number, ""
-    if isinstance(value, int) and not isinstance(value, bool) and value in f.enum_type.values_by_number:
+    if isinstance(value, int) and not isinstance(value, bool) and value in enum_type(f).values_by_number:
         return value, ""
     return None, f"Input should be one of {', '.join(names)}"
 
@@ -316,8 +341,8 @@ def _value_schema(f: FieldDescriptor, schemas: dict[str, Any]) -> dict[str, Any]
     if kind == F.TYPE_BYTES:
         return {"type": "string", "contentEncoding": "base64"}
     if kind == F.TYPE_ENUM:
-        return {"type": "string", "enum": list(f.enum_type.values_by_name)}
-    return message_schema(f.message_type, schemas)
+        return {"type": "string", "enum": list(enum_type(f).values_by_name)}
+    return message_schema(message_type(f), schemas)
 
 
 _WELL_KNOWN_SCHEMAS: dict[str, dict[str, Any]] = {

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from pydantic import BaseModel, ValidationError
 
 from . import auth, envelope, request_id
@@ -162,7 +163,8 @@ def _endpoint(route: Route, verifier: Verifier | None) -> Callable[[web.Request]
         finally:
             auth.reset(token)
         if route.raw:
-            return result
+            response: web.StreamResponse = result
+            return response
         return json_response(envelope.success(dump(result)), route.status)
 
     return endpoint
@@ -188,7 +190,10 @@ def _from_http_exception(exc: web.HTTPException, request: web.Request) -> Servic
     return InvalidArgument(exc.reason)
 
 
-async def _serve(request: web.Request, handler: Callable) -> tuple[web.StreamResponse, str]:
+RequestHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+async def _serve(request: web.Request, handler: RequestHandler) -> tuple[web.StreamResponse, str]:
     """The handler's response and its code name, with every failure turned into an envelope."""
     try:
         try:
@@ -204,11 +209,11 @@ async def _serve(request: web.Request, handler: Callable) -> tuple[web.StreamRes
         return error_response(Internal("internal error; see the service log")), Code.INTERNAL.name
 
 
-def envelope_middleware(metrics: RequestMetrics) -> Callable:
+def envelope_middleware(metrics: RequestMetrics) -> Middleware:
     """The one middleware per service: request ID, error envelope, metrics and access log."""
 
     @web.middleware
-    async def middleware(request: web.Request, handler: Callable) -> web.StreamResponse:
+    async def middleware(request: web.Request, handler: RequestHandler) -> web.StreamResponse:
         rid = request_id.accept(request.headers.get(request_id.HEADER))
         token = request_id.bind(rid)  # reset only after the envelope, which reads it, is built
         started = time.perf_counter()

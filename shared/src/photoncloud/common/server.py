@@ -169,7 +169,8 @@ class Server:
 
         @routes.get("/health", "Service health: status, version and dependencies", raw=True, who=auth.PUBLIC)
         async def get_health(request: web.Request) -> web.Response:
-            report = {"status": "SERVING", "service": self.service.name, "version": self.service.version}
+            report: dict[str, Any] = {"status": "SERVING", "service": self.service.name,
+                                      "version": self.service.version}
             try:
                 report["dependencies"] = await self.service.dependencies()
             except Exception as exc:  # noqa: BLE001 - a failing dependency is what health reports
