@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -12,7 +13,7 @@ from photoncloud.iam.commands import Commit, Expect, Insert
 from photoncloud.iam.core import Caller, Grant, IamCore, Settings
 from photoncloud.iam.credentials import SecretHasher
 from photoncloud.iam.machine import IamStateMachine
-from photoncloud.iam.records import Organization, Project, User
+from photoncloud.iam.records import Meta, Organization, Project, User
 from photoncloud.iam.store import SqliteIamStore
 
 PASSWORD = "a long enough password"
@@ -135,3 +136,20 @@ def test_a_command_decided_on_an_old_state_is_aborted():
     refused = machine.apply(2, stale)
     assert isinstance(refused, ServiceError) and refused.code is Code.ABORTED
     assert store.get(Project, project.id) is None and store.applied_index() == 2
+
+
+def test_a_store_from_before_the_log_opens_and_counts_its_commands(tmp_path):
+    # IAM's own meta table kept its values as text; the applied index lands there too.
+    path = tmp_path / "iam.sqlite3"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    old.execute("INSERT INTO meta VALUES ('bootstrapped', '2026-01-01T00:00:00Z')")
+    old.commit()
+    old.close()
+    store = SqliteIamStore(path)
+    machine = IamStateMachine(store)
+    assert machine.applied_index() == 0
+    assert machine.apply(1, Commit((Insert(Organization("org-1", "acme", "", "", 1.0, 1.0)),))) == [1]
+    assert machine.applied_index() == 1
+    assert store.get(Meta, "bootstrapped").value == "2026-01-01T00:00:00Z"
+    store.db.close()

@@ -14,7 +14,7 @@ from photoncloud.common.errors import InvalidArgument, NotFound, ServiceError
 from photoncloud.common.replication import Log
 
 from .audit import FAILURE, SUCCESS, Event, log_event
-from .commands import Change, Cmp, Commit, Expect, Where
+from .commands import Change, Cmp, Commit, Guard, Where
 from .credentials import LoginThrottle, SecretHasher
 from .store import Records, SqliteIamStore
 from .values import Caller, Page, Settings
@@ -73,13 +73,13 @@ class Facade:
         event.recorded = True
         log_event(record)
 
-    async def _propose(self, *changes: Change, expect: Sequence[Expect] = ()) -> list[int]:
+    async def _propose(self, *changes: Change, expect: Sequence[Guard] = ()) -> list[int]:
         """Apply changes through the log, without an audit event; the rows each affected."""
         return await self.log.propose(Commit(tuple(changes), None, tuple(expect)))
 
-    async def _commit(self, event: Event, *changes: Change, expect: Sequence[Expect] = ()) -> list[int]:
+    async def _commit(self, event: Event, *changes: Change, expect: Sequence[Guard] = ()) -> list[int]:
         """Apply changes and their SUCCESS audit event at once, through the log; ALREADY_EXISTS on a
-        name conflict, ABORTED when a record in expect changed since it was read."""
+        name conflict, ABORTED when a guard in expect no longer holds."""
         record = event.record(SUCCESS, self.clock())
         counts = await self.log.propose(Commit(tuple(changes), record, tuple(expect)))
         event.recorded = True

@@ -15,7 +15,7 @@ from photoncloud.common.auth import AUDIENCE, ORG, PROJECT, REVOKED_KEPT_AFTER_E
 from photoncloud.common.errors import Aborted, InvalidArgument, PermissionDenied, ServiceError, Unauthenticated
 
 from .audit import Event
-from .commands import Change, Cmp, Delete, Expect, Insert, Update
+from .commands import Change, Cmp, Delete, Expect, Guard, Insert, Update
 from .credentials import (ALGORITHM, generate_key, load_private_key, new_id, new_refresh_token, public_key, sign,
                           token_digest)
 from .facade import Facade
@@ -215,12 +215,15 @@ class Tokens(Facade):
         scope = family.scope
         if grant.org_id or grant.project_id:
             scope = await self._token_scope(grant.org_id, grant.project_id)
-        family = replace(family, scope_type=scope.kind, org_id=scope.org_id, project_id=scope.project_id)
+        read, family = family, replace(family, scope_type=scope.kind, org_id=scope.org_id, project_id=scope.project_id)
+        # A refresh token is exchanged once: the command holds only if it is still unused (and its
+        # session unrevoked) when applied, so two exchanges of one token can never both succeed.
         return await self._issue(event, who, family, Update(family), Update(replace(token, used_at=now)),
-                                 with_refresh=True)
+                                 with_refresh=True, expect=[Expect(RefreshToken, token.token_hash, token),
+                                                            Expect(TokenFamily, read.id, read)])
 
     async def _issue(self, event: Event, who: User | ServiceAccount, family: TokenFamily, *changes: Change,
-                     with_refresh: bool) -> IssuedToken:
+                     with_refresh: bool, expect: Sequence[Guard] = ()) -> IssuedToken:
         """Sign an access token for who on the family's scope (under the lock)."""
         scope = family.scope
         event.principal, event.details["scope"] = who.subject, scope.as_dict()
@@ -248,7 +251,7 @@ class Tokens(Facade):
             refresh_expires = int(min(now + self.settings.refresh_token_ttl, family.expires_at))
             writes.append(Insert(RefreshToken(token_digest(refresh), family.id, now, refresh_expires, 0)))
         event.details.update(token_id=claims["jti"], family=family.id, roles=roles)
-        await self._commit(event, *writes)
+        await self._commit(event, *writes, expect=expect)
         return IssuedToken(access, expires - now, refresh, max(0, refresh_expires - now) if refresh else 0,
                            scope, tuple(roles))
 
@@ -344,11 +347,12 @@ class Tokens(Facade):
                 retire_until = now + self.settings.access_token_ttl + self.verifier.leeway + KEY_RETIREMENT_MARGIN
                 key = SigningKey(material.kid, material.private_pem, material.public_jwk, now, 0, 0)
                 keys = await self.store.find(SigningKey)
-                retiring = [replace(k, retired_at=now, expires_at=retire_until) for k in keys
-                            if k.status(now) == ACTIVE]
+                active = [k for k in keys if k.status(now) == ACTIVE]
+                retiring = [replace(k, retired_at=now, expires_at=retire_until) for k in active]
                 event.target = f"keys/{key.kid}"
                 event.details["retired"] = [k.kid for k in retiring]
-                await self._commit(event, Insert(key), *(Update(k) for k in retiring))
+                await self._commit(event, Insert(key), *(Update(k) for k in retiring),
+                                   expect=[Expect(SigningKey, k.kid, k) for k in active])
                 self._load_keys(await self.store.find(SigningKey))
             return key
 
