@@ -1,8 +1,12 @@
 """IAM's domain: identities (organizations, projects, users, service accounts), roles, bindings,
 tokens, authorization decisions and the audit log, with every rule about them.
 
-Every operation takes a `Caller` (who asks, from where) and decides here what that caller may
-see and change; the adapters only convert. The rules, in short:
+IamCore is the service's facade: an operation authorizes the caller, validates, hashes and signs
+what needs it, then proposes a command to the log (commands.py; machine.py applies it) or reads
+the store. The operations live by subject in tenancy.py, principals.py, access.py and tokens.py.
+
+Every operation takes a `Caller` (who asks, from where) and decides what that caller may see and
+change; the adapters only convert. The rules, in short:
 
 * Reads need `iam:<resource>:read` and show what the caller's token scope covers: a system token
   sees everything; an org token its org, the org's projects, service accounts and bindings; a
