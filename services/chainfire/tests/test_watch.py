@@ -14,6 +14,7 @@ from photoncloud.chainfire.core import (
     TxnRequest,
     WatchRequest,
 )
+from photoncloud.common import fanout
 from photoncloud.common.errors import InvalidArgument, OutOfRange
 
 SECONDS = 10  # every wait below is bounded by this
@@ -129,7 +130,7 @@ async def test_a_compacted_start_revision_is_out_of_range(kv):
         await kv.watch(WatchRequest(b"c", start_revision=1))
     assert caught.value.details["compact_revision"] == 2
     assert "compacted" in caught.value.message
-    assert not kv._watchers  # the refused watch left no subscription behind
+    assert not kv.hub.watchers  # the refused watch left no subscription behind
     events = await collect(await kv.watch(WatchRequest(b"c", start_revision=2)), 3)
     assert [e.kv.value for e in events] == [b"2", b"3"]
 
@@ -141,7 +142,7 @@ async def test_invalid_watches_are_refused(kv):
         await kv.watch(WatchRequest(b"a", start_revision=-1))
     with pytest.raises(InvalidArgument):
         await kv.watch(WatchRequest(b"a", range_end=b"b", prefix=True))
-    assert not kv._watchers
+    assert not kv.hub.watchers
 
 
 async def test_a_watcher_that_falls_behind_catches_up_from_history(kv, monkeypatch):
@@ -159,10 +160,10 @@ async def test_closing_the_core_ends_watches(kv):
     watch = await kv.watch(WatchRequest(b"k"))
     reader = asyncio.create_task(collect(watch, 10**9))
     await asyncio.sleep(0.01)
-    for watcher in list(kv._watchers):
-        watcher.queue.put_nowait(core._CLOSED)
+    for watcher in list(kv.hub.watchers):
+        watcher.queue.put_nowait(fanout.Signal.CLOSED)
     assert await asyncio.wait_for(reader, SECONDS) == []
-    assert not kv._watchers
+    assert not kv.hub.watchers
 
 
 async def test_compaction_during_a_replay_fails_the_watch(kv, monkeypatch):
@@ -177,4 +178,4 @@ async def test_compaction_during_a_replay_fails_the_watch(kv, monkeypatch):
     with pytest.raises(OutOfRange) as caught:
         await batches.__anext__()
     assert caught.value.details["compact_revision"] == 5
-    assert not kv._watchers
+    assert not kv.hub.watchers

@@ -205,14 +205,6 @@ class WatchRequest:
     prev_kv: bool = False
 
 
-@dataclass(frozen=True)
-class WatchBatch:
-    """Events in revision order, and the store's revision when they were sent."""
-
-    revision: int
-    events: list[Event]
-
-
 # Leases belong to a keyspace, the raw key prefix of the caller that granted them (b"": the whole
 # store's, the operator's). A caller reaches a lease only when its own keyspace contains the lease's,
 # and a key is attached to a lease only when the key lies inside the lease's keyspace, so revoking

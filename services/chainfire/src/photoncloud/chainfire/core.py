@@ -13,11 +13,11 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from photoncloud.common import paging
-from photoncloud.common.errors import InvalidArgument, NotFound, Unavailable
+from photoncloud.common import fanout, paging
+from photoncloud.common.errors import InvalidArgument, NotFound
 from photoncloud.common.replication import Log, LogStatus, Member
 
 from .commands import (
@@ -54,13 +54,14 @@ from .commands import (
     RangeResult,
     TxnRequest,
     TxnResult,
-    WatchBatch,
     WatchRequest,
     check_key,
     key_span,
     prefix_end,
 )
+from . import watch as watches
 from .machine import KVStateMachine, KVStore
+from .watch import Watch, WatchBatch
 
 # The domain's names, as the adapters, the store and the tests reach them: core.X.
 __all__ = [
@@ -74,7 +75,8 @@ __all__ = [
 ]
 
 LEASE_CHECK_SECONDS = 0.5  # how often the core looks for expired leases
-WATCH_QUEUE_LIMIT = 100_000  # live events a watcher may fall behind by before it is cancelled
+WATCH_QUEUE_LIMIT = 100_000  # live batches queued for a watch before it is made to replay from history instead
+WATCH_REPLAY_CHUNK = 1000  # history events read per step of a watch's replay
 
 log = logging.getLogger("photoncloud.chainfire")
 
@@ -146,75 +148,6 @@ def _check_no_duplicate_writes(name: str, branch: tuple[Op, ...]) -> None:
             raise InvalidArgument("duplicate key given in txn request", {"field": name})
 
 
-WATCH_REPLAY_CHUNK = 1000  # history events read per step of a watch's replay
-
-
-class _Watcher:
-    """One watch's subscription: the span it filters on and the queue live events go to."""
-
-    def __init__(self, start: bytes, end: bytes | None, prev_kv: bool):
-        self.start, self.end, self.prev_kv = start, end, prev_kv
-        self.queue: asyncio.Queue[list[Event] | str] = asyncio.Queue()
-        self.lagging = False  # events dropped: the watch replays them from history
-
-    def wants(self, event: Event) -> bool:
-        key = event.kv.key
-        return key >= self.start and (self.end is None or key < self.end)
-
-
-_LAGGING, _CLOSED = "lagging", "closed"
-
-
-class Watch:
-    """An open watch: iterate it for batches of events (history first, then live changes)."""
-
-    def __init__(self, core: KVCore, request: WatchRequest, watcher: _Watcher,
-                 revision: int, after: tuple[int, int], events: list[Event]):
-        self._core, self._request, self._watcher = core, request, watcher
-        self.revision = revision  # the store's revision when the watch started
-        self._after, self._first = after, events
-
-    async def _replay(self, events: list[Event] | None) -> AsyncIterator[WatchBatch]:
-        while True:
-            if events is None:
-                after = self._after
-                # read() runs the lambda before this pass ends, so it sees this pass's `after`.
-                revision, _, events = await self._core.log.read(
-                    lambda: self._core.machine.replay(self._request, after, WATCH_REPLAY_CHUNK))  # noqa: B023
-                self.revision = revision
-            if events:
-                self._after = events[-1].position
-                yield WatchBatch(self.revision, events)
-            if len(events) < WATCH_REPLAY_CHUNK:
-                return
-            events = None
-
-    async def __aiter__(self) -> AsyncIterator[WatchBatch]:
-        try:
-            first, self._first = self._first, []
-            async for batch in self._replay(first):
-                yield batch
-            while True:
-                item = await self._watcher.queue.get()
-                if item == _CLOSED:
-                    return
-                if item == _LAGGING:
-                    self._watcher.lagging = False  # new events queue again; replay the dropped ones
-                    async for batch in self._replay(None):
-                        yield batch
-                    continue
-                events = [e for e in item if e.position > self._after]
-                if events:
-                    self._after = events[-1].position
-                    yield WatchBatch(events[-1].kv.mod_revision, events)
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        """Stop receiving events."""
-        self._core._watchers.discard(self._watcher)
-
-
 class KVCore:
     """ChainFire's operations: validate, then propose writes to the log or read the state machine."""
 
@@ -224,17 +157,15 @@ class KVCore:
         self.log = log
         self.version = version
         self.clock = clock  # wall-clock seconds: lease deadlines survive restarts
-        self._watchers: set[_Watcher] = set()
-        self._draining = False  # stopping: open watches ended, new ones refused
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self.hub: fanout.Hub[Event] = fanout.Hub()  # the open watches; closed: the service is stopping
         self._expiry: asyncio.Task | None = None
-        machine.listeners.append(self._on_applied)
+        machine.listeners.append(self.hub.applied)
         try:
-            self._loop = asyncio.get_running_loop()
+            self.hub.loop = asyncio.get_running_loop()
         except RuntimeError:
             pass
-        if self._loop is not None and lease_check_seconds:
-            self._expiry = self._loop.create_task(self._expire_periodically(lease_check_seconds))
+        if self.hub.loop is not None and lease_check_seconds:
+            self._expiry = self.hub.loop.create_task(self._expire_periodically(lease_check_seconds))
 
     async def range(self, request: RangeRequest) -> RangeResult:
         """Read keys: linearizable, or from this member's state as it stands if serializable."""
@@ -269,54 +200,24 @@ class KVCore:
         start, end = key_span(request.key, request.range_end, request.prefix)
         if request.start_revision < 0:
             raise InvalidArgument("start_revision must not be negative", {"field": "start_revision"})
-        if self._draining:
-            raise Unavailable("the service is stopping; watch again elsewhere or later")
-        self._loop = asyncio.get_running_loop()
-        watcher = _Watcher(start, end, request.prev_kv)
-        self._watchers.add(watcher)  # before reading history: no change can fall between the two
+        chunk = WATCH_REPLAY_CHUNK
+        watcher = watches.subscription(start, end, request.prev_kv, WATCH_QUEUE_LIMIT)
+        self.hub.subscribe(watcher)  # before reading history: no change can fall between the two
         try:
-            revision, after, events = await self.log.read(
-                lambda: self.machine.replay(request, None, WATCH_REPLAY_CHUNK))
+            revision, after, events = await self.log.read(lambda: self.machine.replay(request, None, chunk))
         except BaseException:
-            self._watchers.discard(watcher)
+            self.hub.unsubscribe(watcher)
             raise
-        return Watch(self, request, watcher, revision, after, events)
+
+        async def replay(after: tuple[int, int]) -> tuple[int, list[Event]]:
+            revision, _, events = await self.log.read(lambda: self.machine.replay(request, after, chunk))
+            return revision, events
+
+        return Watch(self.hub, watcher, replay, chunk, revision, after, events)
 
     async def end_watches(self) -> None:
         """End every open watch and refuse new ones (the service is stopping)."""
-        self._draining = True
-        for watcher in list(self._watchers):
-            watcher.queue.put_nowait(_CLOSED)
-        self._watchers.clear()
-
-    def _on_applied(self, events: list[Event] | None) -> None:
-        """On the applying thread: hand a command's events (None: a restored snapshot) to the event loop."""
-        loop = self._loop
-        if loop is not None and self._watchers:
-            try:
-                loop.call_soon_threadsafe(self._dispatch, events)
-            except RuntimeError:  # the loop is closed: nobody is watching any more
-                pass
-
-    def _dispatch(self, events: list[Event] | None) -> None:
-        for watcher in list(self._watchers):
-            if watcher.lagging:
-                continue
-            if events is None:  # the state jumped ahead: replay from history what the watch missed
-                watcher.lagging = True
-                watcher.queue.put_nowait(_LAGGING)
-                continue
-            wanted = [e if watcher.prev_kv else Event(e.type, e.kv, e.sub) for e in events if watcher.wants(e)]
-            if not wanted:
-                continue
-            if watcher.queue.qsize() >= WATCH_QUEUE_LIMIT:
-                # Too far behind: drop what is queued and let the watch replay it from history.
-                while not watcher.queue.empty():
-                    watcher.queue.get_nowait()
-                watcher.lagging = True
-                watcher.queue.put_nowait(_LAGGING)
-                continue
-            watcher.queue.put_nowait(wanted)
+        self.hub.close()
 
     # Leases
 
