@@ -141,8 +141,9 @@ class Feed(Generic[C, P]):
     def __init__(self, hub: Hub[C], subscription: Subscription[C], after: P, position: Callable[[C], P],
                  history: Callable[[P], Awaitable[Sequence[C]]], chunk: int,
                  read: Sequence[C] | None = None) -> None:
-        """Feed a subscription's changes after position `after`: history(p) reads up to chunk changes
-        after p (fewer: the history ends there); read is a first chunk the caller already read."""
+        """Feed a subscription's changes after position `after`, reading history through history(p)."""
+        # history(p): up to chunk changes after position p (fewer: the history ends there), or the
+        # service's error once that history is compacted; read: a first chunk the caller already read.
         self._hub, self._subscription = hub, subscription
         self.after = after  # the position of the last change passed on (or where the feed starts)
         self._position, self._history, self._chunk = position, history, chunk

@@ -91,9 +91,9 @@ class KVStore(Protocol):
     def delete(self, revision: int, sub: int, key: bytes) -> None:
         """Record key as deleted at (revision, sub)."""
 
-    def history(self, start: bytes, end: bytes | None, from_revision: int, limit: int) -> list[tuple[KeyValue, int]]:
-        """Changes in [start, end) at from_revision or later, as (pair, sub), by (revision, sub),
-        at most limit of them; a deletion is a pair with an empty value and version 0."""
+    def history(self, start: bytes, end: bytes | None, after: tuple[int, int], limit: int) -> list[Event]:
+        """Changes in [start, end) after position (revision, sub), by position, at most limit of them
+        (0: all); a DELETE's pair holds the key and the revision (no previous pair: replay adds it)."""
 
     def previous(self, key: bytes, revision: int) -> KeyValue | None:
         """The key's pair just before revision (None: it did not exist, or history is compacted)."""
