@@ -8,11 +8,12 @@ from typing import Any
 
 from photoncloud.common.auth import iam_verifier
 from photoncloud.common.config import ServerConfig
+from photoncloud.common.gateway import rest_routes
 from photoncloud.common.projects import Projects
 from photoncloud.common.replication import LocalLog
 from photoncloud.common.server import Service, run
 
-from . import grpc_api, rest_api
+from . import grpc_api
 from .core import CreditCore
 from .machine import CreditStateMachine
 from .store import SqliteCreditStore
@@ -37,8 +38,8 @@ async def build(config: ServerConfig) -> Service:
         store.close()
 
     verifier = iam_verifier(config.iam_url, config.expected_issuer, config.revocation_poll_seconds)
-    return Service(NAME, __version__, rest_api.routes(credits), grpc_api.services(credits), dependencies, close,
-                   verifier)
+    services = grpc_api.services(credits)
+    return Service(NAME, __version__, rest_routes(services), services, dependencies, close, verifier)
 
 
 def main(argv: list[str] | None = None) -> None:

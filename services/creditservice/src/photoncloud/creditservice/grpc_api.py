@@ -1,27 +1,25 @@
-"""CreditService's gRPC adapter: protobuf in, `await core.x(...)`, protobuf out (shaped by views.py).
+"""CreditService's gRPC adapter: protobuf in, `await core.x(...)`, protobuf out (built by convert.py).
+REST is served by the same servicers, through the routes the contract binds.
 
-Mutating calls take an `idempotency-key` metadata entry, as the REST routes take the header.
+Mutating calls take an `idempotency-key` metadata entry (over REST, the Idempotency-Key header).
 """
 
 from __future__ import annotations
 
-import grpc
+from typing import Any
 
-from photoncloud.common.messages import to_message
-from photoncloud.common.server import GrpcService
-from photoncloud.common.times import parse_time
+from photoncloud.common.server import GrpcService, grpc_services
 from photoncloud.creditservice.v1 import credit_pb2 as pb
 from photoncloud.creditservice.v1 import credit_pb2_grpc as pb_grpc
 
-from . import core, views
+from . import convert, core
+
+# A servicer's context: grpc.aio.ServicerContext, or the REST gateway's RestContext.
+Context = Any
 
 
-def _key(context: grpc.aio.ServicerContext) -> str:
-    return dict(context.invocation_metadata() or ()).get("idempotency-key", "")
-
-
-def _time(value: str, field: str) -> float:
-    return parse_time(value, field) if value else 0.0
+def _key(context: Context) -> str:
+    return str(dict(context.invocation_metadata() or ()).get("idempotency-key", ""))
 
 
 class WalletsServicer(pb_grpc.WalletsServicer):
@@ -30,39 +28,37 @@ class WalletsServicer(pb_grpc.WalletsServicer):
     def __init__(self, credits: core.CreditCore):
         self.credits = credits
 
-    async def CreateWallet(self, request: pb.CreateWalletRequest, context: grpc.aio.ServicerContext) -> pb.Wallet:
-        wallet = await self.credits.create_wallet(request.project_id, request.org_id, request.initial_balance,
-                                                  _key(context))
-        return to_message(views.wallet(wallet), pb.Wallet)
+    async def CreateWallet(self, request: pb.CreateWalletRequest, context: Context) -> pb.Wallet:
+        return convert.wallet(await self.credits.create_wallet(request.project_id, request.org_id,
+                                                               request.initial_balance, _key(context)))
 
-    async def GetWallet(self, request: pb.GetWalletRequest, context: grpc.aio.ServicerContext) -> pb.Wallet:
-        return to_message(views.wallet(await self.credits.wallet(request.project_id)), pb.Wallet)
+    async def GetWallet(self, request: pb.GetWalletRequest, context: Context) -> pb.Wallet:
+        return convert.wallet(await self.credits.wallet(request.project_id))
 
-    async def ListWallets(self, request: pb.ListWalletsRequest,
-                          context: grpc.aio.ServicerContext) -> pb.ListWalletsResponse:
+    async def ListWallets(self, request: pb.ListWalletsRequest, context: Context) -> pb.ListWalletsResponse:
         found = await self.credits.wallets(request.page_size, request.page_token, request.org_id)
-        page = views.page([views.wallet(w) for w in found.items], found.next_page_token)
-        return to_message(page, pb.ListWalletsResponse)
+        return pb.ListWalletsResponse(items=[convert.wallet(w) for w in found.items],
+                                      next_page_token=found.next_page_token)
 
-    async def UpdateWallet(self, request: pb.UpdateWalletRequest, context: grpc.aio.ServicerContext) -> pb.Wallet:
-        wallet = await self.credits.set_wallet_status(request.project_id, request.status, _key(context))
-        return to_message(views.wallet(wallet), pb.Wallet)
+    async def UpdateWallet(self, request: pb.UpdateWalletRequest, context: Context) -> pb.Wallet:
+        return convert.wallet(await self.credits.set_wallet_status(request.project_id, request.status, _key(context)))
 
-    async def TopUp(self, request: pb.TopUpRequest, context: grpc.aio.ServicerContext) -> pb.TopUpResponse:
+    async def TopUp(self, request: pb.TopUpRequest, context: Context) -> pb.TopUpResponse:
         result = await self.credits.top_up(request.project_id, request.amount, request.description, _key(context))
-        return to_message({"wallet": views.wallet(result.wallet), "transaction": views.transaction(result.transaction)},
-                          pb.TopUpResponse)
+        return pb.TopUpResponse(wallet=convert.wallet(result.wallet),
+                                transaction=convert.transaction(result.transaction))
 
     async def ListTransactions(self, request: pb.ListTransactionsRequest,
-                               context: grpc.aio.ServicerContext) -> pb.ListTransactionsResponse:
+                               context: Context) -> pb.ListTransactionsResponse:
         found = await self.credits.transactions(request.project_id, request.page_size, request.page_token,
                                                 request.type, request.reservation_id,
-                                                _time(request.since, "since"), _time(request.until, "until"))
-        return to_message(views.page([views.transaction(t) for t in found.items], found.next_page_token),
-                          pb.ListTransactionsResponse)
+                                                convert.time(request.since, "since"),
+                                                convert.time(request.until, "until"))
+        return pb.ListTransactionsResponse(items=[convert.transaction(t) for t in found.items],
+                                           next_page_token=found.next_page_token)
 
-    async def Audit(self, request: pb.AuditRequest, context: grpc.aio.ServicerContext) -> pb.AuditResponse:
-        return to_message(views.audit(await self.credits.audit()), pb.AuditResponse)
+    async def Audit(self, request: pb.AuditRequest, context: Context) -> pb.AuditResponse:
+        return convert.audit(await self.credits.audit())
 
 
 class ReservationsServicer(pb_grpc.ReservationsServicer):
@@ -71,30 +67,29 @@ class ReservationsServicer(pb_grpc.ReservationsServicer):
     def __init__(self, credits: core.CreditCore):
         self.credits = credits
 
-    async def Reserve(self, request: pb.ReserveRequest, context: grpc.aio.ServicerContext) -> pb.ReservationResponse:
-        result = await self.credits.reserve(request.project_id, request.amount, request.description,
-                                            request.resource_type, request.ttl_seconds or core.DEFAULT_TTL_SECONDS,
-                                            request.quantity or 1, _key(context))
-        return to_message(views.reservation_result(result), pb.ReservationResponse)
+    async def Reserve(self, request: pb.ReserveRequest, context: Context) -> pb.ReservationResponse:
+        result = await self.credits.reserve(
+            request.project_id, request.amount, request.description, request.resource_type,
+            convert.optional(request, "ttl_seconds", core.DEFAULT_TTL_SECONDS),
+            convert.optional(request, "quantity", 1), _key(context))
+        return convert.reservation_result(result)
 
-    async def GetReservation(self, request: pb.GetReservationRequest,
-                             context: grpc.aio.ServicerContext) -> pb.Reservation:
-        return to_message(views.reservation(await self.credits.reservation(request.id)), pb.Reservation)
+    async def GetReservation(self, request: pb.GetReservationRequest, context: Context) -> pb.Reservation:
+        return convert.reservation(await self.credits.reservation(request.id))
 
     async def ListReservations(self, request: pb.ListReservationsRequest,
-                               context: grpc.aio.ServicerContext) -> pb.ListReservationsResponse:
+                               context: Context) -> pb.ListReservationsResponse:
         found = await self.credits.reservations(request.project_id, request.status, request.page_size,
                                                 request.page_token)
-        return to_message(views.page([views.reservation(r) for r in found.items], found.next_page_token),
-                          pb.ListReservationsResponse)
+        return pb.ListReservationsResponse(items=[convert.reservation(r) for r in found.items],
+                                           next_page_token=found.next_page_token)
 
-    async def Commit(self, request: pb.CommitRequest, context: grpc.aio.ServicerContext) -> pb.ReservationResponse:
-        result = await self.credits.commit(request.id, request.actual_amount, request.resource_id, _key(context))
-        return to_message(views.reservation_result(result), pb.ReservationResponse)
+    async def Commit(self, request: pb.CommitRequest, context: Context) -> pb.ReservationResponse:
+        return convert.reservation_result(await self.credits.commit(request.id, request.actual_amount,
+                                                                    request.resource_id, _key(context)))
 
-    async def Release(self, request: pb.ReleaseRequest, context: grpc.aio.ServicerContext) -> pb.ReservationResponse:
-        result = await self.credits.release(request.id, request.reason, _key(context))
-        return to_message(views.reservation_result(result), pb.ReservationResponse)
+    async def Release(self, request: pb.ReleaseRequest, context: Context) -> pb.ReservationResponse:
+        return convert.reservation_result(await self.credits.release(request.id, request.reason, _key(context)))
 
 
 class QuotasServicer(pb_grpc.QuotasServicer):
@@ -103,38 +98,27 @@ class QuotasServicer(pb_grpc.QuotasServicer):
     def __init__(self, credits: core.CreditCore):
         self.credits = credits
 
-    async def SetQuota(self, request: pb.SetQuotaRequest, context: grpc.aio.ServicerContext) -> pb.Quota:
-        quota = await self.credits.set_quota(request.project_id, request.resource_type, request.limit, _key(context))
-        return to_message(views.quota(quota), pb.Quota)
+    async def SetQuota(self, request: pb.SetQuotaRequest, context: Context) -> pb.Quota:
+        return convert.quota(await self.credits.set_quota(request.project_id, request.resource_type, request.limit,
+                                                          _key(context)))
 
-    async def GetQuota(self, request: pb.GetQuotaRequest, context: grpc.aio.ServicerContext) -> pb.Quota:
-        return to_message(views.quota(await self.credits.quota(request.project_id, request.resource_type)), pb.Quota)
+    async def GetQuota(self, request: pb.GetQuotaRequest, context: Context) -> pb.Quota:
+        return convert.quota(await self.credits.quota(request.project_id, request.resource_type))
 
-    async def ListQuotas(self, request: pb.ListQuotasRequest,
-                         context: grpc.aio.ServicerContext) -> pb.ListQuotasResponse:
-        quotas = await self.credits.quotas(request.project_id)
-        return to_message({"items": [views.quota(q) for q in quotas]}, pb.ListQuotasResponse)
+    async def ListQuotas(self, request: pb.ListQuotasRequest, context: Context) -> pb.ListQuotasResponse:
+        return pb.ListQuotasResponse(items=[convert.quota(q) for q in await self.credits.quotas(request.project_id)])
 
-    async def FreeQuota(self, request: pb.FreeQuotaRequest, context: grpc.aio.ServicerContext) -> pb.Quota:
-        quota = await self.credits.free_quota(request.project_id, request.resource_type, request.quantity or 1,
-                                              _key(context))
-        return to_message(views.quota(quota), pb.Quota)
+    async def FreeQuota(self, request: pb.FreeQuotaRequest, context: Context) -> pb.Quota:
+        return convert.quota(await self.credits.free_quota(request.project_id, request.resource_type,
+                                                           convert.optional(request, "quantity", 1), _key(context)))
 
-    async def CheckAdmission(self, request: pb.CheckAdmissionRequest,
-                             context: grpc.aio.ServicerContext) -> pb.Admission:
-        answer = await self.credits.check_admission(request.project_id, request.amount, request.resource_type,
-                                                    request.quantity or 1)
-        return to_message(views.admission(answer), pb.Admission)
+    async def CheckAdmission(self, request: pb.CheckAdmissionRequest, context: Context) -> pb.Admission:
+        return convert.admission(await self.credits.check_admission(
+            request.project_id, request.amount, request.resource_type, convert.optional(request, "quantity", 1)))
 
 
 def services(credits: core.CreditCore) -> list[GrpcService]:
     """CreditService's gRPC services over credits."""
-    descriptor = pb.DESCRIPTOR.services_by_name
-    return [
-        GrpcService(descriptor["Wallets"].full_name,
-                    lambda server: pb_grpc.add_WalletsServicer_to_server(WalletsServicer(credits), server)),
-        GrpcService(descriptor["Reservations"].full_name,
-                    lambda server: pb_grpc.add_ReservationsServicer_to_server(ReservationsServicer(credits), server)),
-        GrpcService(descriptor["Quotas"].full_name,
-                    lambda server: pb_grpc.add_QuotasServicer_to_server(QuotasServicer(credits), server)),
-    ]
+    return grpc_services(pb, pb_grpc, {"Wallets": WalletsServicer(credits),
+                                       "Reservations": ReservationsServicer(credits),
+                                       "Quotas": QuotasServicer(credits)})
