@@ -124,7 +124,7 @@ class Grpc:
 
     async def sql(self, statements, consistency="weak"):
         r = await self.call(self.sql_stub.Execute, pb.ExecuteRequest(
-            project_id=PROJECT, consistency=pb.Consistency.Value(consistency.upper()),
+            project_id=PROJECT, consistency=pb.Consistency.Value(consistency),
             statements=[pb.Statement(sql=s, params=[value_pb(p) for p in params]) for s, params in statements]))
         if isinstance(r, dict):
             return r
@@ -141,45 +141,45 @@ class Grpc:
 
     async def tables(self):
         r = await self.call(self.sql_stub.ListTables, pb.ListTablesRequest(project_id=PROJECT))
-        return [t.name for t in r.tables]
+        return [t.name for t in r.items]
 
     async def namespace(self, name, mode):
         r = await self.call(self.kv.CreateNamespace, pb.CreateNamespaceRequest(
-            project_id=PROJECT, name=name, mode=pb.Mode.Value(mode.upper() + "_MODE")))
-        return r if isinstance(r, dict) else (r.name, pb.Mode.Name(r.mode).removesuffix("_MODE").lower(), r.keys)
+            project_id=PROJECT, name=name, mode=pb.Namespace.Mode.Value(mode)))
+        return r if isinstance(r, dict) else (r.name, pb.Namespace.Mode.Name(r.mode), r.keys)
 
     async def namespaces(self):
         r = await self.call(self.kv.ListNamespaces, pb.ListNamespacesRequest(project_id=PROJECT))
-        return [(n.name, pb.Mode.Name(n.mode).removesuffix("_MODE").lower(), n.keys) for n in r.namespaces]
+        return [(n.name, pb.Namespace.Mode.Name(n.mode), n.keys) for n in r.items]
 
     async def put(self, ns, key, value):
-        r = await self.call(self.kv.Put, pb.PutRequest(project_id=PROJECT, namespace=ns, key=key.encode(),
-                                                       value=value.encode()))
+        r = await self.call(self.kv.Put, pb.PutRequest(project_id=PROJECT, namespace=ns, key=key,
+                                                       body=pb.PutBody(value=value)))
         return r if isinstance(r, dict) else r.version
 
     async def get(self, ns, key):
-        r = await self.call(self.kv.Get, pb.GetRequest(project_id=PROJECT, namespace=ns, key=key.encode()))
-        return r if isinstance(r, dict) else (r.value.decode(), r.version)
+        r = await self.call(self.kv.Get, pb.GetRequest(project_id=PROJECT, namespace=ns, key=key))
+        return r if isinstance(r, dict) else (r.value, r.version)
 
     async def delete(self, ns, key):
-        r = await self.call(self.kv.Delete, pb.DeleteRequest(project_id=PROJECT, namespace=ns, key=key.encode()))
+        r = await self.call(self.kv.Delete, pb.DeleteRequest(project_id=PROJECT, namespace=ns, key=key))
         return r if isinstance(r, dict) else r.deleted
 
     async def scan(self, ns, start, end, limit):
-        r = await self.call(self.kv.Scan, pb.ScanRequest(project_id=PROJECT, namespace=ns, start=start.encode(),
-                                                         end=end.encode(), limit=limit))
+        r = await self.call(self.kv.Scan, pb.ScanRequest(project_id=PROJECT, namespace=ns, start=start,
+                                                         end=end, limit=limit))
         if isinstance(r, dict):
             return r
-        return ([(i.key.decode(), i.value.decode(), i.version) for i in r.items], r.has_more,
-                r.next_key.decode() or None)
+        return ([(i.key, i.value, i.version) for i in r.items], r.has_more,
+                r.next_key if r.HasField("next_key") else None)
 
     async def cas(self, ns, key, value, expected, delete=False):
         r = await self.call(self.kv.CompareAndSwap, pb.CompareAndSwapRequest(
-            project_id=PROJECT, namespace=ns, key=key.encode(), value=value.encode(), expected_version=expected,
+            project_id=PROJECT, namespace=ns, key=key, value=value, expected_version=expected,
             delete=delete))
         if isinstance(r, dict):
             return r
-        return r.succeeded, r.version, r.value.decode() if r.HasField("value") else None
+        return r.succeeded, r.version, r.value if r.HasField("value") else None
 
 
 async def case_sql(api):

@@ -1,3 +1,6 @@
+from google.api import annotations_pb2 as _annotations_pb2
+from google.api import field_behavior_pb2 as _field_behavior_pb2
+from photoncloud.api.v1 import options_pb2 as _options_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -10,22 +13,13 @@ DESCRIPTOR: _descriptor.FileDescriptor
 class Consistency(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     CONSISTENCY_UNSPECIFIED: _ClassVar[Consistency]
-    NONE: _ClassVar[Consistency]
-    WEAK: _ClassVar[Consistency]
-    STRONG: _ClassVar[Consistency]
-
-class Mode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
-    __slots__ = ()
-    MODE_UNSPECIFIED: _ClassVar[Mode]
-    STRONG_MODE: _ClassVar[Mode]
-    EVENTUAL_MODE: _ClassVar[Mode]
+    none: _ClassVar[Consistency]
+    weak: _ClassVar[Consistency]
+    strong: _ClassVar[Consistency]
 CONSISTENCY_UNSPECIFIED: Consistency
-NONE: Consistency
-WEAK: Consistency
-STRONG: Consistency
-MODE_UNSPECIFIED: Mode
-STRONG_MODE: Mode
-EVENTUAL_MODE: Mode
+none: Consistency
+weak: Consistency
+strong: Consistency
 
 class SqlValue(_message.Message):
     __slots__ = ("null", "integer", "real", "text", "blob")
@@ -147,12 +141,12 @@ class ListTablesRequest(_message.Message):
     def __init__(self, project_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., consistency: _Optional[_Union[Consistency, str]] = ...) -> None: ...
 
 class ListTablesResponse(_message.Message):
-    __slots__ = ("tables", "next_page_token")
-    TABLES_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("items", "next_page_token")
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
-    tables: _containers.RepeatedCompositeFieldContainer[Table]
+    items: _containers.RepeatedCompositeFieldContainer[Table]
     next_page_token: str
-    def __init__(self, tables: _Optional[_Iterable[_Union[Table, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+    def __init__(self, items: _Optional[_Iterable[_Union[Table, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetTableRequest(_message.Message):
     __slots__ = ("project_id", "name", "consistency")
@@ -196,13 +190,21 @@ class RestoreResponse(_message.Message):
 
 class Namespace(_message.Message):
     __slots__ = ("name", "mode", "keys")
+    class Mode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        MODE_UNSPECIFIED: _ClassVar[Namespace.Mode]
+        strong: _ClassVar[Namespace.Mode]
+        eventual: _ClassVar[Namespace.Mode]
+    MODE_UNSPECIFIED: Namespace.Mode
+    strong: Namespace.Mode
+    eventual: Namespace.Mode
     NAME_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     KEYS_FIELD_NUMBER: _ClassVar[int]
     name: str
-    mode: Mode
+    mode: Namespace.Mode
     keys: int
-    def __init__(self, name: _Optional[str] = ..., mode: _Optional[_Union[Mode, str]] = ..., keys: _Optional[int] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., mode: _Optional[_Union[Namespace.Mode, str]] = ..., keys: _Optional[int] = ...) -> None: ...
 
 class CreateNamespaceRequest(_message.Message):
     __slots__ = ("project_id", "name", "mode")
@@ -211,8 +213,8 @@ class CreateNamespaceRequest(_message.Message):
     MODE_FIELD_NUMBER: _ClassVar[int]
     project_id: str
     name: str
-    mode: Mode
-    def __init__(self, project_id: _Optional[str] = ..., name: _Optional[str] = ..., mode: _Optional[_Union[Mode, str]] = ...) -> None: ...
+    mode: Namespace.Mode
+    def __init__(self, project_id: _Optional[str] = ..., name: _Optional[str] = ..., mode: _Optional[_Union[Namespace.Mode, str]] = ...) -> None: ...
 
 class ListNamespacesRequest(_message.Message):
     __slots__ = ("project_id", "page_size", "page_token")
@@ -225,12 +227,12 @@ class ListNamespacesRequest(_message.Message):
     def __init__(self, project_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListNamespacesResponse(_message.Message):
-    __slots__ = ("namespaces", "next_page_token")
-    NAMESPACES_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("items", "next_page_token")
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
-    namespaces: _containers.RepeatedCompositeFieldContainer[Namespace]
+    items: _containers.RepeatedCompositeFieldContainer[Namespace]
     next_page_token: str
-    def __init__(self, namespaces: _Optional[_Iterable[_Union[Namespace, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+    def __init__(self, items: _Optional[_Iterable[_Union[Namespace, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetNamespaceRequest(_message.Message):
     __slots__ = ("project_id", "name")
@@ -241,14 +243,18 @@ class GetNamespaceRequest(_message.Message):
     def __init__(self, project_id: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class KeyValue(_message.Message):
-    __slots__ = ("key", "value", "version")
+    __slots__ = ("key", "value", "version", "namespace", "value_base64")
     KEY_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
-    key: bytes
-    value: bytes
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_BASE64_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    value: str
     version: int
-    def __init__(self, key: _Optional[bytes] = ..., value: _Optional[bytes] = ..., version: _Optional[int] = ...) -> None: ...
+    namespace: str
+    value_base64: bytes
+    def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ..., version: _Optional[int] = ..., namespace: _Optional[str] = ..., value_base64: _Optional[bytes] = ...) -> None: ...
 
 class GetRequest(_message.Message):
     __slots__ = ("project_id", "namespace", "key")
@@ -257,28 +263,42 @@ class GetRequest(_message.Message):
     KEY_FIELD_NUMBER: _ClassVar[int]
     project_id: str
     namespace: str
-    key: bytes
-    def __init__(self, project_id: _Optional[str] = ..., namespace: _Optional[str] = ..., key: _Optional[bytes] = ...) -> None: ...
+    key: str
+    def __init__(self, project_id: _Optional[str] = ..., namespace: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
+
+class PutBody(_message.Message):
+    __slots__ = ("value", "value_base64", "namespace", "project_id")
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_BASE64_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    value: str
+    value_base64: bytes
+    namespace: str
+    project_id: str
+    def __init__(self, value: _Optional[str] = ..., value_base64: _Optional[bytes] = ..., namespace: _Optional[str] = ..., project_id: _Optional[str] = ...) -> None: ...
 
 class PutRequest(_message.Message):
-    __slots__ = ("project_id", "namespace", "key", "value")
+    __slots__ = ("project_id", "namespace", "key", "body")
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
-    VALUE_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
     project_id: str
     namespace: str
-    key: bytes
-    value: bytes
-    def __init__(self, project_id: _Optional[str] = ..., namespace: _Optional[str] = ..., key: _Optional[bytes] = ..., value: _Optional[bytes] = ...) -> None: ...
+    key: str
+    body: PutBody
+    def __init__(self, project_id: _Optional[str] = ..., namespace: _Optional[str] = ..., key: _Optional[str] = ..., body: _Optional[_Union[PutBody, _Mapping]] = ...) -> None: ...
 
 class PutResponse(_message.Message):
-    __slots__ = ("key", "version")
+    __slots__ = ("key", "version", "namespace")
     KEY_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
-    key: bytes
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    key: str
     version: int
-    def __init__(self, key: _Optional[bytes] = ..., version: _Optional[int] = ...) -> None: ...
+    namespace: str
+    def __init__(self, key: _Optional[str] = ..., version: _Optional[int] = ..., namespace: _Optional[str] = ...) -> None: ...
 
 class DeleteRequest(_message.Message):
     __slots__ = ("project_id", "namespace", "key")
@@ -287,16 +307,18 @@ class DeleteRequest(_message.Message):
     KEY_FIELD_NUMBER: _ClassVar[int]
     project_id: str
     namespace: str
-    key: bytes
-    def __init__(self, project_id: _Optional[str] = ..., namespace: _Optional[str] = ..., key: _Optional[bytes] = ...) -> None: ...
+    key: str
+    def __init__(self, project_id: _Optional[str] = ..., namespace: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
 
 class DeleteResponse(_message.Message):
-    __slots__ = ("key", "deleted")
+    __slots__ = ("key", "deleted", "namespace")
     KEY_FIELD_NUMBER: _ClassVar[int]
     DELETED_FIELD_NUMBER: _ClassVar[int]
-    key: bytes
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    key: str
     deleted: int
-    def __init__(self, key: _Optional[bytes] = ..., deleted: _Optional[int] = ...) -> None: ...
+    namespace: str
+    def __init__(self, key: _Optional[str] = ..., deleted: _Optional[int] = ..., namespace: _Optional[str] = ...) -> None: ...
 
 class ScanRequest(_message.Message):
     __slots__ = ("project_id", "namespace", "start", "end", "limit")
@@ -307,10 +329,10 @@ class ScanRequest(_message.Message):
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     project_id: str
     namespace: str
-    start: bytes
-    end: bytes
+    start: str
+    end: str
     limit: int
-    def __init__(self, project_id: _Optional[str] = ..., namespace: _Optional[str] = ..., start: _Optional[bytes] = ..., end: _Optional[bytes] = ..., limit: _Optional[int] = ...) -> None: ...
+    def __init__(self, project_id: _Optional[str] = ..., namespace: _Optional[str] = ..., start: _Optional[str] = ..., end: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class ScanResponse(_message.Message):
     __slots__ = ("items", "has_more", "next_key")
@@ -319,33 +341,39 @@ class ScanResponse(_message.Message):
     NEXT_KEY_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[KeyValue]
     has_more: bool
-    next_key: bytes
-    def __init__(self, items: _Optional[_Iterable[_Union[KeyValue, _Mapping]]] = ..., has_more: _Optional[bool] = ..., next_key: _Optional[bytes] = ...) -> None: ...
+    next_key: str
+    def __init__(self, items: _Optional[_Iterable[_Union[KeyValue, _Mapping]]] = ..., has_more: _Optional[bool] = ..., next_key: _Optional[str] = ...) -> None: ...
 
 class CompareAndSwapRequest(_message.Message):
-    __slots__ = ("project_id", "namespace", "key", "value", "expected_version", "delete")
+    __slots__ = ("project_id", "namespace", "key", "value", "value_base64", "expected_version", "delete")
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_BASE64_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
     DELETE_FIELD_NUMBER: _ClassVar[int]
     project_id: str
     namespace: str
-    key: bytes
-    value: bytes
+    key: str
+    value: str
+    value_base64: bytes
     expected_version: int
     delete: bool
-    def __init__(self, project_id: _Optional[str] = ..., namespace: _Optional[str] = ..., key: _Optional[bytes] = ..., value: _Optional[bytes] = ..., expected_version: _Optional[int] = ..., delete: _Optional[bool] = ...) -> None: ...
+    def __init__(self, project_id: _Optional[str] = ..., namespace: _Optional[str] = ..., key: _Optional[str] = ..., value: _Optional[str] = ..., value_base64: _Optional[bytes] = ..., expected_version: _Optional[int] = ..., delete: _Optional[bool] = ...) -> None: ...
 
 class CompareAndSwapResponse(_message.Message):
-    __slots__ = ("succeeded", "key", "version", "value")
+    __slots__ = ("succeeded", "key", "version", "value", "namespace", "value_base64")
     SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_BASE64_FIELD_NUMBER: _ClassVar[int]
     succeeded: bool
-    key: bytes
+    key: str
     version: int
-    value: bytes
-    def __init__(self, succeeded: _Optional[bool] = ..., key: _Optional[bytes] = ..., version: _Optional[int] = ..., value: _Optional[bytes] = ...) -> None: ...
+    value: str
+    namespace: str
+    value_base64: bytes
+    def __init__(self, succeeded: _Optional[bool] = ..., key: _Optional[str] = ..., version: _Optional[int] = ..., value: _Optional[str] = ..., namespace: _Optional[str] = ..., value_base64: _Optional[bytes] = ...) -> None: ...

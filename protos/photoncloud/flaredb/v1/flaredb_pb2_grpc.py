@@ -65,7 +65,10 @@ class SqlServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Execute(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Execute runs one statement or a list of them (a list is one transaction). Reading takes
+        flaredb:sql:read; a request that writes also needs flaredb:sql:write, which FlareDB checks
+        once it knows. Its REST route (POST /api/v1/sql) is written by hand: see the top of this file.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -83,13 +86,15 @@ class SqlServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Backup(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Backup's REST route (GET /api/v1/backup) answers the file itself: written by hand.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Restore(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Restore's REST route (POST /api/v1/restore) takes the file as the body: written by hand.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

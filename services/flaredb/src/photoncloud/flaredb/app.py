@@ -11,6 +11,7 @@ from typing import Any
 from photoncloud.common.auth import iam_verifier
 from photoncloud.common.cluster import add_cluster_options, make_log
 from photoncloud.common.config import ServerConfig
+from photoncloud.common.gateway import rest_routes
 from photoncloud.common.projects import Projects
 from photoncloud.common.server import Service, run
 
@@ -50,7 +51,11 @@ async def build(config: ServerConfig, environ: Mapping[str, str] | None = None) 
         machine.close()
 
     verifier = iam_verifier(config.iam_url, config.expected_issuer, config.revocation_poll_seconds)
-    return Service(NAME, __version__, rest_api.routes(db), grpc_api.services(db), dependencies, close, verifier)
+    services = grpc_api.services(db)
+    routes = rest_api.routes(db)
+    by_hand = {route.rpc for route in routes.routes}
+    routes.routes += [route for route in rest_routes(services).routes if route.rpc not in by_hand]
+    return Service(NAME, __version__, routes, services, dependencies, close, verifier)
 
 
 def main(argv: list[str] | None = None) -> None:
