@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from photoncloud.common.config import ServerConfig
+from photoncloud.common.replication import LocalLog
 from photoncloud.common.server import Service, run
 
 from . import grpc_api, rest_api
 from .core import DEFAULT_ISSUER, Bootstrapped, IamCore, Settings
 from .credentials import SecretHasher
+from .machine import IamStateMachine
 from .store import SqliteIamStore
 
 NAME = "iam"
@@ -81,7 +83,8 @@ async def open_core(config: ServerConfig, settings: Settings | None = None,
     key and built-in roles ready)."""
     store = SqliteIamStore(config.data_dir / "iam.sqlite3")
     try:
-        core = IamCore(store, settings or settings_from(config), hasher)
+        # As in every service: the state machine over the store, behind a log of one member.
+        core = IamCore(store, settings or settings_from(config), hasher, log=LocalLog(IamStateMachine(store)))
     except BaseException:
         await store.close()
         raise
