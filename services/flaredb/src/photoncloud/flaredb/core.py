@@ -348,13 +348,15 @@ class FlareDBCore:
             raise InvalidArgument("the body is not a SQLite database file", {"field": "data"})
         limits = self.limits.for_writes()
         await asyncio.to_thread(self.machine.files.check, project_id, data, limits)
-        return await self.log.propose(RestoreDatabase(project_id, bytes(data), limits))
+        result: RestoreResult = await self.log.propose(RestoreDatabase(project_id, bytes(data), limits))
+        return result
 
     # -- KV --
 
     async def create_namespace(self, project_id: str, name: str, mode: Mode) -> Namespace:
         """Declare a namespace."""
-        return await self.log.propose(CreateNamespace(project_id, check_namespace(name), mode))
+        result: Namespace = await self.log.propose(CreateNamespace(project_id, check_namespace(name), mode))
+        return result
 
     async def namespaces(self, project_id: str, page_size: int = 0, page_token: str = "") -> NamespacePage:
         """The project's namespaces, by name."""
@@ -405,21 +407,24 @@ class FlareDBCore:
 
     async def put(self, project_id: str, namespace: str, key: bytes, value: bytes) -> PutResult:
         """Write a key of an eventual namespace."""
-        return await self.log.propose(KvPut(project_id, check_namespace(namespace), check_key(key),
-                                            check_kv_value(value, self.limits.max_value_bytes)))
+        result: PutResult = await self.log.propose(KvPut(project_id, check_namespace(namespace), check_key(key),
+                                                         check_kv_value(value, self.limits.max_value_bytes)))
+        return result
 
     async def delete(self, project_id: str, namespace: str, key: bytes) -> DeleteResult:
         """Delete a key of an eventual namespace (deleted 0 if it did not exist)."""
-        return await self.log.propose(KvDelete(project_id, check_namespace(namespace), check_key(key)))
+        result: DeleteResult = await self.log.propose(KvDelete(project_id, check_namespace(namespace), check_key(key)))
+        return result
 
     async def cas(self, project_id: str, namespace: str, key: bytes, value: bytes, expected_version: int,
                   delete: bool = False) -> CasResult:
         """Write (or delete) a key of a strong namespace if its version is expected_version (0: absent)."""
         if expected_version < 0:
             raise InvalidArgument("expected_version is 0 (absent) or a version", {"field": "expected_version"})
-        return await self.log.propose(KvCas(project_id, check_namespace(namespace), check_key(key),
-                                            check_kv_value(value, self.limits.max_value_bytes), expected_version,
-                                            delete))
+        result: CasResult = await self.log.propose(KvCas(project_id, check_namespace(namespace), check_key(key),
+                                                         check_kv_value(value, self.limits.max_value_bytes),
+                                                         expected_version, delete))
+        return result
 
     # -- the member --
 

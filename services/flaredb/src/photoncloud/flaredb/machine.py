@@ -138,6 +138,8 @@ class FlareDBStateMachine:
             conn.execute("INSERT INTO _flaredb_namespaces (name, mode, created_index) VALUES (?, ?, ?)",
                          (command.name, command.mode.value, index))
             return Namespace(command.name, command.mode)
+        if not isinstance(command, (KvPut, KvDelete, KvCas)):  # a restore is applied as a whole, not here
+            raise TypeError(f"not a command of one database: {type(command).__name__}")
         mode = namespace_mode(conn, command.namespace)
         if mode is None:
             raise no_namespace(command.namespace)

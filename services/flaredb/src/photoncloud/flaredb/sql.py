@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -118,35 +118,44 @@ def is_read_only(sql: str) -> bool:
     return not (words[0] == "WITH" and WRITE_KEYWORDS & set(words))
 
 
+@dataclass
+class _Call:
+    """An open parenthesis: the time function it calls (None: another), its commas, whether it has a token."""
+
+    function: str | None
+    commas: int = 0
+    seen: bool = False
+
+
 @lru_cache(maxsize=4096)
 def clock_use(sql: str) -> str | None:
     """What in sql reads the clock or the local time zone (None: nothing)."""
     found = list(tokens(sql))
-    calls: list[list] = []  # per open parenthesis: [time function or None, arguments, seen a token]
+    calls: list[_Call] = []  # per open parenthesis
     for i, token in enumerate(found):
         if token.kind == "word" and token.text.upper() in CLOCK_KEYWORDS:
             return token.text.upper()
         if token.kind == "punct" and token.text == "(":
             previous = found[i - 1] if i else None
             name = previous.text.lower() if previous and previous.kind == "word" else ""
-            calls.append([name if name in TIME_FUNCTIONS else None, 0, False])
+            calls.append(_Call(name if name in TIME_FUNCTIONS else None))
             continue
         if token.kind == "punct" and token.text == ")":
             if calls:
-                name, commas, seen = calls.pop()
-                arguments = commas + 1 if seen else 0
-                if name is not None and (arguments == 0 or (name == "strftime" and arguments == 1)):
-                    return f"{name}() without a time value (it means 'now')"
+                call = calls.pop()
+                arguments = call.commas + 1 if call.seen else 0
+                if call.function is not None and (arguments == 0 or (call.function == "strftime" and arguments == 1)):
+                    return f"{call.function}() without a time value (it means 'now')"
             continue
         if not calls:
             continue
         frame = calls[-1]
         if token.kind == "punct" and token.text == ",":
-            frame[1] += 1
+            frame.commas += 1
             continue
-        frame[2] = True
-        if frame[0] is not None and token.kind == "string" and token.text.strip().lower() in CLOCK_ARGUMENTS:
-            return f"{frame[0]}() with '{token.text.strip()}'"
+        frame.seen = True
+        if frame.function is not None and token.kind == "string" and token.text.strip().lower() in CLOCK_ARGUMENTS:
+            return f"{frame.function}() with '{token.text.strip()}'"
     return None
 
 
@@ -194,14 +203,14 @@ class Authorizer:
             return self.deny("temporary tables, views, indexes and triggers are not allowed (they are not replicated)")
         if action in (sqlite3.SQLITE_CREATE_VTABLE, sqlite3.SQLITE_DROP_VTABLE):
             return self.deny("virtual tables are not supported")
-        for name in (arg1, arg2):
-            if _internal(name):
-                return self.deny(f"{name} is internal to FlareDB")
+        for named in (arg1, arg2):
+            if _internal(named):
+                return self.deny(f"{named} is internal to FlareDB")
         return sqlite3.SQLITE_OK
 
 
 def _internal(name: str | None) -> bool:
-    return bool(name) and name.lower().startswith(INTERNAL_PREFIX)
+    return name is not None and name.lower().startswith(INTERNAL_PREFIX)
 
 
 class ClockRefused(Exception):
@@ -239,12 +248,16 @@ class Determinism:
         size = n if isinstance(n, int) else 1
         return self.rng.randbytes(min(max(size, 1), MAX_RANDOMBLOB))
 
-    def _time_function(self, name: str):
-        def call(*args: object) -> object:
+    def _time_function(self, name: str) -> Callable[..., str | int | float | None]:
+        def builtin(marks: str, positional: list[object]) -> str | int | float | None:
+            value: str | int | float | None = self._plain.execute(f"SELECT {name}({marks})", positional).fetchone()[0]
+            return value  # SQLite's own date and time functions: text, a number or NULL
+
+        def call(*args: object) -> str | int | float | None:
             positional = list(args)
             marks = ", ".join("?" * len(positional))
             if not self.applying:
-                return self._plain.execute(f"SELECT {name}({marks})", positional).fetchone()[0]
+                return builtin(marks, positional)
             time_value = positional[1] if name == "strftime" and len(positional) > 1 else \
                 (positional[0] if name != "strftime" and positional else None)
             modifiers = positional[2:] if name == "strftime" else positional[1:]
@@ -255,6 +268,6 @@ class Determinism:
                 if isinstance(value, str) and value.strip().lower() in CLOCK_ARGUMENTS:
                     self.refused = f"{name}() with '{value.strip()}'"
                     raise ClockRefused(self.refused)
-            return self._plain.execute(f"SELECT {name}({marks})", positional).fetchone()[0]
+            return builtin(marks, positional)
 
         return call

@@ -257,7 +257,7 @@ class ProjectFiles:
                 conn.execute("BEGIN IMMEDIATE")
                 set_file_index(conn, index)
                 conn.execute("COMMIT")
-                tables = conn.execute("SELECT count(*) FROM sqlite_schema WHERE type = 'table' "
+                tables: int = conn.execute("SELECT count(*) FROM sqlite_schema WHERE type = 'table' "
                                       "AND name NOT LIKE '\\_flaredb\\_%' ESCAPE '\\' "
                                       "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'").fetchone()[0]
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything in the main file before it moves
