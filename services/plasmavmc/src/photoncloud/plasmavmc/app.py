@@ -10,11 +10,12 @@ from typing import Any
 
 from photoncloud.common.auth import iam_verifier
 from photoncloud.common.config import ServerConfig
+from photoncloud.common.gateway import rest_routes
 from photoncloud.common.projects import Projects
 from photoncloud.common.replication import LocalLog
 from photoncloud.common.server import Service, run
 
-from . import grpc_api, rest_api
+from . import grpc_api
 from .core import Pricing, Settings, VmCore
 from .machine import VmStateMachine
 from photoncloud.common.prismnet import PrismNetNetwork
@@ -84,7 +85,8 @@ async def build(config: ServerConfig) -> Service:
         store.close()
 
     verifier = iam_verifier(config.iam_url, config.expected_issuer, config.revocation_poll_seconds)
-    return Service(NAME, __version__, rest_api.routes(vmc), grpc_api.services(vmc), dependencies, close, verifier)
+    services = grpc_api.services(vmc)
+    return Service(NAME, __version__, rest_routes(services), services, dependencies, close, verifier)
 
 
 def main(argv: list[str] | None = None) -> None:
