@@ -83,7 +83,7 @@ class NamespacesServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateNamespace(self, request, context):
-        """UpdateNamespace replaces the labels and annotations.
+        """UpdateNamespace replaces the labels, annotations and subnet.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
