@@ -9,6 +9,7 @@ from typing import Any
 
 from photoncloud.common.auth import iam_verifier
 from photoncloud.common.config import ServerConfig
+from photoncloud.common.gateway import rest_routes
 from photoncloud.common.prismnet import PrismNetNetwork
 from photoncloud.common.projects import Projects
 from photoncloud.common.replication import LocalLog
@@ -26,6 +27,7 @@ from .core import (
 )
 from .daemon_client import AgentClient
 from .machine import HISTORY_KEPT, ObjectStateMachine
+from .records import Node
 from .store import SqliteObjectStore
 
 NAME = "k8shost"
@@ -79,7 +81,8 @@ async def build(config: ServerConfig) -> Service:
     kube.start(scheduler=not options.get("disable_scheduler", False))
 
     def unsandboxed() -> list[str]:
-        return sorted(n.metadata.name for n in store.scan("nodes") if n.status.sandbox == "none")
+        return sorted(n.metadata.name for n in store.scan("nodes")
+                      if isinstance(n, Node) and n.status.sandbox == "none")
 
     async def dependencies() -> dict[str, Any]:
         index, revision, bare = await kube.log.read(lambda: (store.applied_index(), store.revision(), unsandboxed()))
@@ -95,8 +98,10 @@ async def build(config: ServerConfig) -> Service:
 
     verifier = iam_verifier(config.iam_url, config.expected_issuer, config.revocation_poll_seconds)
     streams = watch_guard(options)
-    return Service(NAME, __version__, rest_api.routes(kube, streams=streams), grpc_api.services(kube, streams),
-                   dependencies, close, verifier, draining=kube.end_watches)
+    services = grpc_api.services(kube, streams)
+    routes = rest_api.routes(kube, streams=streams)
+    routes.extend(rest_routes(services))
+    return Service(NAME, __version__, routes, services, dependencies, close, verifier, draining=kube.end_watches)
 
 
 def port_range(text: str) -> tuple[int, int]:

@@ -1,35 +1,22 @@
-"""k8shost's gRPC adapter: protobuf in, `await core.x(...)`, protobuf out (shaped by views.py)."""
+"""k8shost's servicers: a request message in, `await core.x(...)`, a message out (convert.py).
+gRPC serves them, and REST through the routes the contract binds to HTTP (shared gateway); the
+watch stream's REST counterpart (server-sent events) is rest_api.py's."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any, TypeVar
+from typing import Any
 
-import grpc
-from google.protobuf import json_format
-from google.protobuf.message import Message
-
-from photoncloud.common.messages import to_message
-from photoncloud.common.server import GrpcService
+from photoncloud.common.server import GrpcService, grpc_services
 from photoncloud.common.streams import StreamGuard, watch_guard
 from photoncloud.k8shost.v1 import k8shost_pb2 as pb
 from photoncloud.k8shost.v1 import k8shost_pb2_grpc as pb_grpc
 
-from . import core, views
+from . import convert, core
+from .convert import fields, optional_fields
 
-M = TypeVar("M", bound=Message)
-Context = grpc.aio.ServicerContext
-
-
-def _dict(message: Message) -> dict[str, Any]:
-    """A request part as the plain data the core takes (every field, snake_case)."""
-    return json_format.MessageToDict(message, preserving_proto_field_name=True,
-                                     always_print_fields_with_no_presence=True)
-
-
-def _page(found: core.Page, message: type[M]) -> M:
-    return to_message(views.page(found.items, found.next_page_token, found.resource_version), message)
+Context = Any  # grpc.aio.ServicerContext, or the gateway's RestContext
 
 
 class NamespacesServicer(pb_grpc.NamespacesServicer):
@@ -41,24 +28,23 @@ class NamespacesServicer(pb_grpc.NamespacesServicer):
     async def CreateNamespace(self, request: pb.CreateNamespaceRequest, context: Context) -> pb.Namespace:
         ns = await self.kube.create_namespace(request.name, request.org_id, request.project_id, dict(request.labels),
                                               dict(request.annotations), request.subnet_id)
-        return to_message(views.obj(ns), pb.Namespace)
+        return convert.namespace(ns)
 
     async def GetNamespace(self, request: pb.GetNamespaceRequest, context: Context) -> pb.Namespace:
-        return to_message(views.obj(await self.kube.namespace(request.name)), pb.Namespace)
+        return convert.namespace(await self.kube.namespace(request.name))
 
     async def ListNamespaces(self, request: pb.ListNamespacesRequest, context: Context) -> pb.ListNamespacesResponse:
         found = await self.kube.namespaces(request.org_id, request.project_id, request.label_selector,
                                            request.page_size, request.page_token)
-        return _page(found, pb.ListNamespacesResponse)
+        return convert.page(pb.ListNamespacesResponse, found)
 
     async def UpdateNamespace(self, request: pb.UpdateNamespaceRequest, context: Context) -> pb.Namespace:
         ns = await self.kube.update_namespace(request.name, dict(request.labels), dict(request.annotations),
                                               request.resource_version, request.subnet_id)
-        return to_message(views.obj(ns), pb.Namespace)
+        return convert.namespace(ns)
 
     async def DeleteNamespace(self, request: pb.DeleteNamespaceRequest, context: Context) -> pb.Namespace:
-        namespace = await self.kube.delete_namespace(request.name, request.resource_version)
-        return to_message(views.obj(namespace), pb.Namespace)
+        return convert.namespace(await self.kube.delete_namespace(request.name, request.resource_version))
 
 
 class PodsServicer(pb_grpc.PodsServicer):
@@ -68,37 +54,35 @@ class PodsServicer(pb_grpc.PodsServicer):
         self.kube = kube
 
     async def CreatePod(self, request: pb.CreatePodRequest, context: Context) -> pb.Pod:
-        spec = _dict(request.spec) if request.HasField("spec") else None
         pod = await self.kube.create_pod(request.namespace, request.name, dict(request.labels),
-                                         dict(request.annotations), spec, request.image, list(request.command),
-                                         list(request.args))
-        return to_message(views.obj(pod), pb.Pod)
+                                         dict(request.annotations), optional_fields(request, "spec"), request.image,
+                                         list(request.command), list(request.args))
+        return convert.pod(pod)
 
     async def GetPod(self, request: pb.GetPodRequest, context: Context) -> pb.Pod:
-        return to_message(views.obj(await self.kube.pod(request.namespace, request.name)), pb.Pod)
+        return convert.pod(await self.kube.pod(request.namespace, request.name))
 
     async def ListPods(self, request: pb.ListPodsRequest, context: Context) -> pb.ListPodsResponse:
         found = await self.kube.pods(request.namespace, request.label_selector, request.node_name, request.page_size,
                                      request.page_token)
-        return _page(found, pb.ListPodsResponse)
+        return convert.page(pb.ListPodsResponse, found)
 
     async def UpdatePod(self, request: pb.UpdatePodRequest, context: Context) -> pb.Pod:
         pod = await self.kube.update_pod(request.namespace, request.name, dict(request.labels),
                                          dict(request.annotations), request.resource_version)
-        return to_message(views.obj(pod), pb.Pod)
+        return convert.pod(pod)
 
     async def DeletePod(self, request: pb.DeletePodRequest, context: Context) -> pb.Pod:
-        pod = await self.kube.delete_pod(request.namespace, request.name, request.resource_version)
-        return to_message(views.obj(pod), pb.Pod)
+        return convert.pod(await self.kube.delete_pod(request.namespace, request.name, request.resource_version))
 
     async def UpdatePodStatus(self, request: pb.UpdatePodStatusRequest, context: Context) -> pb.Pod:
-        pod = await self.kube.update_pod_status(request.namespace, request.name, request.uid, _dict(request.status))
-        return to_message(views.obj(pod), pb.Pod)
+        pod = await self.kube.update_pod_status(request.namespace, request.name, request.uid, fields(request.status))
+        return convert.pod(pod)
 
     async def GetPodLogs(self, request: pb.GetPodLogsRequest, context: Context) -> pb.PodLogs:
         container, text = await self.kube.pod_logs(request.namespace, request.name, request.container,
                                                    request.tail_lines)
-        return to_message(views.logs(request.namespace, request.name, container, text), pb.PodLogs)
+        return convert.logs(request.namespace, request.name, container, text)
 
 
 class ServicesServicer(pb_grpc.ServicesServicer):
@@ -108,29 +92,29 @@ class ServicesServicer(pb_grpc.ServicesServicer):
         self.kube = kube
 
     async def CreateService(self, request: pb.CreateServiceRequest, context: Context) -> pb.Service:
-        spec = _dict(request.spec) if request.HasField("spec") else None
         service = await self.kube.create_service(request.namespace, request.name, dict(request.labels),
-                                                 dict(request.annotations), spec, request.service_type, request.port,
-                                                 request.target_port, dict(request.selector))
-        return to_message(views.obj(service), pb.Service)
+                                                 dict(request.annotations), optional_fields(request, "spec"),
+                                                 request.service_type, request.port, request.target_port,
+                                                 dict(request.selector))
+        return convert.service(service)
 
     async def GetService(self, request: pb.GetServiceRequest, context: Context) -> pb.Service:
-        return to_message(views.obj(await self.kube.service(request.namespace, request.name)), pb.Service)
+        return convert.service(await self.kube.service(request.namespace, request.name))
 
     async def ListServices(self, request: pb.ListServicesRequest, context: Context) -> pb.ListServicesResponse:
         found = await self.kube.services(request.namespace, request.label_selector, request.page_size,
                                          request.page_token)
-        return _page(found, pb.ListServicesResponse)
+        return convert.page(pb.ListServicesResponse, found)
 
     async def UpdateService(self, request: pb.UpdateServiceRequest, context: Context) -> pb.Service:
-        spec = _dict(request.spec) if request.HasField("spec") else None
         service = await self.kube.update_service(request.namespace, request.name, dict(request.labels),
-                                                 dict(request.annotations), spec, request.resource_version)
-        return to_message(views.obj(service), pb.Service)
+                                                 dict(request.annotations), optional_fields(request, "spec"),
+                                                 request.resource_version)
+        return convert.service(service)
 
     async def DeleteService(self, request: pb.DeleteServiceRequest, context: Context) -> pb.Service:
-        service = await self.kube.delete_service(request.namespace, request.name, request.resource_version)
-        return to_message(views.obj(service), pb.Service)
+        return convert.service(await self.kube.delete_service(request.namespace, request.name,
+                                                              request.resource_version))
 
 
 class EndpointsServicer(pb_grpc.EndpointsServicer):
@@ -140,12 +124,12 @@ class EndpointsServicer(pb_grpc.EndpointsServicer):
         self.kube = kube
 
     async def GetEndpoints(self, request: pb.GetEndpointsRequest, context: Context) -> pb.EndpointsObject:
-        return to_message(views.obj(await self.kube.endpoints(request.namespace, request.name)), pb.EndpointsObject)
+        return convert.endpoints(await self.kube.endpoints(request.namespace, request.name))
 
     async def ListEndpoints(self, request: pb.ListEndpointsRequest, context: Context) -> pb.ListEndpointsResponse:
         found = await self.kube.endpoints_list(request.namespace, request.label_selector, request.page_size,
                                                request.page_token)
-        return _page(found, pb.ListEndpointsResponse)
+        return convert.page(pb.ListEndpointsResponse, found)
 
 
 class NodesServicer(pb_grpc.NodesServicer):
@@ -156,28 +140,28 @@ class NodesServicer(pb_grpc.NodesServicer):
 
     async def RegisterNode(self, request: pb.RegisterNodeRequest, context: Context) -> pb.Node:
         node = await self.kube.register_node(request.name, dict(request.labels), dict(request.capacity),
-                                             dict(request.allocatable), [_dict(a) for a in request.addresses],
+                                             dict(request.allocatable), [fields(a) for a in request.addresses],
                                              request.daemon_port, request.daemon_token, request.runtime,
                                              request.agent_version, request.sandbox)
-        return to_message(views.obj(node), pb.Node)
+        return convert.node(node)
 
     async def Heartbeat(self, request: pb.HeartbeatRequest, context: Context) -> pb.Node:
-        return to_message(views.obj(await self.kube.heartbeat(request.name)), pb.Node)
+        return convert.node(await self.kube.heartbeat(request.name))
 
     async def GetNode(self, request: pb.GetNodeRequest, context: Context) -> pb.Node:
-        return to_message(views.obj(await self.kube.node(request.name)), pb.Node)
+        return convert.node(await self.kube.node(request.name))
 
     async def ListNodes(self, request: pb.ListNodesRequest, context: Context) -> pb.ListNodesResponse:
-        return _page(await self.kube.nodes(request.label_selector, request.page_size, request.page_token),
-                     pb.ListNodesResponse)
+        found = await self.kube.nodes(request.label_selector, request.page_size, request.page_token)
+        return convert.page(pb.ListNodesResponse, found)
 
     async def UpdateNode(self, request: pb.UpdateNodeRequest, context: Context) -> pb.Node:
         node = await self.kube.update_node(request.name, dict(request.labels), dict(request.annotations),
                                            request.unschedulable, request.resource_version)
-        return to_message(views.obj(node), pb.Node)
+        return convert.node(node)
 
     async def DeleteNode(self, request: pb.DeleteNodeRequest, context: Context) -> pb.Node:
-        return to_message(views.obj(await self.kube.delete_node(request.name, request.resource_version)), pb.Node)
+        return convert.node(await self.kube.delete_node(request.name, request.resource_version))
 
 
 class WatchServicer(pb_grpc.WatchServicer):
@@ -207,21 +191,16 @@ class WatchServicer(pb_grpc.WatchServicer):
                 except (TimeoutError, StopAsyncIteration):
                     return
                 for e in batch:
-                    yield to_message(views.event(e.type, e.revision, e.object), pb.WatchEvent)
+                    yield convert.event(e.type, e.revision, e.object)
         finally:
-            await events.aclose()
+            await events.aclose()  # type: ignore[attr-defined]  # until_token_ends is an async generator
             watch.close()
 
 
 def services(kube: core.KubeCore, streams: StreamGuard | None = None) -> list[GrpcService]:
     """k8shost's gRPC services over kube; watches go through streams."""
-    streams = streams or watch_guard()
-    servicers = {"Namespaces": (NamespacesServicer, pb_grpc.add_NamespacesServicer_to_server),
-                 "Pods": (PodsServicer, pb_grpc.add_PodsServicer_to_server),
-                 "Services": (ServicesServicer, pb_grpc.add_ServicesServicer_to_server),
-                 "Endpoints": (EndpointsServicer, pb_grpc.add_EndpointsServicer_to_server),
-                 "Nodes": (NodesServicer, pb_grpc.add_NodesServicer_to_server),
-                 "Watch": (lambda kube: WatchServicer(kube, streams), pb_grpc.add_WatchServicer_to_server)}
-    descriptor = pb.DESCRIPTOR.services_by_name
-    return [GrpcService(descriptor[name].full_name, lambda server, s=servicer, add=add: add(s(kube), server))
-            for name, (servicer, add) in servicers.items()]
+    return grpc_services(pb, pb_grpc, {
+        "Namespaces": NamespacesServicer(kube), "Pods": PodsServicer(kube), "Services": ServicesServicer(kube),
+        "Endpoints": EndpointsServicer(kube), "Nodes": NodesServicer(kube),
+        "Watch": WatchServicer(kube, streams or watch_guard()),
+    })

@@ -1,11 +1,11 @@
-"""Checks on what callers send, and the records built from it (both adapters pass plain dicts).
+"""Checks on what callers send, and the records built from it (the servicers pass plain dicts).
 
 Names follow Kubernetes: namespaces, pods and services are DNS labels (RFC 1123: lower-case
 letters, digits and '-', at most 63), nodes DNS subdomains (labels joined by '.', at most 253).
 """
 
-from __future__ import annotations
-
+# Without `from __future__ import annotations`: the module has a function of that name (a field of
+# Kubernetes' metadata), and its annotations need no postponing.
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -95,8 +95,8 @@ def _port(value: Any, field: str, allow_zero: bool = False) -> int:
     return value
 
 
-def _strings(values: Any, field: str) -> tuple[str, ...]:
-    values = tuple(values or ())
+def _strings(given: Any, field: str) -> tuple[str, ...]:
+    values: tuple[str, ...] = tuple(given or ())
     if len(values) > MAX_ARGS or any(not isinstance(v, str) or len(v.encode()) > MAX_ARG_BYTES for v in values):
         raise InvalidArgument(f"{field}: at most {MAX_ARGS} strings of at most 32 KiB", {"field": field})
     return values
