@@ -285,3 +285,38 @@ async def test_a_project_token_sees_only_its_own_namespaces_and_cannot_act_as_a_
             status, reply = await call(method, path, project_admin, body)
             assert (status, reply["error"]["details"]["reason"]) == (403, "OPERATOR_ONLY"), path
         assert (await call("GET", "/pods", {}))[0] == 401
+
+
+async def test_rest_reads_bodies_as_the_contract_says(server, mint):
+    base = f"http://127.0.0.1:{server.rest_port}/api/v1"
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {mint.token()}"}) as session:
+        async def call(method: str, path: str, body: Any = None) -> tuple[int, dict]:
+            async with session.request(method, base + path, json=body) as response:
+                return response.status, await response.json()
+
+        # Fields the contract marks REQUIRED, nested ones named by their path; unknown fields refused.
+        status, reply = await call("POST", "/namespaces", {"name": "web"})
+        assert (status, reply["error"]["details"]["field"]) == (400, "project_id")
+        status, reply = await call("POST", "/pods", {"namespace": "web", "name": "a",
+                                                     "spec": {"containers": [{"command": ["true"]}]}})
+        assert (status, reply["error"]["details"]["field"]) == (400, "spec.containers.0.name")
+        status, reply = await call("POST", "/nodes", {"name": "n", "addresses": [{"type": "Hostname"}]})
+        assert (status, reply["error"]["details"]["field"]) == (400, "addresses.0.address")
+        status, reply = await call("PUT", "/pods/web/a/status", {"uid": ""})
+        assert (status, reply["error"]["details"]["field"]) == (400, "status")
+        status, reply = await call("PUT", "/nodes/n", {"unschedulable": True, "cordoned": True})
+        assert (status, reply["error"]["details"]["field"]) == (400, "cordoned")
+
+        # A delete's precondition comes in its body; a spec left out of a service's update keeps it.
+        assert (await call("POST", "/namespaces", {"name": "web", "org_id": "o1", "project_id": "p1"}))[0] == 201
+        status, created = await call("POST", "/services", {"namespace": "web", "name": "s", "port": 80})
+        assert status == 201 and created["data"]["spec"]["ports"][0]["target_port"] == 80
+        status, updated = await call("PUT", "/services/web/s", {"labels": {"a": "b"}})
+        assert status == 200 and updated["data"]["spec"] == created["data"]["spec"]
+        status, reply = await call("DELETE", "/services/web/s", {"resource_version": "1"})
+        assert (status, reply["error"]["code"]) == (409, "ABORTED")
+
+        # A watch event holds its kind's object alone.
+        async with session.get(f"{base}/watch/namespaces", params={"timeout_seconds": "1"}) as response:
+            (name, event), = await asyncio.wait_for(sse_events(response, 1), 5)
+        assert name == "added" and set(event) == {"type", "kind", "resource_version", "namespace"}
