@@ -160,6 +160,21 @@ def _handler(servicer: Any, binding: Binding) -> Callable[..., Awaitable[Any]]:
     return handler
 
 
+def binding(rpc: str, path: str) -> Binding:
+    """The binding of a hand-written route (path, in aiohttp's syntax) to the RPC it serves,
+    "package.Service/Method": its handler reads the request with request_message, and the OpenAPI
+    document describes its parameters from the RPC's request (a stream's events stay its own)."""
+    service, name = rpc.split("/")
+    fields = tuple(match.group(1) for match in re.finditer(r"\{(\w+)(?::[^}]*)?\}", path))
+    return Binding(service_descriptor(service).methods_by_name[name], "", fields)
+
+
+async def request_message(request: web.Request, binding: Binding) -> Message:
+    """The request message of a hand-written route's RPC, read from its path and query string as a
+    made route reads it (INVALID_ARGUMENT naming each bad parameter)."""
+    return _read_request(binding, request.match_info, _query(request, binding), None)
+
+
 def contract_routes(package: str) -> RouteTable:
     """The REST routes the contract binds for every gRPC service of a package of generated modules
     (e.g. "photoncloud.prismnet.v1"), described without a servicer: what the service serves."""
