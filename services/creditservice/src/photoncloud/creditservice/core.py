@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast
 
 from photoncloud.common import auth, paging
 from photoncloud.common.errors import InvalidArgument, NotFound
@@ -38,6 +38,7 @@ from .records import (EXTERNAL, REVENUE, Admission, AuditReport, Posting, Quota,
                       Transaction, TransactionType, Wallet, WalletStatus, available_account, reserved_account)
 
 log = logging.getLogger("photoncloud.creditservice")
+R = TypeVar("R")
 
 MAX_TTL_SECONDS = 7 * 24 * 3600
 DEFAULT_TTL_SECONDS = 300
@@ -179,7 +180,7 @@ class CreditCore:
         self.store = machine.store
         self.log = log
         self.clock = clock  # wall-clock seconds: deadlines survive restarts
-        self._expiry: asyncio.Task | None = None
+        self._expiry: asyncio.Task[None] | None = None
         if expiry_check_seconds:
             self._expiry = asyncio.get_running_loop().create_task(self._expire_periodically(expiry_check_seconds))
 
@@ -210,8 +211,9 @@ class CreditCore:
         principal = auth.current()
         return Idempotency(principal.subject if principal else "", key, fingerprint(operation, **fields))
 
-    async def _propose(self, command: Command) -> Any:
-        return await self.log.propose(command)
+    async def _propose(self, command: Command, result: type[R]) -> R:
+        """Apply command through the log; its result is a result (as the state machine returns for it)."""
+        return cast(R, await self.log.propose(command))
 
     # -- wallets ------------------------------------------------------------------------------------
 
@@ -229,7 +231,7 @@ class CreditCore:
         self._require(WALLETS_MANAGE, org_id, project_id)
         idem = self._idempotency(idempotency_key, "create_wallet", project_id=project_id, org_id=org_id,
                                  initial_balance=initial_balance)
-        return await self._propose(CreateWallet(project_id, org_id, initial_balance, self.clock(), idem))
+        return await self._propose(CreateWallet(project_id, org_id, initial_balance, self.clock(), idem), Wallet)
 
     async def wallet(self, project_id: str) -> Wallet:
         """A project's wallet."""
@@ -240,9 +242,10 @@ class CreditCore:
         limit = paging.page_size(page_size)
         after = ""
         if page_token:
-            after = paging.decode_token(page_token).get("after")
-            if not isinstance(after, str):
+            token_after = paging.decode_token(page_token).get("after")
+            if not isinstance(token_after, str):
                 raise InvalidArgument("page_token does not belong to this listing", {"field": "page_token"})
+            after = token_after
         principal = auth.current()
         project = ""
         if principal is not None:
@@ -264,7 +267,7 @@ class CreditCore:
         await self._wallet_for(WALLETS_MANAGE, project_id)
         idem = self._idempotency(idempotency_key, "top_up", project_id=project_id, amount=amount,
                                  description=description)
-        return await self._propose(TopUp(project_id, amount, description, self.clock(), idem))
+        return await self._propose(TopUp(project_id, amount, description, self.clock(), idem), TopUpResult)
 
     async def set_wallet_status(self, project_id: str, status: str, idempotency_key: str = "") -> Wallet:
         """Suspend, reactivate or close a wallet (operators only; closing is final)."""
@@ -274,7 +277,7 @@ class CreditCore:
             raise InvalidArgument("status must be ACTIVE, SUSPENDED or CLOSED", {"field": "status"}) from None
         await self._wallet_for(WALLETS_MANAGE, project_id)
         idem = self._idempotency(idempotency_key, "set_wallet_status", project_id=project_id, status=status)
-        return await self._propose(SetWalletStatus(project_id, wanted, self.clock(), idem))
+        return await self._propose(SetWalletStatus(project_id, wanted, self.clock(), idem), Wallet)
 
     async def transactions(self, project_id: str, page_size: int = 0, page_token: str = "", type: str = "",
                            reservation_id: str = "", since: float = 0.0, until: float = 0.0) -> TransactionPage:
@@ -285,9 +288,10 @@ class CreditCore:
         limit = paging.page_size(page_size)
         before = 0
         if page_token:
-            before = paging.decode_token(page_token).get("before")
-            if not isinstance(before, int):
+            token_before = paging.decode_token(page_token).get("before")
+            if not isinstance(token_before, int):
                 raise InvalidArgument("page_token does not belong to this listing", {"field": "page_token"})
+            before = token_before
         found = await self.log.read(lambda: self.store.transactions(project_id, before, limit + 1, type,
                                                                     reservation_id, since, until))
         token = paging.encode_token({"before": found[limit - 1].id}) if len(found) > limit else ""
@@ -312,7 +316,7 @@ class CreditCore:
                                  description=description, resource_type=resource_type, ttl_seconds=ttl_seconds,
                                  quantity=quantity)
         return await self._propose(Reserve(uuid.uuid4().hex, project_id, amount, description, resource_type,
-                                           quantity, ttl_seconds, self.clock(), idem))
+                                           quantity, ttl_seconds, self.clock(), idem), ReservationResult)
 
     async def _reservation_for(self, permission: str, id: str) -> Reservation:
         reservation = await self.log.read(lambda: self.store.reservation(id))
@@ -354,14 +358,14 @@ class CreditCore:
         await self._reservation_for(RESERVATIONS_WRITE, id)
         idem = self._idempotency(idempotency_key, "commit", id=id, actual_amount=actual_amount,
                                  resource_id=resource_id)
-        return await self._propose(Commit(id, actual_amount, resource_id, self.clock(), idem))
+        return await self._propose(Commit(id, actual_amount, resource_id, self.clock(), idem), ReservationResult)
 
     async def release(self, id: str, reason: str = "", idempotency_key: str = "") -> ReservationResult:
         """Free a reservation's credits and quota units."""
         check_text(reason, "reason")
         await self._reservation_for(RESERVATIONS_WRITE, id)
         idem = self._idempotency(idempotency_key, "release", id=id, reason=reason)
-        return await self._propose(Release(id, reason, self.clock(), idem))
+        return await self._propose(Release(id, reason, self.clock(), idem), ReservationResult)
 
     async def expire_reservations(self) -> list[str]:
         """Propose the expiry of the reservations past their deadline (if any); the ids expired."""
@@ -369,7 +373,7 @@ class CreditCore:
         deadline = await self.log.read(self.store.next_deadline)
         if deadline is None or deadline > now:
             return []
-        return await self._propose(ExpireReservations(now))
+        return await self._propose(ExpireReservations(now), list)
 
     async def _expire_periodically(self, period: float) -> None:
         while True:
@@ -390,7 +394,7 @@ class CreditCore:
         await self._wallet_for(QUOTAS_MANAGE, project_id)
         idem = self._idempotency(idempotency_key, "set_quota", project_id=project_id, resource_type=resource_type,
                                  limit=limit)
-        return await self._propose(SetQuota(project_id, resource_type, limit, self.clock(), idem))
+        return await self._propose(SetQuota(project_id, resource_type, limit, self.clock(), idem), Quota)
 
     async def quota(self, project_id: str, resource_type: str) -> Quota:
         """A project's quota of a resource type."""
@@ -415,7 +419,7 @@ class CreditCore:
         await self._wallet_for(QUOTAS_WRITE, project_id)
         idem = self._idempotency(idempotency_key, "free_quota", project_id=project_id, resource_type=resource_type,
                                  quantity=quantity)
-        return await self._propose(FreeQuota(project_id, resource_type, quantity, self.clock(), idem))
+        return await self._propose(FreeQuota(project_id, resource_type, quantity, self.clock(), idem), Quota)
 
     async def check_admission(self, project_id: str, amount: int, resource_type: str = "",
                               quantity: int = 1) -> Admission:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pickle
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from photoncloud.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from photoncloud.common.sqlite import SqliteStateMachine
@@ -19,6 +20,9 @@ from .commands import (Command, Commit, CreateWallet, ExpireReservations, FreeQu
                        SetWalletStatus, TopUp)
 from .records import (EXTERNAL, REVENUE, Posting, Quota, Reservation, ReservationStatus, Transaction,
                       TransactionType, Wallet, WalletStatus, available_account, reserved_account)
+
+if TYPE_CHECKING:
+    from .store import SqliteCreditStore
 
 MAX_AMOUNT = 2**53 - 1  # amounts stay exact in JSON (and in every language's doubles)
 IDEMPOTENCY_KEEP_SECONDS = 24 * 3600  # as Stripe: a key may be reused a day later
@@ -58,6 +62,8 @@ def _usable(wallet: Wallet | None, project_id: str, for_new_charges: bool) -> Wa
 class CreditStateMachine(SqliteStateMachine):
     """Applies CreditService's commands to the store. Deterministic: no clocks, no randomness."""
 
+    store: SqliteCreditStore
+
     def execute(self, command: Command) -> object:
         """Apply one command; one carrying a used idempotency key returns the first one's result."""
         key = getattr(command, "idempotency", None)
@@ -65,11 +71,11 @@ class CreditStateMachine(SqliteStateMachine):
             return self._execute(command)
         seen = self.store.remembered(key.subject, key.key)
         if seen is not None:
-            fingerprint, result = seen
+            fingerprint, first = seen
             if fingerprint != key.fingerprint:
                 raise FailedPrecondition("this Idempotency-Key was used with a different request",
                                          {"reason": "IDEMPOTENCY_KEY_REUSED", "idempotency_key": key.key})
-            return pickle.loads(result)  # noqa: S301 - our own record, written below
+            return pickle.loads(first)  # noqa: S301 - our own record, written below
         result = self._execute(command)
         self.store.remember(key.subject, key.key, key.fingerprint, pickle.dumps(result), command.now)
         return result

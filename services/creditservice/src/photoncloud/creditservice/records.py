@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
 
 
 class WalletStatus(enum.Enum):
@@ -139,6 +140,6 @@ class AuditReport:
     transactions: int
     wallets: int
     unbalanced_transactions: list[int]  # transactions whose postings do not sum to zero
-    mismatches: list[dict]  # wallets whose stored balance or reserved differs from the ledger
+    mismatches: list[dict[str, Any]]  # wallets whose stored balance or reserved differs from the ledger
     revenue: int  # credits charged in total
     issued: int  # credits topped up in total

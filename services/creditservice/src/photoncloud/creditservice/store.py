@@ -6,6 +6,8 @@ balances are kept next to the ledger for fast reads; the audit recomputes them f
 
 from __future__ import annotations
 
+from typing import Any
+
 from photoncloud.common.sqlite import SqliteState
 
 from .records import (Posting, Quota, Reservation, ReservationStatus, Transaction, TransactionType, Wallet,
@@ -81,12 +83,18 @@ _RESERVATION = ("id, project_id, amount, description, resource_type, quantity, s
 _TRANSACTION = "id, project_id, type, amount, description, reservation_id, balance_after, reserved_after, created_at"
 
 
-def _wallet(row: tuple) -> Wallet:
+def _wallet(row: tuple[Any, ...]) -> Wallet:
     return Wallet(row[0], row[1], WalletStatus(row[2]), *row[3:])
 
 
-def _reservation(row: tuple) -> Reservation:
-    return Reservation(*row[:6], ReservationStatus(row[6]), *row[7:])
+def _reservation(row: tuple[Any, ...]) -> Reservation:
+    id, project_id, amount, description, resource_type, quantity, status, *resolution = row
+    return Reservation(id, project_id, amount, description, resource_type, quantity, ReservationStatus(status),
+                       *resolution)
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 class SqliteCreditStore(SqliteState):
@@ -125,6 +133,8 @@ class SqliteCreditStore(SqliteState):
             " reserved_after, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (project_id, type.value, amount, description, reservation_id, wallet.balance, wallet.reserved, now))
         transaction_id = cursor.lastrowid
+        if transaction_id is None:  # sqlite3 sets it after every INSERT
+            raise RuntimeError("the transaction was not given an id")
         self.db.executemany("INSERT INTO postings (transaction_id, account, amount) VALUES (?, ?, ?)",
                             [(transaction_id, p.account, p.amount) for p in postings])
         return Transaction(transaction_id, project_id, type, amount, description, reservation_id, postings,
@@ -161,7 +171,7 @@ class SqliteCreditStore(SqliteState):
 
     def count_transactions(self) -> int:
         """How many transactions the ledger holds."""
-        return self.db.execute("SELECT COUNT(*) FROM transactions").fetchone()[0]
+        return int(self.db.execute("SELECT COUNT(*) FROM transactions").fetchone()[0])
 
     def all_wallets(self) -> list[Wallet]:
         """Every wallet."""
@@ -199,7 +209,8 @@ class SqliteCreditStore(SqliteState):
 
     def next_deadline(self) -> float | None:
         """The earliest deadline of a pending reservation."""
-        return self.db.execute("SELECT MIN(expires_at) FROM reservations WHERE status = 'PENDING'").fetchone()[0]
+        row = self.db.execute("SELECT MIN(expires_at) FROM reservations WHERE status = 'PENDING'").fetchone()
+        return _float(row[0])
 
     # Quotas
 
@@ -240,4 +251,4 @@ class SqliteCreditStore(SqliteState):
 
     def oldest_remembered(self) -> float | None:
         """When the oldest idempotency record was made."""
-        return self.db.execute("SELECT MIN(created_at) FROM idempotency").fetchone()[0]
+        return _float(self.db.execute("SELECT MIN(created_at) FROM idempotency").fetchone()[0])
