@@ -48,15 +48,15 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from photoncloud.common import auth, paging
-from photoncloud.common.errors import InvalidArgument, ServiceError
+from photoncloud.common.errors import FailedPrecondition, InvalidArgument, ServiceError
 from photoncloud.common.network import Network
 from photoncloud.common.projects import Projects
 from photoncloud.common.replication import Log
 
-from .commands import (AddImage, Begin, CreateFlavor, CreateVm, DeleteFlavor, DeleteImage, RemoveVm, Settle,
+from .commands import (AddImage, Begin, Command, CreateFlavor, CreateVm, DeleteFlavor, DeleteImage, RemoveVm, Settle,
                        UpdateFlavor)
 from .dependencies import Billing
 from .driver import Driver, HypervisorError, NicSpec, Power, VmSpec
@@ -64,6 +64,7 @@ from .machine import TRANSITIONS, VmStateMachine, found
 from .records import Flavor, Image, ImageFile, Nic, State, Vm
 
 log = logging.getLogger("photoncloud.plasmavmc")
+R = TypeVar("R")
 
 VMS_READ, VMS_WRITE = "plasmavmc:vms:read", "plasmavmc:vms:write"
 IMAGES_READ, IMAGES_MANAGE = "plasmavmc:images:read", "plasmavmc:images:manage"
@@ -196,7 +197,7 @@ class VmCore:
         self.settings = settings or Settings()
         self.clock = clock
         self._locks: dict[str, asyncio.Lock] = {}
-        self._monitor: asyncio.Task | None = None
+        self._monitor: asyncio.Task[None] | None = None
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -217,8 +218,24 @@ class VmCore:
         self._require(permission, org_id, project_id)
         return org_id
 
-    async def _read(self, query: Callable[[], Any]) -> Any:
+    async def _read(self, query: Callable[[], R]) -> R:
         return await self.log.read(query)
+
+    async def _propose(self, command: Command, result: type[R]) -> R:
+        """Apply command through the log; its result is a result (as the state machine returns for it)."""
+        return cast(R, await self.log.propose(command))
+
+    def _network(self) -> Network:
+        """The network service VMs with NICs need."""
+        if self.network is None:
+            raise FailedPrecondition("this PlasmaVMC has no network service", {"reason": "NO_NETWORK"})
+        return self.network
+
+    def _billing(self) -> Billing:
+        """The billing service a VM with a reservation needs."""
+        if self.billing is None:
+            raise FailedPrecondition("this PlasmaVMC has no billing service", {"reason": "NO_BILLING"})
+        return self.billing
 
     def _lock(self, vm_id: str) -> asyncio.Lock:
         return self._locks.setdefault(vm_id, asyncio.Lock())
@@ -244,7 +261,7 @@ class VmCore:
         return Page(rows[:limit], token)
 
     async def _settle(self, vm_id: str, state: State, **fields: Any) -> Vm:
-        return await self.log.propose(Settle(vm_id, state, self.clock(), **fields))
+        return await self._propose(Settle(vm_id, state, self.clock(), **fields), Vm)
 
     # -- flavors ---------------------------------------------------------------------------------
 
@@ -259,8 +276,8 @@ class VmCore:
         check_range(price_per_hour, 0, MAX_PRICE, "price_per_hour")
         check_text(description)
         now = self.clock()
-        return await self.log.propose(CreateFlavor(Flavor(uuid.uuid4().hex, name, vcpus, memory_mib, disk_gib,
-                                                          price_per_hour, description, now, now)))
+        return await self._propose(CreateFlavor(Flavor(uuid.uuid4().hex, name, vcpus, memory_mib, disk_gib,
+                                                       price_per_hour, description, now, now)), Flavor)
 
     async def _flavor(self, id_or_name: str) -> Flavor:
         flavor = await self._read(lambda: self.store.flavor(id_or_name) or self.store.flavor_named(id_or_name))
@@ -285,13 +302,13 @@ class VmCore:
         if description is not None:
             check_text(description)
         flavor = await self._flavor(id)
-        return await self.log.propose(UpdateFlavor(flavor.id, price_per_hour, description, self.clock()))
+        return await self._propose(UpdateFlavor(flavor.id, price_per_hour, description, self.clock()), Flavor)
 
     async def delete_flavor(self, id: str) -> Flavor:
         """Delete a flavor (operators); VMs made with it keep their size and price."""
         self._require(FLAVORS_MANAGE)
         flavor = await self._flavor(id)
-        return await self.log.propose(DeleteFlavor(flavor.id))
+        return await self._propose(DeleteFlavor(flavor.id), Flavor)
 
     # -- images ----------------------------------------------------------------------------------
 
@@ -348,7 +365,7 @@ class VmCore:
             image = Image(image_id, name, kind, files.get("kernel"), files.get("initrd"), files.get("disk"),
                           disk_format, (cmdline or DEFAULT_CMDLINE) if kind == "KERNEL" else "", description,
                           self.clock())
-            return await self.log.propose(AddImage(image))
+            return await self._propose(AddImage(image), Image)
         except BaseException:
             await asyncio.to_thread(shutil.rmtree, directory, True)
             raise
@@ -366,7 +383,7 @@ class VmCore:
     async def delete_image(self, id: str) -> Image:
         """Delete an image no VM uses (operators; FAILED_PRECONDITION IMAGE_IN_USE otherwise)."""
         self._require(IMAGES_MANAGE)
-        image = await self.log.propose(DeleteImage(id))
+        image = await self._propose(DeleteImage(id), Image)
         await asyncio.to_thread(shutil.rmtree, self.images_root / id, True)
         return image
 
@@ -405,7 +422,7 @@ class VmCore:
             price = self.settings.pricing.price(vcpus, memory_mib)
         found(await self._read(lambda: self.store.image(image_id)), "image", image_id)
         for subnet_id in subnets:
-            owner = await self.network.subnet_project(subnet_id)
+            owner = await self._network().subnet_project(subnet_id)
             if owner != project_id:
                 raise InvalidArgument("the subnet belongs to another project", {"field": "subnet_ids",
                                                                                  "subnet_id": subnet_id})
@@ -421,7 +438,7 @@ class VmCore:
                                                              self.settings.reservation_ttl_seconds)
                     vm = await self._settle(vm.id, State.CREATING, reservation_id=reservation)
                 for subnet_id in subnets:
-                    port = await self.network.create_port(subnet_id, f"{name}-nic{len(vm.nics)}", vm.id)
+                    port = await self._network().create_port(subnet_id, f"{name}-nic{len(vm.nics)}", vm.id)
                     nic = Nic(port.id, port.subnet_id, port.ip_address, port.mac_address, port.gateway_ip,
                               port.cidr_block)
                     vm = await self._settle(vm.id, State.CREATING, nics=vm.nics + (nic,))
@@ -431,7 +448,7 @@ class VmCore:
                 raise
 
     async def _undo_create(self, vm_id: str, cause: BaseException) -> None:
-        vm = await self._read(lambda: self.store.vm(vm_id))
+        vm = found(await self._read(lambda: self.store.vm(vm_id)), "VM", vm_id)
         left = await self._free(vm, "the VM could not be created")
         if left:
             await self._settle(vm_id, State.ERROR, last_error=f"creation failed ({cause}); delete the VM to free "
@@ -445,7 +462,7 @@ class VmCore:
         nics = list(vm.nics)
         for nic in vm.nics:
             try:
-                await self.network.delete_port(nic.port_id)
+                await self._network().delete_port(nic.port_id)
                 nics.remove(nic)
                 vm = await self._settle(vm.id, vm.state, nics=tuple(nics))
             except Exception:  # noqa: BLE001 - recorded, freed by a later delete
@@ -478,7 +495,10 @@ class VmCore:
     async def _spec(self, vm: Vm) -> VmSpec:
         image = found(await self._read(lambda: self.store.image(vm.image_id)), "image", vm.image_id)
         nics = tuple(NicSpec(n.mac_address, n.ip_address, n.cidr_block, n.gateway_ip) for n in vm.nics)
-        path = lambda role, f: self.image_path(image.id, role) if f is not None else None  # noqa: E731
+
+        def path(role: str, f: ImageFile | None) -> Path | None:
+            return self.image_path(image.id, role) if f is not None else None
+
         return VmSpec(vm.id, vm.vcpus, vm.memory_mib, path("kernel", image.kernel), path("initrd", image.initrd),
                       image.cmdline, path("disk", image.disk), image.disk_format, nics)
 
@@ -516,22 +536,22 @@ class VmCore:
 
     async def _commit(self, vm: Vm, reservation: str) -> None:
         try:
-            await self.billing.commit(reservation, vm.price_per_hour, vm.id)
+            await self._billing().commit(reservation, vm.price_per_hour, vm.id)
         except ServiceError as exc:
             if (exc.details or {}).get("reason") != "ALREADY_RESOLVED":
                 raise
             # The reservation expired between create and start: hold and charge a fresh hour.
-            fresh = await self.billing.reserve(vm.project_id, vm.price_per_hour, f"VM {vm.id} ({vm.name}): an hour",
+            fresh = await self._billing().reserve(vm.project_id, vm.price_per_hour, f"VM {vm.id} ({vm.name}): an hour",
                                                self.settings.reservation_ttl_seconds)
             await self._settle(vm.id, State.STARTING, reservation_id=fresh)
-            await self.billing.commit(fresh, vm.price_per_hour, vm.id)
+            await self._billing().commit(fresh, vm.price_per_hour, vm.id)
 
     async def _fail_start(self, vm: Vm, cause: BaseException) -> None:
         try:
             await self.driver.kill(vm.id)
         except HypervisorError:
             log.warning("cannot kill the QEMU of VM %s after a failed start", vm.id, exc_info=True)
-        vm = await self._read(lambda: self.store.vm(vm.id))
+        vm = found(await self._read(lambda: self.store.vm(vm.id)), "VM", vm.id)
         reservation = vm.reservation_id
         if reservation and self.billing is not None:
             try:
@@ -589,7 +609,7 @@ class VmCore:
             await self.driver.remove(vm.id)
             nics = list(vm.nics)
             for nic in vm.nics:
-                await self.network.delete_port(nic.port_id)
+                await self._network().delete_port(nic.port_id)
                 nics.remove(nic)
                 vm = await self._settle(vm.id, State.DELETING, nics=tuple(nics))
             if vm.reservation_id and self.billing is not None:
@@ -599,7 +619,7 @@ class VmCore:
                     if exc.code.name not in ("NOT_FOUND", "FAILED_PRECONDITION"):  # else: resolved already
                         raise
                 vm = await self._settle(vm.id, State.DELETING, reservation_id="")
-            vm = await self.log.propose(RemoveVm(vm.id))
+            vm = await self._propose(RemoveVm(vm.id), Vm)
         self._locks.pop(vm.id, None)
         return vm
 

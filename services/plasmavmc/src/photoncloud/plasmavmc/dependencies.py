@@ -45,7 +45,7 @@ class CreditServiceBilling:
         request = credit_pb2.ReserveRequest(project_id=project_id, amount=amount, description=description,
                                             resource_type="", ttl_seconds=ttl_seconds)
         response = await call(self.name, self._stub().Reserve, request)
-        return response.reservation.id
+        return str(response.reservation.id)
 
     async def commit(self, reservation_id: str, amount: int, resource_id: str) -> None:
         """Reservations/Commit."""

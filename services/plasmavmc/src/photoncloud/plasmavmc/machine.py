@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
 from photoncloud.common.errors import AlreadyExists, FailedPrecondition, NotFound
 from photoncloud.common.sqlite import SqliteStateMachine
@@ -19,6 +19,11 @@ from photoncloud.common.sqlite import SqliteStateMachine
 from .commands import (AddImage, Begin, Command, CreateFlavor, CreateVm, DeleteFlavor, DeleteImage, RemoveVm, Settle,
                        UpdateFlavor)
 from .records import Flavor, Image, State, Vm
+
+if TYPE_CHECKING:
+    from .store import SqliteVmStore
+
+R = TypeVar("R")
 
 S = State
 # action: (states it may start from, the state recorded while it runs (None: unchanged))
@@ -32,7 +37,7 @@ TRANSITIONS: dict[str, tuple[tuple[State, ...], State | None]] = {
 }
 
 
-def found(record: Any, what: str, id: str) -> Any:
+def found(record: R | None, what: str, id: str) -> R:
     """record, or NOT_FOUND naming what is missing."""
     if record is None:
         raise NotFound(f"{what} not found", {"id": id})
@@ -49,6 +54,8 @@ def refused(vm: Vm, action: str) -> FailedPrecondition:
 
 class VmStateMachine(SqliteStateMachine):
     """Applies PlasmaVMC's commands to the store. Deterministic: ids and times come in the commands."""
+
+    store: SqliteVmStore
 
     def execute(self, c: Command) -> object:
         """Apply one command, by its type's name (CreateFlavor runs `_create_flavor`)."""

@@ -259,7 +259,7 @@ class QemuDriver:
             return Power.ABSENT if self.pid(vm_id) is None else Power.FAILED
         return {"running": Power.RUNNING, "paused": Power.PAUSED, "suspended": Power.PAUSED,
                 "shutdown": Power.SHUTDOWN, "prelaunch": Power.PAUSED, "inmigrate": Power.PAUSED,
-                "debug": Power.PAUSED}.get(status, Power.FAILED)
+                "debug": Power.PAUSED}.get(str(status), Power.FAILED)
 
     async def stop(self, vm_id: str, timeout: float) -> bool:
         """system_powerdown (ACPI), wait for the guest to power off, then quit or kill QEMU."""

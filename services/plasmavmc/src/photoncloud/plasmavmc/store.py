@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from typing import Any
 
 from photoncloud.common.sqlite import SqliteState
 
@@ -73,7 +74,7 @@ class SqliteVmStore(SqliteState):
     # Images
 
     @staticmethod
-    def _image(row: tuple) -> Image:
+    def _image(row: tuple[Any, ...]) -> Image:
         files = json.loads(row[3])
         kernel, initrd, disk = (ImageFile(**files[k]) if files.get(k) else None for k in _FILES)
         return Image(row[0], row[1], row[2], kernel, initrd, disk, *row[4:])
@@ -106,9 +107,10 @@ class SqliteVmStore(SqliteState):
     # VMs
 
     @staticmethod
-    def _vm(row: tuple) -> Vm:
-        nics = tuple(Nic(**n) for n in json.loads(row[9]))
-        return Vm(*row[:4], State(row[4]), *row[5:9], nics, *row[10:])
+    def _vm(row: tuple[Any, ...]) -> Vm:
+        id, name, org_id, project_id, state, flavor_id, vcpus, memory_mib, image_id, nics, *rest = row
+        return Vm(id, name, org_id, project_id, State(state), flavor_id, vcpus, memory_mib, image_id,
+                  tuple(Nic(**n) for n in json.loads(nics)), *rest)
 
     def vm(self, id: str) -> Vm | None:
         """A VM by id."""
