@@ -53,6 +53,15 @@ def parse_address(value: str, field: str) -> ipaddress.IPv4Address | ipaddress.I
         raise InvalidArgument(f"{field} {value!r} is not an IP address", {"field": field}) from None
 
 
+def inside(network: Network, outer: Network) -> bool:
+    """Whether network lies within outer (False when their IP versions differ)."""
+    if isinstance(network, IPv4Network) and isinstance(outer, IPv4Network):
+        return network.subnet_of(outer)
+    if isinstance(network, IPv6Network) and isinstance(outer, IPv6Network):
+        return network.subnet_of(outer)
+    return False
+
+
 def usable(network: Network) -> tuple[int, int]:
     """The first and last address (as integers) a host in network may have."""
     first, last = int(network.network_address) + 1, int(network.broadcast_address)

@@ -10,13 +10,14 @@ requests can never both pass them.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import secrets
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol, TypeVar, cast
 
 from photoncloud.common import auth, paging
 from photoncloud.common.errors import Aborted, InvalidArgument
@@ -24,10 +25,12 @@ from photoncloud.common.projects import Projects
 from photoncloud.common.replication import Log
 
 from . import addressing
-from .commands import (AddRule, AttachPort, CreateGroup, CreatePort, CreateSubnet, CreateVpc, DeleteGroup, DeletePort,
-                       DeleteRule, DeleteSubnet, DeleteVpc, UpdateGroup, UpdatePort, UpdateVpc)
+from .commands import (AddRule, AttachPort, Command, CreateGroup, CreatePort, CreateSubnet, CreateVpc, DeleteGroup,
+                       DeletePort, DeleteRule, DeleteSubnet, DeleteVpc, UpdateGroup, UpdatePort, UpdateVpc)
 from .machine import MAX_RULES, NetworkStateMachine, found
 from .records import Port, Rule, SecurityGroup, Subnet, Vpc
+
+R = TypeVar("R")
 
 VPCS_READ, VPCS_WRITE = "prismnet:vpcs:read", "prismnet:vpcs:write"
 SUBNETS_READ, SUBNETS_WRITE = "prismnet:subnets:read", "prismnet:subnets:write"
@@ -50,6 +53,37 @@ class Page:
 
     items: list[Any]
     next_page_token: str
+
+
+class NetworkReads(Protocol):
+    """What the core reads from the store (SqliteNetworkStore in store.py), always through the log."""
+
+    def vpc(self, id: str) -> Vpc | None:
+        """A VPC by id."""
+
+    def vpcs(self, org_id: str, project_id: str, after: str, limit: int) -> list[Vpc]:
+        """VPCs by id after `after`, of one org and/or project when given."""
+
+    def subnet(self, id: str) -> Subnet | None:
+        """A subnet by id."""
+
+    def subnets(self, vpc_id: str, after: str = "", limit: int = -1) -> list[Subnet]:
+        """A VPC's subnets by id after `after`."""
+
+    def port(self, id: str) -> Port | None:
+        """A port by id."""
+
+    def ports(self, subnet_id: str, vpc_id: str, device_id: str, after: str, limit: int) -> list[Port]:
+        """Ports by id after `after`, filtered by subnet, VPC or device when given."""
+
+    def count_ports(self, subnet_id: str) -> int:
+        """How many ports a subnet has."""
+
+    def group(self, id: str) -> SecurityGroup | None:
+        """A security group by id."""
+
+    def groups(self, org_id: str, project_id: str, after: str, limit: int) -> list[SecurityGroup]:
+        """Security groups by id after `after`, of one org and/or project when given."""
 
 
 # -- validation -----------------------------------------------------------------------------------
@@ -119,7 +153,7 @@ class NetworkCore:
                  projects: Projects | None = None):
         self.machine = machine
         self.projects = projects  # IAM, to check that a project exists (None: trust the request)
-        self.store = machine.store
+        self.store: NetworkReads = machine.store
         self.log = log
         self.clock = clock
 
@@ -140,8 +174,12 @@ class NetworkCore:
         self._require(permission, org_id, project_id)
         return org_id
 
-    async def _read(self, query: Callable[[], Any]) -> Any:
+    async def _read(self, query: Callable[[], R]) -> R:
         return await self.log.read(query)
+
+    async def _propose(self, command: Command, result: type[R]) -> R:
+        """Apply command through the log: what the state machine returns for it, of type result."""
+        return cast(R, await self.log.propose(command))
 
     async def _vpc(self, id: str, permission: str) -> Vpc:
         vpc = found(await self._read(lambda: self.store.vpc(id)), "VPC", id)
@@ -186,8 +224,8 @@ class NetworkCore:
         network = addressing.parse_cidr(cidr_block, "cidr_block", addressing.VPC_PREFIX)
         org_id = await self._owner(VPCS_WRITE, org_id, project_id)
         now = self.clock()
-        return await self.log.propose(CreateVpc(Vpc(uuid.uuid4().hex, name, org_id, project_id, str(network),
-                                                     description, now, now)))
+        return await self._propose(CreateVpc(Vpc(uuid.uuid4().hex, name, org_id, project_id, str(network),
+                                                  description, now, now)), Vpc)
 
     async def vpc(self, id: str) -> Vpc:
         """A VPC."""
@@ -207,12 +245,12 @@ class NetworkCore:
         if description is not None:
             check_text(description)
         await self._vpc(id, VPCS_WRITE)
-        return await self.log.propose(UpdateVpc(id, name, description, self.clock()))
+        return await self._propose(UpdateVpc(id, name, description, self.clock()), Vpc)
 
     async def delete_vpc(self, id: str) -> Vpc:
         """Delete a VPC that has no subnets (FAILED_PRECONDITION otherwise)."""
         await self._vpc(id, VPCS_WRITE)
-        return await self.log.propose(DeleteVpc(id))
+        return await self._propose(DeleteVpc(id), Vpc)
 
     # Subnets
 
@@ -235,7 +273,7 @@ class NetworkCore:
         make = type(network.network_address)
         subnet = Subnet(uuid.uuid4().hex, vpc_id, name, str(network), str(make(gateway)), description, pools, dns,
                         network.version, now, now)
-        return await self.log.propose(CreateSubnet(subnet))
+        return await self._propose(CreateSubnet(subnet), Subnet)
 
     async def subnet(self, id: str) -> Subnet:
         """A subnet."""
@@ -251,7 +289,7 @@ class NetworkCore:
     async def delete_subnet(self, id: str) -> Subnet:
         """Delete a subnet that has no ports (FAILED_PRECONDITION otherwise)."""
         await self._subnet(id, SUBNETS_WRITE)
-        return await self.log.propose(DeleteSubnet(id))
+        return await self._propose(DeleteSubnet(id), Subnet)
 
     async def capacity(self, subnet: Subnet) -> tuple[int, int]:
         """(addresses the pools hold, addresses in use by ports) of a subnet."""
@@ -270,15 +308,15 @@ class NetworkCore:
         device_id, device_type = check_device(device_id, device_type)
         subnet, vpc = await self._subnet(subnet_id, PORTS_WRITE)
         if ip_address:
-            network = addressing.ip_network(subnet.cidr_block)
-            ip_address = str(addressing.ip_address(addressing.check_inside(network, ip_address, "ip_address")))
+            network = ipaddress.ip_network(subnet.cidr_block)
+            ip_address = str(ipaddress.ip_address(addressing.check_inside(network, ip_address, "ip_address")))
         groups = tuple(dict.fromkeys(security_group_ids or ()))
         for attempt in range(MAC_ATTEMPTS):
             now = self.clock()
             port = Port(uuid.uuid4().hex, subnet.id, vpc.id, name, ip_address, random_mac(), device_id, device_type,
                         groups, description, now, now)
             try:
-                return await self.log.propose(CreatePort(port, vpc.org_id, vpc.project_id))
+                return await self._propose(CreatePort(port, vpc.org_id, vpc.project_id), Port)
             except Aborted:  # the random MAC was taken: draw another
                 if attempt == MAC_ATTEMPTS - 1:
                     raise
@@ -311,8 +349,8 @@ class NetworkCore:
             check_text(description)
         _, vpc = await self._port(id, PORTS_WRITE)
         groups = None if security_group_ids is None else tuple(dict.fromkeys(security_group_ids))
-        return await self.log.propose(UpdatePort(id, name, description, groups, vpc.org_id, vpc.project_id,
-                                                 self.clock()))
+        return await self._propose(UpdatePort(id, name, description, groups, vpc.org_id, vpc.project_id,
+                                              self.clock()), Port)
 
     async def attach_port(self, id: str, device_id: str, device_type: str) -> Port:
         """Attach a port to a device (a VM, a pod, ...); FAILED_PRECONDITION if another device has it."""
@@ -320,17 +358,17 @@ class NetworkCore:
             raise InvalidArgument("device_id is required", {"field": "device_id"})
         device_id, device_type = check_device(device_id, device_type)
         await self._port(id, PORTS_WRITE)
-        return await self.log.propose(AttachPort(id, device_id, device_type, self.clock()))
+        return await self._propose(AttachPort(id, device_id, device_type, self.clock()), Port)
 
     async def detach_port(self, id: str) -> Port:
         """Detach a port from its device."""
         await self._port(id, PORTS_WRITE)
-        return await self.log.propose(AttachPort(id, "", "", self.clock()))
+        return await self._propose(AttachPort(id, "", "", self.clock()), Port)
 
     async def delete_port(self, id: str) -> Port:
         """Delete a port, freeing its address."""
         await self._port(id, PORTS_WRITE)
-        return await self.log.propose(DeletePort(id))
+        return await self._propose(DeletePort(id), Port)
 
     # Security groups
 
@@ -344,8 +382,8 @@ class NetworkCore:
         org_id = await self._owner(GROUPS_WRITE, org_id, project_id)
         checked = tuple(replace(check_rule(**rule_fields(r)), id=uuid.uuid4().hex) for r in rules or ())
         now = self.clock()
-        return await self.log.propose(CreateGroup(SecurityGroup(uuid.uuid4().hex, name, org_id, project_id,
-                                                                description, checked, now, now)))
+        return await self._propose(CreateGroup(SecurityGroup(uuid.uuid4().hex, name, org_id, project_id,
+                                                             description, checked, now, now)), SecurityGroup)
 
     async def group(self, id: str) -> SecurityGroup:
         """A security group."""
@@ -365,24 +403,24 @@ class NetworkCore:
         if description is not None:
             check_text(description)
         await self._group(id, GROUPS_WRITE)
-        return await self.log.propose(UpdateGroup(id, name, description, self.clock()))
+        return await self._propose(UpdateGroup(id, name, description, self.clock()), SecurityGroup)
 
     async def delete_group(self, id: str) -> SecurityGroup:
         """Delete a security group no port uses and no rule names."""
         await self._group(id, GROUPS_WRITE)
-        return await self.log.propose(DeleteGroup(id))
+        return await self._propose(DeleteGroup(id), SecurityGroup)
 
     async def add_rule(self, group_id: str, **fields: Any) -> tuple[SecurityGroup, Rule]:
         """Add a rule to a security group; the group and the new rule."""
         rule = replace(check_rule(**rule_fields(fields)), id=uuid.uuid4().hex)
         await self._group(group_id, GROUPS_WRITE)
-        group = await self.log.propose(AddRule(group_id, rule, self.clock()))
+        group = await self._propose(AddRule(group_id, rule, self.clock()), SecurityGroup)
         return group, rule
 
     async def delete_rule(self, group_id: str, rule_id: str) -> SecurityGroup:
         """Remove a rule from a security group."""
         await self._group(group_id, GROUPS_WRITE)
-        return await self.log.propose(DeleteRule(group_id, rule_id, self.clock()))
+        return await self._propose(DeleteRule(group_id, rule_id, self.clock()), SecurityGroup)
 
     async def close(self) -> None:
         """Stop the log (the store is closed by whoever opened it)."""

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from ipaddress import ip_address
-from typing import Any, Protocol
+from ipaddress import ip_address, ip_network
+from typing import TYPE_CHECKING, TypeVar
 
 from photoncloud.common.errors import (Aborted, AlreadyExists, FailedPrecondition, InvalidArgument, NotFound,
                                       ResourceExhausted)
@@ -22,95 +22,15 @@ from .commands import (AddRule, AttachPort, Command, CreateGroup, CreatePort, Cr
                        DeletePort, DeleteRule, DeleteSubnet, DeleteVpc, UpdateGroup, UpdatePort, UpdateVpc)
 from .records import Port, Rule, SecurityGroup, Subnet, Vpc
 
+if TYPE_CHECKING:
+    from .store import SqliteNetworkStore
+
+R = TypeVar("R")
+
 MAX_RULES = 100  # rules per security group
 
 
-class NetworkStore(Protocol):
-    """What the state machine needs from its store (SqliteNetworkStore in store.py)."""
-
-    def transaction(self) -> Any:
-        """Commit everything inside at once, or nothing if it raises."""
-
-    def savepoint(self) -> Any:
-        """Inside a transaction: undo everything inside if it raises, keep it otherwise."""
-
-    def applied_index(self) -> int:
-        """The log index of the last applied command."""
-
-    def set_meta(self, name: str, value: int) -> None:
-        """Keep a number in the meta table."""
-
-    def vpc(self, id: str) -> Vpc | None:
-        """A VPC by id."""
-
-    def save_vpc(self, vpc: Vpc) -> None:
-        """Insert or replace a VPC."""
-
-    def delete_vpc(self, id: str) -> None:
-        """Delete a VPC (its subnets first)."""
-
-    def subnet(self, id: str) -> Subnet | None:
-        """A subnet by id."""
-
-    def subnets(self, vpc_id: str, after: str = "", limit: int = -1) -> list[Subnet]:
-        """A VPC's subnets by id after `after`."""
-
-    def save_subnet(self, subnet: Subnet) -> None:
-        """Insert or replace a subnet."""
-
-    def delete_subnet(self, id: str) -> None:
-        """Delete a subnet and its reserved addresses (its ports first)."""
-
-    def allocated(self, subnet_id: str, low: int, high: int) -> list[int]:
-        """The allocated addresses of a subnet within [low, high], in order."""
-
-    def holder(self, subnet_id: str, address: int) -> str | None:
-        """The port holding an address ("" for the gateway), None if free."""
-
-    def allocate(self, subnet_id: str, address: int, port_id: str) -> None:
-        """Mark an address as held (the primary key refuses a second holder)."""
-
-    def free(self, subnet_id: str, address: int) -> None:
-        """Release an address."""
-
-    def port(self, id: str) -> Port | None:
-        """A port by id."""
-
-    def count_ports(self, subnet_id: str) -> int:
-        """How many ports a subnet has."""
-
-    def mac_taken(self, mac: str) -> bool:
-        """Whether a port has this MAC address."""
-
-    def save_port(self, port: Port) -> None:
-        """Insert or replace a port, and its security group memberships."""
-
-    def delete_port(self, id: str) -> None:
-        """Delete a port and its memberships (its address is freed separately)."""
-
-    def group(self, id: str) -> SecurityGroup | None:
-        """A security group by id."""
-
-    def save_group(self, group: SecurityGroup) -> None:
-        """Insert or replace a security group."""
-
-    def delete_group(self, id: str) -> None:
-        """Delete a security group."""
-
-    def group_ports(self, group_id: str) -> list[str]:
-        """The ports a security group is attached to."""
-
-    def groups_referencing(self, group_id: str) -> list[str]:
-        """Groups with a rule naming group_id as its remote group."""
-
-    def snapshot(self, path: str) -> None:
-        """Copy the whole database, as of the last commit, to a new SQLite file at path."""
-
-    def restore(self, path: str) -> None:
-        """Replace the whole database with the SQLite file at path (which is moved into place)."""
-
-
-def found(record: Any, what: str, id: str) -> Any:
+def found(record: R | None, what: str, id: str) -> R:
     """record, or NOT_FOUND naming what is missing."""
     if record is None:
         raise NotFound(f"{what} not found", {"id": id})
@@ -119,6 +39,11 @@ def found(record: Any, what: str, id: str) -> Any:
 
 class NetworkStateMachine(SqliteStateMachine):
     """Applies PrismNET's commands to the store. Deterministic: ids and MACs come in the commands."""
+
+    store: SqliteNetworkStore
+
+    def __init__(self, store: SqliteNetworkStore):
+        super().__init__(store)
 
     def execute(self, c: Command) -> object:
         """Apply one command with the method named after it (CreateVpc: _create_vpc)."""
@@ -154,13 +79,13 @@ class NetworkStateMachine(SqliteStateMachine):
     def _create_subnet(self, c: CreateSubnet) -> Subnet:
         subnet = c.subnet
         vpc = found(self.store.vpc(subnet.vpc_id), "VPC", subnet.vpc_id)
-        network, vpc_network = addressing.ip_network(subnet.cidr_block), addressing.ip_network(vpc.cidr_block)
-        if network.version != vpc_network.version or not network.subnet_of(vpc_network):
+        network, vpc_network = ip_network(subnet.cidr_block), ip_network(vpc.cidr_block)
+        if not addressing.inside(network, vpc_network):
             raise InvalidArgument(f"cidr_block {network} lies outside the VPC's {vpc_network}",
                                   {"field": "cidr_block", "vpc_cidr_block": str(vpc_network)})
         # In address order, so that the sibling named is the same whatever the ids.
-        for sibling in sorted(self.store.subnets(vpc.id), key=lambda s: addressing.ip_network(s.cidr_block)):
-            if network.overlaps(addressing.ip_network(sibling.cidr_block)):
+        for sibling in sorted(self.store.subnets(vpc.id), key=lambda s: ip_network(s.cidr_block)):
+            if network.overlaps(ip_network(sibling.cidr_block)):
                 raise FailedPrecondition(f"cidr_block {network} overlaps subnet {sibling.name!r} "
                                          f"({sibling.cidr_block})",
                                          {"reason": "SUBNET_OVERLAPS", "field": "cidr_block",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from typing import Any
 
 from photoncloud.common.sqlite import SqliteState
 
@@ -83,9 +84,12 @@ class SqliteNetworkStore(SqliteState):
 
     # Subnets
 
-    def _subnet(self, row: tuple) -> Subnet:
-        pools = tuple(Pool(**p) for p in json.loads(row[6]))
-        return Subnet(*row[:6], pools, tuple(json.loads(row[7])), *row[8:])
+    def _subnet(self, row: tuple[Any, ...]) -> Subnet:
+        (id, vpc_id, name, cidr_block, gateway_ip, description, pools, dns_servers, ip_version, created_at,
+         updated_at) = row
+        return Subnet(id, vpc_id, name, cidr_block, gateway_ip, description,
+                      tuple(Pool(**p) for p in json.loads(pools)), tuple(json.loads(dns_servers)),
+                      ip_version, created_at, updated_at)
 
     def subnet(self, id: str) -> Subnet | None:
         """A subnet by id."""
@@ -135,8 +139,11 @@ class SqliteNetworkStore(SqliteState):
 
     # Ports
 
-    def _port(self, row: tuple) -> Port:
-        return Port(*row[:8], tuple(json.loads(row[8])), *row[9:])
+    def _port(self, row: tuple[Any, ...]) -> Port:
+        (id, subnet_id, vpc_id, name, ip_address, mac_address, device_id, device_type, groups, description,
+         created_at, updated_at) = row
+        return Port(id, subnet_id, vpc_id, name, ip_address, mac_address, device_id, device_type,
+                    tuple(json.loads(groups)), description, created_at, updated_at)
 
     def port(self, id: str) -> Port | None:
         """A port by id."""
@@ -153,7 +160,8 @@ class SqliteNetworkStore(SqliteState):
 
     def count_ports(self, subnet_id: str) -> int:
         """How many ports a subnet has."""
-        return self.db.execute("SELECT COUNT(*) FROM ports WHERE subnet_id = ?", (subnet_id,)).fetchone()[0]
+        count: int = self.db.execute("SELECT COUNT(*) FROM ports WHERE subnet_id = ?", (subnet_id,)).fetchone()[0]
+        return count
 
     def mac_taken(self, mac: str) -> bool:
         """Whether a port has this MAC address."""
@@ -176,8 +184,10 @@ class SqliteNetworkStore(SqliteState):
 
     # Security groups
 
-    def _group(self, row: tuple) -> SecurityGroup:
-        return SecurityGroup(*row[:5], tuple(Rule(**r) for r in json.loads(row[5])), *row[6:])
+    def _group(self, row: tuple[Any, ...]) -> SecurityGroup:
+        id, name, org_id, project_id, description, rules, created_at, updated_at = row
+        return SecurityGroup(id, name, org_id, project_id, description, tuple(Rule(**r) for r in json.loads(rules)),
+                             created_at, updated_at)
 
     def group(self, id: str) -> SecurityGroup | None:
         """A security group by id."""
