@@ -243,18 +243,18 @@ class GetNamespaceRequest(_message.Message):
     def __init__(self, project_id: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class KeyValue(_message.Message):
-    __slots__ = ("key", "value", "version", "namespace", "value_base64")
+    __slots__ = ("namespace", "key", "value", "value_base64", "version")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
-    VERSION_FIELD_NUMBER: _ClassVar[int]
-    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     VALUE_BASE64_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
     key: str
     value: str
-    version: int
-    namespace: str
     value_base64: bytes
-    def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ..., version: _Optional[int] = ..., namespace: _Optional[str] = ..., value_base64: _Optional[bytes] = ...) -> None: ...
+    version: int
+    def __init__(self, namespace: _Optional[str] = ..., key: _Optional[str] = ..., value: _Optional[str] = ..., value_base64: _Optional[bytes] = ..., version: _Optional[int] = ...) -> None: ...
 
 class GetRequest(_message.Message):
     __slots__ = ("project_id", "namespace", "key")
@@ -291,14 +291,14 @@ class PutRequest(_message.Message):
     def __init__(self, project_id: _Optional[str] = ..., namespace: _Optional[str] = ..., key: _Optional[str] = ..., body: _Optional[_Union[PutBody, _Mapping]] = ...) -> None: ...
 
 class PutResponse(_message.Message):
-    __slots__ = ("key", "version", "namespace")
+    __slots__ = ("namespace", "key", "version")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
-    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
     key: str
     version: int
-    namespace: str
-    def __init__(self, key: _Optional[str] = ..., version: _Optional[int] = ..., namespace: _Optional[str] = ...) -> None: ...
+    def __init__(self, namespace: _Optional[str] = ..., key: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class DeleteRequest(_message.Message):
     __slots__ = ("project_id", "namespace", "key")
@@ -311,14 +311,14 @@ class DeleteRequest(_message.Message):
     def __init__(self, project_id: _Optional[str] = ..., namespace: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
 
 class DeleteResponse(_message.Message):
-    __slots__ = ("key", "deleted", "namespace")
+    __slots__ = ("namespace", "key", "deleted")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     DELETED_FIELD_NUMBER: _ClassVar[int]
-    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
     key: str
     deleted: int
-    namespace: str
-    def __init__(self, key: _Optional[str] = ..., deleted: _Optional[int] = ..., namespace: _Optional[str] = ...) -> None: ...
+    def __init__(self, namespace: _Optional[str] = ..., key: _Optional[str] = ..., deleted: _Optional[int] = ...) -> None: ...
 
 class ScanRequest(_message.Message):
     __slots__ = ("project_id", "namespace", "start", "end", "limit")
@@ -363,17 +363,17 @@ class CompareAndSwapRequest(_message.Message):
     def __init__(self, project_id: _Optional[str] = ..., namespace: _Optional[str] = ..., key: _Optional[str] = ..., value: _Optional[str] = ..., value_base64: _Optional[bytes] = ..., expected_version: _Optional[int] = ..., delete: _Optional[bool] = ...) -> None: ...
 
 class CompareAndSwapResponse(_message.Message):
-    __slots__ = ("succeeded", "key", "version", "value", "namespace", "value_base64")
+    __slots__ = ("succeeded", "namespace", "key", "version", "value", "value_base64")
     SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
-    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     VALUE_BASE64_FIELD_NUMBER: _ClassVar[int]
     succeeded: bool
+    namespace: str
     key: str
     version: int
     value: str
-    namespace: str
     value_base64: bytes
-    def __init__(self, succeeded: _Optional[bool] = ..., key: _Optional[str] = ..., version: _Optional[int] = ..., value: _Optional[str] = ..., namespace: _Optional[str] = ..., value_base64: _Optional[bytes] = ...) -> None: ...
+    def __init__(self, succeeded: _Optional[bool] = ..., namespace: _Optional[str] = ..., key: _Optional[str] = ..., version: _Optional[int] = ..., value: _Optional[str] = ..., value_base64: _Optional[bytes] = ...) -> None: ...
