@@ -13,6 +13,7 @@ import aiohttp
 import grpc
 import pytest
 from google.protobuf import json_format
+from google.protobuf.field_mask_pb2 import FieldMask
 
 from photoncloud.common.rpc import error_from_rpc
 from photoncloud.iam.v1 import iam_pb2 as pb
@@ -139,6 +140,7 @@ class Grpc:
         data = await self.call("Tokens", "IssueToken", pb.IssueTokenRequest(**grant, scope=scope or None))
         if "error" not in data:
             data["expires_in"], data["refresh_expires_in"] = int(data["expires_in"]), int(data["refresh_expires_in"])
+            data.setdefault("refresh_token", "")  # unset for client_credentials
         return data
 
     async def create_org(self, token, name):
@@ -189,7 +191,7 @@ class Grpc:
 
     async def update_role(self, token, name, permissions):
         return await self.call("Roles", "UpdateRole", pb.UpdateRoleRequest(
-            name=name, permissions=pb.Permissions(items=permissions)), token)
+            name=name, permissions=permissions, update_mask=FieldMask(paths=["permissions"])), token)
 
     async def create_service_account(self, token, org_id, name):
         return await self.call("ServiceAccounts", "CreateServiceAccount",

@@ -9,6 +9,7 @@ import pytest
 
 from photoncloud.common.auth import AUDIENCE, Verifier
 from photoncloud.common.errors import Code, ServiceError
+from photoncloud.common.protojson import to_json
 from photoncloud.iam.core import (
     AuditEvent,
     Binding,
@@ -16,8 +17,8 @@ from photoncloud.iam.core import (
     Grant,
     Question,
     User,
-    view,
 )
+from photoncloud.iam import convert
 
 PASSWORD = "a long enough password"
 
@@ -303,7 +304,8 @@ async def test_failed_sign_ins_are_throttled_per_user_at_an_address_and_per_addr
 async def test_service_accounts_secret_shown_once_and_rotated(iam, root, tenant, make_principal):
     created = await iam.create_service_account(root, tenant.org.id, "deployer", project_id=tenant.web.id)
     account = created.service_account
-    assert not {"secret_hash", "client_secret"} & set(view(account)) and account.project_id == tenant.web.id
+    assert not {"secret_hash", "client_secret"} & set(to_json(convert.service_account(account)))
+    assert account.project_id == tenant.web.id
     await iam.create_binding(root, account.subject, "member", "project", project_id=tenant.web.id)
     grant = Grant("client_credentials", client_id=account.id, client_secret=created.client_secret,
                   project_id=tenant.web.id)
@@ -364,7 +366,7 @@ async def test_changes_and_sign_ins_are_audited_without_secrets(iam, root, tenan
     failure = next(e for e in events if e.action == "iam.tokens.issue" and e.outcome == "FAILURE")
     assert (failure.principal, failure.client_address, failure.details["reason"]) == \
         (tenant.alice.subject, "10.7.7.7", "WRONG_SECRET")
-    dumped = json.dumps([view(e) for e in events])
+    dumped = json.dumps([to_json(convert.audit_event(e)) for e in events])
     for secret in (PASSWORD, admin_password, "a wrong password", created.client_secret):
         assert secret not in dumped
     recent = await iam.list_audit(root, principal=tenant.alice.subject, action="iam.tokens")
@@ -381,11 +383,12 @@ async def test_key_rotation_keeps_old_tokens_valid_until_they_expire(iam, root, 
     after = await iam.issue_token(Caller(), Grant("password", "alice", PASSWORD, project_id=tenant.web.id))
     assert jwt.get_unverified_header(after.access_token)["kid"] == key.kid
     assert await iam.verify_token(before.access_token) is not None
-    statuses = {k.kid: view(k, clock())["status"] for k in await iam.list_signing_keys(root)}
+    statuses = {k.kid: convert.signing_key(k, clock()).status for k in await iam.list_signing_keys(root)}
     assert statuses == {key.kid: "ACTIVE", old_kid: "RETIRED"}
     clock.advance(3600 + 120)  # every token the old key signed has expired: it leaves the JWK set
     assert [k["kid"] for k in iam.jwks()] == [key.kid]
-    assert {k.kid: view(k, clock())["status"] for k in await iam.list_signing_keys(root)}[old_kid] == "EXPIRED"
+    keys = await iam.list_signing_keys(root)
+    assert {k.kid: convert.signing_key(k, clock()).status for k in keys}[old_kid] == "EXPIRED"
 
 
 async def test_revocations_list_a_cursor_and_only_live_tokens(iam, tenant, clock):

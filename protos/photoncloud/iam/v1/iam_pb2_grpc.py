@@ -558,14 +558,14 @@ class UsersStub:
                 request_serializer=photoncloud_dot_iam_dot_v1_dot_iam__pb2.CreateUserRequest.SerializeToString,
                 response_deserializer=photoncloud_dot_iam_dot_v1_dot_iam__pb2.User.FromString,
                 _registered_method=True)
-        self.GetUser = channel.unary_unary(
-                '/photoncloud.iam.v1.Users/GetUser',
-                request_serializer=photoncloud_dot_iam_dot_v1_dot_iam__pb2.GetUserRequest.SerializeToString,
-                response_deserializer=photoncloud_dot_iam_dot_v1_dot_iam__pb2.User.FromString,
-                _registered_method=True)
         self.GetCurrentUser = channel.unary_unary(
                 '/photoncloud.iam.v1.Users/GetCurrentUser',
                 request_serializer=photoncloud_dot_iam_dot_v1_dot_iam__pb2.GetCurrentUserRequest.SerializeToString,
+                response_deserializer=photoncloud_dot_iam_dot_v1_dot_iam__pb2.User.FromString,
+                _registered_method=True)
+        self.GetUser = channel.unary_unary(
+                '/photoncloud.iam.v1.Users/GetUser',
+                request_serializer=photoncloud_dot_iam_dot_v1_dot_iam__pb2.GetUserRequest.SerializeToString,
                 response_deserializer=photoncloud_dot_iam_dot_v1_dot_iam__pb2.User.FromString,
                 _registered_method=True)
         self.ListUsers = channel.unary_unary(
@@ -603,15 +603,15 @@ class UsersServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def GetUser(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+    def GetCurrentUser(self, request, context):
+        """The user the caller's token names (bound before GetUser, whose path would match "me" too).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def GetCurrentUser(self, request, context):
-        """The user the caller's token names.
-        """
+    def GetUser(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -650,14 +650,14 @@ def add_UsersServicer_to_server(servicer, server):
                     request_deserializer=photoncloud_dot_iam_dot_v1_dot_iam__pb2.CreateUserRequest.FromString,
                     response_serializer=photoncloud_dot_iam_dot_v1_dot_iam__pb2.User.SerializeToString,
             ),
-            'GetUser': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetUser,
-                    request_deserializer=photoncloud_dot_iam_dot_v1_dot_iam__pb2.GetUserRequest.FromString,
-                    response_serializer=photoncloud_dot_iam_dot_v1_dot_iam__pb2.User.SerializeToString,
-            ),
             'GetCurrentUser': grpc.unary_unary_rpc_method_handler(
                     servicer.GetCurrentUser,
                     request_deserializer=photoncloud_dot_iam_dot_v1_dot_iam__pb2.GetCurrentUserRequest.FromString,
+                    response_serializer=photoncloud_dot_iam_dot_v1_dot_iam__pb2.User.SerializeToString,
+            ),
+            'GetUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUser,
+                    request_deserializer=photoncloud_dot_iam_dot_v1_dot_iam__pb2.GetUserRequest.FromString,
                     response_serializer=photoncloud_dot_iam_dot_v1_dot_iam__pb2.User.SerializeToString,
             ),
             'ListUsers': grpc.unary_unary_rpc_method_handler(
@@ -723,33 +723,6 @@ class Users:
             _registered_method=True)
 
     @staticmethod
-    def GetUser(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/photoncloud.iam.v1.Users/GetUser',
-            photoncloud_dot_iam_dot_v1_dot_iam__pb2.GetUserRequest.SerializeToString,
-            photoncloud_dot_iam_dot_v1_dot_iam__pb2.User.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
     def GetCurrentUser(request,
             target,
             options=(),
@@ -765,6 +738,33 @@ class Users:
             target,
             '/photoncloud.iam.v1.Users/GetCurrentUser',
             photoncloud_dot_iam_dot_v1_dot_iam__pb2.GetCurrentUserRequest.SerializeToString,
+            photoncloud_dot_iam_dot_v1_dot_iam__pb2.User.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/photoncloud.iam.v1.Users/GetUser',
+            photoncloud_dot_iam_dot_v1_dot_iam__pb2.GetUserRequest.SerializeToString,
             photoncloud_dot_iam_dot_v1_dot_iam__pb2.User.FromString,
             options,
             channel_credentials,

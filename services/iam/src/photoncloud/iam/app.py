@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from photoncloud.common.config import ServerConfig
+from photoncloud.common.gateway import rest_routes
 from photoncloud.common.replication import LocalLog
 from photoncloud.common.server import Service, run
 
@@ -111,8 +112,12 @@ def service(core: IamCore) -> Service:
     async def close() -> None:
         await shut(core)
 
-    return Service(NAME, __version__, rest_api.routes(core), grpc_api.services(core), dependencies, close,
-                   verifier=core.verifier)
+    services = grpc_api.services(core)
+    # The contract's routes, but where rest_api writes a route by hand.
+    routes = rest_api.routes(core)
+    by_hand = {route.rpc for route in routes.routes}
+    routes.routes += [route for route in rest_routes(services).routes if route.rpc not in by_hand]
+    return Service(NAME, __version__, routes, services, dependencies, close, verifier=core.verifier)
 
 
 async def build(config: ServerConfig, settings: Settings | None = None, *, hasher: SecretHasher | None = None,

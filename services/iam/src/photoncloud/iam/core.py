@@ -114,7 +114,6 @@ from .values import (
     Question,
     Settings,
 )
-from .views import view
 
 # What the adapters, the app and the tests take from here: the core and the names of its world.
 __all__ = [
@@ -124,7 +123,7 @@ __all__ = [
     "SERVICE_ACCOUNTS_READ", "USERS_MANAGE", "USERS_READ", "VIEWER", "AccessToken", "AuditEvent", "Binding",
     "Bootstrapped", "Caller", "Credentials", "Decision", "Deleted", "Grant", "IamCore", "IssuedToken", "Meta",
     "Organization", "Page", "Project", "Question", "RefreshToken", "Revocation", "Role", "ServiceAccount",
-    "Settings", "SigningKey", "TokenFamily", "User", "binding_applies", "check_principal", "view",
+    "Settings", "SigningKey", "TokenFamily", "User", "binding_applies", "check_principal",
 ]
 
 
