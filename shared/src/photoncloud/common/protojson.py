@@ -40,6 +40,9 @@ _WELL_KNOWN = {"google.protobuf." + name for name in (
     "Struct", "Value", "ListValue", "Timestamp", "Duration", "FieldMask", "Any", "Empty", "DoubleValue",
     "FloatValue", "Int64Value", "UInt64Value", "Int32Value", "UInt32Value", "BoolValue", "StringValue", "BytesValue")}
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+# Well-known types holding any JSON, whose numbers are doubles: a whole number among them is written
+# as a JSON integer (`3`, not `3.0`), as Go's protojson writes it, up to 2**53 where doubles stay exact.
+_DYNAMIC = {"google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"}
 
 
 class _Problems(list[dict[str, str]]):
@@ -128,7 +131,8 @@ def to_json(message: Message) -> Any:
     """message as the REST API's JSON data."""
     descriptor = descriptor_of(message)
     if descriptor.full_name in _WELL_KNOWN:
-        return json_format.MessageToDict(message)
+        data = json_format.MessageToDict(message)
+        return _whole_numbers(data) if descriptor.full_name in _DYNAMIC else data
     out: dict[str, Any] = {}
     for f in fields_of(descriptor):
         value = getattr(message, f.name)
@@ -141,6 +145,16 @@ def to_json(message: Message) -> Any:
         else:
             out[f.name] = _write(f.descriptor, value)
     return out
+
+
+def _whole_numbers(data: Any) -> Any:
+    if isinstance(data, float) and data.is_integer() and abs(data) <= 2**53:
+        return int(data)
+    if isinstance(data, dict):
+        return {k: _whole_numbers(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_whole_numbers(v) for v in data]
+    return data
 
 
 def _write(f: FieldDescriptor, value: Any) -> Any:
