@@ -19,7 +19,14 @@ REST_ONLY = {
     ("GET", "/api/v1/openapi.json"): "gRPC describes itself through server reflection instead",
 }
 # RPCs that have no REST route, and why (streams, once there are any, belong here).
-GRPC_ONLY: dict[str, str] = {}
+_ETCD_SHAPED = ("ChainFire's etcd-shaped RPC (bytes keys and values, a response header) for gRPC clients; "
+                "REST serves the same operation through its REST-shaped RPC (text keys and values)")
+GRPC_ONLY: dict[str, str] = {
+    f"photoncloud.chainfire.v1.{rpc}": _ETCD_SHAPED for rpc in (
+        "KV/Range", "KV/Put", "KV/DeleteRange", "KV/Txn", "KV/Compact", "Lease/Grant", "Lease/Revoke",
+        "Lease/KeepAlive", "Lease/TimeToLive", "Lease/Leases", "Cluster/Status", "Cluster/MemberList",
+        "Cluster/MemberAdd", "Cluster/MemberRemove")
+}
 # Whole gRPC packages exempt from parity, and why.
 GRPC_ONLY_PACKAGES = {
     "etcdserverpb.": "etcd's v3 API, served for etcd clients; the ChainFire RPCs behind it have REST routes",

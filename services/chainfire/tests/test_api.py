@@ -87,7 +87,7 @@ async def test_txn_ops_hold_exactly_one_operation(server, call):
 async def test_openapi_describes_every_chainfire_route(server, call):
     _, doc = await call("GET", "/api/v1/openapi.json")
     assert set(doc["paths"]["/api/v1/kv/{key}"]) == {"get", "put", "delete"}
-    assert doc["paths"]["/api/v1/kv/{key}/put"]["post"]["x-grpc-method"] == "photoncloud.chainfire.v1.KV/Put"
+    assert doc["paths"]["/api/v1/kv/{key}/put"]["post"]["x-grpc-method"] == "photoncloud.chainfire.v1.KV/Write"
     assert "/api/v1/txn" in doc["paths"] and "/api/v1/cluster/status" in doc["paths"]
 
 

@@ -1,3 +1,6 @@
+from google.api import annotations_pb2 as _annotations_pb2
+from google.api import field_behavior_pb2 as _field_behavior_pb2
+from photoncloud.api.v1 import options_pb2 as _options_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -421,3 +424,297 @@ class LeaseLeasesResponse(_message.Message):
     leases: _containers.RepeatedCompositeFieldContainer[LeaseStatus]
     next_page_token: str
     def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., leases: _Optional[_Iterable[_Union[LeaseStatus, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class TextKeyValue(_message.Message):
+    __slots__ = ("key", "value", "value_base64", "create_revision", "mod_revision", "version", "lease")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_BASE64_FIELD_NUMBER: _ClassVar[int]
+    CREATE_REVISION_FIELD_NUMBER: _ClassVar[int]
+    MOD_REVISION_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    value: str
+    value_base64: str
+    create_revision: int
+    mod_revision: int
+    version: int
+    lease: int
+    def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ..., value_base64: _Optional[str] = ..., create_revision: _Optional[int] = ..., mod_revision: _Optional[int] = ..., version: _Optional[int] = ..., lease: _Optional[int] = ...) -> None: ...
+
+class GetRequest(_message.Message):
+    __slots__ = ("key", "revision", "serializable")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    SERIALIZABLE_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    revision: int
+    serializable: bool
+    def __init__(self, key: _Optional[str] = ..., revision: _Optional[int] = ..., serializable: _Optional[bool] = ...) -> None: ...
+
+class ListRequest(_message.Message):
+    __slots__ = ("prefix", "key", "range_end", "revision", "keys_only", "count_only", "serializable", "page_size", "page_token")
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    RANGE_END_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    KEYS_ONLY_FIELD_NUMBER: _ClassVar[int]
+    COUNT_ONLY_FIELD_NUMBER: _ClassVar[int]
+    SERIALIZABLE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    prefix: str
+    key: str
+    range_end: str
+    revision: int
+    keys_only: bool
+    count_only: bool
+    serializable: bool
+    page_size: int
+    page_token: str
+    def __init__(self, prefix: _Optional[str] = ..., key: _Optional[str] = ..., range_end: _Optional[str] = ..., revision: _Optional[int] = ..., keys_only: _Optional[bool] = ..., count_only: _Optional[bool] = ..., serializable: _Optional[bool] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListResponse(_message.Message):
+    __slots__ = ("items", "next_page_token", "count", "revision")
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[TextKeyValue]
+    next_page_token: str
+    count: int
+    revision: int
+    def __init__(self, items: _Optional[_Iterable[_Union[TextKeyValue, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., count: _Optional[int] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class WriteRequest(_message.Message):
+    __slots__ = ("key", "value", "value_base64", "prev_kv", "lease")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_BASE64_FIELD_NUMBER: _ClassVar[int]
+    PREV_KV_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    value: str
+    value_base64: str
+    prev_kv: bool
+    lease: int
+    def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ..., value_base64: _Optional[str] = ..., prev_kv: _Optional[bool] = ..., lease: _Optional[int] = ...) -> None: ...
+
+class WriteResponse(_message.Message):
+    __slots__ = ("revision", "prev_kv")
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    PREV_KV_FIELD_NUMBER: _ClassVar[int]
+    revision: int
+    prev_kv: TextKeyValue
+    def __init__(self, revision: _Optional[int] = ..., prev_kv: _Optional[_Union[TextKeyValue, _Mapping]] = ...) -> None: ...
+
+class DeleteRequest(_message.Message):
+    __slots__ = ("key", "prefix", "range_end", "prev_kv")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    RANGE_END_FIELD_NUMBER: _ClassVar[int]
+    PREV_KV_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    prefix: bool
+    range_end: str
+    prev_kv: bool
+    def __init__(self, key: _Optional[str] = ..., prefix: _Optional[bool] = ..., range_end: _Optional[str] = ..., prev_kv: _Optional[bool] = ...) -> None: ...
+
+class DeleteResponse(_message.Message):
+    __slots__ = ("revision", "deleted", "prev_kvs")
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    PREV_KVS_FIELD_NUMBER: _ClassVar[int]
+    revision: int
+    deleted: int
+    prev_kvs: _containers.RepeatedCompositeFieldContainer[TextKeyValue]
+    def __init__(self, revision: _Optional[int] = ..., deleted: _Optional[int] = ..., prev_kvs: _Optional[_Iterable[_Union[TextKeyValue, _Mapping]]] = ...) -> None: ...
+
+class RangeOp(_message.Message):
+    __slots__ = ("key", "range_end", "prefix", "limit", "keys_only", "count_only")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    RANGE_END_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    KEYS_ONLY_FIELD_NUMBER: _ClassVar[int]
+    COUNT_ONLY_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    range_end: str
+    prefix: bool
+    limit: int
+    keys_only: bool
+    count_only: bool
+    def __init__(self, key: _Optional[str] = ..., range_end: _Optional[str] = ..., prefix: _Optional[bool] = ..., limit: _Optional[int] = ..., keys_only: _Optional[bool] = ..., count_only: _Optional[bool] = ...) -> None: ...
+
+class PutOp(_message.Message):
+    __slots__ = ("key", "value", "value_base64", "prev_kv", "lease")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_BASE64_FIELD_NUMBER: _ClassVar[int]
+    PREV_KV_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    value: str
+    value_base64: str
+    prev_kv: bool
+    lease: int
+    def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ..., value_base64: _Optional[str] = ..., prev_kv: _Optional[bool] = ..., lease: _Optional[int] = ...) -> None: ...
+
+class DeleteOp(_message.Message):
+    __slots__ = ("key", "range_end", "prefix", "prev_kv")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    RANGE_END_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    PREV_KV_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    range_end: str
+    prefix: bool
+    prev_kv: bool
+    def __init__(self, key: _Optional[str] = ..., range_end: _Optional[str] = ..., prefix: _Optional[bool] = ..., prev_kv: _Optional[bool] = ...) -> None: ...
+
+class Op(_message.Message):
+    __slots__ = ("range", "put", "delete")
+    RANGE_FIELD_NUMBER: _ClassVar[int]
+    PUT_FIELD_NUMBER: _ClassVar[int]
+    DELETE_FIELD_NUMBER: _ClassVar[int]
+    range: RangeOp
+    put: PutOp
+    delete: DeleteOp
+    def __init__(self, range: _Optional[_Union[RangeOp, _Mapping]] = ..., put: _Optional[_Union[PutOp, _Mapping]] = ..., delete: _Optional[_Union[DeleteOp, _Mapping]] = ...) -> None: ...
+
+class Condition(_message.Message):
+    __slots__ = ("key", "target", "result", "value", "value_base64", "version", "create_revision", "mod_revision")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_BASE64_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CREATE_REVISION_FIELD_NUMBER: _ClassVar[int]
+    MOD_REVISION_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    target: Compare.CompareTarget
+    result: Compare.CompareResult
+    value: str
+    value_base64: str
+    version: int
+    create_revision: int
+    mod_revision: int
+    def __init__(self, key: _Optional[str] = ..., target: _Optional[_Union[Compare.CompareTarget, str]] = ..., result: _Optional[_Union[Compare.CompareResult, str]] = ..., value: _Optional[str] = ..., value_base64: _Optional[str] = ..., version: _Optional[int] = ..., create_revision: _Optional[int] = ..., mod_revision: _Optional[int] = ...) -> None: ...
+
+class TransactRequest(_message.Message):
+    __slots__ = ("compare", "success", "failure")
+    COMPARE_FIELD_NUMBER: _ClassVar[int]
+    SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    compare: _containers.RepeatedCompositeFieldContainer[Condition]
+    success: _containers.RepeatedCompositeFieldContainer[Op]
+    failure: _containers.RepeatedCompositeFieldContainer[Op]
+    def __init__(self, compare: _Optional[_Iterable[_Union[Condition, _Mapping]]] = ..., success: _Optional[_Iterable[_Union[Op, _Mapping]]] = ..., failure: _Optional[_Iterable[_Union[Op, _Mapping]]] = ...) -> None: ...
+
+class RangeResult(_message.Message):
+    __slots__ = ("items", "count", "more")
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[TextKeyValue]
+    count: int
+    more: bool
+    def __init__(self, items: _Optional[_Iterable[_Union[TextKeyValue, _Mapping]]] = ..., count: _Optional[int] = ..., more: _Optional[bool] = ...) -> None: ...
+
+class OpResult(_message.Message):
+    __slots__ = ("range", "put", "delete")
+    RANGE_FIELD_NUMBER: _ClassVar[int]
+    PUT_FIELD_NUMBER: _ClassVar[int]
+    DELETE_FIELD_NUMBER: _ClassVar[int]
+    range: RangeResult
+    put: WriteResponse
+    delete: DeleteResponse
+    def __init__(self, range: _Optional[_Union[RangeResult, _Mapping]] = ..., put: _Optional[_Union[WriteResponse, _Mapping]] = ..., delete: _Optional[_Union[DeleteResponse, _Mapping]] = ...) -> None: ...
+
+class TransactResponse(_message.Message):
+    __slots__ = ("revision", "succeeded", "responses")
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
+    RESPONSES_FIELD_NUMBER: _ClassVar[int]
+    revision: int
+    succeeded: bool
+    responses: _containers.RepeatedCompositeFieldContainer[OpResult]
+    def __init__(self, revision: _Optional[int] = ..., succeeded: _Optional[bool] = ..., responses: _Optional[_Iterable[_Union[OpResult, _Mapping]]] = ...) -> None: ...
+
+class CompactHistoryResponse(_message.Message):
+    __slots__ = ("revision", "compact_revision")
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    COMPACT_REVISION_FIELD_NUMBER: _ClassVar[int]
+    revision: int
+    compact_revision: int
+    def __init__(self, revision: _Optional[int] = ..., compact_revision: _Optional[int] = ...) -> None: ...
+
+class LeaseInfo(_message.Message):
+    __slots__ = ("id", "ttl", "revision")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TTL_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    ttl: int
+    revision: int
+    def __init__(self, id: _Optional[int] = ..., ttl: _Optional[int] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class LeaseList(_message.Message):
+    __slots__ = ("items", "next_page_token", "revision")
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[LeaseStatus]
+    next_page_token: str
+    revision: int
+    def __init__(self, items: _Optional[_Iterable[_Union[LeaseStatus, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class LeaseTimeToLive(_message.Message):
+    __slots__ = ("id", "ttl", "granted_ttl", "keys", "revision")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TTL_FIELD_NUMBER: _ClassVar[int]
+    GRANTED_TTL_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    ttl: int
+    granted_ttl: int
+    keys: _containers.RepeatedScalarFieldContainer[str]
+    revision: int
+    def __init__(self, id: _Optional[int] = ..., ttl: _Optional[int] = ..., granted_ttl: _Optional[int] = ..., keys: _Optional[_Iterable[str]] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class LeaseRevoked(_message.Message):
+    __slots__ = ("id", "revision")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    revision: int
+    def __init__(self, id: _Optional[int] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class ClusterStatus(_message.Message):
+    __slots__ = ("member_id", "leader", "role", "raft_term", "raft_index", "revision", "version", "db_size_bytes")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    LEADER_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    RAFT_TERM_FIELD_NUMBER: _ClassVar[int]
+    RAFT_INDEX_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    DB_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    member_id: int
+    leader: int
+    role: str
+    raft_term: int
+    raft_index: int
+    revision: int
+    version: str
+    db_size_bytes: int
+    def __init__(self, member_id: _Optional[int] = ..., leader: _Optional[int] = ..., role: _Optional[str] = ..., raft_term: _Optional[int] = ..., raft_index: _Optional[int] = ..., revision: _Optional[int] = ..., version: _Optional[str] = ..., db_size_bytes: _Optional[int] = ...) -> None: ...
+
+class Members(_message.Message):
+    __slots__ = ("members",)
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    members: _containers.RepeatedCompositeFieldContainer[Member]
+    def __init__(self, members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ...) -> None: ...

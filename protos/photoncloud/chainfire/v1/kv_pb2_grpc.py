@@ -60,6 +60,36 @@ class KVStub:
                 request_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.CompactionRequest.SerializeToString,
                 response_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.CompactionResponse.FromString,
                 _registered_method=True)
+        self.Get = channel.unary_unary(
+                '/photoncloud.chainfire.v1.KV/Get',
+                request_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.GetRequest.SerializeToString,
+                response_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.TextKeyValue.FromString,
+                _registered_method=True)
+        self.List = channel.unary_unary(
+                '/photoncloud.chainfire.v1.KV/List',
+                request_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.ListRequest.SerializeToString,
+                response_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.ListResponse.FromString,
+                _registered_method=True)
+        self.Write = channel.unary_unary(
+                '/photoncloud.chainfire.v1.KV/Write',
+                request_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.WriteRequest.SerializeToString,
+                response_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.WriteResponse.FromString,
+                _registered_method=True)
+        self.Delete = channel.unary_unary(
+                '/photoncloud.chainfire.v1.KV/Delete',
+                request_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.DeleteRequest.SerializeToString,
+                response_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.DeleteResponse.FromString,
+                _registered_method=True)
+        self.Transact = channel.unary_unary(
+                '/photoncloud.chainfire.v1.KV/Transact',
+                request_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.TransactRequest.SerializeToString,
+                response_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.TransactResponse.FromString,
+                _registered_method=True)
+        self.CompactHistory = channel.unary_unary(
+                '/photoncloud.chainfire.v1.KV/CompactHistory',
+                request_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.CompactionRequest.SerializeToString,
+                response_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.CompactHistoryResponse.FromString,
+                _registered_method=True)
 
 
 class KVServicer:
@@ -101,6 +131,50 @@ class KVServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Get(self, request, context):
+        """The REST-shaped operations (the REST routes): keys and values as UTF-8 text.
+
+        Get reads one key (NOT_FOUND when it does not exist).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def List(self, request, context):
+        """List reads a prefix, a range [key, range_end) or every key, a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Write(self, request, context):
+        """Write writes one key (POST .../put is the same as PUT on the key).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Delete(self, request, context):
+        """Delete deletes a key, a prefix or a range (POST .../delete takes DELETE's query parameters as its body).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Transact(self, request, context):
+        """Transact runs the success operations if every comparison holds, else the failure operations.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompactHistory(self, request, context):
+        """CompactHistory forgets the history before a revision.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KVServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -128,6 +202,36 @@ def add_KVServicer_to_server(servicer, server):
                     servicer.Compact,
                     request_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.CompactionRequest.FromString,
                     response_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.CompactionResponse.SerializeToString,
+            ),
+            'Get': grpc.unary_unary_rpc_method_handler(
+                    servicer.Get,
+                    request_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.GetRequest.FromString,
+                    response_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.TextKeyValue.SerializeToString,
+            ),
+            'List': grpc.unary_unary_rpc_method_handler(
+                    servicer.List,
+                    request_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.ListRequest.FromString,
+                    response_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.ListResponse.SerializeToString,
+            ),
+            'Write': grpc.unary_unary_rpc_method_handler(
+                    servicer.Write,
+                    request_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.WriteRequest.FromString,
+                    response_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.WriteResponse.SerializeToString,
+            ),
+            'Delete': grpc.unary_unary_rpc_method_handler(
+                    servicer.Delete,
+                    request_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.DeleteRequest.FromString,
+                    response_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.DeleteResponse.SerializeToString,
+            ),
+            'Transact': grpc.unary_unary_rpc_method_handler(
+                    servicer.Transact,
+                    request_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.TransactRequest.FromString,
+                    response_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.TransactResponse.SerializeToString,
+            ),
+            'CompactHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompactHistory,
+                    request_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.CompactionRequest.FromString,
+                    response_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.CompactHistoryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -276,6 +380,168 @@ class KV:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def Get(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/photoncloud.chainfire.v1.KV/Get',
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.GetRequest.SerializeToString,
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.TextKeyValue.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def List(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/photoncloud.chainfire.v1.KV/List',
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.ListRequest.SerializeToString,
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.ListResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Write(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/photoncloud.chainfire.v1.KV/Write',
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.WriteRequest.SerializeToString,
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.WriteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Delete(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/photoncloud.chainfire.v1.KV/Delete',
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.DeleteRequest.SerializeToString,
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.DeleteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Transact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/photoncloud.chainfire.v1.KV/Transact',
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.TransactRequest.SerializeToString,
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.TransactResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompactHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/photoncloud.chainfire.v1.KV/CompactHistory',
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.CompactionRequest.SerializeToString,
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.CompactHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class WatchStub:
     """Watch streams the changes of a key, a prefix or a range.
@@ -390,6 +656,31 @@ class LeaseStub:
                 request_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseLeasesRequest.SerializeToString,
                 response_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseLeasesResponse.FromString,
                 _registered_method=True)
+        self.Create = channel.unary_unary(
+                '/photoncloud.chainfire.v1.Lease/Create',
+                request_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseGrantRequest.SerializeToString,
+                response_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseInfo.FromString,
+                _registered_method=True)
+        self.List = channel.unary_unary(
+                '/photoncloud.chainfire.v1.Lease/List',
+                request_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseLeasesRequest.SerializeToString,
+                response_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseList.FromString,
+                _registered_method=True)
+        self.Get = channel.unary_unary(
+                '/photoncloud.chainfire.v1.Lease/Get',
+                request_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseTimeToLiveRequest.SerializeToString,
+                response_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseTimeToLive.FromString,
+                _registered_method=True)
+        self.Delete = channel.unary_unary(
+                '/photoncloud.chainfire.v1.Lease/Delete',
+                request_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseRevokeRequest.SerializeToString,
+                response_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseRevoked.FromString,
+                _registered_method=True)
+        self.Renew = channel.unary_unary(
+                '/photoncloud.chainfire.v1.Lease/Renew',
+                request_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseKeepAliveRequest.SerializeToString,
+                response_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseInfo.FromString,
+                _registered_method=True)
 
 
 class LeaseServicer:
@@ -431,6 +722,38 @@ class LeaseServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Create(self, request, context):
+        """The REST-shaped operations (the REST routes): the revision inline.
+
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def List(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Get(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Delete(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Renew(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LeaseServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -458,6 +781,31 @@ def add_LeaseServicer_to_server(servicer, server):
                     servicer.Leases,
                     request_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseLeasesRequest.FromString,
                     response_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseLeasesResponse.SerializeToString,
+            ),
+            'Create': grpc.unary_unary_rpc_method_handler(
+                    servicer.Create,
+                    request_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseGrantRequest.FromString,
+                    response_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseInfo.SerializeToString,
+            ),
+            'List': grpc.unary_unary_rpc_method_handler(
+                    servicer.List,
+                    request_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseLeasesRequest.FromString,
+                    response_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseList.SerializeToString,
+            ),
+            'Get': grpc.unary_unary_rpc_method_handler(
+                    servicer.Get,
+                    request_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseTimeToLiveRequest.FromString,
+                    response_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseTimeToLive.SerializeToString,
+            ),
+            'Delete': grpc.unary_unary_rpc_method_handler(
+                    servicer.Delete,
+                    request_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseRevokeRequest.FromString,
+                    response_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseRevoked.SerializeToString,
+            ),
+            'Renew': grpc.unary_unary_rpc_method_handler(
+                    servicer.Renew,
+                    request_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseKeepAliveRequest.FromString,
+                    response_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -606,6 +954,141 @@ class Lease:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def Create(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/photoncloud.chainfire.v1.Lease/Create',
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseGrantRequest.SerializeToString,
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def List(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/photoncloud.chainfire.v1.Lease/List',
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseLeasesRequest.SerializeToString,
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Get(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/photoncloud.chainfire.v1.Lease/Get',
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseTimeToLiveRequest.SerializeToString,
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseTimeToLive.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Delete(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/photoncloud.chainfire.v1.Lease/Delete',
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseRevokeRequest.SerializeToString,
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseRevoked.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Renew(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/photoncloud.chainfire.v1.Lease/Renew',
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseKeepAliveRequest.SerializeToString,
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.LeaseInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class ClusterStub:
     """Cluster reports on the members serving the store and changes who they are.
@@ -636,6 +1119,26 @@ class ClusterStub:
                 '/photoncloud.chainfire.v1.Cluster/MemberRemove',
                 request_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.MemberRemoveRequest.SerializeToString,
                 response_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.MemberRemoveResponse.FromString,
+                _registered_method=True)
+        self.GetStatus = channel.unary_unary(
+                '/photoncloud.chainfire.v1.Cluster/GetStatus',
+                request_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.StatusRequest.SerializeToString,
+                response_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.ClusterStatus.FromString,
+                _registered_method=True)
+        self.ListMembers = channel.unary_unary(
+                '/photoncloud.chainfire.v1.Cluster/ListMembers',
+                request_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.MemberListRequest.SerializeToString,
+                response_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.Members.FromString,
+                _registered_method=True)
+        self.AddMember = channel.unary_unary(
+                '/photoncloud.chainfire.v1.Cluster/AddMember',
+                request_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.MemberAddRequest.SerializeToString,
+                response_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.Members.FromString,
+                _registered_method=True)
+        self.RemoveMember = channel.unary_unary(
+                '/photoncloud.chainfire.v1.Cluster/RemoveMember',
+                request_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.MemberRemoveRequest.SerializeToString,
+                response_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.Members.FromString,
                 _registered_method=True)
 
 
@@ -671,6 +1174,32 @@ class ClusterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetStatus(self, request, context):
+        """The REST-shaped operations (the REST routes): no header.
+
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMembers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddMember(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveMember(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClusterServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -693,6 +1222,26 @@ def add_ClusterServicer_to_server(servicer, server):
                     servicer.MemberRemove,
                     request_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.MemberRemoveRequest.FromString,
                     response_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.MemberRemoveResponse.SerializeToString,
+            ),
+            'GetStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStatus,
+                    request_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.StatusRequest.FromString,
+                    response_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.ClusterStatus.SerializeToString,
+            ),
+            'ListMembers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMembers,
+                    request_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.MemberListRequest.FromString,
+                    response_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.Members.SerializeToString,
+            ),
+            'AddMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddMember,
+                    request_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.MemberAddRequest.FromString,
+                    response_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.Members.SerializeToString,
+            ),
+            'RemoveMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveMember,
+                    request_deserializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.MemberRemoveRequest.FromString,
+                    response_serializer=photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.Members.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -804,6 +1353,114 @@ class Cluster:
             '/photoncloud.chainfire.v1.Cluster/MemberRemove',
             photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.MemberRemoveRequest.SerializeToString,
             photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.MemberRemoveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/photoncloud.chainfire.v1.Cluster/GetStatus',
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.StatusRequest.SerializeToString,
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.ClusterStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMembers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/photoncloud.chainfire.v1.Cluster/ListMembers',
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.MemberListRequest.SerializeToString,
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.Members.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/photoncloud.chainfire.v1.Cluster/AddMember',
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.MemberAddRequest.SerializeToString,
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.Members.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/photoncloud.chainfire.v1.Cluster/RemoveMember',
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.MemberRemoveRequest.SerializeToString,
+            photoncloud_dot_chainfire_dot_v1_dot_kv__pb2.Members.FromString,
             options,
             channel_credentials,
             insecure,

@@ -11,6 +11,7 @@ from typing import Any
 from photoncloud.common.auth import iam_verifier
 from photoncloud.common.config import ServerConfig
 from photoncloud.common.cluster import add_cluster_options, make_log
+from photoncloud.common.gateway import rest_routes
 from photoncloud.common.server import Service, run
 from photoncloud.common.streams import add_watch_options, watch_guard
 
@@ -48,8 +49,10 @@ async def build(config: ServerConfig, environ: Mapping[str, str] | None = None) 
 
     streams = watch_guard(config.options)
     verifier = iam_verifier(config.iam_url, config.expected_issuer, config.revocation_poll_seconds)
-    return Service(NAME, __version__, rest_api.routes(kv, streams=streams),
-                   grpc_api.services(kv, streams) + etcd_api.services(kv, config.iam_url, streams), dependencies,
+    services = grpc_api.services(kv, streams)
+    routes = rest_api.routes(kv, streams=streams)
+    routes.extend(rest_routes(services))
+    return Service(NAME, __version__, routes, services + etcd_api.services(kv, config.iam_url, streams), dependencies,
                    close, verifier, draining=kv.end_watches)
 
 

@@ -19,6 +19,9 @@ MAX_TXN_OPS = 128  # etcd's default --max-txn-ops
 
 ALL_KEYS = b"\0"  # as range_end: every key from `key` on (and as key too: from the first key)
 MAX_LEASE_TTL = 9_000_000_000  # etcd's MaxLeaseTTL, in seconds
+# The reasons (details.reason) of the invalid requests etcd has an error of its own for.
+KEY_REQUIRED, TOO_LARGE = "KEY_REQUIRED", "TOO_LARGE"
+DUPLICATE_KEY, TOO_MANY_OPERATIONS = "DUPLICATE_KEY", "TOO_MANY_OPERATIONS"
 
 
 @dataclass(frozen=True)
@@ -317,7 +320,7 @@ def key_span(key: bytes, range_end: bytes, prefix: bool) -> tuple[bytes, bytes |
 def check_key(key: bytes) -> None:
     """A key a request may name: not empty, not longer than MAX_KEY_BYTES."""
     if not key:
-        raise InvalidArgument("key is required", {"field": "key"})
+        raise InvalidArgument("key is required", {"field": "key", "reason": KEY_REQUIRED})
     if len(key) > MAX_KEY_BYTES:
-        raise InvalidArgument(f"key is longer than {MAX_KEY_BYTES} bytes", {"field": "key"})
+        raise InvalidArgument(f"key is longer than {MAX_KEY_BYTES} bytes", {"field": "key", "reason": TOO_LARGE})
 

@@ -22,6 +22,8 @@ from photoncloud.common.replication import Log, LogStatus, Member
 
 from .commands import (
     ALL_KEYS,
+    DUPLICATE_KEY,
+    KEY_REQUIRED,
     MAX_KEY_BYTES,
     MAX_LEASE_TTL,
     MAX_TXN_OPS,
@@ -52,6 +54,8 @@ from .commands import (
     PutResult,
     RangeRequest,
     RangeResult,
+    TOO_LARGE,
+    TOO_MANY_OPERATIONS,
     TxnRequest,
     TxnResult,
     WatchRequest,
@@ -65,7 +69,8 @@ from .watch import Watch, WatchBatch
 
 # The domain's names, as the adapters, the store and the tests reach them: core.X.
 __all__ = [
-    "ALL_KEYS", "MAX_KEY_BYTES", "MAX_LEASE_TTL", "MAX_TXN_OPS", "MAX_VALUE_BYTES", "OPERAND_FIELD",
+    "ALL_KEYS", "DUPLICATE_KEY", "KEY_REQUIRED", "TOO_LARGE", "TOO_MANY_OPERATIONS",
+    "MAX_KEY_BYTES", "MAX_LEASE_TTL", "MAX_TXN_OPS", "MAX_VALUE_BYTES", "OPERAND_FIELD",
     "Command", "CompactRequest", "CompactResult", "Compare", "CompareResult", "CompareTarget",
     "DeleteRangeRequest", "DeleteResult", "Event", "EventType", "ExpireLeases", "KeyValue", "Lease", "LeaseGrant",
     "LeaseKeepAlive", "LeaseList", "LeaseResult", "LeaseRevoke", "LeaseTimeToLive", "Op", "OpResult",
@@ -99,7 +104,8 @@ def _check_write(op: Op) -> None:
     if isinstance(op, PutRequest):
         check_key(op.key)
         if len(op.value) > MAX_VALUE_BYTES:
-            raise InvalidArgument(f"value is longer than {MAX_VALUE_BYTES} bytes", {"field": "value"})
+            raise InvalidArgument(f"value is longer than {MAX_VALUE_BYTES} bytes",
+                                  {"field": "value", "reason": TOO_LARGE})
         if op.lease < 0:
             raise InvalidArgument("lease must not be negative", {"field": "lease"})
     elif isinstance(op, DeleteRangeRequest):
@@ -126,7 +132,7 @@ def _check_txn(txn: TxnRequest) -> None:
     for name, branch in (("success", txn.success), ("failure", txn.failure)):
         if len(branch) > MAX_TXN_OPS:
             raise InvalidArgument(f"a transaction branch holds at most {MAX_TXN_OPS} operations",
-                                  {"field": name})
+                                  {"field": name, "reason": TOO_MANY_OPERATIONS})
         for op in branch:
             _check_write(op)
         _check_no_duplicate_writes(name, branch)
@@ -139,13 +145,13 @@ def _check_no_duplicate_writes(name: str, branch: tuple[Op, ...]) -> None:
     for op in branch:
         if isinstance(op, PutRequest):
             if op.key in puts:
-                raise InvalidArgument("duplicate key given in txn request", {"field": name})
+                raise InvalidArgument("duplicate key given in txn request", {"field": name, "reason": DUPLICATE_KEY})
             puts.add(op.key)
         elif isinstance(op, DeleteRangeRequest):
             deletes.append(key_span(op.key, op.range_end, op.prefix))
     for key in puts:
         if any(start <= key and (end is None or key < end) for start, end in deletes):
-            raise InvalidArgument("duplicate key given in txn request", {"field": name})
+            raise InvalidArgument("duplicate key given in txn request", {"field": name, "reason": DUPLICATE_KEY})
 
 
 class KVCore:

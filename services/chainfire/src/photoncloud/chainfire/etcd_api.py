@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import hashlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -18,8 +20,7 @@ from typing import Any
 import aiohttp
 import grpc
 
-from photoncloud.common import envelope, request_id, tls
-from photoncloud.common.auth import PUBLIC
+from photoncloud.common import envelope, gateway, request_id, tls
 from photoncloud.common.errors import (Code, FailedPrecondition, InvalidArgument, NotFound, ServiceError,
                                        Unauthenticated, Unavailable, Unimplemented)
 from photoncloud.common.rpc import Access
@@ -29,60 +30,42 @@ from photoncloud.etcd.v3 import kv_pb2 as mvccpb
 from photoncloud.etcd.v3 import rpc_pb2 as pb
 from photoncloud.etcd.v3 import rpc_pb2_grpc as pb_grpc
 
-from . import core, grpc_api, keyspace, rest_api
+from . import core, keyspace
 
 # The etcd API level served: clients gate features on StatusResponse.version (ChainFire's own
 # version is in photoncloud.chainfire.v1.Cluster/Status and /health).
 ETCD_API_VERSION = "3.4.0"
 IAM_TIMEOUT_SECONDS = 10
-CV = "photoncloud.chainfire.v1."
-
-# Each etcd method is gated like the ChainFire RPC doing the same (its permission is read from that
-# RPC's REST route, so the two cannot drift apart); None: public.
-COUNTERPART: dict[str, str | None] = {
-    "etcdserverpb.KV/Range": CV + "KV/Range",
-    "etcdserverpb.KV/Put": CV + "KV/Put",
-    "etcdserverpb.KV/DeleteRange": CV + "KV/DeleteRange",
-    "etcdserverpb.KV/Txn": CV + "KV/Txn",
-    "etcdserverpb.KV/Compact": CV + "KV/Compact",
-    "etcdserverpb.Watch/Watch": CV + "Watch/Watch",
-    "etcdserverpb.Lease/LeaseGrant": CV + "Lease/Grant",
-    "etcdserverpb.Lease/LeaseRevoke": CV + "Lease/Revoke",
-    "etcdserverpb.Lease/LeaseKeepAlive": CV + "Lease/KeepAlive",
-    "etcdserverpb.Lease/LeaseTimeToLive": CV + "Lease/TimeToLive",
-    "etcdserverpb.Lease/LeaseLeases": CV + "Lease/Leases",
-    "etcdserverpb.Cluster/MemberList": CV + "Cluster/MemberList",
-    "etcdserverpb.Cluster/MemberAdd": CV + "Cluster/MemberAdd",
-    "etcdserverpb.Cluster/MemberRemove": CV + "Cluster/MemberRemove",
-    "etcdserverpb.Maintenance/Status": CV + "Cluster/Status",
-    "etcdserverpb.Auth/AuthStatus": None,
-    "etcdserverpb.Auth/Authenticate": None,  # the login itself: the credentials are the check
-}
-
 AUTH_FAILED = "etcdserver: authentication failed, invalid user ID or password"
 COMPACTED = "etcdserver: mvcc: required revision has been compacted"
 INVALID_TOKEN = "etcdserver: invalid auth token"  # etcd clients sign in again on this message
 
-# The core's errors as etcd words them: (code, a fragment of the core's message) -> (code, etcd's
-# message). etcd clients turn these exact messages back into their typed errors.
-ETCD_ERRORS: list[tuple[Code, str, Code, str]] = [
-    (Code.OUT_OF_RANGE, "has been compacted", Code.OUT_OF_RANGE, COMPACTED),
-    (Code.OUT_OF_RANGE, "is a future revision", Code.OUT_OF_RANGE,
-     "etcdserver: mvcc: required revision is a future revision"),
-    (Code.NOT_FOUND, "lease not found", Code.NOT_FOUND, "etcdserver: requested lease not found"),
-    (Code.ALREADY_EXISTS, "lease already exists", Code.FAILED_PRECONDITION, "etcdserver: lease already exists"),
-    (Code.INVALID_ARGUMENT, "key is required", Code.INVALID_ARGUMENT, "etcdserver: key is not provided"),
-    (Code.INVALID_ARGUMENT, "duplicate key", Code.INVALID_ARGUMENT, "etcdserver: duplicate key given in txn request"),
-    (Code.INVALID_ARGUMENT, "operations", Code.INVALID_ARGUMENT, "etcdserver: too many operations in txn request"),
-    (Code.INVALID_ARGUMENT, "is longer than", Code.INVALID_ARGUMENT, "etcdserver: request is too large"),
-]
+FUTURE = "etcdserver: mvcc: required revision is a future revision"
+
+# The core's errors as etcd words them, told apart by code and details (etcd clients turn these
+# exact messages back into their typed errors): a detail the core's error of that code carries,
+# or its reason, with etcd's code and message.
+ETCD_ERRORS: dict[tuple[Code, str], tuple[Code, str]] = {
+    (Code.OUT_OF_RANGE, "compact_revision"): (Code.OUT_OF_RANGE, COMPACTED),
+    (Code.OUT_OF_RANGE, "current_revision"): (Code.OUT_OF_RANGE, FUTURE),
+    (Code.NOT_FOUND, "lease"): (Code.NOT_FOUND, "etcdserver: requested lease not found"),
+    (Code.ALREADY_EXISTS, "lease"): (Code.FAILED_PRECONDITION, "etcdserver: lease already exists"),
+    (Code.INVALID_ARGUMENT, core.KEY_REQUIRED): (Code.INVALID_ARGUMENT, "etcdserver: key is not provided"),
+    (Code.INVALID_ARGUMENT, core.DUPLICATE_KEY):
+        (Code.INVALID_ARGUMENT, "etcdserver: duplicate key given in txn request"),
+    (Code.INVALID_ARGUMENT, core.TOO_MANY_OPERATIONS):
+        (Code.INVALID_ARGUMENT, "etcdserver: too many operations in txn request"),
+    (Code.INVALID_ARGUMENT, core.TOO_LARGE): (Code.INVALID_ARGUMENT, "etcdserver: request is too large"),
+}
 
 
 def etcd_error(exc: ServiceError) -> ServiceError:
     """exc as etcd reports it (same details; etcd's code and message where etcd has its own)."""
-    for code, fragment, etcd_code, message in ETCD_ERRORS:
-        if exc.code is code and fragment in exc.message:
-            return ServiceError(message, exc.details, code=etcd_code)
+    details = exc.details if isinstance(exc.details, dict) else {}
+    for mark in (details.get("reason"), *details):
+        found = ETCD_ERRORS.get((exc.code, mark)) if isinstance(mark, str) else None
+        if found is not None:
+            return ServiceError(found[1], exc.details, code=found[0])
     return exc
 
 
@@ -116,7 +99,7 @@ def kv_pb(kv: core.KeyValue) -> mvccpb.KeyValue:
 
 def event_pb(event: core.Event) -> mvccpb.Event:
     """A core event as etcd's mvccpb.Event."""
-    return mvccpb.Event(type=mvccpb.Event.EventType.Value(event.type.value), kv=kv_pb(event.kv),
+    return mvccpb.Event(type=event.type.value, kv=kv_pb(event.kv),
                         prev_kv=kv_pb(event.prev_kv) if event.prev_kv else None)
 
 
@@ -179,14 +162,17 @@ def put_request(m: pb.PutRequest) -> core.PutRequest:
     """An etcd put for the core (the fields and their meaning are ChainFire's own)."""
     if m.ignore_value or m.ignore_lease:
         raise Unimplemented("etcdserver: ignore_value and ignore_lease are not supported")
-    return grpc_api.put_request(m)
+    return core.PutRequest(m.key, m.value, m.prev_kv, m.lease)
 
 
 def compare(m: pb.Compare) -> core.Compare:
     """An etcd comparison for the core (its targets and results number as ChainFire's do)."""
     if m.target == pb.Compare.LEASE or m.range_end:
         raise Unimplemented("etcdserver: LEASE comparisons and comparisons over a range are not supported")
-    return grpc_api.compare(m)
+    target = core.CompareTarget(pb.Compare.CompareTarget.Name(m.target))
+    field = core.OPERAND_FIELD[target]
+    operand = getattr(m, field) if m.WhichOneof("target_union") == field else None
+    return core.Compare(m.key, target, core.CompareResult(pb.Compare.CompareResult.Name(m.result)), operand)
 
 
 class Headers:
@@ -262,7 +248,7 @@ class KVServicer(pb_grpc.KVServicer):
                 responses.append(pb.ResponseOp(response_put=self.put_response(op_result)))
             elif isinstance(op_result, core.DeleteResult):
                 responses.append(pb.ResponseOp(response_delete_range=self.delete_response(op_result)))
-            else:
+            elif plan is not None:  # a read's result has the plan of its read
                 responses.append(pb.ResponseOp(response_range=self.range_response(plan, op_result)))
         return pb.TxnResponse(header=self.header(result.revision), succeeded=result.succeeded, responses=responses)
 
@@ -560,33 +546,38 @@ class AuthServicer(pb_grpc.AuthServicer):
         return pb.AuthenticateResponse(header=await self.header.current(), token=token)
 
 
-def access(kv: core.KVCore) -> dict[str, Access]:
-    """What calling each etcd method takes: the same as its ChainFire counterpart."""
-    counterparts = {r.rpc: Access(r.who, r.permission, INVALID_TOKEN) for r in rest_api.routes(kv).routes if r.rpc}
-    return {f"/{method}": counterparts[rpc] if rpc else Access(PUBLIC) for method, rpc in COUNTERPART.items()}
+def access() -> dict[str, Access]:
+    """What calling each etcd method takes, as rpc.proto declares it (each method like its ChainFire
+    counterpart); refused for want of a valid token with etcd's "invalid auth token", on which etcd's
+    clients sign in again."""
+    table: dict[str, Access] = {}
+    for service in pb.DESCRIPTOR.services_by_name.values():
+        for method, declared in gateway.access_table(service).items():
+            if declared is not None:
+                table[method] = dataclasses.replace(declared, unauthenticated_message=INVALID_TOKEN)
+    return table
 
 
 def services(kv: core.KVCore, iam_url: str | None, streams: StreamGuard | None = None) -> list[GrpcService]:
     """etcd's v3 services over kv, each call in its token's keyspace; Authenticate asks IAM at iam_url
     (None: authentication is off); watches and keep-alive streams go through streams."""
-    gates = access(kv)
-    kv = keyspace.scoped(kv)
+    gates = access()
+    scoped = keyspace.scoped(kv)
     streams = streams or watch_guard()
-    header = Headers(kv)
-    servicers = {
-        "KV": (KVServicer(kv, header), pb_grpc.add_KVServicer_to_server),
-        "Watch": (WatchServicer(kv, header, streams), pb_grpc.add_WatchServicer_to_server),
-        "Lease": (LeaseServicer(kv, header, streams), pb_grpc.add_LeaseServicer_to_server),
-        "Cluster": (ClusterServicer(kv, header), pb_grpc.add_ClusterServicer_to_server),
-        "Maintenance": (MaintenanceServicer(kv, header), pb_grpc.add_MaintenanceServicer_to_server),
-        "Auth": (AuthServicer(kv, header, iam_url), pb_grpc.add_AuthServicer_to_server),
+    header = Headers(scoped)
+    servicers: dict[str, tuple[Any, Callable[[Any, grpc.aio.Server], None]]] = {
+        "KV": (KVServicer(scoped, header), pb_grpc.add_KVServicer_to_server),
+        "Watch": (WatchServicer(scoped, header, streams), pb_grpc.add_WatchServicer_to_server),
+        "Lease": (LeaseServicer(scoped, header, streams), pb_grpc.add_LeaseServicer_to_server),
+        "Cluster": (ClusterServicer(scoped, header), pb_grpc.add_ClusterServicer_to_server),
+        "Maintenance": (MaintenanceServicer(scoped, header), pb_grpc.add_MaintenanceServicer_to_server),
+        "Auth": (AuthServicer(scoped, header, iam_url), pb_grpc.add_AuthServicer_to_server),
     }
     result = []
     for name, (servicer, add) in servicers.items():
         full_name = pb.DESCRIPTOR.services_by_name[name].full_name
-        result.append(GrpcService(
-            full_name,
-            lambda server, servicer=servicer, add=add: add(servicer, server),
-            {method: gate for method, gate in gates.items() if method.startswith(f"/{full_name}/")},
-        ))
+        # The descriptors' gates, each refusing a missing or bad token in etcd's words.
+        result.append(GrpcService(full_name, functools.partial(add, servicer),
+                                  {method: gate for method, gate in gates.items()
+                                   if method.startswith(f"/{full_name}/")}))
     return result

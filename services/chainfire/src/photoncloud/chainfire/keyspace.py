@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
+from typing import overload
 
 from photoncloud.common import auth
 from photoncloud.common.errors import InvalidArgument, PermissionDenied
@@ -44,7 +45,7 @@ class Keyspace:
         if not self.prefix:
             return key
         if not key:  # the prefix alone is no key of the caller's (etcd: "key is not provided")
-            raise InvalidArgument("key is required", {"field": "key"})
+            raise InvalidArgument("key is required", {"field": "key", "reason": core.KEY_REQUIRED})
         return self.prefix + key
 
     def span(self, key: bytes, range_end: bytes, prefix: bool) -> tuple[bytes, bytes, bool]:
@@ -65,6 +66,14 @@ class Keyspace:
 
     # Requests in
 
+    @overload
+    def request(self, op: core.RangeRequest) -> core.RangeRequest: ...
+    @overload
+    def request(self, op: core.PutRequest) -> core.PutRequest: ...
+    @overload
+    def request(self, op: core.DeleteRangeRequest) -> core.DeleteRangeRequest: ...
+    @overload
+    def request(self, op: core.Op) -> core.Op: ...
     def request(self, op: core.Op) -> core.Op:
         """A read, put or delete as the store runs it."""
         if isinstance(op, core.PutRequest):
@@ -86,6 +95,10 @@ class Keyspace:
 
     # Results out
 
+    @overload
+    def kv(self, kv: core.KeyValue) -> core.KeyValue: ...
+    @overload
+    def kv(self, kv: None) -> None: ...
     def kv(self, kv: core.KeyValue | None) -> core.KeyValue | None:
         """A pair as the caller sees it."""
         return replace(kv, key=self.strip(kv.key)) if kv is not None and self.prefix else kv
@@ -96,6 +109,14 @@ class Keyspace:
             return event
         return replace(event, kv=self.kv(event.kv), prev_kv=self.kv(event.prev_kv))
 
+    @overload
+    def result(self, result: core.RangeResult) -> core.RangeResult: ...
+    @overload
+    def result(self, result: core.PutResult) -> core.PutResult: ...
+    @overload
+    def result(self, result: core.DeleteResult) -> core.DeleteResult: ...
+    @overload
+    def result(self, result: core.OpResult) -> core.OpResult: ...
     def result(self, result: core.OpResult) -> core.OpResult:
         """A read's, put's or delete's result as the caller sees it."""
         if not self.prefix:
