@@ -12,7 +12,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Protocol
+from typing import Protocol, Union
 
 from photoncloud.common import paging
 from photoncloud.common.errors import AlreadyExists, InvalidArgument, NotFound, OutOfRange
@@ -50,6 +50,8 @@ from .commands import (
 )
 
 log = logging.getLogger("photoncloud.chainfire")
+# What applying a command returns.
+Applied = Union[OpResult, TxnResult, CompactResult, LeaseResult, LeaseList]
 
 
 class KVStore(Protocol):
@@ -163,14 +165,15 @@ class KVStateMachine:
         rejected one changes nothing but the applied index. Watchers hear of them after the commit."""
         batch_events: list[list[Event]] = []
 
-        def execute(command: Command) -> object:
+        def execute(command: Command) -> Applied:
             events: list[Event] = []
             result = self._execute(command, events)
             self.store.set_revision(result.revision)
             batch_events.append(events)
             return result
 
-        results = apply_in_one_transaction(self.store, entries, execute)
+        # The store is a SqliteState; KVStore declares the transaction and savepoint this uses.
+        results = apply_in_one_transaction(self.store, entries, execute)  # type: ignore[arg-type]
         for events in batch_events:
             if events:
                 self._notify(events)
@@ -192,7 +195,7 @@ class KVStateMachine:
             except Exception:  # noqa: BLE001 - a watcher must not fail a write
                 log.exception("watch listener failed")
 
-    def _execute(self, command: Command, events: list[Event]) -> object:
+    def _execute(self, command: Command, events: list[Event]) -> Applied:
         revision = self.store.revision() + 1
         if isinstance(command, TxnRequest):
             return self._txn(command, revision, events)
@@ -252,12 +255,13 @@ class KVStateMachine:
 
     def _holds(self, compare: Compare) -> bool:
         kv = self.store.get(compare.key)
-        actual: int | bytes = {
+        targets: dict[CompareTarget, int | bytes] = {
             CompareTarget.VERSION: kv.version if kv else 0,
             CompareTarget.CREATE: kv.create_revision if kv else 0,
             CompareTarget.MOD: kv.mod_revision if kv else 0,
             CompareTarget.VALUE: kv.value if kv else b"",
-        }[compare.target]
+        }
+        actual = targets[compare.target]
         operand = compare.operand
         return {
             CompareResult.EQUAL: actual == operand,
