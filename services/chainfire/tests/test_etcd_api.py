@@ -15,6 +15,8 @@ import pytest
 
 from photoncloud.chainfire import etcd_api
 from photoncloud.chainfire.app import build
+from photoncloud.chainfire.v1 import kv_pb2
+from photoncloud.common import gateway
 from photoncloud.common.auth import OPERATOR, PUBLIC, TENANT
 from photoncloud.common.config import ServerConfig
 from photoncloud.common.server import Server
@@ -363,3 +365,25 @@ def test_every_etcd_method_is_gated_like_its_chainfire_counterpart(kv):
         == {TENANT}
     assert {gates[f"/etcdserverpb.{m}"].who for m in ("KV/Compact", "Maintenance/Status", "Cluster/MemberList",
                                                      "Cluster/MemberAdd", "Cluster/MemberRemove")} == {OPERATOR}
+    assert {gate.unauthenticated_message for gate in gates.values()} == {etcd_api.INVALID_TOKEN}
+
+
+# Each etcd method and the ChainFire RPC doing the same: rpc.proto must declare the same gate.
+COUNTERPARTS = {
+    "KV/Range": "KV/Range", "KV/Put": "KV/Put", "KV/DeleteRange": "KV/DeleteRange", "KV/Txn": "KV/Txn",
+    "KV/Compact": "KV/Compact", "Watch/Watch": "Watch/Watch", "Lease/LeaseGrant": "Lease/Grant",
+    "Lease/LeaseRevoke": "Lease/Revoke", "Lease/LeaseKeepAlive": "Lease/KeepAlive",
+    "Lease/LeaseTimeToLive": "Lease/TimeToLive", "Lease/LeaseLeases": "Lease/Leases",
+    "Cluster/MemberList": "Cluster/MemberList", "Cluster/MemberAdd": "Cluster/MemberAdd",
+    "Cluster/MemberRemove": "Cluster/MemberRemove", "Maintenance/Status": "Cluster/Status",
+}
+
+
+def test_rpc_proto_gates_each_etcd_method_as_its_chainfire_counterpart():
+    chainfire = {}
+    for service in kv_pb2.DESCRIPTOR.services_by_name.values():
+        chainfire.update(gateway.access_table(service))
+    gates = etcd_api.access()
+    for method, counterpart in COUNTERPARTS.items():
+        ours, theirs = chainfire[f"/photoncloud.chainfire.v1.{counterpart}"], gates[f"/etcdserverpb.{method}"]
+        assert ours is not None and (theirs.who, theirs.permission) == (ours.who, ours.permission), method
