@@ -192,9 +192,11 @@ def read_fields(data: Any, descriptor: Descriptor, where: str, problems: _Proble
 
 
 def missing_required(kwargs: Mapping[str, Any], descriptor: Descriptor, problems: _Problems, prefix: str = "") -> None:
-    """Add a problem for each REQUIRED field of descriptor that kwargs lacks."""
+    """Add a problem for each REQUIRED field of descriptor that kwargs lacks (one given with a wrong
+    value has its problem already)."""
+    reported = {problem["field"] for problem in problems}
     for f in fields_of(descriptor):
-        if f.required and f.name not in kwargs:
+        if f.required and f.name not in kwargs and prefix + f.name not in reported:
             problems.add(prefix + f.name, "Field required")
 
 
