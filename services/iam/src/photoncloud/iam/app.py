@@ -51,11 +51,20 @@ def add_options(group: Any, default: Callable[[str, object], object]) -> None:
 
 def settings_from(config: ServerConfig) -> Settings:
     """IAM's settings from the configuration's IAM options (the defaults where there are none)."""
-    options = {k: config.options[k] for k in ("issuer", "access_token_ttl", "refresh_token_ttl", "session_ttl",
-                                              "login_failure_limit", "login_failure_address_limit")
-               if k in config.options}
+    options, defaults = config.options, Settings()
+
+    def number(name: str, default: int) -> int:
+        return int(options[name]) if name in options else default
+
     try:
-        return Settings(**{k: v if k == "issuer" else int(v) for k, v in options.items()})
+        return Settings(
+            issuer=str(options.get("issuer", defaults.issuer)),
+            access_token_ttl=number("access_token_ttl", defaults.access_token_ttl),
+            refresh_token_ttl=number("refresh_token_ttl", defaults.refresh_token_ttl),
+            session_ttl=number("session_ttl", defaults.session_ttl),
+            login_failure_limit=number("login_failure_limit", defaults.login_failure_limit),
+            login_failure_address_limit=number("login_failure_address_limit", defaults.login_failure_address_limit),
+        )
     except ValueError as exc:
         raise SystemExit(f"iam: {exc}") from None
 

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from photoncloud.common import paging
-from photoncloud.common.auth import Verifier
+from photoncloud.common.auth import Principal, Verifier
 from photoncloud.common.errors import InvalidArgument, NotFound, ServiceError
 from photoncloud.common.replication import Log
 
 from .audit import FAILURE, SUCCESS, Event, log_event
 from .commands import Change, Cmp, Commit, Guard, Where
 from .credentials import LoginThrottle, SecretHasher
+from .records import Binding, ServiceAccount, TokenFamily, User
 from .store import Records, SqliteIamStore
 from .values import Caller, Page, Settings
 
@@ -37,6 +38,30 @@ class Facade:
     throttle: LoginThrottle
     verifier: Verifier
     _lock: asyncio.Lock
+
+    # What one part takes from another; IamCore joins the parts, whose methods these are.
+
+    async def _revoke_families(self, families: Sequence[TokenFamily],
+                               refresh: bool = True) -> tuple[list[Change], list[str]]:
+        raise NotImplementedError  # tokens.py
+
+    async def _revoke_principal(self, subject: str) -> tuple[list[Change], list[str]]:
+        raise NotImplementedError  # tokens.py
+
+    async def _revoke_access_for(self, binding: Binding) -> list[Change]:
+        raise NotImplementedError  # tokens.py
+
+    async def _permissions(self, roles: Iterable[str]) -> list[str]:
+        raise NotImplementedError  # tokens.py
+
+    async def _check_admins_remain(self, *, without_user: str = "", without_binding: str = "") -> None:
+        raise NotImplementedError  # principals.py
+
+    async def _require_within_reach(self, me: Principal, subject: str) -> None:
+        raise NotImplementedError  # principals.py
+
+    async def _principal_record(self, subject: str) -> User | ServiceAccount | None:
+        raise NotImplementedError  # access.py
 
     @asynccontextmanager
     async def _audited(self, caller: Caller, action: str, target: str = "",
@@ -86,7 +111,7 @@ class Facade:
         log_event(record)
         return counts
 
-    async def _page(self, kind: type, where: Where, page_size: int, page_token: str,
+    async def _page(self, kind: type[Any], where: Where, page_size: int, page_token: str,
                     descending: bool = False) -> Page:
         size = paging.page_size(page_size)
         where = list(where)

@@ -174,7 +174,7 @@ _COMPARISONS = {"<", "<=", ">", ">=", "!="}
 class _Table:
     """How one record class maps to its table."""
 
-    def __init__(self, kind: type):
+    def __init__(self, kind: type[Any]):
         self.kind = kind
         self.name = TABLES[kind]
         self.key = kind.KEY

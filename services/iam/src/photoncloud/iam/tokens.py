@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -102,7 +102,7 @@ class Tokens(Facade):
         applicable = [b for b in bindings if binding_applies(b, scope)]
         return sorted(applicable, key=lambda b: (SPECIFICITY[b.scope_type], b.created_at, b.id))
 
-    async def _permissions(self, roles: Sequence[str]) -> list[str]:
+    async def _permissions(self, roles: Iterable[str]) -> list[str]:
         granted: dict[str, None] = {}
         for name in roles:
             role = await self.store.get(Role, name)
@@ -166,7 +166,7 @@ class Tokens(Facade):
                 await self.hasher.waste(grant.password)
                 raise self._fail_sign_in(event, keys, "UNKNOWN_USER", "invalid username or password")
             who: User | ServiceAccount = found[0]
-            stored, secret, message = who.password_hash, grant.password, "invalid username or password"
+            stored, secret, message = found[0].password_hash, grant.password, "invalid username or password"
         else:
             account = await self.store.get(ServiceAccount, grant.client_id)
             if account is None:
@@ -237,7 +237,7 @@ class Tokens(Facade):
         roles = sorted({b.role for b in bindings})
         now = int(self.clock())
         expires = now + self.settings.access_token_ttl
-        claims = {
+        claims: dict[str, Any] = {
             "iss": self.settings.issuer, "aud": AUDIENCE, "sub": who.subject, "name": who.name,
             "iat": now, "nbf": now, "exp": expires, "jti": uuid.uuid4().hex,
             "scope": scope.as_dict(), "roles": roles, "permissions": await self._permissions(roles),
