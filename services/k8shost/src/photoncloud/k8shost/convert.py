@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from google.protobuf.message import Message
 
 from photoncloud.common import protojson
+from photoncloud.common.errors import InvalidArgument
 from photoncloud.common.messages import from_record
 from photoncloud.common.times import rfc3339
 from photoncloud.k8shost.v1 import k8shost_pb2 as pb
@@ -95,6 +96,13 @@ def event(event_type: str, revision: int, record: Object) -> pb.WatchEvent:
 def logs(namespace: str, name: str, container: str, text: str) -> pb.PodLogs:
     """A container's log."""
     return pb.PodLogs(namespace=namespace, name=name, container=container, text=text)
+
+
+def watch_timeout(request: pb.WatchRequest) -> float:
+    """How long a watch runs, in seconds (0: until the client goes)."""
+    if request.timeout_seconds < 0:
+        raise InvalidArgument("timeout_seconds must be at least 0 (0: never end)", {"field": "timeout_seconds"})
+    return request.timeout_seconds
 
 
 def fields(message: Message) -> dict[str, Any]:

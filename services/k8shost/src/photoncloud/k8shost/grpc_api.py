@@ -176,11 +176,12 @@ class WatchServicer(pb_grpc.WatchServicer):
                 yield event
 
     async def _watch(self, request: pb.WatchRequest) -> AsyncIterator[pb.WatchEvent]:
+        timeout = convert.watch_timeout(request)
         watch = await self.kube.watch(request.kind, request.namespace, request.label_selector, request.node_name,
                                       request.resource_version)
         events = self.streams.until_token_ends(watch)
         loop = asyncio.get_running_loop()
-        ends = loop.time() + request.timeout_seconds if request.timeout_seconds > 0 else None
+        ends = loop.time() + timeout if timeout else None
         try:
             while True:
                 left = None if ends is None else ends - loop.time()

@@ -1,34 +1,23 @@
 """k8shost's hand-written REST route: the watch, a stream of server-sent events, which the gateway
-(unary RPCs only) cannot serve. Every other route is made from the contract (grpc_api.py)."""
+(one JSON document per call) cannot serve. It reads its request as the gateway would (the RPC's
+WatchRequest from the path and query string); every other route is made from the contract."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
-from pydantic import Field
 
-from photoncloud.common import protojson, sse
+from photoncloud.common import gateway, protojson, sse
 from photoncloud.common.auth import TENANT
-from photoncloud.common.models import Query
 from photoncloud.common.rest import RouteTable
 from photoncloud.common.streams import StreamGuard, watch_guard
+from photoncloud.k8shost.v1 import k8shost_pb2 as pb
 
 from . import convert, core
 from .watch import Event
 
-WATCH = "photoncloud.k8shost.v1.Watch/Watch"
-
-
-class WatchQuery(Query):
-    """What to watch, and from where."""
-
-    namespace: str = ""
-    label_selector: str = ""
-    node_name: str = Field("", description="pods bound to this node")
-    resource_version: str = Field("", description="send the changes after this one (\"\": the current objects as "
-                                                  "ADDED first)")
-    timeout_seconds: float = Field(0, ge=0, description="end the stream after this long (0: never)")
+WATCH, WATCH_PATH = "photoncloud.k8shost.v1.Watch/Watch", "/api/v1/watch/{kind}"
 
 
 def event_json(e: Event) -> dict[str, Any]:
@@ -38,23 +27,26 @@ def event_json(e: Event) -> dict[str, Any]:
 
 def routes(kube: core.KubeCore | None, heartbeat_seconds: float | None = None,
            streams: StreamGuard | None = None) -> RouteTable:
-    """k8shost's hand-written REST routes over kube (watch streams send a heartbeat when idle that long,
-    and go through streams: capped per caller, ended with the token)."""
+    """k8shost's hand-written REST routes over kube (None: described, not served; watch streams send a
+    heartbeat when idle that long, and go through streams: capped per caller, ended with the token)."""
     table = RouteTable()
     guard = streams or watch_guard()
+    binding = gateway.binding(WATCH, WATCH_PATH)
 
-    # A stream of server-sent events: the gateway serves unary RPCs only.
-    @table.get("/api/v1/watch/{kind}", "Watch pods, services, endpoints, nodes or namespaces: server-sent events",
-               query=WatchQuery, raw=True, rpc=WATCH, permission=None, who=TENANT)
-    async def watch(request: web.Request, kind: str, query: WatchQuery) -> web.StreamResponse:
+    # A stream of server-sent events (text/event-stream): the gateway answers one JSON document per call.
+    @table.get(WATCH_PATH, "Watch pods, services, endpoints, nodes or namespaces: server-sent events", raw=True,
+               rpc=WATCH, permission=None, who=TENANT, binding=binding)
+    async def watch(request: web.Request, kind: str) -> web.StreamResponse:
         # The permission depends on the kind: the core checks it (k8shost:<kind>:read).
-        assert kube is not None  # routes(None) only describes the route
+        assert kube is not None, "routes(None) describes the routes; it does not serve them"
+        query = cast(pb.WatchRequest, await gateway.request_message(request, binding))
+        timeout = convert.watch_timeout(query)
         async with guard.hold():
-            opened = await kube.watch(kind, query.namespace, query.label_selector, query.node_name,
+            opened = await kube.watch(query.kind, query.namespace, query.label_selector, query.node_name,
                                       query.resource_version)
             return await sse.stream(
                 request, guard.watch(opened), f"watching {kind} from resource version {opened.revision}",
                 lambda batch: b"".join(sse.event(e.type.lower(), event_json(e)) for e in batch),
-                query.timeout_seconds, heartbeat_seconds)
+                timeout, heartbeat_seconds)
 
     return table
