@@ -1,4 +1,5 @@
-"""Every RPC in the protos has a REST route and every REST route a gRPC counterpart, in every service."""
+"""The protos are the one schema: every RPC declares who may call it and its REST binding, every
+RPC has a REST route and every REST route a gRPC counterpart, in every service."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from pathlib import Path
 
 import photoncloud
 
+from google.protobuf.descriptor import MethodDescriptor
+
+from photoncloud.common import auth, gateway
 from photoncloud.common.config import ServerConfig
 from photoncloud.common.server import Server
 
@@ -40,14 +44,32 @@ def service_modules() -> list[str]:
     return sorted({app.parent.name for root in photoncloud.__path__ for app in Path(root).glob("*/app.py")})
 
 
-def proto_rpcs() -> set[str]:
-    """`package.Service/Method` for every RPC of every generated *_pb2 module."""
-    rpcs = set()
+def proto_methods() -> dict[str, MethodDescriptor]:
+    """Every RPC of every generated *_pb2 module, by `package.Service/Method`."""
+    methods = {}
     for path in PROTOS.glob("photoncloud/**/*_pb2.py"):
         module = importlib.import_module(".".join(path.relative_to(PROTOS).with_suffix("").parts))
         for service in module.DESCRIPTOR.services_by_name.values():
-            rpcs.update(f"{service.full_name}/{method.name}" for method in service.methods)
-    return rpcs
+            methods.update({f"{service.full_name}/{method.name}": method for method in service.methods})
+    return methods
+
+
+def proto_rpcs() -> set[str]:
+    """`package.Service/Method` for every RPC of every generated *_pb2 module."""
+    return set(proto_methods())
+
+
+def test_every_rpc_declares_who_may_call_it():
+    undeclared = sorted(name for name, method in proto_methods().items()
+                        if gateway.method_options(method).who not in auth.AUDIENCES)
+    assert not undeclared, f"RPCs without (photoncloud.api.v1.method).who: {undeclared}"
+
+
+def test_every_unary_rpc_of_ours_is_bound_to_http():
+    unbound = sorted(name for name, method in proto_methods().items()
+                     if not name.startswith(tuple(GRPC_ONLY_PACKAGES)) and name not in GRPC_ONLY
+                     and not (method.client_streaming or method.server_streaming) and not gateway.http_rules(method))
+    assert not unbound, f"unary RPCs without a google.api.http binding: {unbound}"
 
 
 async def served_routes(tmp_path) -> list:

@@ -127,3 +127,22 @@ async def test_a_hand_written_route_reads_its_rpcs_request_from_the_query_string
         document = await response.json()
     parameters = {p["name"]: p for p in document["paths"]["/api/v1/custom/{vpc_id}"]["get"]["parameters"]}
     assert parameters["page_size"]["schema"]["format"] == "int32" and parameters["vpc_id"]["in"] == "path"
+
+
+async def test_a_path_field_is_typed_and_is_not_given_again_in_the_query(start, http):
+    binding = gateway.binding("photoncloud.prismnet.v1.Ports/ListPorts", "/api/v1/sized/{page_size}")
+    table = RouteTable()
+
+    @table.get("/api/v1/sized/{page_size}", "A hand-written route", raw=True, who=auth.PUBLIC, binding=binding)
+    async def sized(request: web.Request, page_size: str) -> web.Response:
+        return web.Response(text=str((await gateway.request_message(request, binding)).page_size))
+
+    server = await start(Service("t", "1.0.0", table, []))
+    base = f"http://127.0.0.1:{server.rest_port}/api/v1/sized"
+    async with http.get(f"{base}/7") as response:
+        assert (response.status, await response.text()) == (200, "7")
+    for url, where in ((f"{base}/seven", "path parameter"), (f"{base}/7?page_size=8", "query parameter")):
+        async with http.get(url) as response:
+            error = (await response.json())["error"]
+        assert response.status == 400 and error["details"]["field"] == "page_size"
+        assert error["message"].startswith(f"invalid {where}: page_size")

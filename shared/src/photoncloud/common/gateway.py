@@ -116,21 +116,24 @@ class RestContext:
 
 def _read_request(binding: Binding, path: Mapping[str, str], query: Mapping[str, Any], body: Any) -> Message:
     request_type = binding.method.input_type
-    problems = protojson._Problems()  # noqa: SLF001 - one collector across the three sources
+    # One collector per source, so that an error names where the offending field was given.
+    in_path, in_query, in_body = protojson.Problems(), protojson.Problems(), protojson.Problems()
     kwargs: dict[str, Any] = {}
+    given_twice = set(binding.path_fields) & set(body if binding.body == "*" and isinstance(body, Mapping) else query)
+    for name in sorted(given_twice):
+        (in_body if binding.body == "*" else in_query).add(name, "is given by the path; leave it out")
     if binding.body == "*":
-        if isinstance(body, Mapping):
-            for name in set(body) & set(binding.path_fields):
-                problems.add(name, "is given by the path; leave it out of the body")
-        kwargs.update(protojson.read_fields(body, request_type, "request body", problems))
+        kwargs.update(protojson.read_fields(body, request_type, "request body", in_body))
     else:
         if binding.body:
-            kwargs.update(protojson.read_fields({binding.body: body}, request_type, "request body", problems))
+            kwargs.update(protojson.read_fields({binding.body: body}, request_type, "request body", in_body))
         if query:
-            kwargs.update(protojson.read_fields(query, request_type, "query parameter", problems))
-    kwargs.update(protojson.read_fields(path, request_type, "path parameter", protojson._Problems()))  # noqa: SLF001
-    protojson.missing_required(kwargs, request_type, problems)
-    protojson.raise_problems(problems, "request body" if binding.body else "query parameter")
+            kwargs.update(protojson.read_fields(query, request_type, "query parameter", in_query))
+    kwargs.update(protojson.read_fields(path, request_type, "path parameter", in_path))
+    protojson.missing_required(kwargs, request_type, in_body if binding.body else in_query)
+    protojson.raise_problems(in_path, "path parameter")
+    protojson.raise_problems(in_query, "query parameter")
+    protojson.raise_problems(in_body, "request body")
     if (binding.body == "*" and UPDATE_MASK in request_type.fields_by_name and UPDATE_MASK not in kwargs
             and isinstance(body, Mapping)):
         kwargs[UPDATE_MASK] = {"paths": sorted(name for name, value in body.items() if value is not None)}

@@ -45,7 +45,7 @@ _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 _DYNAMIC = {"google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"}
 
 
-class _Problems(list[dict[str, str]]):
+class Problems(list[dict[str, str]]):
     """Every offending field of one request, as the error's details list them."""
 
     def add(self, path: str, message: str) -> None:
@@ -171,7 +171,7 @@ def _write(f: FieldDescriptor, value: Any) -> Any:
 
 # -- reading ----------------------------------------------------------------------------------
 
-def read_fields(data: Any, descriptor: Descriptor, where: str, problems: _Problems, prefix: str = "") -> dict[str, Any]:
+def read_fields(data: Any, descriptor: Descriptor, where: str, problems: Problems, prefix: str = "") -> dict[str, Any]:
     """The constructor arguments data (a JSON object) gives a message of descriptor's type; what is
     wrong is added to problems, each named by its path (prefix + field)."""
     if not isinstance(data, Mapping):
@@ -191,7 +191,7 @@ def read_fields(data: Any, descriptor: Descriptor, where: str, problems: _Proble
     return kwargs
 
 
-def missing_required(kwargs: Mapping[str, Any], descriptor: Descriptor, problems: _Problems, prefix: str = "") -> None:
+def missing_required(kwargs: Mapping[str, Any], descriptor: Descriptor, problems: Problems, prefix: str = "") -> None:
     """Add a problem for each REQUIRED field of descriptor that kwargs lacks (one given with a wrong
     value has its problem already)."""
     reported = {problem["field"] for problem in problems}
@@ -200,7 +200,7 @@ def missing_required(kwargs: Mapping[str, Any], descriptor: Descriptor, problems
             problems.add(prefix + f.name, "Field required")
 
 
-def raise_problems(problems: _Problems, where: str) -> None:
+def raise_problems(problems: Problems, where: str) -> None:
     """INVALID_ARGUMENT listing problems (naming the first in its message), if there are any."""
     if problems:
         first = problems[0]
@@ -210,7 +210,7 @@ def raise_problems(problems: _Problems, where: str) -> None:
 
 def from_json(data: Any, cls: type[Message], where: str = "request body") -> Message:
     """A cls message holding data (the REST API's JSON); INVALID_ARGUMENT naming each bad field."""
-    problems = _Problems()
+    problems = Problems()
     kwargs = read_fields(data, descriptor_of(cls), where, problems)
     missing_required(kwargs, descriptor_of(cls), problems)
     raise_problems(problems, where)
@@ -220,7 +220,7 @@ def from_json(data: Any, cls: type[Message], where: str = "request body") -> Mes
 _INVALID = object()
 
 
-def _read_field(f: _Field, value: Any, where: str, problems: _Problems, path: str) -> Any:
+def _read_field(f: _Field, value: Any, where: str, problems: Problems, path: str) -> Any:
     if f.map_value is not None:
         if not isinstance(value, Mapping):
             problems.add(path, "Input should be an object")
@@ -236,7 +236,7 @@ def _read_field(f: _Field, value: Any, where: str, problems: _Problems, path: st
     return _read_value(f.descriptor, value, where, problems, path)
 
 
-def _read_value(f: FieldDescriptor, value: Any, where: str, problems: _Problems, path: str) -> Any:
+def _read_value(f: FieldDescriptor, value: Any, where: str, problems: Problems, path: str) -> Any:
     reader = _READERS.get(f.type)
     if reader is not None:
         result, message = reader(f, value)
