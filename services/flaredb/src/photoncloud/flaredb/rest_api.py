@@ -13,17 +13,18 @@ The other routes are the contract's (shared gateway, grpc_api's servicers).
 from __future__ import annotations
 
 import base64
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from aiohttp import web
-from photoncloud.common import auth
+from photoncloud.common import auth, gateway, protojson
 from photoncloud.common.auth import TENANT
 from photoncloud.common.errors import InvalidArgument
-from photoncloud.common.models import Body, Query, Result, from_base64
+from photoncloud.common.models import Body, Result, from_base64
 from photoncloud.common.rest import RouteTable
+from photoncloud.flaredb.v1 import flaredb_pb2 as pb
 from pydantic import Field
 
-from . import core
+from . import convert, core
 from .commands import Statement, Value
 from .results import StatementResult
 
@@ -54,26 +55,6 @@ class SqlOut(Result):
     {rows_affected, last_insert_id} for a write."""
 
     results: list[dict[str, Any]]
-
-
-class ProjectQuery(Query):
-    """The project (for a system-scoped token) and the read consistency."""
-
-    project_id: str = ""
-    consistency: ConsistencyName = "weak"
-
-
-class RestoreQuery(Query):
-    """The project to restore (for a system-scoped token)."""
-
-    project_id: str = ""
-
-
-class RestoreOut(Result):
-    """What the restore brought."""
-
-    tables: int
-    bytes: int
 
 
 def sql_value(value: Any, where: str) -> Value:
@@ -135,21 +116,26 @@ def routes(db: core.FlareDBCore) -> RouteTable:
         results = await db.execute(project_id, statements(body), core.Consistency(body.consistency), auth.current())
         return SqlOut(results=[statement_out(r) for r in results])
 
+    backup_binding = gateway.binding(SQL + "Backup", "/api/v1/backup")
+    restore_binding = gateway.binding(SQL + "Restore", "/api/v1/restore")
+
     # The answer is the SQLite file itself, not JSON.
     @table.get("/api/v1/backup", "The project's database as a SQLite file (application/vnd.sqlite3)",
-               query=ProjectQuery, raw=True, rpc=SQL + "Backup", permission=core.SQL_READ, who=TENANT)
-    async def backup(request: web.Request, query: ProjectQuery) -> web.Response:
+               raw=True, rpc=SQL + "Backup", permission=core.SQL_READ, who=TENANT, binding=backup_binding)
+    async def backup(request: web.Request) -> web.Response:
+        query = cast(pb.BackupRequest, await gateway.request_message(request, backup_binding))
         project_id = await db.project(query.project_id, core.SQL_READ)
-        data = await db.backup(project_id, core.Consistency(query.consistency))
+        data = await db.backup(project_id, convert.consistency(query.consistency))
         return web.Response(body=data, content_type="application/vnd.sqlite3", headers={
             "Content-Disposition": f'attachment; filename="{project_id}.sqlite3"'})
 
-    # The request body is the SQLite file itself, not JSON.
+    # The request body is the SQLite file itself, not JSON (the project comes from the query string).
     @table.post("/api/v1/restore", "Replace the project's database with a SQLite file (the request body)",
-                query=RestoreQuery, response=RestoreOut, rpc=SQL + "Restore", permission=core.SQL_MANAGE, who=TENANT)
-    async def restore(request: web.Request, query: RestoreQuery) -> RestoreOut:
+                rpc=SQL + "Restore", permission=core.SQL_MANAGE, who=TENANT, binding=restore_binding)
+    async def restore(request: web.Request) -> Any:
+        query = cast(pb.RestoreRequest, await gateway.request_message(request, restore_binding))
         project_id = await db.project(query.project_id, core.SQL_MANAGE)
         result = await db.restore(project_id, await request.read())
-        return RestoreOut(tables=result.tables, bytes=result.bytes)
+        return protojson.to_json(pb.RestoreResponse(tables=result.tables, bytes=result.bytes))
 
     return table
