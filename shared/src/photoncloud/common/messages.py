@@ -25,12 +25,22 @@ def from_record(message_class: type[M], record: Any, **overrides: Any) -> M:
     then overrides. Records keep times as epoch seconds, messages as RFC 3339 strings: a float
     field of the record named `*_at` becomes one; a nested record (or a sequence of them) becomes
     the field's message type."""
-    fields = protojson.descriptor_of(message_class).fields_by_name
-    values: dict[str, Any] = {}
-    for f in dataclasses.fields(record):
-        if f.name in fields and f.name not in overrides:
-            values[f.name] = _value(fields[f.name], getattr(record, f.name))
+    values = {name: _value(field, getattr(record, name))
+              for name, field in _shared_fields(type(record), message_class) if name not in overrides}
     return message_class(**values, **overrides)
+
+
+_SHARED: dict[tuple[type, type[Message]], list[tuple[str, FieldDescriptor]]] = {}
+
+
+def _shared_fields(record_type: type, message_class: type[Message]) -> list[tuple[str, FieldDescriptor]]:
+    """The fields a record type and a message have by name, found once per pair (it is on every reply's path)."""
+    found = _SHARED.get((record_type, message_class))
+    if found is None:
+        fields = protojson.descriptor_of(message_class).fields_by_name
+        found = [(f.name, fields[f.name]) for f in dataclasses.fields(record_type) if f.name in fields]
+        _SHARED[(record_type, message_class)] = found
+    return found
 
 
 def _value(field: FieldDescriptor, value: Any) -> Any:
