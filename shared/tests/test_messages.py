@@ -1,26 +1,37 @@
-"""Building protobuf messages from a view's plain data."""
+"""Messages built from a service's records: fields copied by name, epoch times as RFC 3339, nested records."""
 
 from __future__ import annotations
 
-import pytest
-from google.protobuf import descriptor_pb2, json_format
+from dataclasses import dataclass
 
-from photoncloud.common.messages import to_message
-
-
-def test_to_message_fills_a_new_message_of_the_class():
-    data = {"name": "a.proto", "package": "a.v1", "message_type": [{"name": "Thing"}]}
-    message = to_message(data, descriptor_pb2.FileDescriptorProto)
-    assert isinstance(message, descriptor_pb2.FileDescriptorProto)
-    assert (message.name, message.package, message.message_type[0].name) == ("a.proto", "a.v1", "Thing")
+from photoncloud.common.messages import from_record
+from photoncloud.prismnet.v1 import prismnet_pb2 as pb
 
 
-def test_to_message_makes_a_new_message_each_call():
-    first = to_message({"name": "a.proto"}, descriptor_pb2.FileDescriptorProto)
-    second = to_message({}, descriptor_pb2.FileDescriptorProto)
-    assert first.name == "a.proto" and second.name == ""
+@dataclass(frozen=True)
+class Pool:
+    start: str
+    end: str
 
 
-def test_to_message_refuses_an_unknown_field():
-    with pytest.raises(json_format.ParseError):
-        to_message({"no_such_field": 1}, descriptor_pb2.FileDescriptorProto)
+@dataclass(frozen=True)
+class Subnet:
+    id: str
+    name: str
+    allocation_pools: tuple[Pool, ...]
+    dns_servers: tuple[str, ...]
+    created_at: float
+    secret: str  # not in the message: left out
+
+
+def test_fields_are_copied_by_name_times_as_rfc3339_and_nested_records_as_messages():
+    record = Subnet("s1", "web", (Pool("10.0.0.2", "10.0.0.9"),), ("10.0.0.1",), 1767225600.5, "hidden")
+    message = from_record(pb.Subnet, record, capacity=8)
+    assert message == pb.Subnet(id="s1", name="web", allocation_pools=[pb.Pool(start="10.0.0.2", end="10.0.0.9")],
+                                dns_servers=["10.0.0.1"], created_at="2026-01-01T00:00:00.500Z", capacity=8)
+
+
+def test_an_override_wins_over_the_records_field_and_zero_time_is_never():
+    record = Subnet("s1", "web", (), (), 0, "")
+    message = from_record(pb.Subnet, record, name="renamed")
+    assert (message.name, message.created_at) == ("renamed", "")

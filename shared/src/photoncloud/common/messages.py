@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, TypeVar
 
-from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
@@ -13,11 +12,6 @@ from . import protojson
 from .times import rfc3339
 
 M = TypeVar("M", bound=Message)
-
-
-def to_message(data: dict[str, Any], message_class: type[M]) -> M:
-    """A new message_class message holding data (plain data in its JSON field names and values)."""
-    return json_format.ParseDict(data, message_class())
 
 
 def from_record(message_class: type[M], record: Any, **overrides: Any) -> M:
