@@ -12,6 +12,7 @@ from typing import Any
 from photoncloud.chainfire.v1 import kv_pb2 as pb
 from photoncloud.common import paging, protojson
 from photoncloud.common.errors import InvalidArgument, NotFound
+from photoncloud.common.messages import from_record
 from photoncloud.common.models import from_base64
 
 from . import core
@@ -45,8 +46,7 @@ def value(m: Any) -> bytes:
 
 def kv_pb(kv: core.KeyValue) -> pb.KeyValue:
     """A pair."""
-    return pb.KeyValue(key=kv.key, value=kv.value, create_revision=kv.create_revision,
-                       mod_revision=kv.mod_revision, version=kv.version, lease=kv.lease)
+    return from_record(pb.KeyValue, kv)
 
 
 def event_pb(event: core.Event) -> pb.Event:

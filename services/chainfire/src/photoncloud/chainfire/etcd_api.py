@@ -21,6 +21,7 @@ import aiohttp
 import grpc
 
 from photoncloud.common import envelope, gateway, request_id, tls
+from photoncloud.common.messages import from_record
 from photoncloud.common.errors import (Code, FailedPrecondition, InvalidArgument, NotFound, ServiceError,
                                        Unauthenticated, Unavailable, Unimplemented)
 from photoncloud.common.rpc import Access
@@ -93,8 +94,7 @@ def etcd_errors() -> Iterator[None]:
 
 def kv_pb(kv: core.KeyValue) -> mvccpb.KeyValue:
     """A core pair as etcd's mvccpb.KeyValue."""
-    return mvccpb.KeyValue(key=kv.key, value=kv.value, create_revision=kv.create_revision,
-                           mod_revision=kv.mod_revision, version=kv.version, lease=kv.lease)
+    return from_record(mvccpb.KeyValue, kv)
 
 
 def event_pb(event: core.Event) -> mvccpb.Event:
