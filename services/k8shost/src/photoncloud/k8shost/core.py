@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast
 
 from photoncloud.common import auth, paging
 from photoncloud.common.errors import (
@@ -44,6 +44,7 @@ from . import scheduling, selectors, validation
 from .commands import (
     NODE_PORTS,
     Bind,
+    Command,
     Create,
     Delete,
     Heartbeat,
@@ -79,6 +80,8 @@ from .store import Change
 from .watch import ADDED, REPLAY_CHUNK, Event, Filter, Hub, Watch, Watcher, too_old
 
 log = logging.getLogger("photoncloud.k8shost")
+
+R = TypeVar("R")
 
 NAMESPACES_READ, NAMESPACES_WRITE = "k8shost:namespaces:read", "k8shost:namespaces:write"
 PODS_READ, PODS_WRITE = "k8shost:pods:read", "k8shost:pods:write"
@@ -145,7 +148,7 @@ class KubeCore:
         self._wake = asyncio.Event()
         self._settled = -1  # the revision at which a scheduler round last found nothing to do
         self.hub.on_change.append(self._on_change)
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
 
     # Background work
 
@@ -182,10 +185,10 @@ class KubeCore:
             revision = self.store.revision()
             if revision == self._settled:
                 return None  # nothing changed since a round that had nothing to do: this one would not either
-            pods: list[Pod] = list(self.store.scan("pods"))  # type: ignore[arg-type]
+            pods: list[Pod] = list(self.store.scan("pods"))
             pending = [p for p in pods if not p.spec.node_name and p.status.phase not in (SUCCEEDED, FAILED)]
             nodes = list(self.store.scan("nodes"))
-            return revision, pending, nodes, scheduling.usage(p for p in pods if p.spec.node_name)  # type: ignore
+            return revision, pending, nodes, scheduling.usage(p for p in pods if p.spec.node_name)
 
         state = await self.log.read(read)
         if state is None:
@@ -220,15 +223,19 @@ class KubeCore:
         cutoff = self.clock() - self.node_grace_seconds
 
         def silent() -> bool:
-            return any(scheduling.is_ready(n) and n.status.last_heartbeat_time < cutoff  # type: ignore[arg-type]
+            return any(scheduling.is_ready(n) and n.status.last_heartbeat_time < cutoff
                        for n in self.store.scan("nodes"))
 
         if not await self.log.read(silent):
             return []
-        stale = await self.log.propose(MarkStale(cutoff, self.clock()))
+        stale: list[str] = await self._propose(MarkStale(cutoff, self.clock()), list)
         for name in stale:
             log.warning("node %s missed its heartbeats: NotReady", name)
         return stale
+
+    async def _propose(self, command: Command, result: type[R]) -> R:
+        """Apply command through the log: what the state machine returns for it, of type result."""
+        return cast(R, await self.log.propose(command))
 
     # Authorization
 
@@ -256,7 +263,7 @@ class KubeCore:
         return await self._list(kind, Filter(kind, namespace, selector, node_name), org_id, project_id, page_size,
                                 page_token)
 
-    async def _read(self, query: Callable[[], Any]) -> Any:
+    async def _read(self, query: Callable[[], R]) -> R:
         return await self.log.read(query)
 
     async def _namespace(self, name: str, permission: str) -> Namespace:
@@ -334,7 +341,7 @@ class KubeCore:
         self._require(NAMESPACES_WRITE, org_id, project_id)
         subnet_id = await self._subnet(subnet_id, project_id)
         ns = Namespace(self._meta(name, "", labels, annotations), org_id, project_id, subnet_id=subnet_id)
-        return await self.log.propose(Create("namespaces", ns))
+        return await self._propose(Create("namespaces", ns), Namespace)
 
     async def namespace(self, name: str) -> Namespace:
         """A namespace."""
@@ -358,7 +365,8 @@ class KubeCore:
         ns = await self._namespace(name, NAMESPACES_WRITE)
         if subnet_id != ns.subnet_id:
             subnet_id = await self._subnet(subnet_id, ns.project_id)
-        return await self.log.propose(Update("namespaces", "", name, expected, *checked, None, subnet_id=subnet_id))
+        return await self._propose(Update("namespaces", "", name, expected, *checked, None, subnet_id=subnet_id),
+                                   Namespace)
 
     async def delete_namespace(self, name: str, resource_version: str = "") -> Namespace:
         """Delete a namespace with its pods (and their PrismNET ports) and services."""
@@ -367,17 +375,19 @@ class KubeCore:
         check_version(ns, expected)
         pods = await self._read(lambda: list(self.store.scan("pods", namespace=name)))
         await self._delete_ports(pods)
-        return await self.log.propose(Delete("namespaces", "", name, expected))
+        return await self._propose(Delete("namespaces", "", name, expected), Namespace)
 
     async def _delete_ports(self, pods: list[Pod]) -> None:
         """Delete the PrismNET ports of pods, before the pods: a PrismNET that cannot be reached refuses the
         deletion (UNAVAILABLE; retrying it is safe), rather than leaving ports nobody frees."""
         ports = [p.status.network.port_id for p in pods if p.status.network is not None]
-        if ports and self.network is None:
+        if not ports:
+            return
+        if self.network is None:
             raise FailedPrecondition("the pods have PrismNET ports and this k8shost has no PrismNET "
                                      "(--prismnet-grpc is empty)", {"reason": "NO_PRISMNET"})
         for port_id in ports:
-            await self.network.delete_port(port_id)  # type: ignore[union-attr]
+            await self.network.delete_port(port_id)
 
     # Pods
 
@@ -390,16 +400,17 @@ class KubeCore:
         ns = await self._namespace(namespace, PODS_WRITE)
         pod = Pod(self._meta(name, namespace, labels, annotations), pod_spec)
         if not ns.subnet_id:
-            return await self.log.propose(Create("pods", pod))
+            return await self._propose(Create("pods", pod), Pod)
         port = await self._port(ns.subnet_id, pod)
+        assert self.network is not None  # _port() refuses the pod without a PrismNET
         network = PodNetwork(port.subnet_id, port.id, port.cidr_block, port.gateway_ip, port.mac_address)
         try:
-            return await self.log.propose(Create("pods", replace(pod, status=replace(
-                pod.status, pod_ip=port.ip_address, network=network))))
+            return await self._propose(Create("pods", replace(pod, status=replace(
+                pod.status, pod_ip=port.ip_address, network=network))), Pod)
         except BaseException:
             # The refusal is what the caller must hear; a port that cannot be freed now is only logged.
             try:
-                await asyncio.shield(self.network.delete_port(port.id))  # type: ignore[union-attr]
+                await asyncio.shield(self.network.delete_port(port.id))
             except Exception as exc:  # noqa: BLE001
                 log.warning("cannot delete port %s of refused pod %s/%s: %s", port.id, namespace, name, exc)
             raise
@@ -431,7 +442,7 @@ class KubeCore:
         expected = validation.resource_version(resource_version)
         checked = validation.labels(labels), validation.annotations(annotations)
         await self._object("pods", namespace, name, PODS_WRITE)
-        return await self.log.propose(Update("pods", namespace, name, expected, *checked, None))
+        return await self._propose(Update("pods", namespace, name, expected, *checked, None), Pod)
 
     async def delete_pod(self, namespace: str, name: str, resource_version: str = "") -> Pod:
         """Delete a pod (and its PrismNET port); its node agent stops its containers."""
@@ -439,14 +450,14 @@ class KubeCore:
         pod = await self._object("pods", namespace, name, PODS_WRITE)
         check_version(pod, expected)
         await self._delete_ports([pod])
-        return await self.log.propose(Delete("pods", namespace, name, expected))
+        return await self._propose(Delete("pods", namespace, name, expected), Pod)
 
     async def update_pod_status(self, namespace: str, name: str, uid: str, status: dict[str, Any]) -> Pod:
         """A node agent's report on a pod bound to its node."""
         self._require(NODES_WRITE)  # the operator's (a node agent's): declared so on its route
         validation.dns_label(namespace, "namespace")
         validation.dns_label(name)
-        return await self.log.propose(SetPodStatus(namespace, name, uid, pod_status(status), self.clock()))
+        return await self._propose(SetPodStatus(namespace, name, uid, pod_status(status), self.clock()), Pod)
 
     async def pod_logs(self, namespace: str, name: str, container: str = "", tail_lines: int = 0) -> tuple[str, str]:
         """(container, its log) read from the agent of the pod's node."""
@@ -481,7 +492,7 @@ class KubeCore:
         service_spec = validation.service_spec(spec, service_type, port, target_port, selector)
         await self._namespace(namespace, SERVICES_WRITE)
         service = Service(self._meta(name, namespace, labels, annotations), service_spec)
-        return await self.log.propose(Create("services", service, self.cluster_ip_range, self.node_ports))
+        return await self._propose(Create("services", service, self.cluster_ip_range, self.node_ports), Service)
 
     async def service(self, namespace: str, name: str) -> Service:
         """A service."""
@@ -500,14 +511,14 @@ class KubeCore:
         checked = validation.labels(labels), validation.annotations(annotations)
         new_spec = None if spec is None else validation.service_spec(spec)
         await self._object("services", namespace, name, SERVICES_WRITE)
-        return await self.log.propose(Update("services", namespace, name, expected, *checked, new_spec,
-                                             self.node_ports))
+        return await self._propose(Update("services", namespace, name, expected, *checked, new_spec,
+                                             self.node_ports), Service)
 
     async def delete_service(self, namespace: str, name: str, resource_version: str = "") -> Service:
         """Delete a service."""
         expected = validation.resource_version(resource_version)
         await self._object("services", namespace, name, SERVICES_WRITE)
-        return await self.log.propose(Delete("services", namespace, name, expected))
+        return await self._propose(Delete("services", namespace, name, expected), Service)
 
     # Endpoints
 
@@ -542,13 +553,13 @@ class KubeCore:
         if not 0 <= daemon_port <= 65535:
             raise InvalidArgument("daemon_port must be a port number", {"field": "daemon_port"})
         node = Node(self._meta(name, "", labels, None), NodeSpec(), status)
-        return await self.log.propose(RegisterNode(node, self.clock(), self.cluster_cidr, self.node_cidr_prefix))
+        return await self._propose(RegisterNode(node, self.clock(), self.cluster_cidr, self.node_cidr_prefix), Node)
 
     async def heartbeat(self, name: str) -> Node:
         """A node agent's sign of life: the node stays (or becomes again) Ready."""
         self._require(NODES_WRITE)  # the operator's (a node agent's): declared so on its route
         validation.dns_subdomain(name)
-        return await self.log.propose(Heartbeat(name, self.clock()))
+        return await self._propose(Heartbeat(name, self.clock()), Node)
 
     async def node(self, name: str) -> Node:
         """A node."""
@@ -569,14 +580,14 @@ class KubeCore:
         expected = validation.resource_version(resource_version)
         checked = validation.labels(labels), validation.annotations(annotations)
         validation.dns_subdomain(name)
-        return await self.log.propose(Update("nodes", "", name, expected, *checked, NodeSpec(unschedulable)))
+        return await self._propose(Update("nodes", "", name, expected, *checked, NodeSpec(unschedulable)), Node)
 
     async def delete_node(self, name: str, resource_version: str = "") -> Node:
         """Delete a node (its agent registers it again if it is still running)."""
         self._require(NODES_WRITE)  # the operator's (a node agent's): declared so on its route
         expected = validation.resource_version(resource_version)
         validation.dns_subdomain(name)
-        return await self.log.propose(Delete("nodes", "", name, expected))
+        return await self._propose(Delete("nodes", "", name, expected), Node)
 
     # Watch
 

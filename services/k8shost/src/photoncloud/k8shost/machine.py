@@ -190,7 +190,7 @@ class ObjectStateMachine(SqliteStateMachine):
     # Services: cluster IPs and node ports, each given to one service at a time
 
     def _services(self) -> list[Service]:
-        return list(self.store.scan("services"))  # type: ignore[arg-type]
+        return list(self.store.scan("services"))
 
     def _cluster_ip(self, cidr: str) -> str:
         """The lowest free address of the range (its first host is kept back, as Kubernetes does)."""
@@ -280,7 +280,7 @@ class ObjectStateMachine(SqliteStateMachine):
         """The lowest block of the cluster CIDR no node has (as the node IPAM controller gives them)."""
         if not cidr:
             return ""
-        taken = {n.spec.pod_cidr for n in self.store.scan("nodes")}  # type: ignore[union-attr]
+        taken = {n.spec.pod_cidr for n in self.store.scan("nodes")}
         for block in ipaddress.ip_network(cidr).subnets(new_prefix=prefix):
             if str(block) not in taken:
                 return str(block)
@@ -295,7 +295,7 @@ class ObjectStateMachine(SqliteStateMachine):
         return self._write("nodes", MODIFIED, replace(node, status=status), node)
 
     def _mark_stale(self, c: MarkStale) -> list[str]:
-        stale = [n for n in self.store.scan("nodes") if scheduling.is_ready(n)  # type: ignore[arg-type]
+        stale = [n for n in self.store.scan("nodes") if scheduling.is_ready(n)
                  and n.status.last_heartbeat_time < c.cutoff]
         for node in stale:
             lost = Condition(READY, UNKNOWN, "NodeStatusUnknown", "the node agent stopped posting status", c.now)
@@ -332,7 +332,7 @@ class ObjectStateMachine(SqliteStateMachine):
         if pod.spec.node_name:
             raise Aborted(f"the pod is already bound to {pod.spec.node_name}", {"reason": "ALREADY_BOUND"})
         node = self._get("nodes", "", c.node_name)
-        used = scheduling.usage(self.store.scan("pods", node_name=c.node_name))  # type: ignore[arg-type]
+        used = scheduling.usage(self.store.scan("pods", node_name=c.node_name))
         why = scheduling.misfit(pod, node, used.get(c.node_name, scheduling.Amounts()))
         if why:
             raise Aborted(f"the pod no longer fits node {c.node_name}: {why}", {"reason": "NO_LONGER_FITS"})
@@ -365,9 +365,8 @@ class ObjectStateMachine(SqliteStateMachine):
             if x.type == POD_SCHEDULED:
                 continue
             old = condition(pod.status.conditions, x.type)
-            moved = old is None or old.status != x.status
-            merged += (replace(x, last_transition_time=(x.last_transition_time or c.now) if moved
-                               else old.last_transition_time),)
+            merged += (replace(x, last_transition_time=(x.last_transition_time or c.now)
+                               if old is None or old.status != x.status else old.last_transition_time),)
         status = replace(c.status, conditions=merged, start_time=pod.status.start_time or c.status.start_time
                          or (c.now if c.status.phase == RUNNING else 0.0))
         if pod.status.network is not None:  # the address is the API server's (a PrismNET port), not the agent's
@@ -385,18 +384,19 @@ class ObjectStateMachine(SqliteStateMachine):
             if self.store.get("namespaces", "", namespace) is None:
                 continue  # deleted with everything in it
             services = {s.metadata.name: s for s in self.store.scan("services", namespace=namespace)}
-            selecting = [s for s in services.values() if s.spec.selector]  # type: ignore[union-attr]
+            selecting = [s for s in services.values() if s.spec.selector]
             # Pods are read only for services that select them: most writes go to namespaces without.
             pods = list(self.store.scan("pods", namespace=namespace)) if selecting else []
             for service in selecting:
-                self._endpoints(service, pods)  # type: ignore[arg-type]
+                self._endpoints(service, pods)
             for kept in list(self.store.scan("endpoints", namespace=namespace)):
                 owner = services.get(kept.metadata.name)
                 if owner is None or not owner.spec.selector:
                     self._write("endpoints", DELETED, kept)
 
     def _endpoints(self, service: Service, pods: list[Pod]) -> None:
-        ready, waiting = [], []
+        ready: list[EndpointAddress] = []
+        waiting: list[EndpointAddress] = []
         for pod in pods:
             if not pod.status.pod_ip or pod.status.phase in (SUCCEEDED, FAILED):
                 continue

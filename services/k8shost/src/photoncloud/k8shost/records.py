@@ -11,9 +11,12 @@ import types
 import typing
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")  # a record: a dataclass
 
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
 PENDING, RUNNING, SUCCEEDED, FAILED = "Pending", "Running", "Succeeded", "Failed"
@@ -259,8 +262,8 @@ class Endpoints:
 
 
 Object = Namespace | Pod | Service | Node | Endpoints
-KINDS: dict[str, type] = {"namespaces": Namespace, "pods": Pod, "services": Service, "nodes": Node,
-                          "endpoints": Endpoints}
+KINDS: dict[str, type[Object]] = {"namespaces": Namespace, "pods": Pod, "services": Service, "nodes": Node,
+                                  "endpoints": Endpoints}
 KIND_NAMES = {Namespace: "Namespace", Pod: "Pod", Service: "Service", Node: "Node", Endpoints: "Endpoints"}
 
 
@@ -305,7 +308,7 @@ def _convert(hint: Any, value: Any) -> Any:
         return tuple(_convert(typing.get_args(hint)[0], v) for v in value)
     if origin is dict:
         return {str(k): _convert(typing.get_args(hint)[1], v) for k, v in value.items()}
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return decode(hint, value)
     return value
 
@@ -313,5 +316,5 @@ def _convert(hint: Any, value: Any) -> Any:
 def decode(cls: type[T], data: dict[str, Any]) -> T:
     """A record of cls from data that encode() made (missing fields take their defaults)."""
     hints = _hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    known = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: _convert(hints[k], v) for k, v in data.items() if k in known})

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal, overload
 
 from photoncloud.common.sqlite import SqliteState
 
-from .records import KINDS, Object, decode, encode
+from .records import KINDS, Endpoints, Namespace, Node, Object, Pod, Service, decode, encode
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
@@ -61,11 +61,44 @@ class SqliteObjectStore(SqliteState):
 
     # Objects
 
+    # The kinds' names, given literally, say which record get() and scan() return.
+    @overload
+    def get(self, kind: Literal["namespaces"], namespace: str, name: str) -> Namespace | None: ...
+    @overload
+    def get(self, kind: Literal["pods"], namespace: str, name: str) -> Pod | None: ...
+    @overload
+    def get(self, kind: Literal["services"], namespace: str, name: str) -> Service | None: ...
+    @overload
+    def get(self, kind: Literal["nodes"], namespace: str, name: str) -> Node | None: ...
+    @overload
+    def get(self, kind: Literal["endpoints"], namespace: str, name: str) -> Endpoints | None: ...
+    @overload
+    def get(self, kind: str, namespace: str, name: str) -> Object | None: ...
+
     def get(self, kind: str, namespace: str, name: str) -> Object | None:
         """An object by kind, namespace ("" for cluster-wide kinds) and name."""
         row = self.db.execute("SELECT data FROM objects WHERE kind = ? AND namespace = ? AND name = ?",
                               (kind, namespace, name)).fetchone()
         return decode(KINDS[kind], json.loads(row[0])) if row else None
+
+    @overload
+    def scan(self, kind: Literal["namespaces"], namespace: str = "", org_id: str = "", project_id: str = "",
+             node_name: str | None = None, after: tuple[str, str] = ("", "")) -> Iterator[Namespace]: ...
+    @overload
+    def scan(self, kind: Literal["pods"], namespace: str = "", org_id: str = "", project_id: str = "",
+             node_name: str | None = None, after: tuple[str, str] = ("", "")) -> Iterator[Pod]: ...
+    @overload
+    def scan(self, kind: Literal["services"], namespace: str = "", org_id: str = "", project_id: str = "",
+             node_name: str | None = None, after: tuple[str, str] = ("", "")) -> Iterator[Service]: ...
+    @overload
+    def scan(self, kind: Literal["nodes"], namespace: str = "", org_id: str = "", project_id: str = "",
+             node_name: str | None = None, after: tuple[str, str] = ("", "")) -> Iterator[Node]: ...
+    @overload
+    def scan(self, kind: Literal["endpoints"], namespace: str = "", org_id: str = "", project_id: str = "",
+             node_name: str | None = None, after: tuple[str, str] = ("", "")) -> Iterator[Endpoints]: ...
+    @overload
+    def scan(self, kind: str, namespace: str = "", org_id: str = "", project_id: str = "",
+             node_name: str | None = None, after: tuple[str, str] = ("", "")) -> Iterator[Object]: ...
 
     def scan(self, kind: str, namespace: str = "", org_id: str = "", project_id: str = "", node_name: str | None = None,
              after: tuple[str, str] = ("", "")) -> Iterator[Object]:
@@ -85,7 +118,7 @@ class SqliteObjectStore(SqliteState):
 
     def save(self, kind: str, obj: Object, org_id: str, project_id: str) -> None:
         """Insert or replace an object."""
-        node_name = obj.spec.node_name if kind == "pods" else ""  # type: ignore[union-attr]
+        node_name = obj.spec.node_name if isinstance(obj, Pod) else ""  # kind is "pods" exactly when obj is a Pod
         self.db.execute("INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         (kind, obj.metadata.namespace, obj.metadata.name, obj.metadata.uid, org_id, project_id,
                          node_name, json.dumps(encode(obj), separators=(",", ":"))))
@@ -121,6 +154,6 @@ class SqliteObjectStore(SqliteState):
         """The kept changes of a kind after a revision, oldest first."""
         rows = self.db.execute("SELECT revision, type, data, previous, org_id, project_id FROM events"
                                " WHERE kind = ? AND revision > ? ORDER BY revision LIMIT ?", (kind, after, limit))
-        cls: Any = KINDS[kind]
+        cls = KINDS[kind]
         return [Change(r[0], kind, r[1], decode(cls, json.loads(r[2])),
                        None if r[3] is None else decode(cls, json.loads(r[3])), r[4], r[5]) for r in rows]

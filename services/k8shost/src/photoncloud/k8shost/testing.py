@@ -86,7 +86,8 @@ def agent_account(platform: Platform) -> tuple[str, str]:
     return client_id, secret
 
 
-def start_agent(kube: ServiceProcess, platform: Platform, root: Path, name: str, *flags: str) -> subprocess.Popen:
+def start_agent(kube: ServiceProcess, platform: Platform, root: Path, name: str,
+                *flags: str) -> subprocess.Popen[bytes]:
     """An agent process for node `name`, with these flags (credentials, runtime, ...)."""
     (daemon_port,) = free_ports(1)
     with open(root / f"{name}.log", "ab") as log:  # the child keeps its own copy of the descriptor

@@ -13,6 +13,7 @@ import socket
 import sys
 from importlib.metadata import version
 from pathlib import Path
+from typing import TypeVar
 
 from photoncloud.common import tls
 from photoncloud.common.errors import ServiceError
@@ -29,6 +30,7 @@ from .runtime import Backoff, Runtime
 
 PREFIX = "K8SHOST_AGENT_"
 log = logging.getLogger("photoncloud.k8shost.agent")
+T = TypeVar("T")
 
 
 def _memory_bytes() -> int:
@@ -60,7 +62,7 @@ def parse(argv: list[str] | None = None, environ: dict[str, str] | None = None) 
     """The agent's configuration: `--flag`, else K8SHOST_AGENT_FLAG, else the default."""
     env = os.environ if environ is None else environ
 
-    def default(name: str, fallback: object) -> object:
+    def default(name: str, fallback: T) -> str | T:
         return env.get(PREFIX + name.upper(), fallback)
 
     base = Path(env.get("PHOTONCLOUD_DATA_DIR", ".data"))

@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Set
 from pathlib import Path
 
 from .limits import Limits
@@ -64,7 +65,7 @@ class Cgroups:
         """The group of one container of a pod (not made until create())."""
         return Group([base / self.parent / pod_uid / container for base in self._bases()], self.version, self.root)
 
-    def prune(self, keep: set[str] = frozenset()) -> list[str]:
+    def prune(self, keep: Set[str] = frozenset()) -> list[str]:
         """Kill and remove the groups of every pod but those kept (an earlier agent's leftovers); their pod uids."""
         if self.unsupported():
             return []

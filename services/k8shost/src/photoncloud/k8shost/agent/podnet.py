@@ -19,6 +19,7 @@ import hashlib
 import ipaddress
 import logging
 import os
+from collections.abc import Set
 from pathlib import Path
 
 log = logging.getLogger("photoncloud.k8shost.agent")
@@ -29,8 +30,9 @@ ESRCH, ENODEV = 3, 19
 SCOPE_LINK = 253
 
 try:
-    from pyroute2 import IPRoute, NetNS, netns
-    from pyroute2.netlink.exceptions import NetlinkError
+    # pyroute2 ships no type information (no py.typed, no stub package): its names are Any here.
+    from pyroute2 import IPRoute, NetNS, netns  # type: ignore[import-untyped]
+    from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
 except ImportError:  # pragma: no cover - pyroute2 is a dependency, but only Linux has netlink
     IPRoute = NetNS = netns = None
     NetlinkError = OSError
@@ -75,7 +77,7 @@ class PodNetworks:
         """Delete the pod's namespace and its veth pair (gone already is fine)."""
         await asyncio.to_thread(self._remove, pod_uid)
 
-    async def prune(self, keep: set[str] = frozenset()) -> list[str]:
+    async def prune(self, keep: Set[str] = frozenset()) -> list[str]:
         """Delete every namespace of this agent's but the kept pods'; the pod uids whose namespace went."""
         return await asyncio.to_thread(self._prune, keep)
 
@@ -121,7 +123,7 @@ class PodNetworks:
                     if exc.code not in (ESRCH, ENODEV):  # gone meanwhile
                         raise
 
-    def _prune(self, keep: set[str]) -> list[str]:
+    def _prune(self, keep: Set[str]) -> list[str]:
         stale = [uid for uid in self.held() if uid not in keep]
         for uid in stale:
             self._remove(uid)

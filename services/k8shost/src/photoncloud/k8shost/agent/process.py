@@ -250,14 +250,14 @@ class ProcessPod(Pod):
         self.runtime = runtime
         self.meta = pod["metadata"]
         self.uid = self.meta["uid"]
-        self.network = (pod.get("status") or {}).get("network")
+        self.network: dict[str, Any] | None = (pod.get("status") or {}).get("network")
         self.user = runtime.uids.take(self.uid) if runtime.sandbox is not None and runtime.sandbox.mode == "root" \
             else None
         self.limited = limited  # the containers run in cgroups (with limits, or to be counted and killed)
         self.netns: Path | None = runtime.networks.path(self.uid) if self.network else None
         self.env = pod_env(pod, pod_ip)
         self.policy, self.grace = restart_policy(pod), grace(pod)
-        self._setup: asyncio.Task | None = None
+        self._setup: asyncio.Task[None] | None = None
         super().__init__(runtime.root / self.uid, pod_ip, [])
         self.containers = [ProcessContainer(c, self, runtime.on_change) for c in pod["spec"]["containers"]]
 
@@ -266,11 +266,11 @@ class ProcessPod(Pod):
         if self.network is None:
             super().start()
         else:
-            self._setup = asyncio.get_running_loop().create_task(self._start_in_namespace())
+            self._setup = asyncio.get_running_loop().create_task(self._start_in_namespace(self.network))
 
-    async def _start_in_namespace(self) -> None:
+    async def _start_in_namespace(self, network: dict[str, Any]) -> None:
         try:
-            await self.runtime.networks.add(self.uid, self.pod_ip, self.network.get("mac_address", ""))
+            await self.runtime.networks.add(self.uid, self.pod_ip, network.get("mac_address", ""))
         except Exception as exc:  # noqa: BLE001 - whatever netlink says, the pod fails with it
             now = time.time()
             for container in self.containers:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 from typing import Any
@@ -51,8 +52,8 @@ class ServiceProxy:
         self.backends: dict[Address, list[Address]] = {}
         self.servers: dict[Address, asyncio.Server] = {}
         self.refused: set[Address] = set()  # addresses that cannot be bound here (logged once)
-        self.turns: dict[Address, itertools.count] = {}
-        self.connections: set[asyncio.Task] = set()
+        self.turns: dict[Address, itertools.count[int]] = {}
+        self.connections: set[asyncio.Task[None]] = set()
 
     async def update(self, services: list[dict[str, Any]], endpoints: list[dict[str, Any]]) -> None:
         """Listen where the services now are, stop where they no longer are, and route to their endpoints now."""
@@ -65,7 +66,7 @@ class ServiceProxy:
                 continue
             try:
                 self.servers[address] = await asyncio.start_server(
-                    lambda r, w, a=address: self._accept(a, r, w), address[0], address[1])
+                    functools.partial(self._accept, address), address[0], address[1])
             except OSError as exc:
                 self.refused.add(address)
                 log.warning("cannot serve service address %s:%d here: %s", address[0], address[1], exc)

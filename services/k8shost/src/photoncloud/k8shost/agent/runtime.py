@@ -77,8 +77,11 @@ class Runtime(Protocol):
 
     name: str
     root: Path  # one directory per pod uid
-    isolation: str  # how pods are isolated from the node, as the node reports it ("none": not at all)
     on_change: Callable[[], None]  # called whenever a container's state moves
+
+    @property
+    def isolation(self) -> str:
+        """How pods are isolated from the node, as the node reports it ("none": not at all)."""
 
     def pod(self, pod: dict[str, Any], pod_ip: str) -> PodRuntime:
         """The runtime of one pod (as the API server sends it); pod_ip is the address the agent offers it."""
@@ -166,7 +169,7 @@ class Container:
         self.on_change = on_change
         self.log = pod_dir / f"{self.name}.log"
         self.state = ContainerState(self.name)
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task[None] | None = None
         self.stopping = False
 
     def _set(self, **changes: Any) -> None:

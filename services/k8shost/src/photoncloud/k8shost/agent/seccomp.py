@@ -17,6 +17,7 @@ import functools
 import os
 import platform
 import struct
+from typing import Any
 
 # struct seccomp_data: nr (int) at 0, arch (u32) at 4, args (u64 each) from 16; the low half of args[0] at 16.
 NR, ARCH, ARG0_LOW = 0, 4, 16
@@ -37,7 +38,7 @@ ARCHES = {
 DENIED = ("unshare", "add_key", "keyctl", "request_key", "bpf", "userfaultfd", "perf_event_open")
 
 
-def _assemble(program: list[tuple]) -> bytes:
+def _assemble(program: list[tuple[Any, ...]]) -> bytes:
     """Classic BPF from (code, k) and (code, k, true label, false label) steps, with ("label", name) marks; a jump's
     labels are resolved to the offsets BPF counts from the next instruction."""
     where, index = {}, 0
@@ -64,7 +65,7 @@ def program(machine: str | None = None) -> bytes:
     if machine not in ARCHES:
         return b""
     arch, numbers = ARCHES[machine]
-    steps: list[tuple] = [(LD_ABS, ARCH), (JEQ, arch, None, "deny"), (LD_ABS, NR)]
+    steps: list[tuple[Any, ...]] = [(LD_ABS, ARCH), (JEQ, arch, None, "deny"), (LD_ABS, NR)]
     if machine == "x86_64":
         steps.append((JGE, X32_BIT, "deny", None))
     steps += [(JEQ, numbers[name], "deny", None) for name in DENIED]
