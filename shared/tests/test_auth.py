@@ -533,6 +533,80 @@ async def test_revocation_is_not_consulted_for_a_token_that_fails_verification(m
     assert source.asked == []
 
 
+# --- tokens verified once are remembered, and still checked ---------------------------------------
+
+
+def count_decodes(monkeypatch) -> list[str]:
+    """The tokens jwt.decode is asked to verify from now on."""
+    decoded: list[str] = []
+    original = jwt.decode
+
+    def counting(token, *args, **kwargs):
+        decoded.append(token)
+        return original(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting)
+    return decoded
+
+
+async def test_a_token_verified_once_is_not_decoded_again(mint, monkeypatch):
+    verifier = Verifier(StaticKeys({mint.kid: jwt.PyJWK(jwk(mint))}), ISSUER)
+    decoded = count_decodes(monkeypatch)
+    token = mint.token()
+    first, second = await verifier.verify(token), await verifier.verify(token)
+    assert second == first and decoded == [token]
+
+
+async def test_a_remembered_token_revoked_later_is_refused(mint):
+    source = Revoked()
+    verifier = Verifier(StaticKeys({mint.kid: jwt.PyJWK(jwk(mint))}), ISSUER, source)
+    token = mint.token()
+    admitted = await verifier.verify(token)
+    source.token_ids.add(admitted.token_id)
+    with pytest.raises(ServiceError) as caught:
+        await verifier.verify(token)
+    refused(caught, Code.UNAUTHENTICATED, "REVOKED")
+
+
+async def test_a_remembered_token_past_its_expiry_is_refused(mint, monkeypatch):
+    verifier = Verifier(StaticKeys({mint.kid: jwt.PyJWK(jwk(mint))}), ISSUER, leeway_seconds=5)
+    token = mint.token(ttl=60)
+    admitted = await verifier.verify(token)
+    later = admitted.expires_at + 5
+    monkeypatch.setattr(time, "time", lambda: later)
+    with pytest.raises(ServiceError) as caught:
+        await verifier.verify(token)
+    refused(caught, Code.UNAUTHENTICATED, "EXPIRED")
+
+
+async def test_a_remembered_token_whose_key_went_or_changed_is_verified_again(mint, monkeypatch):
+    keys = StaticKeys({mint.kid: jwt.PyJWK(jwk(mint))})
+    verifier = Verifier(keys, ISSUER)
+    token = mint.token()
+    await verifier.verify(token)
+    decoded = count_decodes(monkeypatch)
+    keys.keys = {mint.kid: jwt.PyJWK(jwk(TokenMint(issuer=ISSUER, kid=mint.kid)))}  # another key, the same id
+    with pytest.raises(ServiceError) as caught:
+        await verifier.verify(token)
+    refused(caught, Code.UNAUTHENTICATED, "INVALID")
+    assert decoded == [token]
+    keys.keys = {}
+    with pytest.raises(ServiceError) as caught:
+        await verifier.verify(token)
+    assert caught.value.code is Code.UNAUTHENTICATED
+
+
+async def test_the_remembered_tokens_are_bounded(mint, monkeypatch):
+    verifier = Verifier(StaticKeys({mint.kid: jwt.PyJWK(jwk(mint))}), ISSUER, remembered=2)
+    first, second, third = mint.token(), mint.token(), mint.token()
+    for token in (first, second, third):
+        await verifier.verify(token)
+    decoded = count_decodes(monkeypatch)
+    await verifier.verify(third)
+    await verifier.verify(first)  # forgotten when the third came: verified again
+    assert decoded == [first] and len(verifier._verified) == 2
+
+
 # --- a fake IAM on loopback: JWKS and revocation list -------------------------------------------
 
 

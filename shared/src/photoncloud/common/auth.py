@@ -9,6 +9,7 @@ administration (IAM identities, roles and bindings), which only a grant naming i
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
 import logging
 import time
@@ -279,18 +280,48 @@ class PolledRevocations:
 
 
 class Verifier:
-    """Verifies bearer tokens locally: signature, issuer, audience, expiry, then revocation."""
+    """Verifies bearer tokens locally: signature, issuer, audience, expiry, then revocation.
+
+    A token verified once is remembered (the last `remembered` of them) with the key that verified
+    it, so that the next request with it skips decoding and the signature check, which were most of
+    a request's cost: its expiry, its key (still the one its key source gives for its key id) and
+    its revocation are checked again every time."""
 
     def __init__(self, keys: KeySource, issuer: str, revocations: RevocationSource | None = None,
-                 audience: str = AUDIENCE, leeway_seconds: float = 5.0):
+                 audience: str = AUDIENCE, leeway_seconds: float = 5.0, remembered: int = 1024):
         self.keys = keys
         self.issuer = issuer
         self.revocations = revocations
         self.audience = audience
         self.leeway = leeway_seconds
+        self.remembered = remembered
+        self._verified: collections.OrderedDict[str, tuple[str, Any, Principal]] = collections.OrderedDict()
 
     async def verify(self, token: str) -> Principal:
         """The principal token names; UNAUTHENTICATED if it is not a valid, live token."""
+        known = self._verified.get(token)
+        if known is not None:
+            kid, key, principal = known
+            if time.time() >= principal.expires_at + self.leeway:
+                del self._verified[token]
+                raise Unauthenticated("the token has expired", {"reason": "EXPIRED"})
+            if await self.keys.key(kid) is key:  # a key replaced under its id: verify again
+                self._verified.move_to_end(token)
+                await self._check_revoked(principal.token_id)
+                return principal
+            self._verified.pop(token, None)
+        kid, key, principal = await self._verify(token)
+        self._verified[token] = (kid, key, principal)
+        if len(self._verified) > self.remembered:
+            self._verified.popitem(last=False)
+        return principal
+
+    async def _check_revoked(self, token_id: str) -> None:
+        if self.revocations is not None and await self.revocations.is_revoked(token_id):
+            raise Unauthenticated("the token has been revoked", {"reason": "REVOKED"})
+
+    async def _verify(self, token: str) -> tuple[str, Any, Principal]:
+        """The token's key id, the key that verified it, and its principal."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -307,9 +338,8 @@ class Verifier:
             raise Unauthenticated("the token has expired", {"reason": "EXPIRED"}) from None
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"the token is not valid: {exc}", {"reason": "INVALID"}) from None
-        if self.revocations is not None and await self.revocations.is_revoked(claims["jti"]):
-            raise Unauthenticated("the token has been revoked", {"reason": "REVOKED"})
-        return principal_from_claims(claims, token, self.revocations)
+        await self._check_revoked(claims["jti"])
+        return header["kid"], key, principal_from_claims(claims, token, self.revocations)
 
 
 def iam_verifier(iam_url: str, issuer: str, revocation_poll_seconds: float = 5.0,
