@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -11,6 +11,7 @@ import grpc
 import pytest
 
 from photoncloud.common.config import ServerConfig
+from photoncloud.common.rpc import Access
 from photoncloud.common.server import GrpcService, Server, Service
 
 StartServer = Callable[..., Awaitable[Server]]
@@ -43,14 +44,15 @@ async def http(start: StartServer) -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.fixture
-def grpc_service() -> Callable[[str, dict[str, Callable]], GrpcService]:
+def grpc_service() -> Callable[..., GrpcService]:
     """Builds a gRPC service from plain functions (raw bytes in and out, no .proto needed).
 
     An async generator function becomes a unary-stream method, a coroutine function a unary one;
-    a ready grpc.RpcMethodHandler is used as it is.
+    a ready grpc.RpcMethodHandler is used as it is. With no .proto, no option declares the methods'
+    gates: access does (by "/Service/Method"), or they are the operator's.
     """
 
-    def build(name: str, methods: dict[str, Callable]) -> GrpcService:
+    def build(name: str, methods: dict[str, Callable], access: Mapping[str, Access] | None = None) -> GrpcService:
         handlers = {}
         for method, behavior in methods.items():
             if isinstance(behavior, grpc.RpcMethodHandler):
@@ -60,6 +62,6 @@ def grpc_service() -> Callable[[str, dict[str, Callable]], GrpcService]:
             else:
                 handlers[method] = grpc.unary_unary_rpc_method_handler(behavior)
         generic = grpc.method_handlers_generic_handler(name, handlers)
-        return GrpcService(name, lambda server: server.add_generic_rpc_handlers((generic,)))
+        return GrpcService(name, lambda server: server.add_generic_rpc_handlers((generic,)), access or {})
 
     return build

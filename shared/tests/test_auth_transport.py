@@ -88,11 +88,18 @@ def mint() -> TokenMint:
     return TokenMint()
 
 
+def gates_of(routes: RouteTable) -> dict[str, rpc.Access]:
+    """The gRPC gates of a service with no .proto (no method option to read them from): those its
+    REST routes declare for the RPC each names."""
+    return {f"/{route.rpc}": rpc.Access(route.who, route.permission) for route in routes.routes if route.rpc}
+
+
 @pytest.fixture
 async def server(start, grpc_service, mint):
     methods = {"List": subject_of_caller, "Create": subject_of_caller, "WhoAmI": subject_of_caller,
                "Ping": ping, "Undeclared": subject_of_caller, "Purge": subject_of_caller, "Stream": stream_subject}
-    service = Service("things", "1.0.0", build_routes(), [grpc_service(SERVICE, methods)],
+    routes = build_routes()
+    service = Service("things", "1.0.0", routes, [grpc_service(SERVICE, methods, gates_of(routes))],
                       verifier=mint.verifier())
     return await start(service)
 
@@ -378,8 +385,8 @@ async def pair(start, grpc_service, mint):
     async def relay_grpc(request: bytes, context) -> bytes:
         return await relay()
 
-    upstream = await start(Service("up", "1.0.0", routes, [grpc_service(SERVICE, {"Relay": relay_grpc})],
-                                   verifier=mint.verifier()))
+    relayed = grpc_service(SERVICE, {"Relay": relay_grpc}, gates_of(routes))
+    upstream = await start(Service("up", "1.0.0", routes, [relayed], verifier=mint.verifier()))
     return upstream, downstream, received
 
 

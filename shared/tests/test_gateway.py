@@ -146,3 +146,19 @@ async def test_a_path_field_is_typed_and_is_not_given_again_in_the_query(start, 
             error = (await response.json())["error"]
         assert response.status == 400 and error["details"]["field"] == "page_size"
         assert error["message"].startswith(f"invalid {where}: page_size")
+
+
+def test_a_hand_written_route_takes_its_rpcs_place_and_its_declaration():
+    rpc = "photoncloud.prismnet.v1.Ports/GetPort"
+    by_hand = RouteTable()
+
+    @by_hand.get("/api/v1/ports/{id}", "A port, by hand", raw=True, **gateway.declared(rpc))
+    async def get_port(request: web.Request, id: str) -> web.Response:
+        return web.Response(text=id)
+
+    services = grpc_services(pb, pb_grpc, {"Ports": Ports()})
+    table = gateway.rest_routes(services, by_hand)
+    serving = [r for r in table.routes if r.rpc == rpc]
+    assert [r.handler for r in serving] == [get_port]
+    assert (serving[0].who, serving[0].permission) == (auth.TENANT, "prismnet:ports:read")
+    assert len(table.routes) == len(gateway.rest_routes(services).routes)

@@ -191,14 +191,24 @@ def contract_routes(package: str) -> RouteTable:
     return table
 
 
-def rest_routes(services: Iterable[Any]) -> RouteTable:
-    """The REST routes the contract binds for each served gRPC service (server.GrpcService) that
-    carries its servicer."""
-    table = RouteTable()
+def rest_routes(services: Iterable[Any], by_hand: RouteTable | None = None) -> RouteTable:
+    """A service's REST routes: those written by hand (by_hand: streams, files), then those the
+    contract binds for each served gRPC service (server.GrpcService) that carries its servicer,
+    but for the RPCs a hand-written route serves."""
+    table = RouteTable().extend(by_hand) if by_hand is not None else RouteTable()
+    served = {route.rpc for route in table.routes}
     for service in services:
         if service.servicer is not None:
-            table.extend(routes(service.servicer, service.name))
+            table.routes += [r for r in routes(service.servicer, service.name).routes if r.rpc not in served]
     return table
+
+
+def declared(rpc: str) -> dict[str, Any]:
+    """What a hand-written route serving rpc ("package.Service/Method") declares, as the contract
+    says it: `@table.get(path, summary, **declared(rpc))` (rpc, who and permission)."""
+    service, name = rpc.split("/")
+    option = method_options(service_descriptor(service).methods_by_name[name])
+    return {"rpc": rpc, "who": option.who, "permission": option.permission or None}
 
 
 def routes(servicer: Any, service_name: str) -> RouteTable:

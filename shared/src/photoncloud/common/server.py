@@ -34,8 +34,8 @@ class GrpcService:
 
     name: str
     add_to_server: Callable[[grpc.aio.Server], None]
-    # What calling each method takes, by full method name ("/package.Service/Method"), for methods
-    # no REST route mirrors (e.g. a compatibility API); the others take it from their route.
+    # What calling each method takes, by full method name ("/package.Service/Method"), where it
+    # differs from what the contract's method option declares (etcd's refusal wording).
     access: Mapping[str, Access] = field(default_factory=dict)
     # The servicer instance add_to_server adds: REST routes are made from it for the methods the
     # contract binds to HTTP (gateway.rest_routes).
@@ -109,8 +109,7 @@ class Server:
 
     def grpc_access(self) -> dict[str, Access | None]:
         """Every method of the served gRPC services and what calling it takes: its declaration in the
-        contract (the method's option), in the service's table, or on the REST route mirroring it
-        (None: undeclared, the operator's)."""
+        contract (the method's option), or in the service's table (None: undeclared, the operator's)."""
         access: dict[str, Access | None] = {}
         for grpc_service in self.service.grpc_services:
             try:
@@ -118,8 +117,6 @@ class Server:
             except KeyError:  # served by a generic handler with no descriptor (tests)
                 pass
             access.update(grpc_service.access)
-        access.update({f"/{r.rpc}": Access(r.who, r.permission) for r in self.service.routes.routes
-                       if r.rpc and r.binding is None})
         return access
 
     async def _start_grpc(self, declared: dict[str, Access | None]) -> None:

@@ -50,8 +50,7 @@ async def build(config: ServerConfig, environ: Mapping[str, str] | None = None) 
     streams = watch_guard(config.options)
     verifier = iam_verifier(config.iam_url, config.expected_issuer, config.revocation_poll_seconds)
     services = grpc_api.services(kv, streams)
-    routes = rest_api.routes(kv, streams=streams)
-    routes.extend(rest_routes(services))
+    routes = rest_routes(services, rest_api.routes(kv, streams=streams))
     return Service(NAME, __version__, routes, services + etcd_api.services(kv, config.iam_url, streams), dependencies,
                    close, verifier, draining=kv.end_watches)
 

@@ -7,8 +7,7 @@ from pydantic import Field
 
 from aiohttp import web
 
-from photoncloud.common import sse
-from photoncloud.common.auth import TENANT
+from photoncloud.common import gateway, sse
 from photoncloud.common.errors import InvalidArgument
 from photoncloud.common.models import Query
 from photoncloud.common.rest import RouteTable
@@ -16,7 +15,6 @@ from photoncloud.common.streams import StreamGuard, watch_guard
 
 from . import convert, core, keyspace
 
-READ = "chainfire:kv:read"
 
 
 class WatchQuery(Query):
@@ -45,7 +43,7 @@ def routes(kv: core.KVCore | None, heartbeat_seconds: float | None = None,
 
     # A server-sent-event stream (text/event-stream): the gateway answers one JSON document per call.
     @table.get("/api/v1/watch", "Watch a key, a prefix or a range: server-sent events (text/event-stream)",
-               query=WatchQuery, raw=True, rpc="photoncloud.chainfire.v1.Watch/Watch", permission=READ, who=TENANT)
+               query=WatchQuery, raw=True, **gateway.declared("photoncloud.chainfire.v1.Watch/Watch"))
     async def watch(request: web.Request, query: WatchQuery) -> web.StreamResponse:
         if query.prefix and query.range_end is not None:
             raise InvalidArgument("give either prefix or range_end, not both", {"field": "range_end"})

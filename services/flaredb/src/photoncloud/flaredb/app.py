@@ -52,9 +52,7 @@ async def build(config: ServerConfig, environ: Mapping[str, str] | None = None) 
 
     verifier = iam_verifier(config.iam_url, config.expected_issuer, config.revocation_poll_seconds)
     services = grpc_api.services(db)
-    routes = rest_api.routes(db)
-    by_hand = {route.rpc for route in routes.routes}
-    routes.routes += [route for route in rest_routes(services).routes if route.rpc not in by_hand]
+    routes = rest_routes(services, rest_api.routes(db))
     return Service(NAME, __version__, routes, services, dependencies, close, verifier)
 
 

@@ -17,7 +17,6 @@ from typing import Any, Literal, cast
 
 from aiohttp import web
 from photoncloud.common import auth, gateway, protojson
-from photoncloud.common.auth import TENANT
 from photoncloud.common.errors import InvalidArgument
 from photoncloud.common.models import Body, Result, from_base64
 from photoncloud.common.rest import RouteTable
@@ -108,7 +107,7 @@ def routes(db: core.FlareDBCore) -> RouteTable:
 
     # Typed SQL values in mixed-type JSON arrays, integers of 64 bits: no message maps to this JSON.
     @table.post("/api/v1/sql", "Run one SQL statement or a list of them (a list is one transaction)",
-                body=SqlBody, response=SqlOut, rpc=SQL + "Execute", permission=core.SQL_READ, who=TENANT)
+                body=SqlBody, response=SqlOut, **gateway.declared(SQL + "Execute"))
     async def run_sql(request: web.Request, body: SqlBody) -> SqlOut:
         # Reading takes flaredb:sql:read (checked at the gate); a request that writes also needs
         # flaredb:sql:write, which the core checks once it knows.
@@ -121,7 +120,7 @@ def routes(db: core.FlareDBCore) -> RouteTable:
 
     # The answer is the SQLite file itself, not JSON.
     @table.get("/api/v1/backup", "The project's database as a SQLite file (application/vnd.sqlite3)",
-               raw=True, rpc=SQL + "Backup", permission=core.SQL_READ, who=TENANT, binding=backup_binding)
+               raw=True, binding=backup_binding, **gateway.declared(SQL + "Backup"))
     async def backup(request: web.Request) -> web.Response:
         query = cast(pb.BackupRequest, await gateway.request_message(request, backup_binding))
         project_id = await db.project(query.project_id, core.SQL_READ)
@@ -131,7 +130,7 @@ def routes(db: core.FlareDBCore) -> RouteTable:
 
     # The request body is the SQLite file itself, not JSON (the project comes from the query string).
     @table.post("/api/v1/restore", "Replace the project's database with a SQLite file (the request body)",
-                rpc=SQL + "Restore", permission=core.SQL_MANAGE, who=TENANT, binding=restore_binding)
+                binding=restore_binding, **gateway.declared(SQL + "Restore"))
     async def restore(request: web.Request) -> Any:
         query = cast(pb.RestoreRequest, await gateway.request_message(request, restore_binding))
         project_id = await db.project(query.project_id, core.SQL_MANAGE)

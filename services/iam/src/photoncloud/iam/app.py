@@ -122,10 +122,7 @@ def service(core: IamCore) -> Service:
         await shut(core)
 
     services = grpc_api.services(core)
-    # The contract's routes, but where rest_api writes a route by hand.
-    routes = rest_api.routes(core)
-    by_hand = {route.rpc for route in routes.routes}
-    routes.routes += [route for route in rest_routes(services).routes if route.rpc not in by_hand]
+    routes = rest_routes(services, rest_api.routes(core))  # the contract's, but where rest_api writes one by hand
     return Service(NAME, __version__, routes, services, dependencies, close, verifier=core.verifier)
 
 

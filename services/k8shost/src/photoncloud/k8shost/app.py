@@ -99,8 +99,7 @@ async def build(config: ServerConfig) -> Service:
     verifier = iam_verifier(config.iam_url, config.expected_issuer, config.revocation_poll_seconds)
     streams = watch_guard(options)
     services = grpc_api.services(kube, streams)
-    routes = rest_api.routes(kube, streams=streams)
-    routes.extend(rest_routes(services))
+    routes = rest_routes(services, rest_api.routes(kube, streams=streams))
     return Service(NAME, __version__, routes, services, dependencies, close, verifier, draining=kube.end_watches)
 
 

@@ -9,7 +9,6 @@ from typing import Any, cast
 from aiohttp import web
 
 from photoncloud.common import gateway, protojson, sse
-from photoncloud.common.auth import TENANT
 from photoncloud.common.rest import RouteTable
 from photoncloud.common.streams import StreamGuard, watch_guard
 from photoncloud.k8shost.v1 import k8shost_pb2 as pb
@@ -35,7 +34,7 @@ def routes(kube: core.KubeCore | None, heartbeat_seconds: float | None = None,
 
     # A stream of server-sent events (text/event-stream): the gateway answers one JSON document per call.
     @table.get(WATCH_PATH, "Watch pods, services, endpoints, nodes or namespaces: server-sent events", raw=True,
-               rpc=WATCH, permission=None, who=TENANT, binding=binding)
+               binding=binding, **gateway.declared(WATCH))
     async def watch(request: web.Request, kind: str) -> web.StreamResponse:
         # The permission depends on the kind: the core checks it (k8shost:<kind>:read).
         assert kube is not None, "routes(None) describes the routes; it does not serve them"
