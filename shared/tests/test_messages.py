@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from photoncloud.common.messages import from_record
+from photoncloud.common.messages import from_record, optional
 from photoncloud.prismnet.v1 import prismnet_pb2 as pb
 
 
@@ -35,3 +35,8 @@ def test_an_override_wins_over_the_records_field_and_zero_time_is_never():
     record = Subnet("s1", "web", (), (), 0, "")
     message = from_record(pb.Subnet, record, name="renamed")
     assert (message.name, message.created_at) == ("renamed", "")
+
+
+def test_an_unset_field_with_presence_is_the_default_and_a_set_one_its_value_even_empty():
+    unset, empty = pb.UpdateVpcRequest(id="v"), pb.UpdateVpcRequest(id="v", name="")
+    assert (optional(unset, "name"), optional(unset, "name", "kept"), optional(empty, "name")) == (None, "kept", "")

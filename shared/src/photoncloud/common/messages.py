@@ -46,3 +46,8 @@ def _value(field: FieldDescriptor, value: Any) -> Any:
     if field.type == FieldDescriptor.TYPE_STRING and field.name.endswith("_at") and isinstance(value, (int, float)):
         return rfc3339(value)
     return value
+
+
+def optional(message: Message, field: str, default: Any = None) -> Any:
+    """A field with presence's value, or default when the message leaves it unset."""
+    return getattr(message, field) if message.HasField(field) else default

@@ -12,15 +12,10 @@ from typing import Any
 from photoncloud.chainfire.v1 import kv_pb2 as pb
 from photoncloud.common import paging, protojson
 from photoncloud.common.errors import InvalidArgument, NotFound
-from photoncloud.common.messages import from_record
+from photoncloud.common.messages import from_record, optional
 from photoncloud.common.models import from_base64
 
 from . import core
-
-
-def _optional(m: Any, name: str) -> Any:
-    """The value of a field with presence, None when unset."""
-    return getattr(m, name) if m.HasField(name) else None
 
 
 def text(data: bytes) -> str:
@@ -34,7 +29,7 @@ def _bytes(text: str | None) -> bytes:
 
 def value(m: Any) -> bytes:
     """The bytes of exactly one of m's `value` (text) and `value_base64`."""
-    given, encoded = _optional(m, "value"), _optional(m, "value_base64")
+    given, encoded = optional(m, "value"), optional(m, "value_base64")
     if (given is None) == (encoded is None):
         raise InvalidArgument("give exactly one of value and value_base64", {"field": "value"})
     if encoded is None:
@@ -133,7 +128,7 @@ def found(m: pb.GetRequest, result: core.RangeResult) -> pb.TextKeyValue:
 
 def list_request(m: pb.ListRequest) -> core.RangeRequest:
     """A listing: a prefix, [key, range_end) or every key, a page at a time."""
-    prefix, key, range_end = _optional(m, "prefix"), _optional(m, "key"), _optional(m, "range_end")
+    prefix, key, range_end = optional(m, "prefix"), optional(m, "key"), optional(m, "range_end")
     if prefix is not None and (key is not None or range_end is not None):
         raise InvalidArgument("give either prefix or key/range_end, not both", {"field": "prefix"})
     if key is None and range_end is not None:
@@ -162,7 +157,7 @@ def written(result: core.PutResult) -> pb.WriteResponse:
 
 def text_delete_request(m: pb.DeleteRequest | pb.DeleteOp) -> core.DeleteRangeRequest:
     """A delete of a key, a prefix or a range."""
-    return core.DeleteRangeRequest(_bytes(m.key), _bytes(_optional(m, "range_end")), m.prefix, m.prev_kv)
+    return core.DeleteRangeRequest(_bytes(m.key), _bytes(optional(m, "range_end")), m.prefix, m.prev_kv)
 
 
 def deleted(result: core.DeleteResult) -> pb.DeleteResponse:
@@ -182,7 +177,7 @@ def _text_op(m: pb.Op, where: str) -> core.Op:
     if m.HasField("delete"):
         return text_delete_request(m.delete)
     r = m.range
-    return core.RangeRequest(_bytes(r.key), _bytes(_optional(r, "range_end")), r.prefix, r.limit,
+    return core.RangeRequest(_bytes(r.key), _bytes(optional(r, "range_end")), r.prefix, r.limit,
                              keys_only=r.keys_only, count_only=r.count_only)
 
 
@@ -192,7 +187,7 @@ def _condition(c: pb.Condition) -> core.Compare:
     if target is core.CompareTarget.VALUE:
         operand = value(c) if c.HasField("value") or c.HasField("value_base64") else None
     else:
-        operand = _optional(c, core.OPERAND_FIELD[target])
+        operand = optional(c, core.OPERAND_FIELD[target])
     return core.Compare(_bytes(c.key), target, core.CompareResult(pb.Compare.CompareResult.Name(c.result)), operand)
 
 

@@ -49,9 +49,3 @@ def audit(a: AuditReport) -> pb.AuditResponse:
 def time(value: str, field: str) -> float:
     """An RFC 3339 bound as epoch seconds (0: no bound when empty)."""
     return parse_time(value, field) if value else 0.0
-
-
-def optional(request: Any, field: str, default: Any) -> Any:
-    """The field's value, or default when the request leaves it unset."""
-    return getattr(request, field) if request.HasField(field) else default
-

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from photoncloud.common.messages import optional
 from photoncloud.common.server import GrpcService, grpc_services
 from photoncloud.creditservice.v1 import credit_pb2 as pb
 from photoncloud.creditservice.v1 import credit_pb2_grpc as pb_grpc
@@ -70,8 +71,8 @@ class ReservationsServicer(pb_grpc.ReservationsServicer):
     async def Reserve(self, request: pb.ReserveRequest, context: Context) -> pb.ReservationResponse:
         result = await self.credits.reserve(
             request.project_id, request.amount, request.description, request.resource_type,
-            convert.optional(request, "ttl_seconds", core.DEFAULT_TTL_SECONDS),
-            convert.optional(request, "quantity", 1), _key(context))
+            optional(request, "ttl_seconds", core.DEFAULT_TTL_SECONDS),
+            optional(request, "quantity", 1), _key(context))
         return convert.reservation_result(result)
 
     async def GetReservation(self, request: pb.GetReservationRequest, context: Context) -> pb.Reservation:
@@ -110,11 +111,11 @@ class QuotasServicer(pb_grpc.QuotasServicer):
 
     async def FreeQuota(self, request: pb.FreeQuotaRequest, context: Context) -> pb.Quota:
         return convert.quota(await self.credits.free_quota(request.project_id, request.resource_type,
-                                                           convert.optional(request, "quantity", 1), _key(context)))
+                                                           optional(request, "quantity", 1), _key(context)))
 
     async def CheckAdmission(self, request: pb.CheckAdmissionRequest, context: Context) -> pb.Admission:
         return convert.admission(await self.credits.check_admission(
-            request.project_id, request.amount, request.resource_type, convert.optional(request, "quantity", 1)))
+            request.project_id, request.amount, request.resource_type, optional(request, "quantity", 1)))
 
 
 def services(credits: core.CreditCore) -> list[GrpcService]:

@@ -124,11 +124,6 @@ def question(request: pb.AuthorizeRequest) -> Question:
                     context)
 
 
-def optional(request: Message, field: str, default: Any) -> Any:
-    """The field's value, or default when the request leaves it unset."""
-    return getattr(request, field) if request.HasField(field) else default
-
-
 def changes(request: Message, *names: str) -> dict[str, Any]:
     """The fields an update request sets (optional fields: set when present)."""
     return {name: getattr(request, name) for name in names if request.HasField(name)}

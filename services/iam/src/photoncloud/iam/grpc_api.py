@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from photoncloud.common import auth
+from photoncloud.common.messages import optional
 from photoncloud.common.server import GrpcService, grpc_services
 from photoncloud.iam.v1 import iam_pb2 as pb
 from photoncloud.iam.v1 import iam_pb2_grpc as pb_grpc
@@ -100,7 +101,7 @@ class UsersServicer(pb_grpc.UsersServicer):
     async def CreateUser(self, request: pb.CreateUserRequest, context: Context) -> pb.User:
         return convert.user(await self.iam.create_user(_caller(context), request.name, request.password,
                                                        request.email, request.display_name,
-                                                       convert.optional(request, "enabled", True)))
+                                                       optional(request, "enabled", True)))
 
     async def GetUser(self, request: pb.GetUserRequest, context: Context) -> pb.User:
         return convert.user(await self.iam.get_user(_caller(context), request.user_id))
@@ -110,7 +111,7 @@ class UsersServicer(pb_grpc.UsersServicer):
 
     async def ListUsers(self, request: pb.ListUsersRequest, context: Context) -> pb.ListUsersResponse:
         page = await self.iam.list_users(_caller(context), request.name, request.email,
-                                         convert.optional(request, "enabled", None), request.page_size,
+                                         optional(request, "enabled", None), request.page_size,
                                          request.page_token)
         return pb.ListUsersResponse(items=[convert.user(u) for u in page.items], next_page_token=page.next_page_token)
 
@@ -178,7 +179,7 @@ class RolesServicer(pb_grpc.RolesServicer):
         return convert.role(await self.iam.get_role(_caller(context), request.name))
 
     async def ListRoles(self, request: pb.ListRolesRequest, context: Context) -> pb.ListRolesResponse:
-        page = await self.iam.list_roles(_caller(context), convert.optional(request, "builtin", None),
+        page = await self.iam.list_roles(_caller(context), optional(request, "builtin", None),
                                          request.page_size, request.page_token)
         return pb.ListRolesResponse(items=[convert.role(r) for r in page.items], next_page_token=page.next_page_token)
 

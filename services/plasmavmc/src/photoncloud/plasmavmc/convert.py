@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 from photoncloud.common.messages import from_record
 from photoncloud.common.times import rfc3339
@@ -30,8 +29,3 @@ def vm(v: Vm) -> pb.Vm:
 def console(c: Console) -> pb.Console:
     """The end of a console log."""
     return from_record(pb.Console, c)
-
-
-def optional(request: Any, field: str) -> Any:
-    """The field's value, or None when the request leaves it unset."""
-    return getattr(request, field) if request.HasField(field) else None

@@ -41,8 +41,3 @@ def rule_fields(r: pb.Rule) -> dict[str, Any]:
     return {"direction": r.direction or "INGRESS", "protocol": r.protocol or "ANY",
             "port_range_min": r.port_range_min, "port_range_max": r.port_range_max, "remote_cidr": r.remote_cidr,
             "remote_group_id": r.remote_group_id, "ethertype": r.ethertype or "IPv4", "description": r.description}
-
-
-def optional(request: Any, field: str) -> Any:
-    """The field's value, or None when the request leaves it unset."""
-    return getattr(request, field) if request.HasField(field) else None

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from photoncloud.common.messages import optional
 from photoncloud.common.server import GrpcService, grpc_services
 from photoncloud.prismnet.v1 import prismnet_pb2 as pb
 from photoncloud.prismnet.v1 import prismnet_pb2_grpc as pb_grpc
 
 from . import convert, core
-from .convert import optional
 
 Context = Any  # grpc.aio.ServicerContext, or the gateway's RestContext
 
