@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from typing import Any
@@ -169,4 +170,59 @@ async def test_commands_proposed_together_are_applied_in_batches_in_order():
             await asyncio.gather(local.propose(("add", "n", 1)), local.propose(("fail", "n")))
         assert machine.values["n"] == 101
     finally:
+        await local.close()
+
+
+class SnapshotCounter(Counter):
+    """Counter whose commands can be held half-applied, and that offers reads of its last commit
+    (SnapshotReads) while they are."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.committed: dict[str, int] = {}  # what a snapshot read sees
+        self.release = threading.Event()  # a "hold" command waits for it before committing
+        self.snapshot_threads: set[int] = set()
+
+    def apply(self, index: int, command: Any) -> Any:
+        if command[0] == "hold":
+            self.values["held"] = 1  # changed, not yet committed
+            self.release.wait(10)
+            command = ("add", "held", 0)
+        result = super().apply(index, command)
+        self.committed = dict(self.values)
+        return result
+
+    @contextlib.contextmanager
+    def snapshot(self):
+        self.snapshot_threads.add(threading.get_ident())
+        yield
+
+    def reading(self):
+        return self.snapshot()
+
+    def read_committed(self, name: str) -> int:
+        if name not in self.committed:
+            raise NotFound(f"no counter {name}")
+        return self.committed[name]
+
+
+async def test_with_snapshot_reads_a_read_does_not_wait_for_the_command_being_applied():
+    machine = SnapshotCounter()
+    local = LocalLog(machine)
+    try:
+        assert await local.propose(("add", "a", 1)) == 1
+        held = asyncio.ensure_future(local.propose(("hold", "x")))
+        await asyncio.sleep(0.05)  # the worker is inside the held command
+        assert not held.done()
+        assert await asyncio.wait_for(local.read(lambda: machine.read_committed("a")), 1) == 1
+        with pytest.raises(NotFound):  # the half-applied command is not seen
+            await local.read(lambda: machine.read_committed("held"))
+        assert local.status().index == 1  # applied and committed: the first command only
+        machine.release.set()
+        await held
+        assert await local.read(lambda: machine.read_committed("held")) == 1  # acknowledged: seen
+        assert local.status().index == 2
+        assert machine.snapshot_threads == {threading.get_ident()}  # read on the loop's own thread
+    finally:
+        machine.release.set()
         await local.close()

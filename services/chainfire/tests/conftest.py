@@ -1,4 +1,4 @@
-"""Fixtures: a ChainFire core on an in-memory store, and a real ChainFire server on free ports."""
+"""Fixtures: a ChainFire core on an in-memory store and on a file, and a real ChainFire server on free ports."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from photoncloud.common.server import Server
 from photoncloud.common.testing import TokenMint, serve
 
 
-@pytest.fixture
-async def kv():
-    """A KVCore over an in-memory SQLite store."""
-    store = SqliteKVStore(":memory:")
+@pytest.fixture(params=["memory", "file"])
+async def kv(request, tmp_path):
+    """A KVCore over an in-memory SQLite store (reads run on the applying thread) and over a file
+    (reads run on the loop, from a snapshot of the last commit)."""
+    store = SqliteKVStore(":memory:" if request.param == "memory" else tmp_path / "kv.sqlite3")
     machine = KVStateMachine(store)
     core = KVCore(machine, LocalLog(machine), "test")
     yield core

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -101,16 +102,28 @@ class BatchingStateMachine(StateMachine, Protocol):
         """Apply (index, command) entries in order, committing once; each one's result or error."""
 
 
+class SnapshotReads(Protocol):
+    """A state machine that can be read on another thread than the one applying commands."""
+
+    def reading(self) -> AbstractContextManager[None] | None:
+        """A context in which queries on the calling thread read one snapshot of the last commit,
+        while commands go on applying elsewhere (None: not now, or not this machine)."""
+
+
 MAX_BATCH = 256  # commands applied (and made durable) together at most
 
 
 class LocalLog:
     """The log of a single member: commands are applied in order, on one thread.
 
-    One worker thread owns the state machine, so commands and reads never interleave and the
-    event loop never blocks on disk I/O. Commands proposed while others are being applied wait
-    and are then applied together: a state machine with `apply_batch` commits (and fsyncs) them in
-    one transaction (group commit), so a burst of writes costs one disk flush, not one each.
+    One worker thread applies the commands, so the event loop never blocks on disk I/O. Commands
+    proposed while others are being applied wait and are then applied together: a state machine
+    with `apply_batch` commits (and fsyncs) them in one transaction (group commit), so a burst of
+    writes costs one disk flush, not one each. Reads run on the worker too, after the commands
+    before them, unless the machine offers `reading()` (SnapshotReads): then they run at once on
+    the event loop, from the last commit, neither waiting behind the commands being applied nor
+    paying a hop to another thread. Either way a read sees every command whose result was
+    returned before the read began, so reads are linearizable.
     """
 
     def __init__(self, machine: StateMachine, peer_address: str = "", client_urls: Mapping[str, str] | None = None):
@@ -121,6 +134,7 @@ class LocalLog:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="state-machine")
         self._queue: list[tuple[Any, asyncio.Future[Any]]] = []
         self._in_flight: asyncio.Future[list[Any]] | None = None  # the batch the worker is applying
+        self._applied = machine.applied_index()  # kept here: status() is on every reply's path
 
     async def propose(self, command: Any) -> Any:
         """Apply command as the next entry (with whatever else is waiting)."""
@@ -159,16 +173,25 @@ class LocalLog:
         entries = list(enumerate(commands, self.machine.applied_index() + 1))
         apply_batch: Callable[[list[tuple[int, Any]]], list[Any]] | None = getattr(self.machine, "apply_batch", None)
         if apply_batch is not None:
-            return apply_batch(entries)
-        return [self.machine.apply(index, command) for index, command in entries]
+            results = apply_batch(entries)
+        else:
+            results = [self.machine.apply(index, command) for index, command in entries]
+        self._applied = entries[-1][0]
+        return results
 
     async def read(self, query: Callable[[], T], *, linearizable: bool = False) -> T:
-        """Run query on the state machine's thread (after every write: linearizable either way)."""
-        return await self._run(query)
+        """Run query after every command acknowledged before it (linearizable either way): on the
+        loop from the last commit if the machine offers a snapshot, else on the applying thread."""
+        reading: Callable[[], AbstractContextManager[None] | None] | None = getattr(self.machine, "reading", None)
+        view = reading() if reading is not None else None
+        if view is None:
+            return await self._run(query)
+        with view:
+            return query()
 
     def status(self) -> LogStatus:
         """A single member always leads, in term 1."""
-        return LogStatus(self.member_id, self.member_id, "LEADER", 1, self.machine.applied_index())
+        return LogStatus(self.member_id, self.member_id, "LEADER", 1, self._applied)
 
     def members(self) -> list[Member]:
         """This member, alone."""

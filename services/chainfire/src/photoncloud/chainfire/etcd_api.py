@@ -21,7 +21,6 @@ import aiohttp
 import grpc
 
 from photoncloud.common import envelope, gateway, request_id, tls
-from photoncloud.common.messages import from_record
 from photoncloud.common.errors import (Code, FailedPrecondition, InvalidArgument, NotFound, ServiceError,
                                        Unauthenticated, Unavailable, Unimplemented)
 from photoncloud.common.rpc import Access
@@ -93,8 +92,9 @@ def etcd_errors() -> Iterator[None]:
 
 
 def kv_pb(kv: core.KeyValue) -> mvccpb.KeyValue:
-    """A core pair as etcd's mvccpb.KeyValue."""
-    return from_record(mvccpb.KeyValue, kv)
+    """A core pair as etcd's mvccpb.KeyValue (field by field: it is on every read's path)."""
+    return mvccpb.KeyValue(key=kv.key, create_revision=kv.create_revision, mod_revision=kv.mod_revision,
+                           version=kv.version, value=kv.value, lease=kv.lease)
 
 
 def event_pb(event: core.Event) -> mvccpb.Event:

@@ -76,6 +76,8 @@ class Keyspace:
     def request(self, op: core.Op) -> core.Op: ...
     def request(self, op: core.Op) -> core.Op:
         """A read, put or delete as the store runs it."""
+        if not self.prefix:
+            return op
         if isinstance(op, core.PutRequest):
             return replace(op, key=self.key(op.key))
         key, range_end, prefix = self.span(op.key, op.range_end, op.prefix)

@@ -1,6 +1,8 @@
 """ChainFire's state machine: applies the commands to a KVStore, the only code that changes the store.
 
-Reads run against the state machine after the writes before them. It never reads a clock: a lease's
+Reads see every command whose result was returned before they began: on the applying thread after
+the commands before them, or on another thread, inside `reading()`, from the last commit (a whole
+batch of commands or none of it). It never reads a clock: a lease's
 deadline is computed by the proposer, which puts `now` in the Grant and KeepAlive commands, and
 leases expire through an ExpireLeases(now) command that the core proposes periodically, so every
 replica expires the same leases at the same revision.
@@ -62,6 +64,14 @@ class KVStore(Protocol):
 
     def transaction(self) -> AbstractContextManager[None]:
         """All writes inside commit durably together or not at all."""
+
+    @property
+    def concurrent_reads(self) -> bool:
+        """Whether reading() is available."""
+
+    def reading(self) -> AbstractContextManager[None]:
+        """Reads inside, on the calling thread, from one snapshot of the last commit, while the
+        applying thread goes on writing."""
 
     def revision(self) -> int:
         """The latest revision."""
@@ -155,6 +165,11 @@ class KVStateMachine:
     def applied_index(self) -> int:
         """The index of the last applied log entry."""
         return self.store.applied_index()
+
+    def reading(self) -> AbstractContextManager[None] | None:
+        """A view of the last commit for queries on the calling thread while commands apply on
+        another (None: the store has none; queries then belong on the applying thread)."""
+        return self.store.reading() if self.store.concurrent_reads else None
 
     def apply(self, index: int, command: Command) -> object:
         """Apply one command atomically; a rejected command changes nothing but the applied index."""
@@ -295,10 +310,14 @@ class KVStateMachine:
             raise OutOfRange("required revision is a future revision",
                              {"field": "revision", "revision": revision, "current_revision": current})
         self._check_not_compacted(revision, "revision")
-        count = self.store.count(start, end, revision)
+        if end == start + b"\0" and revision == current:  # one key as it is now: nothing to count
+            found = self.store.get(start)
+            kvs, count = ([found], 1) if found is not None else ([], 0)
+        else:
+            count = self.store.count(start, end, revision)
+            kvs = [] if request.count_only else self.store.range(start, end, revision, request.limit)
         if request.count_only:
             return RangeResult(current, [], count, False)
-        kvs = self.store.range(start, end, revision, request.limit)
         more = count > len(kvs)
         token = ""
         if more and request.limit:
