@@ -35,6 +35,23 @@ def test_timestamp_is_rfc3339_utc_and_now():
     assert before - timedelta(seconds=1) <= stamp <= after
 
 
+@pytest.mark.parametrize("at, expected", [
+    (0.0, "1970-01-01T00:00:00.000Z"),
+    (1_800_000_000.9996, "2027-01-15T08:00:00.999Z"),  # milliseconds cut, never rounded up into the next second
+    (951_782_400.25, "2000-02-29T00:00:00.250Z"),
+    (4_102_444_799.001, "2099-12-31T23:59:59.001Z"),
+])
+def test_timestamp_of_a_given_time(at, expected):
+    assert envelope.timestamp(at) == expected
+
+
+def test_timestamps_within_one_second_and_across_seconds():
+    """The text of a second is kept between calls: a later second must not reuse an earlier's."""
+    stamps = [envelope.timestamp(1_800_000_000 + step / 4) for step in range(12)]
+    expected = [datetime.fromtimestamp(1_800_000_000 + step / 4, UTC) for step in range(12)]
+    assert [parse_utc(s) for s in stamps] == expected
+
+
 def test_meta_carries_request_id_and_timestamp(bound_id):
     meta = envelope.meta()
     assert set(meta) == {"request_id", "timestamp"}

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
 from typing import Any
 
 from . import request_id
 from .errors import Code, ServiceError
 
 
-def timestamp() -> str:
-    """Now as RFC 3339 UTC with millisecond precision (e.g. 2026-01-02T03:04:05.678Z)."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+_second: tuple[int, str] = (-1, "")  # the last whole second written, and its text: one per second is formatted
+
+
+def timestamp(at: float | None = None) -> str:
+    """Epoch time `at` (default now) as RFC 3339 UTC with millisecond precision (e.g. 2026-01-02T03:04:05.678Z)."""
+    global _second
+    # Whole microseconds first, as datetime rounds them (the float 1.001 is 1.000999...), then cut to milliseconds.
+    whole, micro = divmod(round((time.time() if at is None else at) * 1_000_000), 1_000_000)
+    seconds, text = _second
+    if seconds != whole:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        _second = (whole, text)
+    return f"{text}.{micro // 1000:03d}Z"
 
 
 def meta() -> dict[str, str]:

@@ -23,12 +23,19 @@ class RequestMetrics:
             registry=self.registry,
         )
         self.service = service
+        # The counter and histogram of each label set met so far: labels() checks and looks them up
+        # under a lock on every call, and a service meets a few dozen label sets in its life.
+        self._series: dict[tuple[str, str, str, str], tuple[Counter, Histogram]] = {}
 
     def observe(self, transport: str, method: str, route: str, code: str, seconds: float) -> None:
         """Count one served request."""
-        labels = (self.service, transport, method, route, code)
-        self.requests.labels(*labels).inc()
-        self.latency.labels(*labels).observe(seconds)
+        key = (transport, method, route, code)
+        series = self._series.get(key)
+        if series is None:
+            labels = (self.service, *key)
+            series = self._series[key] = (self.requests.labels(*labels), self.latency.labels(*labels))
+        series[0].inc()
+        series[1].observe(seconds)
 
     def exposition(self) -> bytes:
         """The metrics in Prometheus text format."""

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextvars
+import os
 import re
-import uuid
 
 HEADER = "X-Request-ID"
 METADATA_KEY = "x-request-id"
@@ -17,8 +17,8 @@ _current: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", def
 
 
 def new_request_id() -> str:
-    """A fresh random request ID."""
-    return uuid.uuid4().hex
+    """A fresh random request ID: 128 random bits as 32 hex digits."""
+    return os.urandom(16).hex()
 
 
 def accept(candidate: str | None) -> str:

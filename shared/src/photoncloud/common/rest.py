@@ -225,10 +225,11 @@ def envelope_middleware(metrics: RequestMetrics) -> Middleware:
             route = resource.canonical if resource is not None else "unmatched"
             seconds = time.perf_counter() - started
             metrics.observe("rest", request.method, route, code, seconds)
-            log.info(
-                "%s %s %s", request.method, request.path_qs, response.status,
-                extra={"fields": {"status": response.status, "duration_ms": round(seconds * 1000, 2)}},
-            )
+            if log.isEnabledFor(logging.INFO):  # the access line; its arguments are built only if it is written
+                log.info(
+                    "%s %s %s", request.method, request.path_qs, response.status,
+                    extra={"fields": {"status": response.status, "duration_ms": round(seconds * 1000, 2)}},
+                )
             return response
         finally:
             request_id.reset(token)
