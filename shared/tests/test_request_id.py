@@ -167,8 +167,8 @@ def recorder(grpc_service):
 async def call_record(channel, metadata=None):
     call = channel.unary_unary(f"/{SERVICE}/Record")(b"ping", metadata=metadata)
     response = await call
-    initial = await call.initial_metadata()
-    return response, initial
+    trailing = await call.trailing_metadata()  # the ID travels with the status
+    return response, trailing
 
 
 def sent_ids(metadata):
@@ -179,9 +179,9 @@ async def test_grpc_echoes_a_sane_request_id(start, recorder):
     service, calls = recorder
     server = await start(Service("t", "1.0.0", RouteTable(), [service]))
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
-        response, initial = await call_record(channel, (("x-request-id", "grpc-client-9"),))
+        response, trailing = await call_record(channel, (("x-request-id", "grpc-client-9"),))
     assert response == b"ping"
-    assert initial["x-request-id"] == "grpc-client-9"
+    assert trailing["x-request-id"] == "grpc-client-9"
     assert calls[-1]["current"] == "grpc-client-9"
 
 
@@ -191,8 +191,8 @@ async def test_grpc_generates_a_request_id_when_absent_or_insane(start, recorder
     server = await start(Service("t", "1.0.0", RouteTable(), [service]))
     metadata = None if sent is None else (("x-request-id", sent),)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
-        _, initial = await call_record(channel, metadata)
-    echoed = initial["x-request-id"]
+        _, trailing = await call_record(channel, metadata)
+    echoed = trailing["x-request-id"]
     assert echoed != sent
     assert GENERATED.match(echoed)
     assert calls[-1]["current"] == echoed
@@ -204,7 +204,7 @@ async def test_client_channel_forwards_the_current_request_id(start, recorder):
     token = request_id.bind("forwarded-id-3")
     try:
         async with rpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
-            _, initial = await call_record(channel)
+            _, trailing = await call_record(channel)
             # metadata the caller adds itself still arrives next to the request ID
             await call_record(channel, (("x-extra", "kept"),))
     finally:
@@ -212,7 +212,7 @@ async def test_client_channel_forwards_the_current_request_id(start, recorder):
     first, second = calls[-2:]
     assert sent_ids(first["metadata"]) == ["forwarded-id-3"]
     assert first["current"] == "forwarded-id-3"
-    assert initial["x-request-id"] == "forwarded-id-3"
+    assert trailing["x-request-id"] == "forwarded-id-3"
     assert sent_ids(second["metadata"]) == ["forwarded-id-3"]
     assert ("x-extra", "kept") in second["metadata"]
 
@@ -222,9 +222,9 @@ async def test_client_channel_sends_no_request_id_outside_a_request(start, recor
     server = await start(Service("t", "1.0.0", RouteTable(), [service]))
     assert request_id.current() == ""
     async with rpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
-        _, initial = await call_record(channel)
+        _, trailing = await call_record(channel)
     assert sent_ids(calls[-1]["metadata"]) == []
-    assert GENERATED.match(initial["x-request-id"])  # the server made one up
+    assert GENERATED.match(trailing["x-request-id"])  # the server made one up
 
 
 async def test_client_channel_forwards_on_streaming_calls(start, grpc_service):

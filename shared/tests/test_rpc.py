@@ -185,3 +185,39 @@ async def test_unknown_method_is_unimplemented(channel):
         await channel.unary_unary(f"/{SERVICE}/NoSuchMethod")(b"")
     assert caught.value.code() is grpc.StatusCode.UNIMPLEMENTED
     assert rpc.error_from_rpc(caught.value).code is Code.UNIMPLEMENTED
+
+
+def echoed(metadata) -> list[str]:
+    return [value for key, value in metadata or () if key == "x-request-id"]
+
+
+@pytest.mark.parametrize("method, request_body", [("Echo", b"hi"), ("Fail", b"NOT_FOUND"), ("Crash", b""),
+                                                   ("SelfAbort", b"")])
+async def test_a_unary_call_echoes_its_request_id_with_its_status(channel, method, request_body):
+    call = unary(channel, method)(request_body, metadata=(("x-request-id", f"unary-{method}"),))
+    try:
+        await call
+    except grpc.aio.AioRpcError:
+        pass
+    assert echoed(await call.trailing_metadata()) == [f"unary-{method}"]
+    assert echoed(await call.initial_metadata()) == []  # no separate operation for a unary call
+
+
+@pytest.mark.parametrize("method, request_body", [("StreamOk", b""), ("StreamThenFail", b""),
+                                                   ("StreamFailAtOnce", b"")])
+async def test_a_stream_echoes_its_request_id_at_its_start_and_with_its_status(channel, method, request_body):
+    call = stream(channel, method)(request_body, metadata=(("x-request-id", f"stream-{method}"),))
+    assert echoed(await call.initial_metadata()) == [f"stream-{method}"]
+    try:
+        async for _ in call:
+            pass
+    except grpc.aio.AioRpcError:
+        pass
+    assert echoed(await call.trailing_metadata()) == [f"stream-{method}"]
+
+
+async def test_calls_alternating_between_methods_each_run_their_own(channel):  # each method wrapped once
+    for n in range(3):
+        assert await unary(channel, "Echo")(str(n).encode()) == str(n).encode()
+        with pytest.raises(grpc.aio.AioRpcError):
+            await unary(channel, "Fail")(b"NOT_FOUND")
