@@ -130,6 +130,7 @@ class ServiceProcess:
         self.data_dir = data_dir
         self.rest_port, self.grpc_port = free_ports(2)
         self.extra_args = extra_args
+        self.launcher: tuple[str, ...] = ()  # a command that runs the rest of the command line (in a cgroup, ...)
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"{data_dir.name}.log"
 
@@ -140,7 +141,7 @@ class ServiceProcess:
 
     def start(self, timeout: float = 30) -> ServiceProcess:
         """Start the process and wait until /health answers SERVING."""
-        args = [sys.executable, "-m", f"photoncloud.{self.name}", "--bind", "127.0.0.1",
+        args = [*self.launcher, sys.executable, "-m", f"photoncloud.{self.name}", "--bind", "127.0.0.1",
                 "--rest-port", str(self.rest_port), "--grpc-port", str(self.grpc_port),
                 "--data-dir", str(self.data_dir), *self.extra_args]
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it open
