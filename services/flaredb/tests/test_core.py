@@ -346,6 +346,86 @@ async def test_weak_reads_on_a_follower_name_the_leader(db):
     db.log = db.log.inner
 
 
+class CountedReads:
+    """Counts the trips a core's reads make to its reading threads."""
+
+    def __init__(self, readers):
+        self.inner = readers
+        self.trips = 0
+
+    async def run(self, project_id, read):
+        self.trips += 1
+        return await self.inner.run(project_id, read)
+
+
+class MemberLog:
+    """The log of a member of a cluster (not LocalLog), leading; a barrier first runs on_barrier,
+    as writes acknowledged elsewhere would be applied here while the barrier waits."""
+
+    def __init__(self, log):
+        self.inner = log
+        self.barriers = 0
+        self.on_barrier = None
+
+    def status(self):
+        from photoncloud.common.replication import LogStatus
+        return LogStatus(1, 1, "LEADER", 1, 0)
+
+    async def propose(self, command):
+        return await self.inner.propose(command)
+
+    async def read(self, query, *, linearizable=False):
+        self.barriers += linearizable
+        if linearizable and self.on_barrier is not None:
+            await self.on_barrier()
+        return await self.inner.read(query, linearizable=linearizable)
+
+
+async def test_a_kv_read_alone_is_one_trip_to_the_readers(db, monkeypatch):
+    await db.create_namespace(P, "cfg", Mode.STRONG)
+    await db.create_namespace(P, "cache", Mode.EVENTUAL)
+    await db.cas(P, "cfg", b"k", b"strong", 0)
+    await db.put(P, "cache", b"k", b"eventual")
+    counted = CountedReads(db.readers)
+    monkeypatch.setattr(db, "readers", counted)
+    assert (await db.get(P, "cfg", b"k")).value == b"strong"
+    assert (await db.get(P, "cache", b"k")).value == b"eventual"
+    with pytest.raises(NotFound):
+        await db.get(P, "nowhere", b"k")
+    assert counted.trips == 3
+
+
+async def test_a_strong_read_in_a_cluster_reads_after_its_barrier(db, monkeypatch):
+    await db.create_namespace(P, "cfg", Mode.STRONG)
+    await db.create_namespace(P, "cache", Mode.EVENTUAL)
+    await db.cas(P, "cfg", b"k", b"old", 0)
+    await db.put(P, "cache", b"k", b"mine")
+    member, counted = MemberLog(db.log), CountedReads(db.readers)
+    monkeypatch.setattr(db, "log", member)
+    monkeypatch.setattr(db, "readers", counted)
+
+    async def acknowledged_elsewhere():
+        await member.inner.propose(KvCas(P, "cfg", b"k", b"new", 1, False))
+
+    member.on_barrier = acknowledged_elsewhere
+    assert (await db.get(P, "cfg", b"k")).value == b"new"  # the write the barrier waited for is seen
+    assert (member.barriers, counted.trips) == (1, 2)
+    member.on_barrier = None
+    assert (await db.get(P, "cache", b"k")).value == b"mine"  # eventual: this member's state, no barrier
+    assert (member.barriers, counted.trips) == (1, 3)
+
+    async def declared_elsewhere():
+        await member.inner.propose(CreateNamespace(P, "late", Mode.EVENTUAL))
+        await member.inner.propose(KvPut(P, "late", b"k", b"v"))
+
+    member.on_barrier = declared_elsewhere  # not applied here when the read comes: found after the barrier
+    assert (await db.get(P, "late", b"k")).value == b"v"
+    member.on_barrier = None
+    with pytest.raises(NotFound):
+        await db.namespace(P, "nowhere")
+    assert member.barriers == 3
+
+
 async def test_date_functions_work_in_generated_columns_and_checks(db):
     await db.execute(P, [S("CREATE TABLE e (d TEXT CHECK (date(d) IS NOT NULL), y TEXT AS (strftime('%Y', d)))"),
                          S("INSERT INTO e (d) VALUES (?)", "2024-05-06")])

@@ -372,16 +372,29 @@ class FlareDBCore:
         return await self._kv_read(project_id, name, lambda conn: read_namespace(conn, name))
 
     async def _kv_read(self, project_id: str, namespace: str, query: Callable[[sqlite3.Connection], T]) -> T:
-        """A read of a namespace: linearizable if it is strong, from this member's state if eventual."""
-        mode = await self.readers.run(project_id, lambda conn, _: namespace_mode(conn, namespace))
-        if mode is None:  # maybe declared but not applied here yet
-            await self._barrier()
-            mode = await self.readers.run(project_id, lambda conn, _: namespace_mode(conn, namespace))
-        if mode is None:
+        """A read of a namespace: linearizable if it is strong, from this member's state if eventual.
+        The namespace's mode and the query are read in one trip to a reading thread when no barrier has
+        to come between them (an eventual namespace; any namespace on a single member, where every
+        acknowledged write is applied already)."""
+        alone = isinstance(self.log, LocalLog)
+
+        def mode_and_query(conn: sqlite3.Connection, after_barrier: bool) -> tuple[Mode | None, list[T]]:
+            mode = namespace_mode(conn, namespace)
+            ready = mode is Mode.EVENTUAL or (mode is not None and (alone or after_barrier))
+            return mode, [query(conn)] if ready else []
+
+        mode, found = await self.readers.run(project_id, lambda conn, _: mode_and_query(conn, False))
+        if found:
+            return found[0]
+        if mode is None and alone:
             raise no_namespace(namespace)
-        if mode is Mode.STRONG:
-            await self._barrier()
-        return await self.readers.run(project_id, lambda conn, _: query(conn))
+        # A strong namespace's read waits for every write acknowledged before it; a namespace not
+        # seen here may be declared but not applied on this member yet.
+        await self._barrier()
+        mode, found = await self.readers.run(project_id, lambda conn, _: mode_and_query(conn, True))
+        if not found:
+            raise no_namespace(namespace)
+        return found[0]
 
     async def get(self, project_id: str, namespace: str, key: bytes) -> Entry:
         """A key's value and version."""
