@@ -1,5 +1,5 @@
 """The Raft log: members in one process on 127.0.0.1; elections, replication, forwarding, failover,
-restart, snapshots and membership changes."""
+restart, snapshots, membership changes, batched applies and linearizable reads under a partition."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import asyncio
 import json
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from photoncloud.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from photoncloud.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from photoncloud.common.raft import RaftLog
 from photoncloud.common.replication import member_id
 from photoncloud.common.testing import free_ports, wait_for
@@ -76,6 +76,33 @@ class Register:
             self.lock.release()
 
 
+class BatchingRegister(Register):
+    """A Register that also applies several commands at once, recording how many each time."""
+
+    def __init__(self, path: Path):
+        super().__init__(path)
+        self.batches: list[int] = []
+
+    def apply_batch(self, entries: list[tuple[int, Any]]) -> list[Any]:
+        self.batches.append(len(entries))
+        return [self.apply(index, command) for index, command in entries]
+
+
+def partition(log: RaftLog) -> Callable[[], None]:
+    """Cut a member off from every other (its transport drops whatever it sends or receives, as a
+    network partition would); returns the function that heals the partition."""
+    transport = log._node._SyncObj__transport  # type: ignore[attr-defined]
+    receive = transport._onMessageReceivedCallback
+    transport.send = lambda node, message: True
+    transport._onMessageReceivedCallback = lambda node, message: None
+
+    def heal() -> None:
+        del transport.send
+        transport._onMessageReceivedCallback = receive
+
+    return heal
+
+
 class Cluster:
     """Members numbered 1..n in the tests (their Raft ids are hashes of their addresses)."""
 
@@ -85,8 +112,9 @@ class Cluster:
         self.logs: dict[int, RaftLog] = {}
         self.machines: dict[int, Register] = {}
 
-    def start(self, member: int, secret: str = SECRET, peers: Sequence[int] = (1, 2, 3), **options: Any) -> RaftLog:
-        machine = Register(self.root / f"state-{member}.json")
+    def start(self, member: int, secret: str = SECRET, peers: Sequence[int] = (1, 2, 3), batching: bool = False,
+              **options: Any) -> RaftLog:
+        machine = (BatchingRegister if batching else Register)(self.root / f"state-{member}.json")
         self.machines[member] = machine
         self.logs[member] = RaftLog(machine, self.addresses[member], [self.addresses[m] for m in peers], secret,
                                     self.root / f"raft-{member}", client_urls={"rest": f"http://member-{member}"},
@@ -178,6 +206,81 @@ async def test_a_follower_forwards_proposals_and_reads_linearizably(cluster: Clu
     assert await cluster.logs[follower].read(lambda: cluster.machines[follower].values["x"], linearizable=True) == 3
     await cluster.caught_up([1, 2, 3], cluster.machines[leader].applied_index())
     assert cluster.machines[follower].applied == cluster.machines[leader].applied
+
+
+async def test_linearizable_reads_add_nothing_to_the_log(cluster: Cluster) -> None:
+    for member in (1, 2, 3):
+        cluster.start(member)
+    leader = await cluster.leader()
+    await cluster.logs[leader].propose(("set", "x", 1))
+    await cluster.caught_up([1, 2, 3], cluster.machines[leader].applied_index())
+    committed = cluster.logs[leader]._node.raftCommitIndex
+    for member in (1, 2, 3):
+        reads = [cluster.logs[member].read(lambda m=member: cluster.machines[m].values["x"], linearizable=True)
+                 for _ in range(20)]
+        assert await asyncio.gather(*reads) == [1] * 20
+    assert cluster.logs[leader]._node.raftCommitIndex == committed
+
+
+async def test_a_leader_cut_off_from_the_majority_serves_no_stale_linearizable_read(cluster: Cluster) -> None:
+    for member in (1, 2, 3):
+        cluster.start(member, propose_timeout=2.0)
+    old = await cluster.leader()
+    await cluster.logs[old].propose(("set", "x", "before"))
+    assert await cluster.logs[old].read(lambda: cluster.machines[old].values["x"], linearizable=True) == "before"
+
+    heal = partition(cluster.logs[old])
+    majority = [m for m in (1, 2, 3) if m != old]
+    new = await cluster.leader(among=majority)
+    await cluster.logs[new].propose(("set", "x", "after"))  # acknowledged: every later read must see it
+    follower = next(m for m in majority if m != new)
+    assert await cluster.logs[follower].read(lambda: cluster.machines[follower].values["x"],
+                                             linearizable=True) == "after"
+
+    # The old leader has not noticed (it has heard no higher term) and its state is stale: it may
+    # serve that state to a serializable read, never to a linearizable one.
+    assert cluster.logs[old].status().role == "LEADER"
+    assert await cluster.logs[old].read(lambda: cluster.machines[old].values["x"]) == "before"
+    with pytest.raises(Unavailable):
+        await cluster.logs[old].read(lambda: cluster.machines[old].values["x"], linearizable=True)
+
+    heal()  # it follows the new leader again and reads the write
+
+    async def reads_the_write() -> bool:
+        try:
+            return await cluster.logs[old].read(lambda: cluster.machines[old].values["x"], linearizable=True) == "after"
+        except Unavailable:
+            return False
+
+    for _ in range(100):
+        if await reads_the_write():
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the healed member never read the write")
+    assert cluster.logs[old].status().role == "FOLLOWER"
+
+
+async def test_commands_committed_together_are_applied_in_one_batch_each_with_its_own_result(
+        cluster: Cluster) -> None:
+    for member in (1, 2, 3):
+        cluster.start(member, batching=True)
+    leader = await cluster.leader()
+    follower = next(m for m in (1, 2, 3) if m != leader)
+    results = await asyncio.gather(*(cluster.logs[m].propose(("set", "k", i))
+                                     for i, m in enumerate([leader, follower] * 32)))
+    await cluster.caught_up([1, 2, 3], cluster.machines[leader].applied_index())
+    history = cluster.machines[leader].applied
+    assert all(cluster.machines[m].applied == history for m in (1, 2, 3))
+    # Each proposer got the result of its own entry: the value the entry before it had set.
+    previous: dict[int, Any] = {}
+    last = None
+    for _, (_, _, value) in history:
+        previous[value] = last
+        last = value
+    assert results == [previous[i] for i in range(64)]
+    assert sorted(previous) == list(range(64))
+    assert max(max(cluster.machines[m].batches) for m in (1, 2, 3)) > 1
 
 
 async def test_a_member_with_the_wrong_secret_cannot_join(cluster: Cluster) -> None:

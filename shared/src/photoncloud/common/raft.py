@@ -28,21 +28,28 @@ far behind for the leader's journal receives the snapshot and `restore`s it; on 
 whose own state is already past its snapshot keeps its state. Snapshots run on pysyncobj's thread:
 they delay heartbeats for as long as the state machine takes to copy itself, never the event loop.
 
-Durability. With `fsync=True` (the default) every journal write (entry appends, truncations) is
-flushed to disk (msync) before pysyncobj goes on, which is before it acknowledges the entry to the
-leader, and the term and vote are fsynced before they are acted on; an acknowledged command then
-survives a power loss of any minority of members. With `fsync=False` the journal is written through
-an mmap the OS flushes when it likes: a crash of the process loses nothing, but after an OS crash or
-power loss a member may have applied (and durably committed, in its own fsynced store) entries its
-journal no longer holds; such a member must be wiped (its data directory and its state) and rejoin,
-since later entries at those indexes would be skipped. Either way, applied state is as durable as
-the state machine's own commit (ChainFire's is an fsynced SQLite transaction).
+Durability. With `fsync=True` (the default) journal appends are flushed to disk (msync) once per
+batch, before any of them counts: a follower flushes before it acknowledges an append message (all
+its entries at once), a leader before it counts its own copy towards a commit (at the start of each
+tick, and right after it sends new entries to the followers, so that both disks work at once);
+truncations are flushed at once, and the term and vote are fsynced before they are acted on. An
+acknowledged command then survives a power loss of any minority of members. With `fsync=False` the
+journal is written through an mmap the OS flushes when it likes: a crash of the process loses
+nothing, but after an OS crash or power loss a member may have applied (and durably committed, in
+its own fsynced store) entries its journal no longer holds; such a member must be wiped (its data
+directory and its state) and rejoin, since later entries at those indexes would be skipped. Either
+way, applied state is as durable as the state machine's own commit (ChainFire's is an fsynced SQLite
+transaction). When several commands commit at once and the state machine has `apply_batch`, they
+are applied together, in one commit of the state machine; each proposer still gets its own result.
 
 Reads. `read(query)` runs the query on a worker thread under the same lock as `apply`, so a read
 never sees half of a command; it sees every command this member has applied. That is etcd's
 "serializable" read: a follower, or a deposed leader, may be behind. `read(query, linearizable=True)`
-first commits a no-op barrier through the log and waits until this member has applied it, so the
-query sees every command acknowledged anywhere before the read began (on a follower too).
+first waits until this member has applied the leader's commit index as it stood after the read began,
+confirmed by a majority (Raft's ReadIndex, see `_ReadIndex`: no log entry, no disk write), so the
+query sees every command acknowledged anywhere before the read began (on a follower too). A leader
+cut off from the majority cannot confirm itself and serves no linearizable read; there is no leader
+lease (pysyncobj has no pre-vote or check-quorum to make one safe).
 
 Security. pysyncobj sends pickled Python objects between members (commands are pickled too: they are
 frozen dataclasses, and every member must run the same code). Unpickling untrusted bytes runs code,
@@ -63,13 +70,18 @@ only idempotent commands, as with any replicated store).
 from __future__ import annotations
 
 import asyncio
+import functools
+import heapq
+import itertools
 import logging
 import os
 import pickle
+import queue
 import shutil
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -80,13 +92,14 @@ from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated  # noqa: E40
 from pysyncobj.journal import FileJournal  # noqa: E402
 from pysyncobj.node import TCPNode  # noqa: E402
 from pysyncobj.pipe_notifier import PipeNotifier  # noqa: E402
+from pysyncobj.syncobj import _COMMAND_TYPE  # noqa: E402
 
 # pysyncobj's Windows shim replaces socket.inet_ntop on every platform (with one that fails outside
 # Windows), for the whole process; the real one is put back.
 socket.inet_ntop = _INET_NTOP
 
 from photoncloud.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable  # noqa: E402
-from photoncloud.common.replication import LogStatus, Member, StateMachine, member_id  # noqa: E402
+from photoncloud.common.replication import MAX_BATCH, LogStatus, Member, StateMachine, member_id  # noqa: E402
 
 T = TypeVar("T")
 
@@ -96,18 +109,38 @@ _ROLES = {0: "FOLLOWER", 1: "CANDIDATE", 2: "LEADER"}
 _LEADER = 2
 _NEVER = 2**31  # seconds: snapshots are triggered by the journal's length, not by time
 _SNAPSHOT_FORMAT = 1
+_REGULAR = bytes([_COMMAND_TYPE.REGULAR])  # the first byte of a journal entry that calls a replicated method
 
 
 class _FsyncJournal(FileJournal):
-    """pysyncobj's file journal, flushed to disk after every change."""
+    """pysyncobj's file journal, flushed to disk once per batch of appends (`sync`) and after
+    every truncation."""
 
     def __init__(self, path: str):
         super().__init__(path)
         self._path = path
+        self._unsynced = False
+        # pysyncobj writes the journal through an mmap. On Linux msync(MS_SYNC) is an fdatasync of
+        # the mapped range; fdatasync on a descriptor of the same file does the same for the whole
+        # file, without going through Python's mmap.flush.
+        self._fd = os.open(path, os.O_RDWR)
 
     def add(self, command: bytes, idx: int, term: int) -> None:
         super().add(command, idx, term)
-        self.flush()
+        self._unsynced = True  # _Node syncs before the entry counts: before an ack, before a commit
+
+    def sync(self) -> None:
+        """Flush the appends made since the last flush (one msync for a whole batch)."""
+        if self._unsynced:
+            self.flush()
+
+    def flush(self) -> None:
+        self._unsynced = False
+        os.fdatasync(self._fd)
+
+    def _destroy(self) -> None:
+        super()._destroy()
+        os.close(self._fd)
 
     def clear(self) -> None:
         super().clear()
@@ -150,6 +183,182 @@ def check_address(address: str) -> str:
     return address
 
 
+Done = Callable[[str | None], None]  # a read's continuation: None once it may run, else why it cannot
+Reply = Callable[[int | None, str | None], None]  # a read index for a waiting read, or why there is none
+
+
+class _ReadIndex:
+    """Linearizable reads without a log entry: Raft's ReadIndex (Ongaro's thesis, 6.4), on the tick thread.
+
+    The leader takes its commit index as a read's index, once it has committed an entry of its own
+    term (its no-op), and confirms that it still leads by a round of pings answered by a majority: a
+    member answers only while its term is at most the leader's, so no later leader had been elected
+    when the round started, and nothing committed before the read began lies past that index. Reads
+    waiting together share one round. A follower asks the leader for the index. Either then runs the
+    read once it has applied that far. There is no lease: a leader cut off from the majority never
+    confirms a round, so it serves no read that could be stale. A read that finds no leader, or whose
+    leader changes before it has its index, is placed again (an index from any later leader is as
+    good: it is confirmed after the read began), until it times out.
+    """
+
+    def __init__(self, node: _Node, timeout: float):
+        self._node = node
+        self._timeout = timeout
+        self._requests: queue.SimpleQueue[Done] = queue.SimpleQueue()  # from the event loop
+        self._unplaced: list[tuple[float, Done]] = []  # (deadline, done): waiting for a leader
+        # As leader: replies without a round yet, rounds in flight (oldest first), and the last round
+        # each member confirmed in this term.
+        self._waiting: list[Reply] = []
+        self._rounds: deque[tuple[int, float, int, list[Reply]]] = deque()  # round, deadline, index, replies
+        self._round = 0
+        self._term = -1
+        self._confirmed: dict[str, int] = {}
+        # As follower: reads whose index was asked of the leader, by request id.
+        self._asked: dict[int, tuple[float, Done]] = {}
+        self._request_ids = itertools.count(1)
+        # Reads with their index, waiting for this member to apply that far: (index, order, done).
+        self._unapplied: list[tuple[int, int, Done]] = []
+        self._order = itertools.count()
+
+    def request(self, done: Done) -> None:
+        """Serve a read (from any thread): done(None) once this member has applied everything
+        committed before the read began; done(reason) if that cannot be known in time."""
+        self._requests.put(done)
+
+    def tick(self) -> None:
+        """Place new reads (and those still without a leader), start a round for those waiting,
+        drop what waited too long."""
+        node = self._node
+        now = time.monotonic()
+        while not self._requests.empty():
+            self._unplaced.append((now + self._timeout, self._requests.get_nowait()))
+        leader = node._state() == _LEADER
+        if not leader:
+            self._fail_rounds("leader_changed")
+        unplaced, self._unplaced = self._unplaced, []
+        for deadline, done in unplaced:
+            if deadline < now:
+                done("no_leader")
+            elif leader:
+                self._waiting.append(self._local(deadline, done))
+            else:
+                self._ask_leader(deadline, done)
+        if leader:
+            self._start_round()
+        while self._rounds and self._rounds[0][1] < now:  # answered by no majority in time
+            for reply in self._rounds.popleft()[3]:
+                reply(None, "timeout")
+        for request_id, (deadline, done) in list(self._asked.items()):
+            if deadline < now:
+                del self._asked[request_id]
+                done("timeout")
+
+    def handle(self, sender: Any, message: dict[str, Any]) -> bool:
+        """Handle a read message from another member (False: not one)."""
+        node = self._node
+        kind = message.get("type")
+        if kind == "read_ping":  # from a leader: confirm it, unless this member has seen a later term
+            if message["term"] >= node.raftCurrentTerm:
+                node._send(sender, {"type": "read_ack", "term": message["term"], "round": message["round"]})
+        elif kind == "read_ack":
+            if node._state() == _LEADER and message["term"] == self._term == node.raftCurrentTerm:
+                address = sender.address
+                self._confirmed[address] = max(self._confirmed.get(address, 0), message["round"])
+                self._confirm()
+        elif kind == "read_index":  # from a follower: its read waits for the next round
+            reply = functools.partial(self._answer, sender, message["request_id"])
+            if node._state() == _LEADER:
+                self._waiting.append(reply)
+            else:
+                reply(None, "not_leader")
+        elif kind == "read_index_reply":
+            asked = self._asked.pop(message["request_id"], None)
+            if asked is not None:
+                deadline, done = asked
+                if message["index"] is not None:
+                    self._serve(message["index"], done)
+                elif message["error"] == "timeout":
+                    done("timeout")
+                else:
+                    self._unplaced.append(asked)
+        else:
+            return False
+        return True
+
+    def applied(self, index: int) -> None:
+        """This member has applied up to index: run the reads waiting for it."""
+        while self._unapplied and self._unapplied[0][0] <= index:
+            heapq.heappop(self._unapplied)[2](None)
+
+    def leader_changed(self) -> None:
+        """The leader asked for an index may never answer: ask the next one."""
+        self._unplaced += self._asked.values()
+        self._asked = {}
+
+    def _local(self, deadline: float, done: Done) -> Reply:
+        def reply(index: int | None, error: str | None) -> None:
+            if index is not None:
+                self._serve(index, done)
+            elif error == "timeout":
+                done(error)
+            else:
+                self._unplaced.append((deadline, done))
+        return reply
+
+    def _answer(self, follower: Any, request_id: int, index: int | None, error: str | None) -> None:
+        self._node._send(follower, {"type": "read_index_reply", "request_id": request_id, "index": index,
+                                    "error": error})
+
+    def _serve(self, index: int, done: Done) -> None:
+        if self._node.raftLastApplied >= index:
+            done(None)
+        else:
+            heapq.heappush(self._unapplied, (index, next(self._order), done))
+
+    def _ask_leader(self, deadline: float, done: Done) -> None:
+        leader = self._node._getLeader()
+        if leader is None:
+            self._unplaced.append((deadline, done))
+            return
+        request_id = next(self._request_ids)
+        self._asked[request_id] = (deadline, done)
+        if not self._node._send(leader, {"type": "read_index", "request_id": request_id}):
+            self._unplaced.append(self._asked.pop(request_id))
+
+    def _start_round(self) -> None:
+        node = self._node
+        term = node.raftCurrentTerm
+        if term != self._term:
+            self._fail_rounds("leader_changed")
+            self._term, self._confirmed = term, {}
+        noop: int | None = node._SyncObj__noopIDx
+        if not self._waiting or noop is None or node.raftCommitIndex < noop:
+            return  # a new leader knows what is committed once its own no-op is
+        self._round += 1
+        self._rounds.append((self._round, time.monotonic() + self._timeout, node.raftCommitIndex, self._waiting))
+        self._waiting = []
+        for other in node._SyncObj__otherNodes:
+            node._send(other, {"type": "read_ping", "term": term, "round": self._round})
+        self._confirm()
+
+    def _confirm(self) -> None:
+        others = [other.address for other in self._node._SyncObj__otherNodes]
+        while self._rounds:
+            round_, _, index, replies = self._rounds[0]
+            votes = 1 + sum(1 for address in others if self._confirmed.get(address, 0) >= round_)
+            if votes * 2 <= len(others) + 1:
+                return
+            self._rounds.popleft()
+            for reply in replies:
+                reply(index, None)
+
+    def _fail_rounds(self, error: str) -> None:
+        waiting = self._waiting + [reply for round_ in self._rounds for reply in round_[3]]
+        self._waiting, self._rounds = [], deque()
+        for reply in waiting:
+            reply(None, error)
+
+
 class _Node(SyncObj):
     """The pysyncobj object: its replicated methods run on its tick thread, in log order."""
 
@@ -158,21 +367,27 @@ class _Node(SyncObj):
     def __init__(self, owner: RaftLog, self_address: str, others: list[str], conf: SyncObjConf, fsync: bool):
         self._owner = owner
         self._acknowledge_up_to: int | None = None  # while an append is handled: see _keep_matching
+        self._results: dict[int, Any] = {}  # index -> result of a command applied ahead in a batch
+        self._journal: _FsyncJournal | None = None
+        self.reads = _ReadIndex(self, owner._propose_timeout)
         super().__init__(self_address, others, conf)
         if fsync:
             # Swap in the fsyncing journal before the first tick (autoTick is off, nothing ran yet).
             journal = self._SyncObj__raftLog
             assert isinstance(journal, FileJournal), "pysyncobj's journal layout changed"
             journal._destroy()
-            self._SyncObj__raftLog = _FsyncJournal(conf.journalFile)
+            self._journal = self._SyncObj__raftLog = _FsyncJournal(conf.journalFile)
             _fsync_file(conf.journalFile)
 
     @replicated
     def _command(self, command: Any) -> Any:
-        return self._owner._apply_entry(self.raftLastApplied + 1, command)
+        index = self.raftLastApplied + 1
+        if index in self._results:
+            return self._results.pop(index)
+        return self._owner._apply_entry(index, command)
 
     @replicated
-    def _barrier(self) -> None:
+    def _barrier(self) -> None:  # no longer proposed; kept so that journals holding one still replay
         return None
 
     @replicated
@@ -183,6 +398,33 @@ class _Node(SyncObj):
         state: int = self._SyncObj__raftState
         return state
 
+    def _send(self, node: Any, message: dict[str, Any]) -> bool:
+        sent: bool = self._SyncObj__transport.send(node, message)
+        return sent
+
+    # Durability, once per batch. An appended entry counts only once it is on disk: a follower
+    # acknowledges it to the leader, and a leader counts itself towards its commit, only after the
+    # journal is synced. Appends are not flushed one by one; the journal is synced before every
+    # acknowledgement, at the start of every tick (before the leader computes its commit index) and
+    # after a leader appends its no-op.
+
+    def _sync(self) -> None:
+        if self._journal is not None:
+            self._journal.sync()
+
+    def _onTick(self, timeToWait: float = 0.0) -> None:  # noqa: N802 - pysyncobj's
+        self._sync()
+        SyncObj._onTick(self, timeToWait)
+        self.reads.tick()
+
+    def _SyncObj__onBecomeLeader(self) -> None:  # noqa: N802
+        SyncObj._SyncObj__onBecomeLeader(self)
+        self._sync()
+
+    def _SyncObj__onLeaderChanged(self) -> None:  # noqa: N802
+        SyncObj._SyncObj__onLeaderChanged(self)
+        self.reads.leader_changed()
+
     # pysyncobj truncates a follower's log after an append's prevLogIdx whenever the log is longer,
     # even where its entries are the ones sent (a resend after a stale "go back" reply, of which
     # eager sending leaves several in flight): applied, acknowledged entries vanish until they come
@@ -190,6 +432,8 @@ class _Node(SyncObj):
     # entries and truncates only from the first conflict; the two overrides below make it so.
 
     def _SyncObj__onMessageReceived(self, node: Any, message: Any) -> None:  # noqa: N802 - pysyncobj's
+        if isinstance(message, dict) and self.reads.handle(node, message):
+            return
         if (isinstance(message, dict) and message.get("type") == "append_entries" and "prevLogIdx" in message
                 and "transmission" not in message and message["term"] >= self._SyncObj__raftCurrentTerm):
             message, self._acknowledge_up_to = self._keep_matching(message)
@@ -202,6 +446,7 @@ class _Node(SyncObj):
                                   success: bool = False) -> None:
         if success and self._acknowledge_up_to is not None and nextNodeIdx is not None:
             nextNodeIdx = min(nextNodeIdx, self._acknowledge_up_to + 1)  # acknowledge only what the append verified
+        self._sync()  # what this acknowledges is on disk first
         SyncObj._SyncObj__sendNextNodeIdx(self, node, reset, nextNodeIdx, success)
 
     def _keep_matching(self, message: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
@@ -237,19 +482,44 @@ class _Node(SyncObj):
         raise Unavailable("the membership is changing; retry")
 
     def _SyncObj__applyLogEntries(self) -> bool:  # noqa: N802 - overrides pysyncobj's private method
-        # Likewise, a leader that committed entries tells the followers at once (they apply them and
-        # answer the proposals they forwarded) instead of with the next heartbeat.
-        applied = self.raftLastApplied
-        send = SyncObj._SyncObj__applyLogEntries(self)
-        return send or (self._state() == _LEADER and self.raftLastApplied != applied)
+        if self._state() == _LEADER and self.raftCommitIndex > self.raftLastApplied:
+            # A leader that committed entries tells the followers at once, before it applies them
+            # itself (so that they apply them meanwhile, and answer the proposals they forwarded),
+            # instead of with the next heartbeat.
+            self._SyncObj__sendAppendEntries()
+        self._apply_ahead()
+        try:
+            send: bool = SyncObj._SyncObj__applyLogEntries(self)
+        finally:
+            for index in [index for index in self._results if index <= self.raftLastApplied]:
+                del self._results[index]
+        self.reads.applied(self.raftLastApplied)
+        return send
+
+    def _apply_ahead(self) -> None:
+        """Apply the commands among the committed entries together (one state-machine commit), before
+        pysyncobj walks them one by one; `_command` then hands back each one's result."""
+        first, last = self.raftLastApplied + 1, self.raftCommitIndex
+        if last <= first or not self._owner._batches:
+            return  # one entry (or none): applied on its own, as pysyncobj reaches it
+        command_id = self._methodToID[self._getFuncName("_command")]
+        commands = []
+        for data, index, _term in self._SyncObj__getEntries(first, last - first + 1):
+            if data[:1] == _REGULAR and index not in self._results:
+                call = pickle.loads(data[1:])
+                if isinstance(call, tuple) and call[0] == command_id:
+                    commands.append((index, call[1][0]))
+        self._results.update(self._owner._apply_batch(commands))
 
     def _checkCommandsToApply(self) -> None:
         # pysyncobj's batched mode appends queued commands at the end of a tick and sends them with
-        # the next heartbeat; a leader sends them at once instead, before the tick waits for events.
+        # the next heartbeat; a leader sends them at once instead, before the tick waits for events,
+        # and syncs its journal while the followers write theirs.
         last = self._SyncObj__getCurrentLogIndex()
         super()._checkCommandsToApply()
         if self._state() == _LEADER and self._SyncObj__getCurrentLogIndex() != last:
             self._SyncObj__sendAppendEntries()
+            self._sync()
 
 
 class RaftLog:
@@ -280,6 +550,11 @@ class RaftLog:
         if not secret:
             raise ValueError("a cluster secret is required: peer traffic is pickled")
         self.machine = machine
+        # Several committed commands are applied (and made durable) together if the machine can.
+        self._batches: Callable[[list[tuple[int, Any]]], list[Any]] | None = getattr(machine, "apply_batch", None)
+        # The machine's applied index as of its last apply, for status() without the apply lock (which
+        # an apply holds through its commit: the event loop would wait for the disk).
+        self._applied = machine.applied_index()
         self.self_address = check_address(self_address)
         self.member_id = member_id(self_address)
         self.client_urls = dict(client_urls or {})
@@ -341,7 +616,23 @@ class RaftLog:
         with self._lock:
             if index <= self.machine.applied_index():
                 return None
-            return self.machine.apply(index, command)
+            result = self.machine.apply(index, command)
+            self._applied = index
+            return result
+
+    def _apply_batch(self, entries: list[tuple[int, Any]]) -> dict[int, Any]:
+        """Apply committed (index, command) entries with the machine's apply_batch (on the tick
+        thread), MAX_BATCH at a time; entries already applied are skipped. Each index's result."""
+        assert self._batches is not None
+        results: dict[int, Any] = {}
+        with self._lock:
+            applied = self.machine.applied_index()
+            entries = [(index, command) for index, command in entries if index > applied]
+            for start in range(0, len(entries), MAX_BATCH):
+                batch = entries[start:start + MAX_BATCH]
+                results.update(zip((index for index, _ in batch), self._batches(batch), strict=True))
+                self._applied = batch[-1][0]
+        return results
 
     def _write_snapshot(self, path: str, data: tuple[Any, Any, Any]) -> None:
         """pysyncobj's serializer (tick thread): Raft's bookkeeping, then the state machine's copy."""
@@ -377,6 +668,7 @@ class RaftLog:
                         shutil.copyfileobj(snapshot, body, 1 << 20)
                     try:
                         self.machine.restore(state)
+                        self._applied = self.machine.applied_index()
                     finally:
                         if os.path.exists(state):
                             os.unlink(state)
@@ -394,9 +686,10 @@ class RaftLog:
         return result
 
     async def read(self, query: Callable[[], T], *, linearizable: bool = False) -> T:
-        """Run query under the apply lock; linearizable: after a barrier committed through the log."""
+        """Run query under the apply lock; linearizable: once this member has applied the leader's
+        commit index as confirmed after the read began (ReadIndex: no log entry)."""
         if linearizable:
-            await self._replicate(self._node._barrier)
+            await self._read_index()
         self._check_open()
 
         def locked() -> T:
@@ -409,9 +702,8 @@ class RaftLog:
         """Role, leader id (0: unknown), term and this member's applied index."""
         role = _ROLES[self._node._state()]
         leader = self.leader_address()
-        with self._lock:  # not while a snapshot is being restored (the store is closed meanwhile)
-            applied = self.machine.applied_index()
-        return LogStatus(self.member_id, member_id(leader) if leader else 0, role, self._node.raftCurrentTerm, applied)
+        return LogStatus(self.member_id, member_id(leader) if leader else 0, role, self._node.raftCurrentTerm,
+                         self._applied)
 
     def members(self) -> list[Member]:
         """Every member of the cluster as this member knows it, by id."""
@@ -510,6 +802,39 @@ class RaftLog:
             return await asyncio.wait_for(asyncio.shield(future), self._propose_timeout)
         except TimeoutError:
             raise Unavailable("no majority committed the command in time; its outcome is unknown",
+                              {"leader": self.leader_address()}) from None
+        finally:
+            self._pending.discard(future)
+
+    async def _read_index(self) -> None:
+        self._check_open()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+
+        def settle(error: str | None) -> None:  # on the event loop
+            if future.done():
+                return
+            if error is None:
+                future.set_result(None)
+            elif error == "no_leader":
+                future.set_exception(self._no_leader())
+            else:  # leader_changed, not_leader, timeout: the read may be retried
+                future.set_exception(Unavailable("leadership changed or could not be confirmed; retry the read",
+                                                 {"leader": self.leader_address()}))
+
+        def done(error: str | None) -> None:  # on the tick thread
+            try:
+                loop.call_soon_threadsafe(settle, error)
+            except RuntimeError:  # the loop has closed; nobody is waiting
+                pass
+
+        self._pending.add(future)
+        try:
+            self._node.reads.request(done)
+            self._wake.notify()
+            await asyncio.wait_for(asyncio.shield(future), self._propose_timeout)
+        except TimeoutError:
+            raise Unavailable("no majority confirmed the leader in time; retry the read",
                               {"leader": self.leader_address()}) from None
         finally:
             self._pending.discard(future)
