@@ -1,13 +1,18 @@
-"""FlareDB over REST next to raw sqlite3 in this process, with the same durability settings.
+"""FlareDB over REST next to raw sqlite3 in this process, with the same durability settings, and
+next to a bare aiohttp JSON endpoint.
 
 Three workloads, each for --duration seconds (after --warmup unmeasured ones) at each --concurrency
 (requests in flight):
 single-statement inserts (one INSERT per request), batched inserts (--batch INSERTs per request, one
 transaction) and point queries (SELECT by primary key, consistency weak). The same three run on a
 sqlite3 file in this process, in WAL mode with synchronous=FULL (FlareDB's settings), one
-transaction per insert or per batch, on one thread. Prints a table with the ratios FlareDB / sqlite3.
+transaction per insert or per batch, on one thread; and the point queries' rate is set beside a bare
+aiohttp endpoint's (bench/anchor.py: GET of a small JSON object, no token, no log, no store) with the
+same client. Each case's time is cut into --rounds slices that alternate with the slices of what it
+is compared with (sqlite3's same workload at one in flight, the anchor at the same concurrency), so
+that a disk or a machine busier at one moment weighs on both alike. Prints a table with the ratios.
 
-    .venv/bin/python bench/flaredb_bench.py             # starts IAM and FlareDB on free ports
+    .venv/bin/python bench/flaredb_bench.py             # starts IAM, FlareDB and the anchor on free ports
     .venv/bin/python bench/flaredb_bench.py --json
 """
 
@@ -30,6 +35,8 @@ from pathlib import Path
 import aiohttp
 from photoncloud.common.testing import start_platform
 
+import anchor
+
 PROJECT = "bench"
 ROW = "x" * 100  # every row holds a 100-byte text
 
@@ -44,13 +51,32 @@ class Result:
     rows_per_s: float
     requests_per_s: float
     errors: int
+    ratio: float | None = None  # FlareDB's rows/s over what it is compared with (None: the reference)
+    versus: str = ""  # what that is
+
+
+class Tally:
+    """Requests, errors and seconds added up over a case's slices."""
+
+    def __init__(self) -> None:
+        self.done = self.errors = 0
+        self.seconds = 0.0
+
+    def add(self, done: int, errors: int, seconds: float) -> None:
+        """Count one slice."""
+        self.done += done
+        self.errors += errors
+        self.seconds += seconds
+
+
+COUNTER = iter(range(10**12))
 
 
 async def measure(call: Callable[[int], Awaitable[None]], concurrency: int, duration: float,
-                  warmup: float) -> tuple[int, int, float]:
+                  warmup: float = 0.0) -> tuple[int, int, float]:
     """Run call(i) from `concurrency` workers for `duration` seconds after `warmup` unmeasured ones:
     (requests, errors, seconds)."""
-    counter = iter(range(10**12))
+    counter = COUNTER
     warm = time.perf_counter() + warmup
     while time.perf_counter() < warm:
         await call(next(counter))
@@ -71,8 +97,45 @@ async def measure(call: Callable[[int], Awaitable[None]], concurrency: int, dura
     return done, errors, time.perf_counter() - started
 
 
-async def flaredb(url: str, token: str, args: argparse.Namespace) -> list[Result]:
-    """The three workloads over FlareDB's REST API."""
+class RawSqlite:
+    """The workloads on a sqlite3 file in this process: WAL, synchronous=FULL, one thread."""
+
+    def __init__(self, path: Path, batch: int):
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+        self.batch = batch
+        self.count = 0
+
+    def single(self) -> None:
+        """One insert: autocommit, one transaction, one fsync."""
+        self.db.execute("INSERT INTO t (v) VALUES (?)", (ROW,))
+        self.count += 1
+
+    def batched(self) -> None:
+        """batch inserts in one transaction."""
+        self.db.execute("BEGIN IMMEDIATE")
+        for _ in range(self.batch):
+            self.db.execute("INSERT INTO t (v) VALUES (?)", (ROW,))
+        self.db.execute("COMMIT")
+        self.count += self.batch
+
+    def query(self) -> None:
+        """A point query on a random existing id."""
+        self.db.execute("SELECT v FROM t WHERE id = ?", (random.randint(1, self.count),)).fetchall()
+
+    def run(self, once: Callable[[], None], seconds: float) -> tuple[int, int, float]:
+        """once() repeated for seconds: (times, 0, seconds)."""
+        n, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            once()
+            n += 1
+        return n, 0, time.perf_counter() - started
+
+
+async def compare(url: str, anchor_url: str, token: str, raw: RawSqlite, args: argparse.Namespace) -> list[Result]:
+    """The three workloads over FlareDB's REST API, each in slices alternating with what it is compared with."""
     results = []
     headers = {"Authorization": f"Bearer {token}"}
     connector = aiohttp.TCPConnector(limit=max(args.concurrency))
@@ -84,6 +147,11 @@ async def flaredb(url: str, token: str, args: argparse.Namespace) -> list[Result
                 assert response.status == 200, data
                 return data["data"]
 
+        async def bare(i: int) -> None:
+            async with session.get(anchor_url) as response:
+                assert response.status == 200
+                await response.json()
+
         await sql([{"sql": "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)"}])
         insert = {"sql": "INSERT INTO t (v) VALUES (?)", "params": [ROW]}
 
@@ -93,55 +161,40 @@ async def flaredb(url: str, token: str, args: argparse.Namespace) -> list[Result
         async def batch(i: int) -> None:
             await sql([insert] * args.batch)
 
-        for concurrency in args.concurrency:
-            for workload, call, rows in (("insert", single, 1), (f"insert x{args.batch}", batch, args.batch)):
-                n, errors, seconds = await measure(call, concurrency, args.duration, args.warmup)
-                results.append(Result("FlareDB", workload, concurrency, n * rows / seconds, n / seconds, errors))
-                report(results[-1])
-        count = (await sql([{"sql": "SELECT max(id) FROM t"}]))["results"][0]["rows"][0][0]
-
         async def query(i: int) -> None:
             result = await sql([{"sql": "SELECT v FROM t WHERE id = ?", "params": [random.randint(1, count)]}])
             assert result["results"][0]["rows"], result
 
-        for concurrency in args.concurrency:
-            n, errors, seconds = await measure(query, concurrency, args.duration, args.warmup)
-            results.append(Result("FlareDB", "query", concurrency, n / seconds, n / seconds, errors))
-            report(results[-1])
-    return results
-
-
-def raw_sqlite(path: Path, args: argparse.Namespace) -> list[Result]:
-    """The same workloads on sqlite3 in this process: WAL, synchronous=FULL, one thread."""
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
-    results = []
-
-    def run(workload: str, rows: int, once: Callable[[], None]) -> None:
-        n, started = 0, time.perf_counter()
-        while time.perf_counter() - started < args.duration:
-            once()
-            n += 1
-        seconds = time.perf_counter() - started
-        results.append(Result("sqlite3", workload, 1, n * rows / seconds, n / seconds, 0))
-        report(results[-1])
-
-    def single() -> None:
-        db.execute("INSERT INTO t (v) VALUES (?)", (ROW,))  # autocommit: one transaction, one fsync
-
-    def batch() -> None:
-        db.execute("BEGIN IMMEDIATE")
-        for _ in range(args.batch):
-            db.execute("INSERT INTO t (v) VALUES (?)", (ROW,))
-        db.execute("COMMIT")
-
-    run("insert", 1, single)
-    run(f"insert x{args.batch}", args.batch, batch)
-    count = db.execute("SELECT max(id) FROM t").fetchone()[0]
-    run("query", 1, lambda: db.execute("SELECT v FROM t WHERE id = ?", (random.randint(1, count),)).fetchall())
-    db.close()
+        count = 0
+        workloads = (("insert", single, 1, raw.single), (f"insert x{args.batch}", batch, args.batch, raw.batched),
+                     ("query", query, 1, raw.query))
+        slice_seconds = args.duration / args.rounds
+        for workload, call, rows, local in workloads:
+            if workload == "query":
+                count = (await sql([{"sql": "SELECT max(id) FROM t"}]))["results"][0]["rows"][0][0]
+            for concurrency in args.concurrency:
+                mine, theirs, plain = Tally(), Tally(), Tally()
+                await measure(call, concurrency, 0, args.warmup)
+                for _ in range(args.rounds):
+                    if concurrency == 1:
+                        theirs.add(*raw.run(local, slice_seconds))
+                    if workload == "query":
+                        plain.add(*await measure(bare, concurrency, slice_seconds))
+                    mine.add(*await measure(call, concurrency, slice_seconds))
+                rate = mine.done * rows / mine.seconds
+                if theirs.done:
+                    results.append(Result("sqlite3", workload, 1, theirs.done * rows / theirs.seconds,
+                                          theirs.done / theirs.seconds, 0))
+                    report(results[-1])
+                if plain.done:
+                    results.append(Result("anchor", workload, concurrency, plain.done / plain.seconds,
+                                          plain.done / plain.seconds, plain.errors))
+                    report(results[-1])
+                reference = (plain.done / plain.seconds, "anchor") if plain.done else (
+                    next(r.rows_per_s for r in results if r.system == "sqlite3" and r.workload == workload), "sqlite3")
+                results.append(Result("FlareDB", workload, concurrency, rate, mine.done / mine.seconds, mine.errors,
+                                      rate / reference[0], reference[1]))
+                report(results[-1])
     return results
 
 
@@ -152,12 +205,11 @@ def report(result: Result) -> None:
 
 
 def table(results: list[Result]) -> str:
-    """A Markdown table: FlareDB's rows, each with its ratio to sqlite3's same workload."""
-    raw = {r.workload: r.rows_per_s for r in results if r.system == "sqlite3"}
-    lines = ["| workload | system | concurrency | rows/s (queries/s) | requests/s | vs sqlite3 |",
+    """A Markdown table in the order measured: FlareDB's rows with their ratio to what they were set beside."""
+    lines = ["| workload | system | concurrency | rows/s (queries/s) | requests/s | FlareDB / reference |",
              "|---|---|---:|---:|---:|---:|"]
-    for r in sorted(results, key=lambda r: (r.workload, r.system != "sqlite3", r.concurrency)):
-        ratio = "1" if r.system == "sqlite3" else f"{r.rows_per_s / raw[r.workload]:.3f}"
+    for r in results:
+        ratio = f"{r.ratio:.3f} (vs {r.versus})" if r.ratio is not None else "reference"
         lines.append(f"| {r.workload} | {r.system} | {r.concurrency} | {r.rows_per_s:.0f} | {r.requests_per_s:.0f} "
                      f"| {ratio} |")
     return "\n".join(lines)
@@ -171,7 +223,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=100, help="INSERTs per batched request")
     parser.add_argument("--concurrency", type=lambda v: [int(x) for x in v.split(",")], default=[1, 16],
                         help="FlareDB requests in flight, comma-separated")
-    parser.add_argument("--log-level", default="WARNING", help="FlareDB's log level")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="slices each case is cut into, alternating with its reference's")
+    parser.add_argument("--log-level", default="INFO", help="FlareDB's log level (default INFO, as it runs)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser.parse_args(argv)
 
@@ -180,15 +234,18 @@ def main(argv: list[str] | None = None) -> None:
     """Run every case and print the results."""
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="flaredb-bench-") as root:
-        print("raw sqlite3 in this process:", file=sys.stderr)
-        results = raw_sqlite(Path(root) / "raw.sqlite3", args)
+        raw = RawSqlite(Path(root) / "raw.sqlite3", args.batch)
         (Path(root) / "platform").mkdir()
+        bare, anchor_url = anchor.start()
         running = start_platform(Path(root) / "platform", "flaredb", log_level=args.log_level)
         try:
-            print("FlareDB over REST:", file=sys.stderr)
-            results += asyncio.run(flaredb(running.services["flaredb"].url, running.admin_token(), args))
+            url = running.services["flaredb"].url
+            results = asyncio.run(compare(url, anchor_url, running.admin_token(), raw, args))
         finally:
             running.stop()
+            bare.kill()
+            bare.wait()
+            raw.db.close()
     if args.json:
         print(json.dumps({"cpus": os.cpu_count(), "python": platform.python_version(),
                           "sqlite": sqlite3.sqlite_version, "results": [asdict(r) for r in results]}, indent=2))
