@@ -135,3 +135,19 @@ async def test_one_key_is_read_like_a_range_of_one(kv, present):
     assert (await kv.range(RangeRequest(b"k", count_only=True))).count == one.count
     keys_only = await kv.range(RangeRequest(b"k", keys_only=True))
     assert [(kv.key, kv.value) for kv in keys_only.kvs] == ([(b"k", b"")] if present else [])
+
+
+async def test_overwriting_a_key_moves_it_between_leases(kv):
+    first = (await kv.grant_lease(60)).id
+    second = (await kv.grant_lease(60)).id
+    await kv.put(PutRequest(b"k", b"1"))
+    await kv.put(PutRequest(b"k", b"2", lease=first))
+    await kv.put(PutRequest(b"k", b"3", lease=first))
+    assert (await kv.time_to_live(first, keys=True)).keys == [b"k"]
+    await kv.put(PutRequest(b"k", b"4", lease=second))
+    assert (await kv.time_to_live(first, keys=True)).keys == []
+    assert (await kv.time_to_live(second, keys=True)).keys == [b"k"]
+    await kv.put(PutRequest(b"k", b"5"))
+    await kv.revoke_lease(second)
+    [k] = (await kv.range(RangeRequest(b"k"))).kvs
+    assert (k.value, k.version, k.lease, k.create_revision) == (b"5", 5, 0, 1)

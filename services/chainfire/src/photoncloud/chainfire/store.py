@@ -178,6 +178,16 @@ class SqliteKVStore(SqliteState):
         """Record the revision the last command left."""
         self.set_meta("revision", revision)
 
+    # Every commit is fsynced, and its cost grows with the pages it writes: the two writes every
+    # command makes (the revision, the applied index) and the overwrite of a key update their rows
+    # in place, which leaves the indexes that do not change alone (an INSERT OR REPLACE would
+    # delete and insert the row, and write each of its indexes' pages too).
+
+    def set_meta(self, name: str, value: int) -> None:
+        """Keep a number in the meta table."""
+        if not self.db.execute("UPDATE meta SET value = ? WHERE name = ?", (value, name)).rowcount:
+            super().set_meta(name, value)
+
     def get(self, key: bytes) -> KeyValue | None:
         """The key's latest pair."""
         row = self.db.execute(f"SELECT {_COLUMNS} FROM live WHERE key = ?", (key,)).fetchone()
@@ -209,10 +219,14 @@ class SqliteKVStore(SqliteState):
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (kv.key, revision, sub, kv.create_revision, kv.version, kv.value, kv.lease),
         )
-        self.db.execute(
-            f"INSERT OR REPLACE INTO live ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
-            (kv.key, kv.value, kv.create_revision, kv.mod_revision, kv.version, kv.lease),
-        )
+        if not self.db.execute(
+            "UPDATE live SET value = ?, create_revision = ?, mod_revision = ?, version = ? WHERE key = ? AND lease = ?",
+            (kv.value, kv.create_revision, kv.mod_revision, kv.version, kv.key, kv.lease),
+        ).rowcount:  # a new key, or one that changes lease
+            self.db.execute(
+                f"INSERT OR REPLACE INTO live ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                (kv.key, kv.value, kv.create_revision, kv.mod_revision, kv.version, kv.lease),
+            )
 
     def delete(self, revision: int, sub: int, key: bytes) -> None:
         """Record key as deleted at (revision, sub)."""
