@@ -177,7 +177,10 @@ def check_one(model: Model, ops: list[Operation], budget: float = 30.0, max_step
     required = sum(1 << i for i, op in enumerate(ops) if op.ret is not None)
     state = model.init()
     linearized = 0
-    cache: set[tuple[int, Hashable]] = {(0, state)}
+    # Lowe's cache, with the operations of unknown outcome apart: reaching a state with the same
+    # completed operations done and a superset of the unknown ones is no better than what was
+    # reached before (an unknown operation may always be left out), so it is not searched again.
+    cache: dict[tuple[int, Hashable], list[int]] = {(0, state): [0]}
     stack: list[tuple[_Entry, Hashable]] = []
     best: list[int] = []
     deadline = time.monotonic() + budget
@@ -193,8 +196,10 @@ def check_one(model: Model, ops: list[Operation], budget: float = 30.0, max_step
             output, after = model.step(state, op.op, op.input)
             if op.ret is None or output == op.output:
                 done = linearized | 1 << entry.index
-                if (done, after) not in cache:
-                    cache.add((done, after))
+                unknown = done & ~required
+                seen = cache.setdefault((done & required, after), [])
+                if not any(earlier & ~unknown == 0 for earlier in seen):
+                    seen.append(unknown)
                     stack.append((entry, state))
                     state, linearized = after, done
                     _lift(entry)

@@ -21,6 +21,7 @@ The partition needs root, nftables and cgroup v2 (tests/faults.py says how it is
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import random
 import time
@@ -125,6 +126,44 @@ def test_the_versioned_register_counts_versions() -> None:
     assert not check(model, history((0, "cas", (0, "a"), 0, 1, (True, 2, "a")),)).ok
 
 
+def linearizable_by_brute_force(model: Any, ops: list[Operation]) -> bool:
+    """Every order of every subset that holds the completed operations, tried: the definition itself."""
+    unknown = [op for op in ops if op.ret is None]
+    known = [op for op in ops if op.ret is not None]
+    for subset in itertools.chain.from_iterable(itertools.combinations(unknown, n) for n in range(len(unknown) + 1)):
+        for order in itertools.permutations(known + list(subset)):
+            # Real time: an operation that returned before another was called comes first.
+            if any(a.ret is not None and a.ret < b.call for i, b in enumerate(order) for a in order[i + 1:]):
+                continue
+            state = model.init()
+            for op in order:
+                output, state = model.step(state, op.op, op.input)
+                if op.ret is not None and output != op.output:
+                    break
+            else:
+                return True
+    return False
+
+
+def test_the_checker_agrees_with_brute_force_on_random_histories() -> None:
+    rng = random.Random(18)
+    verdicts = {True: 0, False: 0}
+    for _ in range(300):
+        ops = []
+        for p in range(rng.randint(2, 6)):
+            call = rng.uniform(0, 10)
+            ret = None if rng.random() < 0.15 else call + rng.uniform(0.1, 4)
+            kind = rng.choice(["put", "get", "cas"])
+            value = rng.choice(["a", "b", None])
+            input = {"put": rng.choice("ab"), "get": None, "cas": (value, rng.choice("ab"))}[kind]
+            output = {"put": None, "get": value, "cas": rng.random() < 0.5}[kind]
+            ops.append(Operation(p, "k", kind, input, call, ret, output if ret is not None else None))
+        expected = linearizable_by_brute_force(Register(), ops)
+        assert check(Register(), ops).ok == expected, "\n".join(map(str, ops))
+        verdicts[expected] += 1
+    assert min(verdicts.values()) > 50  # both kinds were tried
+
+
 def test_a_search_past_its_budget_is_unknown_not_linearizable() -> None:
     # Many concurrent unknown writes and a read nobody could have caused: the search must try them all.
     ops = [(i, "put", f"v{i}", 0, None, None) for i in range(40)] + [(99, "get", None, 1, 2, "nobody")]
@@ -144,6 +183,10 @@ class Unknown(Exception):
     """The request failed in a way that leaves its outcome unknown (UNAVAILABLE, transport, timeout)."""
 
 
+class Refused(Unknown):
+    """The member refused the connection: the request was never sent, so it took no effect."""
+
+
 class Service:
     """A three-member cluster driven over REST; its operations return the model's outputs."""
 
@@ -158,6 +201,8 @@ class Service:
         try:
             async with self.session.request(method, url, timeout=timeout, **kwargs) as response:
                 body = await response.json()
+        except aiohttp.ClientConnectorError as error:
+            raise Refused(repr(error)) from None
         except TRANSPORT_ERRORS as error:
             raise Unknown(repr(error)) from None
         if response.status == 503:
@@ -383,8 +428,8 @@ class Run:
             call = time.monotonic()
             try:
                 output = await self.service.run(member, op, key, input)
-            except Unknown:
-                if op != "get":  # it may have taken effect: any time after its call, or never
+            except Unknown as error:
+                if op != "get" and not isinstance(error, Refused):  # it may take effect, any time after its call
                     self.history.append(Operation(c, key, op, input, call, None))
                 await asyncio.sleep(0.05)
                 continue
