@@ -5,8 +5,9 @@ Starts each system on free 127.0.0.1 ports over temporary data directories (remo
 etcd from Debian's etcd-server package (the `etcd` binary), and ChainFire with IAM (authentication
 on: every call carries an admin token in etcd's `token` metadata; etcd runs without
 authentication, its default). With three nodes the workers spread over the members, as etcd
-clients do. Reports operations per second, median and 99th percentile latency, and the ratio
-ChainFire / etcd.
+clients do. Reports operations per second, median and 99th percentile latency, the servers' CPU
+time per operation (user + system of every member's process, from /proc: unlike operations per
+second it barely moves when other work shares the machine), and the ratio ChainFire / etcd.
 
     .venv/bin/python bench/etcd_compare.py                       # everything, about three minutes
     .venv/bin/python bench/etcd_compare.py --nodes 1 --duration 2
@@ -51,6 +52,7 @@ class Target:
     system: str
     nodes: int
     endpoints: list[str]
+    pids: tuple[int, ...]  # the members' processes, whose CPU time is counted
     metadata: tuple[tuple[str, str], ...] = ()
 
 
@@ -67,7 +69,17 @@ class Result:
     ops_per_second: float
     p50_ms: float
     p99_ms: float
+    server_cpu_us: float  # the members' CPU time per operation, microseconds
     first_error: str = ""
+
+
+def cpu_seconds(pids: tuple[int, ...]) -> float:
+    """User + system CPU seconds the processes have used (fields 14 and 15 of /proc/PID/stat)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 async def wait_ready(target: Target, deadline: float) -> None:
@@ -112,7 +124,7 @@ def etcd(root: Path, nodes: int) -> Iterator[Target]:
                  "--initial-cluster-token", token, "--log-level", "warn", "--logger", "zap"],
                 stdout=log, stderr=subprocess.STDOUT))
             log.close()
-        yield Target("etcd", nodes, [f"{LOOPBACK}:{port}" for port in clients])
+        yield Target("etcd", nodes, [f"{LOOPBACK}:{port}" for port in clients], tuple(p.pid for p in processes))
     finally:
         for process in processes:
             process.terminate()
@@ -138,7 +150,7 @@ def chainfire(root: Path, nodes: int, log_level: str) -> Iterator[Target]:
                     "--peer-address", peers[i], "--initial-cluster", ",".join(peers),
                     env={"CHAINFIRE_CLUSTER_SECRET": secret}).start(STARTUP_SECONDS))
         yield Target("chainfire", nodes, [f"{LOOPBACK}:{m.grpc_port}" for m in members],
-                     (("token", running.admin_token()),))
+                     tuple(m.process.pid for m in members if m.process), (("token", running.admin_token()),))
     finally:
         for member in members:
             member.stop()
@@ -187,11 +199,14 @@ async def bench_target(target: Target, args: argparse.Namespace) -> list[Result]
             for concurrency in args.concurrency:
                 if args.warmup > 0:
                     await measure(op, concurrency, args.warmup, args.ops)
+                cpu_before = cpu_seconds(target.pids)
                 latencies, errors, first_error, seconds = await measure(op, concurrency, args.duration, args.ops)
+                cpu = cpu_seconds(target.pids) - cpu_before
                 latencies.sort()
                 result = Result(target.system, target.nodes, name, concurrency, len(latencies), errors,
                                 round(len(latencies) / seconds, 1), round(percentile(latencies, 0.50) * 1000, 3),
-                                round(percentile(latencies, 0.99) * 1000, 3), first_error)
+                                round(percentile(latencies, 0.99) * 1000, 3),
+                                round(cpu / max(1, len(latencies)) * 1e6, 1), first_error)
                 print(f"  {result.system} x{result.nodes} {name} c{concurrency}: {result.ops_per_second:.0f} ops/s",
                       file=sys.stderr, flush=True)
                 results.append(result)
@@ -217,14 +232,15 @@ def run(args: argparse.Namespace) -> list[Result]:
 def table(results: list[Result]) -> str:
     """One row per case: ChainFire's and etcd's numbers side by side, and ChainFire / etcd."""
     by_case = {(r.nodes, r.op, r.concurrency, r.system): r for r in results}
-    header = ("| nodes | op | conc | ChainFire ops/s | p50 ms | p99 ms | etcd ops/s | p50 ms | p99 ms "
-              "| ops/s ratio | p50 ratio |")
-    lines = [header, "|" + "---:|" * 11]
+    header = ("| nodes | op | conc | ChainFire ops/s | p50 ms | p99 ms | CPU us/op | etcd ops/s | p50 ms | p99 ms "
+              "| CPU us/op | ops/s ratio | p50 ratio |")
+    lines = [header, "|" + "---:|" * 13]
     for nodes, op, concurrency in sorted({k[:3] for k in by_case}, key=lambda k: (k[0], k[1] != "put", k[2])):
         cf, et = by_case.get((nodes, op, concurrency, "chainfire")), by_case.get((nodes, op, concurrency, "etcd"))
         cells = [str(nodes), op, str(concurrency)]
         for r in (cf, et):
-            cells += [f"{r.ops_per_second:.0f}", f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}"] if r else ["-"] * 3
+            cells += [f"{r.ops_per_second:.0f}", f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}", f"{r.server_cpu_us:.0f}"] \
+                if r else ["-"] * 4
         ratio = cf and et and et.ops_per_second and cf.ops_per_second / et.ops_per_second
         p50 = cf and et and et.p50_ms and cf.p50_ms / et.p50_ms
         cells += [f"{ratio:.2f}" if ratio else "-", f"{p50:.2f}" if p50 else "-"]
