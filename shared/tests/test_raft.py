@@ -88,19 +88,47 @@ class BatchingRegister(Register):
         return [self.apply(index, command) for index, command in entries]
 
 
-def partition(log: RaftLog) -> Callable[[], None]:
-    """Cut a member off from every other (its transport drops whatever it sends or receives, as a
-    network partition would); returns the function that heals the partition."""
-    transport = log._node._SyncObj__transport  # type: ignore[attr-defined]
-    receive = transport._onMessageReceivedCallback
-    transport.send = lambda node, message: True
-    transport._onMessageReceivedCallback = lambda node, message: None
+def partition(*pairs: tuple[RaftLog, RaftLog]) -> Callable[[], None]:
+    """Cut the two members of each pair apart (their transports drop whatever they send to or receive
+    from each other, as a network partition would; both still reach everyone else); returns the
+    function that heals the partition."""
+    cut = {(a.self_address, b.self_address) for a, b in pairs} | {(b.self_address, a.self_address) for a, b in pairs}
+    heals = []
+    for log in {log.self_address: log for pair in pairs for log in pair}.values():
+        transport = log._node._SyncObj__transport  # type: ignore[attr-defined]
+        send, receive = transport.send, transport._onMessageReceivedCallback
+
+        def apart(node: Any, me: str = log.self_address) -> bool:
+            return (me, node.address) in cut
+
+        transport.send = lambda node, message, send=send, apart=apart: True if apart(node) else send(node, message)
+        transport._onMessageReceivedCallback = (
+            lambda node, message, receive=receive, apart=apart: None if apart(node) else receive(node, message))
+        heals.append(lambda transport=transport, receive=receive: (
+            delattr(transport, "send"), setattr(transport, "_onMessageReceivedCallback", receive)))
 
     def heal() -> None:
-        del transport.send
-        transport._onMessageReceivedCallback = receive
+        for undo in heals:
+            undo()
 
     return heal
+
+
+def between(group: Sequence[RaftLog], others: Sequence[RaftLog]) -> list[tuple[RaftLog, RaftLog]]:
+    """Every pair of a member of group and a member of others."""
+    return [(a, b) for a in group for b in others]
+
+
+async def reads_eventually(log: RaftLog, query: Callable[[], Any], expected: Any) -> None:
+    """Retry a linearizable read (Unavailable while leadership settles) until it returns expected."""
+    for _ in range(100):
+        try:
+            if await log.read(query, linearizable=True) == expected:
+                return
+        except Unavailable:
+            pass
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never read {expected!r}")
 
 
 class Cluster:
@@ -229,7 +257,7 @@ async def test_a_leader_cut_off_from_the_majority_serves_no_stale_linearizable_r
     await cluster.logs[old].propose(("set", "x", "before"))
     assert await cluster.logs[old].read(lambda: cluster.machines[old].values["x"], linearizable=True) == "before"
 
-    heal = partition(cluster.logs[old])
+    heal = partition(*between([cluster.logs[old]], [cluster.logs[m] for m in (1, 2, 3) if m != old]))
     majority = [m for m in (1, 2, 3) if m != old]
     new = await cluster.leader(among=majority)
     await cluster.logs[new].propose(("set", "x", "after"))  # acknowledged: every later read must see it
@@ -245,20 +273,57 @@ async def test_a_leader_cut_off_from_the_majority_serves_no_stale_linearizable_r
         await cluster.logs[old].read(lambda: cluster.machines[old].values["x"], linearizable=True)
 
     heal()  # it follows the new leader again and reads the write
-
-    async def reads_the_write() -> bool:
-        try:
-            return await cluster.logs[old].read(lambda: cluster.machines[old].values["x"], linearizable=True) == "after"
-        except Unavailable:
-            return False
-
-    for _ in range(100):
-        if await reads_the_write():
-            break
-        await asyncio.sleep(0.05)
-    else:
-        raise AssertionError("the healed member never read the write")
+    await reads_eventually(cluster.logs[old], lambda: cluster.machines[old].values["x"], "after")
     assert cluster.logs[old].status().role == "FOLLOWER"
+
+
+async def test_a_member_that_voted_for_a_later_leader_does_not_confirm_the_old_one(cluster: Cluster) -> None:
+    for member in (1, 2, 3):
+        cluster.start(member, propose_timeout=2.0)
+    old = await cluster.leader()
+    await cluster.logs[old].propose(("set", "x", "before"))
+    await cluster.caught_up([1, 2, 3], cluster.machines[old].applied_index())
+    bridge, cut_off = [m for m in (1, 2, 3) if m != old]
+    # Only the old leader and one follower are cut apart: that follower elects itself with the vote
+    # of the bridge, which still hears the old leader (and ignores it: its term is older).
+    heal = partition((cluster.logs[old], cluster.logs[cut_off]))
+    new = await cluster.leader(among=[bridge, cut_off])
+    assert new == cut_off
+    await cluster.logs[new].propose(("set", "x", "after"))
+    assert cluster.logs[old].status().role == "LEADER"
+    with pytest.raises(Unavailable):  # the bridge answers no ping of an older term
+        await cluster.logs[old].read(lambda: cluster.machines[old].values["x"], linearizable=True)
+    heal()
+    await reads_eventually(cluster.logs[old], lambda: cluster.machines[old].values["x"], "after")
+
+
+async def test_a_follower_in_a_minority_with_the_old_leader_serves_no_stale_linearizable_read(
+        tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path, n=5)
+    members = [1, 2, 3, 4, 5]
+    try:
+        for member in members:
+            cluster.start(member, peers=members, propose_timeout=2.0)
+        old = await cluster.leader()
+        follower = next(m for m in members if m != old)
+        await cluster.logs[old].propose(("set", "x", "before"))
+        await cluster.caught_up([follower], cluster.machines[old].applied_index())
+
+        majority = [m for m in members if m not in (old, follower)]
+        heal = partition(*between([cluster.logs[old], cluster.logs[follower]], [cluster.logs[m] for m in majority]))
+        new = await cluster.leader(among=majority)
+        await cluster.logs[new].propose(("set", "x", "after"))
+        # The follower still hears from its old leader, which still believes it leads: together
+        # they are two of five, and must not confirm a read between them.
+        assert cluster.logs[old].status().role == "LEADER"
+        assert cluster.logs[follower].status().leader == cluster.id(old)
+        with pytest.raises(Unavailable):
+            await cluster.logs[follower].read(lambda: cluster.machines[follower].values["x"], linearizable=True)
+
+        heal()
+        await reads_eventually(cluster.logs[follower], lambda: cluster.machines[follower].values["x"], "after")
+    finally:
+        await cluster.close()
 
 
 async def test_commands_committed_together_are_applied_in_one_batch_each_with_its_own_result(

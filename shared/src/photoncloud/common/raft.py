@@ -194,11 +194,13 @@ class _ReadIndex:
     term (its no-op), and confirms that it still leads by a round of pings answered by a majority: a
     member answers only while its term is at most the leader's, so no later leader had been elected
     when the round started, and nothing committed before the read began lies past that index. Reads
-    waiting together share one round. A follower asks the leader for the index. Either then runs the
-    read once it has applied that far. There is no lease: a leader cut off from the majority never
-    confirms a round, so it serves no read that could be stale. A read that finds no leader, or whose
-    leader changes before it has its index, is placed again (an index from any later leader is as
-    good: it is confirmed after the read began), until it times out.
+    waiting together share one round. A follower asks the leader for the index, telling its term: its
+    request answers for it as a ping would (and after its read began), so where the two make a
+    majority (three members) the leader answers at once. Either then runs the read once it has
+    applied that far. There is no lease: a leader cut off from the majority never confirms a round,
+    so it serves no read that could be stale. A read that finds no leader, or whose leader changes
+    before it has its index, is placed again (an index from any later leader is as good: it is
+    confirmed after the read began), until it times out.
     """
 
     def __init__(self, node: _Node, timeout: float):
@@ -265,12 +267,17 @@ class _ReadIndex:
                 address = sender.address
                 self._confirmed[address] = max(self._confirmed.get(address, 0), message["round"])
                 self._confirm()
-        elif kind == "read_index":  # from a follower: its read waits for the next round
+        elif kind == "read_index":  # from a follower
             reply = functools.partial(self._answer, sender, message["request_id"])
-            if node._state() == _LEADER:
-                self._waiting.append(reply)
-            else:
+            if node._state() != _LEADER:
                 reply(None, "not_leader")
+            elif (message["term"] <= node.raftCurrentTerm and sender in node._SyncObj__otherNodes
+                  and self._own_term_committed() and self._majority(1)):
+                # The request confirms this leader as a ping's answer would, after the read began:
+                # with this member, the follower makes a majority, so no round is needed.
+                reply(node.raftCommitIndex, None)
+            else:
+                self._waiting.append(reply)  # it waits for the next round
         elif kind == "read_index_reply":
             asked = self._asked.pop(message["request_id"], None)
             if asked is not None:
@@ -322,7 +329,8 @@ class _ReadIndex:
             return
         request_id = next(self._request_ids)
         self._asked[request_id] = (deadline, done)
-        if not self._node._send(leader, {"type": "read_index", "request_id": request_id}):
+        message = {"type": "read_index", "request_id": request_id, "term": self._node.raftCurrentTerm}
+        if not self._node._send(leader, message):
             self._unplaced.append(self._asked.pop(request_id))
 
     def _start_round(self) -> None:
@@ -331,9 +339,8 @@ class _ReadIndex:
         if term != self._term:
             self._fail_rounds("leader_changed")
             self._term, self._confirmed = term, {}
-        noop: int | None = node._SyncObj__noopIDx
-        if not self._waiting or noop is None or node.raftCommitIndex < noop:
-            return  # a new leader knows what is committed once its own no-op is
+        if not self._waiting or not self._own_term_committed():
+            return
         self._round += 1
         self._rounds.append((self._round, time.monotonic() + self._timeout, node.raftCommitIndex, self._waiting))
         self._waiting = []
@@ -341,12 +348,20 @@ class _ReadIndex:
             node._send(other, {"type": "read_ping", "term": term, "round": self._round})
         self._confirm()
 
+    def _own_term_committed(self) -> bool:
+        """Whether this leader has committed its no-op: only then does it know what is committed."""
+        noop: int | None = self._node._SyncObj__noopIDx
+        return noop is not None and self._node.raftCommitIndex >= noop
+
+    def _majority(self, others: int) -> bool:
+        """Whether this member and that many others are a majority of the members."""
+        return (1 + others) * 2 > len(self._node._SyncObj__otherNodes) + 1
+
     def _confirm(self) -> None:
         others = [other.address for other in self._node._SyncObj__otherNodes]
         while self._rounds:
             round_, _, index, replies = self._rounds[0]
-            votes = 1 + sum(1 for address in others if self._confirmed.get(address, 0) >= round_)
-            if votes * 2 <= len(others) + 1:
+            if not self._majority(sum(1 for address in others if self._confirmed.get(address, 0) >= round_)):
                 return
             self._rounds.popleft()
             for reply in replies:
