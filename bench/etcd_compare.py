@@ -7,7 +7,10 @@ on: every call carries an admin token in etcd's `token` metadata; etcd runs with
 authentication, its default). With three nodes the workers spread over the members, as etcd
 clients do. Reports operations per second, median and 99th percentile latency, the servers' CPU
 time per operation (user + system of every member's process, from /proc: unlike operations per
-second it barely moves when other work shares the machine), and the ratio ChainFire / etcd.
+second it barely moves when other work shares the machine), and the ratio ChainFire / etcd. With
+one node it also measures the gRPC anchor (grpc_anchor.py: etcd's Put and Range on a bare grpc.aio
+server over a dict, no durability): the floor a Python gRPC server sets, which ChainFire's figures
+can approach but not pass.
 
     .venv/bin/python bench/etcd_compare.py                       # everything, about three minutes
     .venv/bin/python bench/etcd_compare.py --nodes 1 --duration 2
@@ -36,6 +39,7 @@ from pathlib import Path
 
 import grpc
 
+import grpc_anchor  # this folder's bare gRPC server
 from chainfire_bench import batches, measure, percentile, positive_ints  # this folder's ChainFire bench
 from photoncloud.common.testing import ServiceProcess, free_ports, start_platform
 from photoncloud.etcd.v3 import rpc_pb2 as pb
@@ -157,6 +161,18 @@ def chainfire(root: Path, nodes: int, log_level: str) -> Iterator[Target]:
         running.iam.stop()
 
 
+@contextmanager
+def anchor() -> Iterator[Target]:
+    """The gRPC anchor in its own process on a free loopback port."""
+    [port] = free_ports(1)
+    process = grpc_anchor.start(port)
+    try:
+        yield Target("anchor", 1, [f"{LOOPBACK}:{port}"], (process.pid,))
+    finally:
+        process.terminate()
+        process.wait(15)
+
+
 @asynccontextmanager
 async def workers_client(target: Target, args: argparse.Namespace) -> AsyncIterator[tuple]:
     """put(i), get(i) and prefill() over one channel per member; operation i goes to member i mod n."""
@@ -218,9 +234,12 @@ def run(args: argparse.Namespace) -> list[Result]:
     results = []
     for nodes in args.nodes:
         for system in args.systems:
+            if system == "anchor" and nodes != 1:
+                continue  # one process: it has no cluster
             with tempfile.TemporaryDirectory(prefix=f"{system}-bench-") as data_dir:
                 root = Path(data_dir)
-                starting = etcd(root, nodes) if system == "etcd" else chainfire(root, nodes, args.log_level)
+                starting = {"etcd": lambda: etcd(root, nodes), "anchor": anchor,
+                            "chainfire": lambda: chainfire(root, nodes, args.log_level)}[system]()
                 try:
                     with starting as target:
                         results += asyncio.run(bench_target(target, args))
@@ -230,11 +249,12 @@ def run(args: argparse.Namespace) -> list[Result]:
 
 
 def table(results: list[Result]) -> str:
-    """One row per case: ChainFire's and etcd's numbers side by side, and ChainFire / etcd."""
+    """One row per case: ChainFire's and etcd's numbers side by side, and ChainFire / etcd; then the
+    anchor's ops/s and ChainFire / anchor."""
     by_case = {(r.nodes, r.op, r.concurrency, r.system): r for r in results}
     header = ("| nodes | op | conc | ChainFire ops/s | p50 ms | p99 ms | CPU us/op | etcd ops/s | p50 ms | p99 ms "
-              "| CPU us/op | ops/s ratio | p50 ratio |")
-    lines = [header, "|" + "---:|" * 13]
+              "| CPU us/op | ops/s ratio | p50 ratio | anchor ops/s | vs anchor |")
+    lines = [header, "|" + "---:|" * 15]
     for nodes, op, concurrency in sorted({k[:3] for k in by_case}, key=lambda k: (k[0], k[1] != "put", k[2])):
         cf, et = by_case.get((nodes, op, concurrency, "chainfire")), by_case.get((nodes, op, concurrency, "etcd"))
         cells = [str(nodes), op, str(concurrency)]
@@ -244,6 +264,9 @@ def table(results: list[Result]) -> str:
         ratio = cf and et and et.ops_per_second and cf.ops_per_second / et.ops_per_second
         p50 = cf and et and et.p50_ms and cf.p50_ms / et.p50_ms
         cells += [f"{ratio:.2f}" if ratio else "-", f"{p50:.2f}" if p50 else "-"]
+        floor = by_case.get((nodes, op, concurrency, "anchor"))
+        of_floor = cf and floor and floor.ops_per_second and cf.ops_per_second / floor.ops_per_second
+        cells += [f"{floor.ops_per_second:.0f}" if floor else "-", f"{of_floor:.2f}" if of_floor else "-"]
         lines.append("| " + " | ".join(cells) + " |")
     errors = [f"{r.system} x{r.nodes} {r.op} c{r.concurrency}: {r.errors} errors, first: {r.first_error}"
               for r in results if r.errors]
@@ -262,12 +285,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keys", type=int, default=1000, help="distinct keys written and read (default: 1000)")
     parser.add_argument("--value-size", type=int, default=100, help="bytes per value (default: 100)")
     parser.add_argument("--log-level", default="INFO", help="ChainFire's and IAM's log level (default: INFO)")
-    parser.add_argument("--systems", default="chainfire,etcd", help="which systems (default: chainfire,etcd)")
+    parser.add_argument("--systems", default="chainfire,etcd,anchor",
+                        help="which systems (default: chainfire,etcd,anchor)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     args = parser.parse_args(argv)
     args.systems = [system for system in args.systems.split(",") if system]
-    if not args.systems or not set(args.systems) <= {"chainfire", "etcd"}:
-        parser.error("--systems takes chainfire and/or etcd")
+    if not args.systems or not set(args.systems) <= {"chainfire", "etcd", "anchor"}:
+        parser.error("--systems takes chainfire, etcd and/or anchor")
     return args
 
 
