@@ -19,17 +19,34 @@ import secrets
 import shutil
 import signal
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from photoncloud.common.testing import ServiceProcess
+from photoncloud.common.testing import ServiceProcess, free_ports
 
 NFT_CGROUP_ROOT = Path("/sys/fs/cgroup")  # nft resolves a cgroupv2 path relative to this directory
 
 
 def kill(member: ServiceProcess) -> None:
-    """SIGKILL: no shutdown code runs (start() brings it back with its data)."""
+    """SIGKILL: no shutdown code runs (restart() brings it back with its data)."""
     member.kill()
+
+
+def restart(member: ServiceProcess, attempts: int = 5) -> None:
+    """Start a killed member again with its data and peer port. Its client ports were free while it
+    was down, so another process may hold one now (an outgoing connection's ephemeral port, on a busy
+    machine): then it gets new ones."""
+    for attempt in range(attempts):
+        try:
+            member.start()
+            return
+        except RuntimeError:
+            last_start = "\n".join(member.log().splitlines()[-30:])
+            if attempt == attempts - 1 or "already in use" not in last_start:
+                raise
+            member.rest_port, member.grpc_port = free_ports(2)
+            time.sleep(0.5)  # a peer port held by a passing connection is free again soon
 
 
 def pause(member: ServiceProcess) -> None:
