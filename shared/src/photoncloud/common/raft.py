@@ -215,8 +215,8 @@ class _ReadIndex:
         self._round = 0
         self._term = -1
         self._confirmed: dict[str, int] = {}
-        # As follower: reads whose index was asked of the leader, by request id.
-        self._asked: dict[int, tuple[float, Done]] = {}
+        # As follower: reads whose index was asked of the leader (one request for the reads of a tick).
+        self._asked: dict[int, list[tuple[float, Done]]] = {}
         self._request_ids = itertools.count(1)
         # Reads with their index, waiting for this member to apply that far: (index, order, done).
         self._unapplied: list[tuple[int, int, Done]] = []
@@ -238,22 +238,28 @@ class _ReadIndex:
         if not leader:
             self._fail_rounds("leader_changed")
         unplaced, self._unplaced = self._unplaced, []
+        ask = []
         for deadline, done in unplaced:
             if deadline < now:
                 done("no_leader")
             elif leader:
                 self._waiting.append(self._local(deadline, done))
             else:
-                self._ask_leader(deadline, done)
+                ask.append((deadline, done))
+        if ask:
+            self._ask_leader(ask)
         if leader:
             self._start_round()
         while self._rounds and self._rounds[0][1] < now:  # answered by no majority in time
             for reply in self._rounds.popleft()[3]:
                 reply(None, "timeout")
-        for request_id, (deadline, done) in list(self._asked.items()):
-            if deadline < now:
+        for request_id, reads in list(self._asked.items()):
+            if any(deadline < now for deadline, _ in reads):
                 del self._asked[request_id]
-                done("timeout")
+                if live := [read for read in reads if read[0] >= now]:
+                    self._asked[request_id] = live
+                for _, done in (read for read in reads if read[0] < now):
+                    done("timeout")
 
     def handle(self, sender: Any, message: dict[str, Any]) -> bool:
         """Handle a read message from another member (False: not one)."""
@@ -279,15 +285,13 @@ class _ReadIndex:
             else:
                 self._waiting.append(reply)  # it waits for the next round
         elif kind == "read_index_reply":
-            asked = self._asked.pop(message["request_id"], None)
-            if asked is not None:
-                deadline, done = asked
+            for deadline, done in self._asked.pop(message["request_id"], []):
                 if message["index"] is not None:
                     self._serve(message["index"], done)
                 elif message["error"] == "timeout":
                     done("timeout")
                 else:
-                    self._unplaced.append(asked)
+                    self._unplaced.append((deadline, done))
         else:
             return False
         return True
@@ -299,7 +303,8 @@ class _ReadIndex:
 
     def leader_changed(self) -> None:
         """The leader asked for an index may never answer: ask the next one."""
-        self._unplaced += self._asked.values()
+        for reads in self._asked.values():
+            self._unplaced += reads
         self._asked = {}
 
     def _local(self, deadline: float, done: Done) -> Reply:
@@ -322,16 +327,17 @@ class _ReadIndex:
         else:
             heapq.heappush(self._unapplied, (index, next(self._order), done))
 
-    def _ask_leader(self, deadline: float, done: Done) -> None:
+    def _ask_leader(self, reads: list[tuple[float, Done]]) -> None:
+        """One request for these reads (all begun before it is sent)."""
         leader = self._node._getLeader()
         if leader is None:
-            self._unplaced.append((deadline, done))
+            self._unplaced += reads
             return
         request_id = next(self._request_ids)
-        self._asked[request_id] = (deadline, done)
+        self._asked[request_id] = reads
         message = {"type": "read_index", "request_id": request_id, "term": self._node.raftCurrentTerm}
         if not self._node._send(leader, message):
-            self._unplaced.append(self._asked.pop(request_id))
+            self._unplaced += self._asked.pop(request_id)
 
     def _start_round(self) -> None:
         node = self._node
