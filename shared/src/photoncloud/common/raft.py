@@ -28,7 +28,7 @@ far behind for the leader's journal receives the snapshot and `restore`s it; on 
 whose own state is already past its snapshot keeps its state. Snapshots run on pysyncobj's thread:
 they delay heartbeats for as long as the state machine takes to copy itself, never the event loop.
 
-Durability. With `fsync=True` (the default) journal appends are flushed to disk (msync) once per
+Durability. With `fsync=True` (the default) journal appends are flushed to disk (fdatasync) once per
 batch, before any of them counts: a follower flushes before it acknowledges an append message (all
 its entries at once), a leader before it counts its own copy towards a commit (at the start of each
 tick, and right after it sends new entries to the followers, so that both disks work at once);
@@ -130,7 +130,7 @@ class _FsyncJournal(FileJournal):
         self._unsynced = True  # _Node syncs before the entry counts: before an ack, before a commit
 
     def sync(self) -> None:
-        """Flush the appends made since the last flush (one msync for a whole batch)."""
+        """Flush the appends made since the last flush (one fdatasync for a whole batch)."""
         if self._unsynced:
             self.flush()
 
