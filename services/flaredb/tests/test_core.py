@@ -515,3 +515,30 @@ async def test_who_acts_on_which_project(db):
             await db.project("", SQL_WRITE)
     finally:
         auth.reset(bound)
+
+
+def test_a_reader_never_finds_a_project_file_without_its_tables(tmp_path, monkeypatch) -> None:
+    # Reads open the project's file on other threads while the state machine may be creating it: at
+    # any moment of the creation, a reader finds either no file (and reads the empty stand-in) or
+    # one with FlareDB's tables.
+    from photoncloud.flaredb import store
+
+    files = ProjectFiles(tmp_path / "files")
+    seen = []
+
+    def configure_and_read(conn: sqlite3.Connection) -> None:
+        for step in (lambda: None, lambda: real_configure(conn)):
+            step()
+            reader, _ = files.open_reader("proj-1")
+            try:
+                seen.append(reader.execute("SELECT count(*) FROM _flaredb_namespaces").fetchone()[0])
+            finally:
+                reader.close()
+
+    real_configure = store.configure
+    monkeypatch.setattr(store, "configure", configure_and_read)
+    files.connection("proj-1")
+    assert seen and all(count == 0 for count in seen)
+    reader, is_file = files.open_reader("proj-1")
+    assert is_file and reader.execute("SELECT count(*) FROM _flaredb_namespaces").fetchone() == (0,)
+    reader.close()

@@ -136,12 +136,11 @@ class ProjectFiles:
             self._open.move_to_end(project_id)
             return conn
         path = self.path(project_id)
-        created = not path.exists()
+        if not path.exists():
+            self._create(path)
         # One thread at a time uses a connection (the log's lock), but not always the same one.
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         configure(conn)
-        if created:
-            _fsync_dir(self.root)
         if self.on_open is not None:
             self.on_open(conn)
         self._open[project_id] = conn
@@ -150,6 +149,18 @@ class ProjectFiles:
             _, oldest = self._open.popitem(last=False)
             oldest.close()
         return conn
+
+    def _create(self, path: Path) -> None:
+        """Make a project's database with FlareDB's tables under a temporary name, then move it into
+        place: a reader that finds the file (open_reader, on another thread) always finds the tables."""
+        temp = path.with_name(path.name + ".tmp")  # removed at start if a crash leaves it
+        conn = sqlite3.connect(temp, isolation_level=None)
+        try:
+            configure(conn)
+        finally:
+            conn.close()  # the last connection: its WAL is checkpointed into the file and removed
+        os.replace(temp, path)
+        _fsync_dir(self.root)
 
     def reader(self, project_id: str) -> sqlite3.Connection:
         """The project's connection, or an empty database's if it has none (reads create nothing)."""
