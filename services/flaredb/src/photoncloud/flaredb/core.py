@@ -6,8 +6,8 @@ restores) are commands (commands.py) the core proposes to its log; the log appli
 FlareDBStateMachine (machine.py) on every member, in log order. Read-only SQL and KV reads run on
 read-only connections beside the state machine (readers.ReadPool), with the consistency the request
 asks for, as in rqlite: `none` (this member's state as it stands), `weak` (the leader's state: a
-follower refuses with UNAVAILABLE naming the leader), `strong` (after a barrier committed through
-the log: sees every write acknowledged before the read began).
+follower refuses with UNAVAILABLE naming the leader), `strong` (after the log's linearizable
+barrier, the leader's confirmed commit index: sees every write acknowledged before the read began).
 
 Statements that would read the clock are refused here, before they are proposed: the state machine
 must come to the same result on every member. A write runs under a budget of SQLite steps that
