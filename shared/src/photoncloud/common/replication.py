@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from photoncloud.common.errors import FailedPrecondition, Unavailable
 
@@ -110,6 +110,20 @@ class SnapshotReads(Protocol):
         while commands go on applying elsewhere (None: not now, or not this machine)."""
 
 
+class Scan(Generic[T]):
+    """A query that may read without bound (a whole table, every object of a kind): a log runs it
+    where it applies commands, never on the event loop, even when the machine offers reading()."""
+
+    __slots__ = ("query",)
+
+    def __init__(self, query: Callable[[], T]) -> None:
+        self.query = query
+
+    def __call__(self) -> T:
+        """Run the query."""
+        return self.query()
+
+
 MAX_BATCH = 256  # commands applied (and made durable) together at most
 
 
@@ -122,8 +136,9 @@ class LocalLog:
     writes costs one disk flush, not one each. Reads run on the worker too, after the commands
     before them, unless the machine offers `reading()` (SnapshotReads): then they run at once on
     the event loop, from the last commit, neither waiting behind the commands being applied nor
-    paying a hop to another thread. Either way a read sees every command whose result was
-    returned before the read began, so reads are linearizable.
+    paying a hop to another thread (a Scan still runs on the worker: it would hold up the loop).
+    Either way a read sees every command whose result was returned before the read began, so
+    reads are linearizable.
     """
 
     def __init__(self, machine: StateMachine, peer_address: str = "", client_urls: Mapping[str, str] | None = None):
@@ -181,9 +196,10 @@ class LocalLog:
 
     async def read(self, query: Callable[[], T], *, linearizable: bool = False) -> T:
         """Run query after every command acknowledged before it (linearizable either way): on the
-        loop from the last commit if the machine offers a snapshot, else on the applying thread."""
+        loop from the last commit if the machine offers a snapshot and query is no Scan, else on
+        the applying thread."""
         reading: Callable[[], AbstractContextManager[None] | None] | None = getattr(self.machine, "reading", None)
-        view = reading() if reading is not None else None
+        view = reading() if reading is not None and not isinstance(query, Scan) else None
         if view is None:
             return await self._run(query)
         with view:

@@ -4,20 +4,36 @@ index, and whole-state snapshots.
 WAL with synchronous=FULL: a commit is on disk before the command is acknowledged, so it survives
 kill -9 and power loss. The state machine is the only writer and uses one connection from one
 thread (which is not the thread that opened it, hence check_same_thread=False).
+
+Reads may instead run inside `reading()`, on any other thread, through a read-only connection of
+that thread's: in WAL mode a reader neither waits for the writer nor sees what it has not
+committed, and everything read inside one `reading()` comes from one snapshot (one read
+transaction), the last commit when its first read ran. The store's methods read through `db`,
+which inside `reading()` is the calling thread's read connection, so the same methods serve both.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
 from .errors import ServiceError
 
 META = "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+
+
+class _View(threading.local):
+    """A thread's read-only connection, and the snapshot it is reading while inside reading()."""
+
+    connection: sqlite3.Connection | None = None
+    generation = -1  # the store's generation the connection was opened in (a restore replaces the file)
+    active: sqlite3.Connection | None = None  # the connection, while inside reading()
+    captured: Any = None  # what capture() returned for the snapshot being read
 
 
 class SqliteState:
@@ -29,7 +45,21 @@ class SqliteState:
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self._view = _View()
+        self._readers: list[sqlite3.Connection] = []  # every thread's read connection, closed with the store
+        self._generation = 0
+        self._lock = threading.Lock()
         self._open()
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The connection the store's methods use: inside reading() this thread's read connection,
+        elsewhere the writer's."""
+        return self._view.active or self._db
+
+    @db.setter
+    def db(self, connection: sqlite3.Connection) -> None:
+        self._db = connection
 
     def _open(self) -> None:
         self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
@@ -78,22 +108,77 @@ class SqliteState:
         """The log index of the last applied command."""
         return self.meta("applied_index")
 
+    @property
+    def concurrent_reads(self) -> bool:
+        """Whether reading() is available: a file has read connections, an in-memory database
+        (private to its one connection) has none."""
+        return str(self.path) != ":memory:"
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Everything read inside, on this thread, from one snapshot of the last commit, concurrently
+        with the writer (whose uncommitted changes stay invisible); inside already: the same one."""
+        view = self._view
+        if view.active is not None:
+            yield
+            return
+        connection = view.connection
+        if connection is None or view.generation != self._generation:
+            connection = self._reader()
+        connection.execute("BEGIN")
+        view.active = connection
+        try:
+            view.captured = self.capture()
+            yield
+        finally:
+            view.active = view.captured = None
+            connection.execute("COMMIT")  # a read transaction: ends the snapshot
+
+    def capture(self) -> Any:
+        """What every read of a snapshot may reuse, read (through `db`) once at its start; None by
+        default. Inside reading(), `captured()` returns it."""
+        return None
+
+    def captured(self) -> Any:
+        """What capture() read for this thread's snapshot (None outside reading())."""
+        return self._view.captured
+
+    def _reader(self) -> sqlite3.Connection:
+        """A read-only connection for the calling thread, returning rows as the writer's does."""
+        uri = f"{Path(self.path).resolve().as_uri()}?mode=ro"
+        connection = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        connection.row_factory = self._db.row_factory
+        with self._lock:
+            self._readers.append(connection)
+            self._view.connection, self._view.generation = connection, self._generation
+        return connection
+
+    def _close_readers(self) -> None:
+        """Close every thread's read connection; each thread opens a new one at its next read."""
+        with self._lock:
+            readers, self._readers = self._readers, []
+            self._generation += 1
+        for connection in readers:
+            connection.close()
+
     def snapshot(self, path: str) -> None:
         """Copy the whole database, as of the last commit, to a new SQLite file at path."""
         target = sqlite3.connect(path)
         try:
-            self.db.backup(target)
+            self._db.backup(target)
         finally:
             target.close()
 
     def restore(self, path: str) -> None:
-        """Replace the whole database with the SQLite file at path (which is moved into place)."""
-        self.db.close()
+        """Replace the whole database with the SQLite file at path (which is moved into place); read
+        connections reopen on the new file."""
+        self._close_readers()
+        self._db.close()
         if str(self.path) == ":memory:":
             self._open()
             source = sqlite3.connect(path)
             try:
-                source.backup(self.db)
+                source.backup(self._db)
             finally:
                 source.close()
             return
@@ -103,8 +188,9 @@ class SqliteState:
         self._open()
 
     def close(self) -> None:
-        """Close the database."""
-        self.db.close()
+        """Close the writer's connection and every read connection."""
+        self._close_readers()
+        self._db.close()
 
 
 def apply_in_one_transaction(state: SqliteState, entries: list[tuple[int, Any]],
@@ -129,8 +215,18 @@ class SqliteStateMachine:
     """A state machine over a SqliteState whose commands run one by one through `execute`, committed
     together in batches (subclasses define `execute`: deterministic, raising ServiceError to refuse)."""
 
+    # Whether queries may read a snapshot on another thread while commands apply (reading()). Only
+    # for a machine whose whole state is in the store: state kept in Python and changed while
+    # applying would be read half-changed, or ahead of the commit.
+    snapshot_reads = False
+
     def __init__(self, store: SqliteState):
         self.store = store
+
+    def reading(self) -> AbstractContextManager[None] | None:
+        """A view of the last commit for queries on the calling thread while commands apply on
+        another (None: this machine or its store has none; queries then belong on the applying thread)."""
+        return self.store.reading() if self.snapshot_reads and self.store.concurrent_reads else None
 
     def execute(self, command: Any) -> Any:
         """Apply one command to the store (inside the transaction) and return its result."""

@@ -5,19 +5,11 @@ watches can replay it (until compaction drops what no read at or after the compa
 needs); `live` holds each existing key's latest pair for fast reads; `leases` the leases, with the
 wall-clock deadline their proposer computed and the keyspace they belong to.
 
-The state machine writes through one connection on its own thread. Reads may instead run inside
-`reading()`, on any other thread, through a read-only connection of that thread's: in WAL mode a
-reader neither waits for the writer nor sees what it has not committed, and everything read inside
-one `reading()` comes from one snapshot (one read transaction), the last commit when it began.
+Reads may run inside `reading()` on another thread than the writer's, from one snapshot of the
+last commit (see photoncloud.common.sqlite); the snapshot's revisions are read once, at its start.
 """
 
 from __future__ import annotations
-
-import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 from photoncloud.common.sqlite import SqliteState
 
@@ -69,89 +61,16 @@ WHERE h.key >= :start AND (:end IS NULL OR h.key < :end)
 """
 
 
-class _View(threading.local):
-    """A thread's read-only connection, and its snapshot's revisions while it is inside reading()."""
-
-    connection: sqlite3.Connection | None = None
-    generation = -1  # the store's generation the connection was opened in (a restore replaces the file)
-    revisions: tuple[int, int] | None = None  # (revision, compact_revision) of the snapshot being read
-
-
 class SqliteKVStore(SqliteState):
     """The KVStore of the core on one SQLite file (":memory:" for tests)."""
 
     SCHEMA = SCHEMA
 
-    def __init__(self, path: Path | str):
-        self._view = _View()
-        self._readers: list[sqlite3.Connection] = []  # every thread's read connection, closed with the store
-        self._generation = 0
-        self._lock = threading.Lock()
-        super().__init__(path)
-
-    # Inside reading(), this thread's read connection; elsewhere the writer's.
-    @property  # type: ignore[override]
-    def db(self) -> sqlite3.Connection:
-        """The connection the calling code reads and writes through."""
-        view = self._view
-        return view.connection if view.revisions is not None else self._db  # type: ignore[return-value]
-
-    @db.setter
-    def db(self, connection: sqlite3.Connection) -> None:
-        self._db = connection
-
-    @property
-    def concurrent_reads(self) -> bool:
-        """Whether reading() is available: a file has read connections, an in-memory database does not."""
-        return str(self.path) != ":memory:"
-
-    @contextmanager
-    def reading(self) -> Iterator[None]:
-        """Everything read inside, on this thread, from one snapshot of the last commit, concurrently
-        with the writer (whose uncommitted changes stay invisible)."""
-        view = self._view
-        if view.revisions is not None:  # already inside: the same snapshot
-            yield
-            return
-        connection = view.connection
-        if connection is None or view.generation != self._generation:
-            connection = self._reader()
-        connection.execute("BEGIN")
-        try:
-            row = connection.execute(
-                "SELECT (SELECT value FROM meta WHERE name = 'revision'),"
-                " (SELECT value FROM meta WHERE name = 'compact_revision')").fetchone()
-            view.revisions = (row[0] or 0, row[1] or 0)
-            yield
-        finally:
-            view.revisions = None
-            connection.execute("COMMIT")  # a read transaction: ends the snapshot
-
-    def _reader(self) -> sqlite3.Connection:
-        """A read-only connection for the calling thread."""
-        uri = f"{Path(self.path).resolve().as_uri()}?mode=ro"
-        connection = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-        with self._lock:
-            self._readers.append(connection)
-            self._view.connection, self._view.generation = connection, self._generation
-        return connection
-
-    def _close_readers(self) -> None:
-        with self._lock:
-            readers, self._readers = self._readers, []
-            self._generation += 1
-        for connection in readers:
-            connection.close()
-
-    def restore(self, path: str) -> None:
-        """Replace the whole store with the copy at path; read connections reopen on the new file."""
-        self._close_readers()
-        super().restore(path)
-
-    def close(self) -> None:
-        """Close the writer's connection and every read connection."""
-        self._close_readers()
-        super().close()
+    def capture(self) -> tuple[int, int]:
+        """The snapshot's (revision, compact_revision), read once: every read asks for them."""
+        row = self.db.execute("SELECT (SELECT value FROM meta WHERE name = 'revision'),"
+                              " (SELECT value FROM meta WHERE name = 'compact_revision')").fetchone()
+        return (row[0] or 0, row[1] or 0)
 
     def migrate(self) -> None:
         """Add the columns an older store lacks (keys' leases, leases' keyspaces), then the indexes
@@ -166,12 +85,12 @@ class SqliteKVStore(SqliteState):
 
     def revision(self) -> int:
         """The latest revision."""
-        revisions = self._view.revisions
+        revisions = self.captured()
         return revisions[0] if revisions is not None else self.meta("revision")
 
     def compact_revision(self) -> int:
         """The oldest readable revision (0: nothing is compacted)."""
-        revisions = self._view.revisions
+        revisions = self.captured()
         return revisions[1] if revisions is not None else self.meta("compact_revision")
 
     def set_revision(self, revision: int) -> None:
