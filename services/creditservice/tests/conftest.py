@@ -1,4 +1,4 @@
-"""Fixtures: a CreditService core on an in-memory store, with a clock the tests move."""
+"""Fixtures: a CreditService core on an in-memory store and on a file, with a clock the tests move."""
 
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ def clock():
     return Clock()
 
 
-@pytest.fixture
-async def credits(clock):
-    """A CreditCore over an in-memory store; reservations expire only when a test asks."""
-    store = SqliteCreditStore(":memory:")
+@pytest.fixture(params=["memory", "file"])
+async def credits(request, tmp_path, clock):
+    """A CreditCore over an in-memory store (reads run on the applying thread) and over a file
+    (reads run on the loop, from a snapshot of the last commit); reservations expire only when a test asks."""
+    store = SqliteCreditStore(":memory:" if request.param == "memory" else tmp_path / "credit.sqlite3")
     machine = CreditStateMachine(store)
     core = CreditCore(machine, LocalLog(machine), clock, expiry_check_seconds=None)
     yield core

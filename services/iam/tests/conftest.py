@@ -1,4 +1,4 @@
-"""Fixtures: an IAM core on an in-memory store, and a real IAM server on free ports.
+"""Fixtures: an IAM core on an in-memory store and on a file, and a real IAM server on free ports.
 
 Password hashing uses cheap argon2 parameters here so that the suite stays fast; the service's
 defaults are argon2-cffi's (RFC 9106 low-memory profile).
@@ -52,10 +52,11 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture
-async def iam(clock):
-    """A started, bootstrapped IamCore over an in-memory SQLite store."""
-    store = await SqliteIamStore(":memory:").open()
+@pytest.fixture(params=["memory", "file"])
+async def iam(request, tmp_path, clock):
+    """A started, bootstrapped IamCore over an in-memory SQLite store (reads run on the applying thread) and over a file
+    (reads run on the loop, from a snapshot of the last commit)."""
+    store = await SqliteIamStore(":memory:" if request.param == "memory" else tmp_path / "iam.sqlite3").open()
     core = IamCore(store, Settings(), cheap_hasher(), clock=clock, monotonic=clock.monotonic)
     await core.start()
     core.bootstrapped = await core.bootstrap(ADMIN_PASSWORD)

@@ -1,4 +1,4 @@
-"""Fixtures: a k8shost core on an in-memory store, with a clock the tests move; a PrismNET stand-in;
+"""Fixtures: a k8shost core on an in-memory store and on a file, with a clock the tests move; a PrismNET stand-in;
 and IAM with k8shost as processes, for the tests that run node agents against them."""
 
 from __future__ import annotations
@@ -24,10 +24,12 @@ def clock():
     return Clock()
 
 
-@pytest.fixture
-async def kube(clock):
-    """A KubeCore over an in-memory store; its scheduler and node monitor run only when a test calls them."""
-    store = SqliteObjectStore(":memory:")
+@pytest.fixture(params=["memory", "file"])
+async def kube(request, tmp_path, clock):
+    """A KubeCore over an in-memory store (reads run on the applying thread) and over a file
+    (reads run on the loop, from a snapshot of the last commit); its scheduler and node monitor run
+    only when a test calls them."""
+    store = SqliteObjectStore(":memory:" if request.param == "memory" else tmp_path / "objects.sqlite3")
     machine = ObjectStateMachine(store, history_kept=50)
     core = KubeCore(machine, LocalLog(machine), clock=clock, node_grace_seconds=10)
     yield core

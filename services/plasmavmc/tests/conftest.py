@@ -1,4 +1,4 @@
-"""Fixtures: a PlasmaVMC core on an in-memory store with the fake hypervisor, in-memory stand-ins
+"""Fixtures: a PlasmaVMC core on an in-memory store and on a file, with the fake hypervisor, in-memory stand-ins
 for CreditService and PrismNET (with the errors the real ones give), and a bootable guest."""
 
 from __future__ import annotations
@@ -83,10 +83,11 @@ def network():
     return FakeNetwork({"s1": ("p1", "10.0.1.0/24"), "s2": ("p1", "10.0.2.0/24"), "other": ("p2", "10.9.0.0/24")})
 
 
-@pytest.fixture
-async def vmc(tmp_path, ledger, network):
-    """A VmCore over an in-memory store, the fake hypervisor, the in-memory ledger and ports."""
-    store = SqliteVmStore(":memory:")
+@pytest.fixture(params=["memory", "file"])
+async def vmc(request, tmp_path, ledger, network):
+    """A VmCore over an in-memory store (reads run on the applying thread) and over a file
+    (reads run on the loop, from a snapshot of the last commit), the fake hypervisor, the in-memory ledger and ports."""
+    store = SqliteVmStore(":memory:" if request.param == "memory" else tmp_path / "vms.sqlite3")
     machine = VmStateMachine(store)
     core = VmCore(machine, LocalLog(machine), FakeDriver(), tmp_path / "images", ledger, network)
     yield core

@@ -26,7 +26,7 @@ from typing import Any, Protocol, TypeVar, cast
 from photoncloud.common import auth, paging
 from photoncloud.common.errors import InvalidArgument, NotFound
 from photoncloud.common.projects import Projects
-from photoncloud.common.replication import Log
+from photoncloud.common.replication import Log, Scan
 
 # The log's journal and the idempotency records hold pickles that name the commands and the
 # results as photoncloud.creditservice.core.<name> (they were defined here): importing them here
@@ -467,7 +467,7 @@ class CreditCore:
             return AuditReport(ok, self.store.count_transactions(), len(wallets), unbalanced, mismatches,
                                sums.get(REVENUE, 0), -sums.get(EXTERNAL, 0))
 
-        return await self.log.read(read)
+        return await self.log.read(Scan(read))  # the whole ledger: not on the event loop
 
     async def close(self) -> None:
         """Stop expiring reservations and stop the log (the store is closed by whoever opened it)."""

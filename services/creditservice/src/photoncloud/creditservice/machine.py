@@ -63,6 +63,7 @@ class CreditStateMachine(SqliteStateMachine):
     """Applies CreditService's commands to the store. Deterministic: no clocks, no randomness."""
 
     store: SqliteCreditStore
+    snapshot_reads = True  # its whole state is the store's: nothing kept in Python while applying
 
     def execute(self, command: Command) -> object:
         """Apply one command; one carrying a used idempotency key returns the first one's result."""

@@ -36,6 +36,7 @@ class IamStateMachine(SqliteStateMachine):
     """Applies IAM's commands to a SqliteIamStore, each atomically."""
 
     store: SqliteIamStore
+    snapshot_reads = True  # its whole state is the store's: nothing kept in Python while applying
 
     def __init__(self, store: SqliteIamStore):
         super().__init__(store)

@@ -2,8 +2,8 @@
 
 One table per record class; uniqueness rules are constraints, so that a conflict is refused by the
 database even if a check above it were missed. Only the state machine writes (machine.py, on the
-log's thread); the core reads through the log (`Records`), so that a read never runs on the
-connection while a command is being applied.
+log's thread); the core reads through the log (`Records`), from the last commit, so that a read
+never sees a command half-applied.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from photoncloud.common.replication import Log
+from photoncloud.common.replication import Log, Scan
 from photoncloud.common.sqlite import SqliteState
 
 from .commands import Change, Cmp, Delete, Insert, Where
@@ -253,8 +253,8 @@ def _duplicate(kind: type, error: sqlite3.IntegrityError) -> Duplicate | None:
 
 
 class SqliteIamStore(SqliteState):
-    """IAM's records on one SQLite file (":memory:" for tests), read and written by one thread at a
-    time: the log's (see the module's docstring)."""
+    """IAM's records on one SQLite file (":memory:" for tests), written by the log's thread and read
+    by it or inside reading() (see photoncloud.common.sqlite)."""
 
     SCHEMA = SCHEMA
 
@@ -281,8 +281,9 @@ class SqliteIamStore(SqliteState):
         return self
 
     async def close(self) -> None:  # type: ignore[override]
-        """Close the database (after the log that applies commands to it has stopped)."""
-        self.db.close()
+        """Close the database and its read connections (after the log that applies commands to it
+        has stopped)."""
+        SqliteState.close(self)
 
     def get(self, kind: type[R], key: Any) -> R | None:
         """The record of kind with this key, or None."""
@@ -334,16 +335,23 @@ class SqliteIamStore(SqliteState):
             raise duplicate from None
 
 
+def _scan(where: Where, limit: int) -> bool:
+    """Whether a read may go through a whole table: no limit, and some condition that pins no value
+    (none at all, a range, a prefix). One that pins values reads what belongs to them (a principal's
+    bindings, an org's projects), as a page would."""
+    return not limit and (not where or any(isinstance(condition, Cmp) for _, condition in where))
+
+
 class Records:
     """The core's view of the store: every read runs through the log, after the commands applied
-    before it (on the log's thread, so never beside a command being applied)."""
+    before it; from a snapshot on the loop, or on the log's thread if it may scan a whole table."""
 
     def __init__(self, log: Log, store: SqliteIamStore):
         self.log = log
         self.state = store
 
-    async def _read(self, query: Callable[[], R]) -> R:
-        return await self.log.read(query)
+    async def _read(self, query: Callable[[], R], scan: bool = False) -> R:
+        return await self.log.read(Scan(query) if scan else query)
 
     async def get(self, kind: type[R], key: Any) -> R | None:
         """The record of kind with this key, or None."""
@@ -351,8 +359,9 @@ class Records:
 
     async def find(self, kind: type[R], where: Where = (), *, limit: int = 0, descending: bool = False) -> list[R]:
         """Records matching where, in key order (limit 0: all)."""
-        return await self._read(lambda: self.state.find(kind, where, limit=limit, descending=descending))
+        return await self._read(lambda: self.state.find(kind, where, limit=limit, descending=descending),
+                                _scan(where, limit))
 
     async def count(self, kind: type, where: Where = ()) -> int:
         """How many records match where."""
-        return await self._read(lambda: self.state.count(kind, where))
+        return await self._read(lambda: self.state.count(kind, where), _scan(where, 0))

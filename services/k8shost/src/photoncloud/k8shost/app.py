@@ -12,7 +12,7 @@ from photoncloud.common.config import ServerConfig
 from photoncloud.common.gateway import rest_routes
 from photoncloud.common.prismnet import PrismNetNetwork
 from photoncloud.common.projects import Projects
-from photoncloud.common.replication import LocalLog
+from photoncloud.common.replication import LocalLog, Scan
 from photoncloud.common.server import Service, run
 from photoncloud.common.streams import add_watch_options, watch_guard
 
@@ -85,7 +85,8 @@ async def build(config: ServerConfig) -> Service:
                       if isinstance(n, Node) and n.status.sandbox == "none")
 
     async def dependencies() -> dict[str, Any]:
-        index, revision, bare = await kube.log.read(lambda: (store.applied_index(), store.revision(), unsandboxed()))
+        index, revision, bare = await kube.log.read(
+            Scan(lambda: (store.applied_index(), store.revision(), unsandboxed())))
         return {"store": {"applied_index": index, "resource_version": str(revision)},
                 "nodes": {"unsandboxed": bare},  # nodes whose pods can reach the node (--insecure-unsandboxed-pods)
                 "prismnet": {"grpc": network.target if network else "none: namespaces cannot name a subnet"}}

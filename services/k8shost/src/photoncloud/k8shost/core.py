@@ -37,7 +37,7 @@ from photoncloud.common.errors import (
 )
 from photoncloud.common.network import Network, PortInfo
 from photoncloud.common.projects import Projects
-from photoncloud.common.replication import Log
+from photoncloud.common.replication import Log, Scan
 from photoncloud.common.times import parse_time
 
 from . import scheduling, selectors, validation
@@ -190,7 +190,7 @@ class KubeCore:
             nodes = list(self.store.scan("nodes"))
             return revision, pending, nodes, scheduling.usage(p for p in pods if p.spec.node_name)
 
-        state = await self.log.read(read)
+        state = await self.log.read(Scan(read))  # every pod and node: not on the event loop
         if state is None:
             return 0
         revision, pending, nodes, used = state
@@ -226,7 +226,7 @@ class KubeCore:
             return any(scheduling.is_ready(n) and n.status.last_heartbeat_time < cutoff
                        for n in self.store.scan("nodes"))
 
-        if not await self.log.read(silent):
+        if not await self.log.read(Scan(silent)):
             return []
         stale: list[str] = await self._propose(MarkStale(cutoff, self.clock()), list)
         for name in stale:
@@ -636,7 +636,7 @@ class KubeCore:
             return await self._read(query)
 
         try:
-            revision, first = await self._read(opening)
+            revision, first = await self._read(opening if resource_version else Scan(opening))  # a listing
         except BaseException:
             self.hub.watchers.discard(watcher)
             raise

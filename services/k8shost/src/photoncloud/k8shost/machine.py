@@ -102,6 +102,11 @@ def check_version(obj: Object, expected: int) -> None:
 class ObjectStateMachine(SqliteStateMachine):
     """Applies k8shost's commands to the store and tells listeners what changed."""
 
+    # Its state is the store's: `_changes` only gathers a batch's changes for the listeners (told
+    # after the commit), and no query reads it. A watch that opens from a snapshot may be told a
+    # change it has read already: watches drop what is not after their revision.
+    snapshot_reads = True
+
     def __init__(self, store: SqliteObjectStore, history_kept: int = HISTORY_KEPT):
         super().__init__(store)
         self.store: SqliteObjectStore = store

@@ -12,7 +12,7 @@ from photoncloud.common.auth import iam_verifier
 from photoncloud.common.config import ServerConfig
 from photoncloud.common.gateway import rest_routes
 from photoncloud.common.projects import Projects
-from photoncloud.common.replication import LocalLog
+from photoncloud.common.replication import LocalLog, Scan
 from photoncloud.common.server import Service, run
 
 from . import grpc_api
@@ -72,7 +72,7 @@ async def build(config: ServerConfig) -> Service:
 
     async def dependencies() -> dict[str, Any]:
         index = await vmc.log.read(store.applied_index)
-        states = Counter(vm.state.value for vm in await vmc.log.read(store.vms))
+        states = Counter(vm.state.value for vm in await vmc.log.read(Scan(store.vms)))
         return {"hypervisor": driver.describe(), "store": {"applied_index": index}, "vms": dict(sorted(states.items())),
                 "creditservice": {"grpc": billing.target if billing else "none: VMs are free"},
                 "prismnet": {"grpc": network.target if network else "none: VMs have no NICs"}}

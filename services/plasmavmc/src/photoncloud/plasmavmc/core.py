@@ -54,7 +54,7 @@ from photoncloud.common import auth, paging
 from photoncloud.common.errors import FailedPrecondition, InvalidArgument, ServiceError
 from photoncloud.common.network import Network
 from photoncloud.common.projects import Projects
-from photoncloud.common.replication import Log
+from photoncloud.common.replication import Log, Scan
 
 from .commands import (AddImage, Begin, Command, CreateFlavor, CreateVm, DeleteFlavor, DeleteImage, RemoveVm, Settle,
                        UpdateFlavor)
@@ -640,7 +640,7 @@ class VmCore:
         crash is settled: CREATING and STARTING become ERROR (their process killed), STOPPING
         becomes STOPPED, DELETING stays for the user's next delete. STOPPED/ERROR VMs have no process.
         """
-        for vm in await self._read(self.store.vms):
+        for vm in await self._read(Scan(self.store.vms)):  # every VM: not on the event loop
             lock = self._lock(vm.id)
             if lock.locked():
                 continue  # an action is running on it

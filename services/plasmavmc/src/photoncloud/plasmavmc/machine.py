@@ -56,6 +56,7 @@ class VmStateMachine(SqliteStateMachine):
     """Applies PlasmaVMC's commands to the store. Deterministic: ids and times come in the commands."""
 
     store: SqliteVmStore
+    snapshot_reads = True  # its whole state is the store's: nothing kept in Python while applying
 
     def execute(self, c: Command) -> object:
         """Apply one command, by its type's name (CreateFlavor runs `_create_flavor`)."""

@@ -41,6 +41,7 @@ class NetworkStateMachine(SqliteStateMachine):
     """Applies PrismNET's commands to the store. Deterministic: ids and MACs come in the commands."""
 
     store: SqliteNetworkStore
+    snapshot_reads = True  # its whole state is the store's: nothing kept in Python while applying
 
     def __init__(self, store: SqliteNetworkStore):
         super().__init__(store)
