@@ -1,8 +1,11 @@
-"""Every acknowledged ChainFire write survives SIGKILL of the process; SIGTERM stops it cleanly."""
+"""Every acknowledged write survives SIGKILL of the process, even with writes in flight (ChainFire,
+and PrismNET for the services on SqliteState); SIGTERM stops it cleanly."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+from typing import Any
 
 import aiohttp
 
@@ -39,3 +42,68 @@ async def test_sigterm_shuts_down_gracefully(platform):
     assert chainfire.stop() == 0
     assert "shutting down" in chainfire.log() and "stopped" in chainfire.log()
     chainfire.start()
+
+
+async def writes_until_killed(service, write) -> dict[Any, Any]:
+    """Sixteen writers write until the service is SIGKILLed under them; what was acknowledged."""
+    acknowledged: dict[Any, Any] = {}
+    stop = False
+
+    async def writer(w: int) -> None:
+        for i in itertools.count():
+            if stop:
+                return
+            try:
+                key, value = await write(f"{w}-{i}")
+            except (TimeoutError, aiohttp.ClientError):
+                return  # killed: this one's answer never came
+            acknowledged[key] = value
+
+    async def killer() -> None:
+        nonlocal stop
+        while len(acknowledged) < 300:
+            await asyncio.sleep(0.01)
+        service.process.kill()  # SIGKILL with writes in flight
+        stop = True
+
+    await asyncio.gather(killer(), *(writer(w) for w in range(16)))
+    await asyncio.to_thread(service.process.wait)
+    return acknowledged
+
+
+async def test_writes_in_flight_when_sigkilled_lose_nothing_acknowledged(platform):
+    chainfire, token = platform.services["chainfire"], platform.admin_token()
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as session:
+        async def write(name: str) -> tuple[str, str]:
+            async with session.put(f"{chainfire.url}/api/v1/kv/inflight/{name}", json={"value": name}) as r:
+                assert r.status == 200
+                return f"inflight/{name}", name
+
+        acknowledged = await writes_until_killed(chainfire, write)
+    chainfire.start()
+    assert 300 <= len(acknowledged) < 1000
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as session:
+        async with session.get(f"{chainfire.url}/api/v1/kv", params={"prefix": "inflight/", "page_size": 1000}) as r:
+            found = {kv["key"]: kv["value"] for kv in (await r.json())["data"]["items"]}
+    assert {k: found.get(k) for k in acknowledged} == acknowledged
+
+
+async def test_a_sqlite_service_sigkilled_under_writes_loses_nothing_acknowledged(platform):
+    prismnet, token = platform.services["prismnet"], platform.admin_token()
+    _, project_id = platform.project("durability")
+    url = f"{prismnet.url}/api/v1/security-groups"
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as session:
+        async def write(name: str) -> tuple[str, str]:
+            async with session.post(url, json={"name": name, "project_id": project_id}) as r:
+                assert r.status == 201
+                return (await r.json())["data"]["id"], name
+
+        acknowledged = await writes_until_killed(prismnet, write)
+    prismnet.start()
+    assert 300 <= len(acknowledged) < 1000
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as session:
+        found = {}
+        for group_id in acknowledged:
+            async with session.get(f"{url}/{group_id}") as r:
+                found[group_id] = (await r.json())["data"]["name"] if r.status == 200 else None
+    assert found == acknowledged
