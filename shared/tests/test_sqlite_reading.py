@@ -215,3 +215,25 @@ async def test_local_log_reads_on_the_loop_and_scans_on_its_worker(tmp_path: Pat
     finally:
         await log.close()
         store.close()
+
+
+def test_a_restored_file_and_its_rename_are_flushed_to_disk(store: Items, tmp_path: Path, monkeypatch) -> None:
+    # A snapshot installed from the leader replaces the state: the file must be on disk before the
+    # old state goes, and its new name too, or a power loss could leave neither.
+    import os
+
+    from photoncloud.common import sqlite
+
+    copy = tmp_path / "copy.db"
+    store.snapshot(str(copy))
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(sqlite.os, "fsync", fsync)
+    store.restore(str(copy))
+    assert str(copy) in synced
+    assert str(Path(store.path).parent) in synced

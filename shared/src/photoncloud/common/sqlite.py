@@ -27,6 +27,15 @@ from .errors import ServiceError
 META = "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
 
 
+def _fsync(path: str | Path) -> None:
+    """Flush a file's (or a directory's entries') changes to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class _View(threading.local):
     """A thread's read-only connection, and the snapshot it is reading while inside reading()."""
 
@@ -182,9 +191,11 @@ class SqliteState:
             finally:
                 source.close()
             return
+        _fsync(path)  # on disk before it replaces the state it stands for
         for suffix in ("-wal", "-shm"):  # the old database's journal must not be replayed onto the new one
             Path(f"{self.path}{suffix}").unlink(missing_ok=True)
         os.replace(path, self.path)
+        _fsync(os.path.dirname(os.path.abspath(self.path)))  # and the rename with it
         self._open()
 
     def close(self) -> None:
