@@ -13,3 +13,11 @@ def platform(tmp_path_factory):
     running = start_platform(tmp_path_factory.mktemp("platform"), "chainfire", "flaredb", "creditservice", "prismnet")
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="module")
+def iam_alone(tmp_path_factory):
+    """IAM alone, for the tests of one module that start their own members (clusters under faults)."""
+    running = start_platform(tmp_path_factory.mktemp("iam"))
+    yield running
+    running.stop()

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from photoncloud.common.testing import ServiceProcess, free_ports, start_platform
+from photoncloud.common.testing import ServiceProcess, free_ports
 from tests.linearizability import Operation, Register, check
 
 SECRET = secrets.token_urlsafe(32)
@@ -114,17 +114,9 @@ class Client:
             await asyncio.sleep(0.2)
 
 
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory):
-    """IAM alone: the cluster's members are started by each test."""
-    running = start_platform(tmp_path_factory.mktemp("iam"))
-    yield running
-    running.stop()
-
-
 @pytest.fixture
-async def cluster(tmp_path, platform):
-    running = Cluster(tmp_path, platform.iam.url)
+async def cluster(tmp_path, iam_alone):
+    running = Cluster(tmp_path, iam_alone.iam.url)
     for member in running.members:
         member.start()
     yield running
@@ -132,8 +124,8 @@ async def cluster(tmp_path, platform):
 
 
 @pytest.fixture
-async def client(platform):
-    headers = {"Authorization": f"Bearer {platform.admin_token()}"}
+async def client(iam_alone):
+    headers = {"Authorization": f"Bearer {iam_alone.admin_token()}"}
     async with aiohttp.ClientSession(headers=headers) as session:
         yield Client(session)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from photoncloud.common.testing import ServiceProcess, free_ports, start_platform
+from photoncloud.common.testing import ServiceProcess, free_ports
 
 SECRET = secrets.token_urlsafe(32)
 PROJECT = "proj-cluster"
@@ -84,17 +84,9 @@ class Client:
         raise AssertionError("no leader was elected in time")
 
 
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory):
-    """IAM alone: the cluster's members are started by the test."""
-    running = start_platform(tmp_path_factory.mktemp("iam"))
-    yield running
-    running.stop()
-
-
 @pytest.fixture
-def cluster(tmp_path, platform):
-    running = Cluster(tmp_path, platform.iam.url)
+def cluster(tmp_path, iam_alone):
+    running = Cluster(tmp_path, iam_alone.iam.url)
     try:
         for member in running.members:
             member.start()
@@ -104,8 +96,8 @@ def cluster(tmp_path, platform):
 
 
 @pytest.fixture
-async def client(platform):
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {platform.admin_token()}"}) as session:
+async def client(iam_alone):
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {iam_alone.admin_token()}"}) as session:
         yield Client(session)
 
 

@@ -31,7 +31,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from photoncloud.common.testing import ServiceProcess, start_platform
+from photoncloud.common.testing import ServiceProcess
 from tests import faults
 from tests.linearizability import Operation, Register, Result, Verdict, VersionedRegister, check, check_one
 from tests.test_chainfire_cluster import Cluster as ChainFireCluster
@@ -369,14 +369,6 @@ class FlareDB(Service):
 
 # -- the runs -------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory):
-    """IAM alone: each test starts its cluster."""
-    running = start_platform(tmp_path_factory.mktemp("iam"))
-    yield running
-    running.stop()
-
-
 @pytest.fixture
 def network():
     """Members in cgroups of their own, so that a partition can cut one off; always healed and removed."""
@@ -386,17 +378,17 @@ def network():
 
 
 @pytest.fixture
-async def session(platform):
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {platform.admin_token()}"}) as opened:
+async def session(iam_alone):
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {iam_alone.admin_token()}"}) as opened:
         yield opened
 
 
 @pytest.fixture(params=["chainfire", "flaredb"])
-def service(request, tmp_path, platform, session):
+def service(request, tmp_path, iam_alone, session):
     """A running three-member cluster of the service; its members enrolled in the network if the test
     partitions it (only a partition needs root and nftables)."""
     network = request.getfixturevalue("network") if "network" in request.fixturenames else None
-    cluster = (ChainFireCluster if request.param == "chainfire" else FlareDBCluster)(tmp_path, platform.iam.url)
+    cluster = (ChainFireCluster if request.param == "chainfire" else FlareDBCluster)(tmp_path, iam_alone.iam.url)
     try:
         for member in cluster.members:
             if network is not None:
@@ -536,9 +528,9 @@ async def test_members_partitioned_from_their_peers(service: Service, network: f
 
 # -- the partition itself -------------------------------------------------------------------------
 
-async def test_a_partition_cuts_a_member_off_its_peers_both_ways_and_heals(platform, network, session,
+async def test_a_partition_cuts_a_member_off_its_peers_both_ways_and_heals(iam_alone, network, session,
                                                                           tmp_path) -> None:
-    cluster = ChainFireCluster(tmp_path, platform.iam.url)
+    cluster = ChainFireCluster(tmp_path, iam_alone.iam.url)
     try:
         for member in cluster.members:
             network.enroll(member, peer_port(member))
