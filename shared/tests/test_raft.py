@@ -241,6 +241,10 @@ async def test_linearizable_reads_add_nothing_to_the_log(cluster: Cluster) -> No
         cluster.start(member)
     leader = await cluster.leader()
     await cluster.logs[leader].propose(("set", "x", 1))
+    # Each member publishes its client URLs through the log once it knows a leader: let those entries
+    # be committed first, so that only reads could add one below.
+    await wait_for(lambda: all(log._client_urls.get(log.self_address) == log.client_urls
+                               for log in (cluster.logs[m] for m in (1, 2, 3))))
     await cluster.caught_up([1, 2, 3], cluster.machines[leader].applied_index())
     committed = cluster.logs[leader]._node.raftCommitIndex
     for member in (1, 2, 3):
@@ -334,8 +338,11 @@ async def test_commands_committed_together_are_applied_in_one_batch_each_with_it
     follower = next(m for m in (1, 2, 3) if m != leader)
     results = await asyncio.gather(*(cluster.logs[m].propose(("set", "k", i))
                                      for i, m in enumerate([leader, follower] * 32)))
-    await cluster.caught_up([1, 2, 3], cluster.machines[leader].applied_index())
+    # Each entry is applied by its proposer before it answers, but a follower may apply an entry
+    # before the leader does (commits are sent first): wait for the furthest member.
+    await cluster.caught_up([1, 2, 3], max(cluster.machines[m].applied_index() for m in (1, 2, 3)))
     history = cluster.machines[leader].applied
+    assert len(history) == 64
     assert all(cluster.machines[m].applied == history for m in (1, 2, 3))
     # Each proposer got the result of its own entry: the value the entry before it had set.
     previous: dict[int, Any] = {}
