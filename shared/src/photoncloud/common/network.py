@@ -17,6 +17,7 @@ class PortInfo:
     mac_address: str
     gateway_ip: str
     cidr_block: str
+    vpc_id: str = ""  # the VPC whose bridge the device plugs into (netdev.DeviceNames.bridge)
 
 
 class Network(Protocol):

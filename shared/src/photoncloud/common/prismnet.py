@@ -43,7 +43,7 @@ class PrismNetNetwork:
             await self.delete_port(port.id)
             raise
         return PortInfo(port.id, port.subnet_id, port.ip_address, port.mac_address, subnet.gateway_ip,
-                        subnet.cidr_block)
+                        subnet.cidr_block, port.vpc_id)
 
     async def delete_port(self, port_id: str) -> None:
         """Ports/DeletePort; a port already gone counts as deleted."""
