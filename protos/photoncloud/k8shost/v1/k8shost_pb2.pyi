@@ -291,18 +291,20 @@ class PodStatus(_message.Message):
     def __init__(self, phase: _Optional[str] = ..., conditions: _Optional[_Iterable[_Union[Condition, _Mapping]]] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., host_ip: _Optional[str] = ..., pod_ip: _Optional[str] = ..., start_time: _Optional[str] = ..., container_statuses: _Optional[_Iterable[_Union[ContainerStatus, _Mapping]]] = ..., network: _Optional[_Union[PodNetwork, _Mapping]] = ...) -> None: ...
 
 class PodNetwork(_message.Message):
-    __slots__ = ("subnet_id", "port_id", "cidr_block", "gateway_ip", "mac_address")
+    __slots__ = ("subnet_id", "port_id", "cidr_block", "gateway_ip", "mac_address", "vpc_id")
     SUBNET_ID_FIELD_NUMBER: _ClassVar[int]
     PORT_ID_FIELD_NUMBER: _ClassVar[int]
     CIDR_BLOCK_FIELD_NUMBER: _ClassVar[int]
     GATEWAY_IP_FIELD_NUMBER: _ClassVar[int]
     MAC_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    VPC_ID_FIELD_NUMBER: _ClassVar[int]
     subnet_id: str
     port_id: str
     cidr_block: str
     gateway_ip: str
     mac_address: str
-    def __init__(self, subnet_id: _Optional[str] = ..., port_id: _Optional[str] = ..., cidr_block: _Optional[str] = ..., gateway_ip: _Optional[str] = ..., mac_address: _Optional[str] = ...) -> None: ...
+    vpc_id: str
+    def __init__(self, subnet_id: _Optional[str] = ..., port_id: _Optional[str] = ..., cidr_block: _Optional[str] = ..., gateway_ip: _Optional[str] = ..., mac_address: _Optional[str] = ..., vpc_id: _Optional[str] = ...) -> None: ...
 
 class Pod(_message.Message):
     __slots__ = ("metadata", "spec", "status")

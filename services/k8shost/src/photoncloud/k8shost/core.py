@@ -403,7 +403,8 @@ class KubeCore:
             return await self._propose(Create("pods", pod), Pod)
         port = await self._port(ns.subnet_id, pod)
         assert self.network is not None  # _port() refuses the pod without a PrismNET
-        network = PodNetwork(port.subnet_id, port.id, port.cidr_block, port.gateway_ip, port.mac_address)
+        network = PodNetwork(port.subnet_id, port.id, port.cidr_block, port.gateway_ip, port.mac_address,
+                             port.vpc_id)
         try:
             return await self._propose(Create("pods", replace(pod, status=replace(
                 pod.status, pod_ip=port.ip_address, network=network))), Pod)

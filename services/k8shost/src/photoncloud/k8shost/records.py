@@ -136,6 +136,7 @@ class PodNetwork:
     cidr_block: str
     gateway_ip: str
     mac_address: str = ""
+    vpc_id: str = ""  # the subnet's VPC: with a PrismNET dataplane, the pod's veth plugs into its bridge
 
 
 @dataclass(frozen=True)
