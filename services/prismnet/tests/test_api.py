@@ -62,7 +62,10 @@ STEPS = [
     ("list_subnets", {"vpc_id": "$vpc"}, "", {"items": [{}, {}]}),
     ("create_group", {"name": "web", "org_id": "o1", "project_id": "p1", "rules": [
         {"direction": "INGRESS", "protocol": "TCP", "port_range_min": 443, "port_range_max": 443,
-         "remote_cidr": "0.0.0.0/0"}]}, "group", {"rules": [{"protocol": "TCP", "port_range_min": 443}]}),
+         "remote_cidr": "0.0.0.0/0"}]}, "group", {"rules": [
+        {"direction": "EGRESS", "protocol": "ANY", "ethertype": "IPv4", "remote_cidr": ""},
+        {"direction": "EGRESS", "protocol": "ANY", "ethertype": "IPv6", "remote_cidr": ""},
+        {"direction": "INGRESS", "protocol": "TCP", "port_range_min": 443}]}),
     ("create_port", {"subnet_id": "$web", "name": "a"}, "port", {"ip_address": "10.0.1.2", "status": "DOWN"}),
     ("create_port", {"subnet_id": "$web", "ip_address": "10.0.1.20", "security_group_ids": ["$group"]}, "",
      {"ip_address": "10.0.1.20"}),

@@ -9,6 +9,7 @@ import pytest
 
 from photoncloud.common.errors import (AlreadyExists, FailedPrecondition, InvalidArgument, NotFound,
                                       ResourceExhausted)
+from photoncloud.prismnet.machine import MAX_RULES
 
 
 async def vpc_and_subnet(net, vpc_cidr="10.0.0.0/16", subnet_cidr="10.0.1.0/24", **subnet):
@@ -107,7 +108,8 @@ async def test_security_groups_validate_rules_and_refuse_deletion_in_use(net):
     group = await net.create_group("web", "o1", "p1", rules=[
         {"direction": "ingress", "protocol": "tcp", "port_range_min": 443, "port_range_max": 443,
          "remote_cidr": "0.0.0.0/0"}])
-    assert [(r.direction, r.protocol, r.port_range_min) for r in group.rules] == [("INGRESS", "TCP", 443)]
+    assert [(r.direction, r.protocol, r.port_range_min, r.ethertype) for r in group.rules] == [
+        ("EGRESS", "ANY", 0, "IPv4"), ("EGRESS", "ANY", 0, "IPv6"), ("INGRESS", "TCP", 443, "IPv4")]
     for bad in ({"protocol": "tcp", "port_range_min": 90, "port_range_max": 80},
                 {"protocol": "icmp", "port_range_min": 1, "port_range_max": 1},
                 {"protocol": "gre"}, {"remote_cidr": "10.0.0.1/8"}, {"remote_cidr": "fd00::/8"},
@@ -133,6 +135,31 @@ async def test_security_groups_validate_rules_and_refuse_deletion_in_use(net):
     other = await net.create_group("other", "o1", "p2")
     with pytest.raises(InvalidArgument):
         await net.create_port(web.id, security_group_ids=[other.id])
+
+
+async def test_a_new_group_allows_all_egress_until_those_rules_are_deleted(net):
+    group = await net.create_group("web", "o1", "p1")
+    assert [(r.direction, r.protocol, r.port_range_min, r.port_range_max, r.remote_cidr, r.remote_group_id,
+             r.ethertype) for r in group.rules] == [("EGRESS", "ANY", 0, 0, "", "", "IPv4"),
+                                                    ("EGRESS", "ANY", 0, 0, "", "", "IPv6")]
+    assert len({r.id for r in group.rules}) == 2 and all(r.id for r in group.rules)
+    assert (await net.group(group.id)).rules == group.rules  # stored as answered: the ids came with the command
+    with pytest.raises(AlreadyExists):
+        await net.add_rule(group.id, direction="EGRESS", protocol="ANY", ethertype="IPv6")
+    for rule in group.rules:
+        await net.delete_rule(group.id, rule.id)
+    assert (await net.group(group.id)).rules == ()
+    # Restricting egress at creation: a default the caller gives is kept once, as given.
+    given = await net.create_group("db", "o1", "p1", rules=[
+        {"direction": "EGRESS", "protocol": "ANY", "ethertype": "IPv4", "description": "mine"}])
+    assert [(r.direction, r.ethertype, r.description) for r in given.rules] == [("EGRESS", "IPv6", ""),
+                                                                                ("EGRESS", "IPv4", "mine")]
+    # A group holds MAX_RULES rules, the defaults included.
+    many = [{"protocol": "TCP", "port_range_min": p, "port_range_max": p} for p in range(1, MAX_RULES - 1)]
+    assert len((await net.create_group("many", "o1", "p1", rules=many)).rules) == MAX_RULES
+    with pytest.raises(InvalidArgument) as refused:
+        await net.create_group("more", "o1", "p1", rules=many + [{"protocol": "UDP"}])
+    assert refused.value.details == {"field": "rules"}
 
 
 async def test_ipv6_subnets_allocate_too(net):

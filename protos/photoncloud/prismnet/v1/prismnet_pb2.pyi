@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Vpc(_message.Message):
-    __slots__ = ("id", "name", "org_id", "project_id", "cidr_block", "description", "created_at", "updated_at")
+    __slots__ = ("id", "name", "org_id", "project_id", "cidr_block", "description", "created_at", "updated_at", "vni")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     ORG_ID_FIELD_NUMBER: _ClassVar[int]
@@ -20,6 +20,7 @@ class Vpc(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    VNI_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     org_id: str
@@ -28,7 +29,8 @@ class Vpc(_message.Message):
     description: str
     created_at: str
     updated_at: str
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., org_id: _Optional[str] = ..., project_id: _Optional[str] = ..., cidr_block: _Optional[str] = ..., description: _Optional[str] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ...) -> None: ...
+    vni: int
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., org_id: _Optional[str] = ..., project_id: _Optional[str] = ..., cidr_block: _Optional[str] = ..., description: _Optional[str] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ..., vni: _Optional[int] = ...) -> None: ...
 
 class CreateVpcRequest(_message.Message):
     __slots__ = ("name", "org_id", "project_id", "cidr_block", "description")
@@ -405,3 +407,21 @@ class DeleteRuleRequest(_message.Message):
     security_group_id: str
     rule_id: str
     def __init__(self, security_group_id: _Optional[str] = ..., rule_id: _Optional[str] = ...) -> None: ...
+
+class GetNetworkStateRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class NetworkState(_message.Message):
+    __slots__ = ("applied_index", "vpcs", "subnets", "ports", "security_groups")
+    APPLIED_INDEX_FIELD_NUMBER: _ClassVar[int]
+    VPCS_FIELD_NUMBER: _ClassVar[int]
+    SUBNETS_FIELD_NUMBER: _ClassVar[int]
+    PORTS_FIELD_NUMBER: _ClassVar[int]
+    SECURITY_GROUPS_FIELD_NUMBER: _ClassVar[int]
+    applied_index: int
+    vpcs: _containers.RepeatedCompositeFieldContainer[Vpc]
+    subnets: _containers.RepeatedCompositeFieldContainer[Subnet]
+    ports: _containers.RepeatedCompositeFieldContainer[Port]
+    security_groups: _containers.RepeatedCompositeFieldContainer[SecurityGroup]
+    def __init__(self, applied_index: _Optional[int] = ..., vpcs: _Optional[_Iterable[_Union[Vpc, _Mapping]]] = ..., subnets: _Optional[_Iterable[_Union[Subnet, _Mapping]]] = ..., ports: _Optional[_Iterable[_Union[Port, _Mapping]]] = ..., security_groups: _Optional[_Iterable[_Union[SecurityGroup, _Mapping]]] = ...) -> None: ...

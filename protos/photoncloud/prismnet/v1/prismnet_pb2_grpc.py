@@ -1134,3 +1134,85 @@ class SecurityGroups:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class DataplaneStub:
+    """Dataplane is what the agent on each host reads to make PrismNET's networks real there (bridges,
+    router namespaces, DHCP, VXLAN, security group filters): the operator's, never a tenant's.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.GetNetworkState = channel.unary_unary(
+                '/photoncloud.prismnet.v1.Dataplane/GetNetworkState',
+                request_serializer=photoncloud_dot_prismnet_dot_v1_dot_prismnet__pb2.GetNetworkStateRequest.SerializeToString,
+                response_deserializer=photoncloud_dot_prismnet_dot_v1_dot_prismnet__pb2.NetworkState.FromString,
+                _registered_method=True)
+
+
+class DataplaneServicer:
+    """Dataplane is what the agent on each host reads to make PrismNET's networks real there (bridges,
+    router namespaces, DHCP, VXLAN, security group filters): the operator's, never a tenant's.
+    """
+
+    def GetNetworkState(self, request, context):
+        """GetNetworkState answers every VPC, subnet, port and security group of every project, read
+        from one snapshot, with the applied index it was read at. One answer however large (a few
+        hundred bytes per VPC, subnet and port): a client expecting tens of thousands of ports raises
+        its maximum receive message length.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_DataplaneServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'GetNetworkState': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetNetworkState,
+                    request_deserializer=photoncloud_dot_prismnet_dot_v1_dot_prismnet__pb2.GetNetworkStateRequest.FromString,
+                    response_serializer=photoncloud_dot_prismnet_dot_v1_dot_prismnet__pb2.NetworkState.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'photoncloud.prismnet.v1.Dataplane', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('photoncloud.prismnet.v1.Dataplane', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Dataplane:
+    """Dataplane is what the agent on each host reads to make PrismNET's networks real there (bridges,
+    router namespaces, DHCP, VXLAN, security group filters): the operator's, never a tenant's.
+    """
+
+    @staticmethod
+    def GetNetworkState(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/photoncloud.prismnet.v1.Dataplane/GetNetworkState',
+            photoncloud_dot_prismnet_dot_v1_dot_prismnet__pb2.GetNetworkStateRequest.SerializeToString,
+            photoncloud_dot_prismnet_dot_v1_dot_prismnet__pb2.NetworkState.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

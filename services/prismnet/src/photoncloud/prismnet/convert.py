@@ -7,7 +7,7 @@ from typing import Any
 from photoncloud.common.messages import from_record
 from photoncloud.prismnet.v1 import prismnet_pb2 as pb
 
-from .records import Port, Rule, SecurityGroup, Subnet, Vpc
+from .records import NetworkState, Port, Rule, SecurityGroup, Subnet, Vpc
 
 
 def vpc(v: Vpc) -> pb.Vpc:
@@ -33,6 +33,13 @@ def rule(r: Rule) -> pb.Rule:
 def group(g: SecurityGroup) -> pb.SecurityGroup:
     """A security group and its rules."""
     return from_record(pb.SecurityGroup, g)
+
+
+def network_state(state: NetworkState) -> pb.NetworkState:
+    """The whole network state, as the dataplane agents read it."""
+    return pb.NetworkState(applied_index=state.applied_index, vpcs=[vpc(v) for v in state.vpcs],
+                           subnets=[subnet(*s) for s in state.subnets], ports=[port(p) for p in state.ports],
+                           security_groups=[group(g) for g in state.groups])
 
 
 def rule_fields(r: pb.Rule) -> dict[str, Any]:

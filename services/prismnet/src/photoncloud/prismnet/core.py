@@ -22,13 +22,13 @@ from typing import Any, Protocol, TypeVar, cast
 from photoncloud.common import auth, paging
 from photoncloud.common.errors import Aborted, InvalidArgument
 from photoncloud.common.projects import Projects
-from photoncloud.common.replication import Log
+from photoncloud.common.replication import Log, Scan
 
 from . import addressing
 from .commands import (AddRule, AttachPort, Command, CreateGroup, CreatePort, CreateSubnet, CreateVpc, DeleteGroup,
                        DeletePort, DeleteRule, DeleteSubnet, DeleteVpc, UpdateGroup, UpdatePort, UpdateVpc)
 from .machine import MAX_RULES, NetworkStateMachine, found
-from .records import Port, Rule, SecurityGroup, Subnet, Vpc
+from .records import NetworkState, Port, Rule, SecurityGroup, Subnet, Vpc
 
 R = TypeVar("R")
 
@@ -36,6 +36,7 @@ VPCS_READ, VPCS_WRITE = "prismnet:vpcs:read", "prismnet:vpcs:write"
 SUBNETS_READ, SUBNETS_WRITE = "prismnet:subnets:read", "prismnet:subnets:write"
 PORTS_READ, PORTS_WRITE = "prismnet:ports:read", "prismnet:ports:write"
 GROUPS_READ, GROUPS_WRITE = "prismnet:securitygroups:read", "prismnet:securitygroups:write"
+DATAPLANE_READ = "prismnet:dataplane:read"
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,62}$")
 _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
@@ -84,6 +85,9 @@ class NetworkReads(Protocol):
 
     def groups(self, org_id: str, project_id: str, after: str, limit: int) -> list[SecurityGroup]:
         """Security groups by id after `after`, of one org and/or project when given."""
+
+    def network_state(self) -> NetworkState:
+        """Every VPC, subnet, port and security group, and the applied index, read together."""
 
 
 # -- validation -----------------------------------------------------------------------------------
@@ -374,13 +378,19 @@ class NetworkCore:
 
     async def create_group(self, name: str, org_id: str, project_id: str, description: str = "",
                            rules: list[dict[str, Any]] | None = None) -> SecurityGroup:
-        """Create a security group in an existing project, optionally with rules."""
+        """Create a security group in an existing project with the default egress rules (everything
+        out, IPv4 and IPv6), then the rules given, as Neutron and AWS do: what a port receives is
+        denied unless a rule allows it, what it sends allowed until those rules are deleted."""
         check_name(name)
         check_text(description)
         if len(rules or ()) > MAX_RULES:
             raise InvalidArgument(f"at most {MAX_RULES} rules", {"field": "rules"})
         org_id = await self._owner(GROUPS_WRITE, org_id, project_id)
         checked = tuple(replace(check_rule(**rule_fields(r)), id=uuid.uuid4().hex) for r in rules or ())
+        checked = default_egress(checked) + checked
+        if len(checked) > MAX_RULES:
+            raise InvalidArgument(f"at most {MAX_RULES} rules, the {len(DEFAULT_EGRESS)} default egress rules "
+                                  "included", {"field": "rules"})
         now = self.clock()
         return await self._propose(CreateGroup(SecurityGroup(uuid.uuid4().hex, name, org_id, project_id,
                                                              description, checked, now, now)), SecurityGroup)
@@ -422,9 +432,37 @@ class NetworkCore:
         await self._group(group_id, GROUPS_WRITE)
         return await self._propose(DeleteRule(group_id, rule_id, self.clock()), SecurityGroup)
 
+    # The dataplane
+
+    async def network_state(self) -> NetworkState:
+        """Every VPC, subnet, port and security group of every project, read from one snapshot with
+        the applied index; the operator's (a system-scoped token), for the agents that make the
+        networks real on each host.
+
+        One answer however large: about 300 bytes per port, subnet or VPC and 150 per rule in the
+        protobuf encoding, so some ten thousand ports fit a gRPC client's default 4 MiB limit; a
+        client expecting more raises its `grpc.max_receive_message_length`. (Polled for now; a
+        watch from the applied index can replace polling.)"""
+        principal = auth.current()
+        if principal is not None:
+            principal.require_operator(DATAPLANE_READ)
+            principal.require(DATAPLANE_READ)
+        return await self._read(Scan(self.store.network_state))  # every row: not on the event loop
+
     async def close(self) -> None:
         """Stop the log (the store is closed by whoever opened it)."""
         await self.log.close()
+
+
+# The rules a new security group starts with: every protocol out, to anywhere, over either IP version.
+DEFAULT_EGRESS = tuple(Rule("", "EGRESS", "ANY", 0, 0, "", "", ethertype, "") for ethertype in ("IPv4", "IPv6"))
+
+
+def default_egress(given: tuple[Rule, ...]) -> tuple[Rule, ...]:
+    """The default egress rules, with fresh ids, but those the given rules already hold (the ids
+    are made here, before the command is proposed, so that every replica stores the same ones)."""
+    same = {replace(r, id="", description="") for r in given}
+    return tuple(replace(r, id=uuid.uuid4().hex) for r in DEFAULT_EGRESS if r not in same)
 
 
 def rule_fields(fields: dict[str, Any]) -> dict[str, Any]:

@@ -138,7 +138,18 @@ class SecurityGroupsServicer(pb_grpc.SecurityGroupsServicer):
         return convert.group(await self.net.delete_rule(request.security_group_id, request.rule_id))
 
 
+class DataplaneServicer(pb_grpc.DataplaneServicer):
+    """photoncloud.prismnet.v1.Dataplane over the core."""
+
+    def __init__(self, net: core.NetworkCore):
+        self.net = net
+
+    async def GetNetworkState(self, request: pb.GetNetworkStateRequest, context: Context) -> pb.NetworkState:
+        return convert.network_state(await self.net.network_state())
+
+
 def services(net: core.NetworkCore) -> list[GrpcService]:
     """PrismNET's gRPC services over net."""
     return grpc_services(pb, pb_grpc, {"Vpcs": VpcsServicer(net), "Subnets": SubnetsServicer(net),
-                                       "Ports": PortsServicer(net), "SecurityGroups": SecurityGroupsServicer(net)})
+                                       "Ports": PortsServicer(net), "SecurityGroups": SecurityGroupsServicer(net),
+                                       "Dataplane": DataplaneServicer(net)})

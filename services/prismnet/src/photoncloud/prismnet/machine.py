@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from ipaddress import ip_address, ip_network
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from photoncloud.common.errors import (Aborted, AlreadyExists, FailedPrecondition, InvalidArgument, NotFound,
                                       ResourceExhausted)
@@ -21,13 +21,12 @@ from . import addressing
 from .commands import (AddRule, AttachPort, Command, CreateGroup, CreatePort, CreateSubnet, CreateVpc, DeleteGroup,
                        DeletePort, DeleteRule, DeleteSubnet, DeleteVpc, UpdateGroup, UpdatePort, UpdateVpc)
 from .records import Port, Rule, SecurityGroup, Subnet, Vpc
-
-if TYPE_CHECKING:
-    from .store import SqliteNetworkStore
+from .store import VNI_MAX, VNI_MIN, SqliteNetworkStore
 
 R = TypeVar("R")
 
 MAX_RULES = 100  # rules per security group
+NEXT_VNI = "next_vni"  # the meta entry naming where the search for a VPC's VNI starts
 
 
 def found(record: R | None, what: str, id: str) -> R:
@@ -43,8 +42,9 @@ class NetworkStateMachine(SqliteStateMachine):
     store: SqliteNetworkStore
     snapshot_reads = True  # its whole state is the store's: nothing kept in Python while applying
 
-    def __init__(self, store: SqliteNetworkStore):
+    def __init__(self, store: SqliteNetworkStore, vnis: tuple[int, int] | None = None):
         super().__init__(store)
+        self.vnis = vnis or (VNI_MIN, VNI_MAX)  # the VNIs VPCs may get, inclusive (a test narrows them)
 
     def execute(self, c: Command) -> object:
         """Apply one command with the method named after it (CreateVpc: _create_vpc)."""
@@ -56,8 +56,24 @@ class NetworkStateMachine(SqliteStateMachine):
     def _create_vpc(self, c: CreateVpc) -> Vpc:
         if self.store.vpc(c.vpc.id) is not None:
             raise AlreadyExists("a VPC with this id exists", {"id": c.vpc.id})
-        self.store.save_vpc(c.vpc)
-        return c.vpc
+        vpc = replace(c.vpc, vni=self._next_vni())
+        self.store.save_vpc(vpc)
+        return vpc
+
+    def _next_vni(self) -> int:
+        """The first free VNI from the one after the last given, wrapping around once: a deleted
+        VPC's VNI goes to a new VPC only after every other one has been used, so that a host still
+        carrying the old VPC's tunnel cannot join the new one's traffic to it."""
+        low, high = self.vnis
+        start = min(max(self.store.meta(NEXT_VNI), low), high)
+        vni = self.store.free_vni(start, high)
+        if vni is None:
+            vni = self.store.free_vni(low, start - 1)
+        if vni is None:
+            raise ResourceExhausted(f"every VXLAN network identifier ({high - low + 1}) is taken: no VPC can be "
+                                    "created until one is deleted", {"reason": "VNI_EXHAUSTED"})
+        self.store.set_meta(NEXT_VNI, vni + 1)
+        return vni
 
     def _update_vpc(self, c: UpdateVpc) -> Vpc:
         vpc = found(self.store.vpc(c.id), "VPC", c.id)

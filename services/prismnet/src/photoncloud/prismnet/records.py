@@ -17,6 +17,9 @@ class Vpc:
     description: str
     created_at: float
     updated_at: float
+    # The VXLAN network identifier that carries the VPC between hosts: the state machine gives it
+    # when it creates the VPC (0 until then), unique among the VPCs that exist.
+    vni: int = 0
 
 
 @dataclass(frozen=True)
@@ -94,3 +97,14 @@ class SecurityGroup:
     rules: tuple[Rule, ...]
     created_at: float
     updated_at: float
+
+
+@dataclass(frozen=True)
+class NetworkState:
+    """Everything a host's dataplane needs, read from one snapshot of the store."""
+
+    applied_index: int  # the store's applied log index when read: it grows with every command
+    vpcs: list[Vpc]
+    subnets: list[tuple[Subnet, int, int]]  # each with its capacity and how many ports hold an address
+    ports: list[Port]
+    groups: list[SecurityGroup]

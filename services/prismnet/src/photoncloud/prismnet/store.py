@@ -14,12 +14,14 @@ from typing import Any
 
 from photoncloud.common.sqlite import SqliteState
 
-from .records import Pool, Port, Rule, SecurityGroup, Subnet, Vpc
+from . import addressing
+from .records import NetworkState, Pool, Port, Rule, SecurityGroup, Subnet, Vpc
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS vpcs (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, org_id TEXT NOT NULL, project_id TEXT NOT NULL,
-    cidr_block TEXT NOT NULL, description TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL
+    cidr_block TEXT NOT NULL, description TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL,
+    vni INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS vpcs_by_project ON vpcs (org_id, project_id, id);
 CREATE TABLE IF NOT EXISTS subnets (
@@ -48,6 +50,21 @@ CREATE TABLE IF NOT EXISTS port_groups (
     port_id TEXT NOT NULL, group_id TEXT NOT NULL, PRIMARY KEY (group_id, port_id)
 ) WITHOUT ROWID;
 """
+# On a column an older file lacks until migrate() adds it.
+VNI_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS vpcs_by_vni ON vpcs (vni)"
+# The VXLAN network identifiers VPCs get: 24 bits, the lowest 4096 left to other uses (VLAN-sized
+# ids an operator may already carry on the same underlay).
+VNI_MIN, VNI_MAX = 4096, 2**24 - 1
+VPC_COLUMNS = "id, name, org_id, project_id, cidr_block, description, created_at, updated_at, vni"
+# The lowest VNI of [low, high] no VPC holds: low itself, or one above a held VNI (NULL: none is free).
+_FREE_VNI = """
+SELECT MIN(candidate) FROM (
+    SELECT :low AS candidate WHERE NOT EXISTS (SELECT 1 FROM vpcs WHERE vni = :low)
+    UNION ALL
+    SELECT v.vni + 1 FROM vpcs v WHERE v.vni >= :low AND v.vni < :high
+        AND NOT EXISTS (SELECT 1 FROM vpcs w WHERE w.vni = v.vni + 1)
+)
+"""
 
 
 def address_key(value: int) -> str:
@@ -60,23 +77,57 @@ class SqliteNetworkStore(SqliteState):
 
     SCHEMA = SCHEMA
 
+    def migrate(self) -> None:
+        """Bring a file of an older version up to date, in one transaction: VPCs gain a VNI, given
+        to the existing ones from VNI_MIN up in order of creation (then id), so that every member
+        migrating the same state gives the same VNIs."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            if "vni" not in {row[1] for row in self.db.execute("PRAGMA table_info(vpcs)")}:
+                self.db.execute("ALTER TABLE vpcs ADD COLUMN vni INTEGER NOT NULL DEFAULT 0")
+            unnumbered = [row[0] for row in self.db.execute(
+                "SELECT id FROM vpcs WHERE vni = 0 ORDER BY created_at, id")]
+            for id in unnumbered:
+                vni = self.free_vni(VNI_MIN, VNI_MAX)
+                if vni is None:  # more VPCs than VNIs: cannot happen below 16 million VPCs
+                    raise RuntimeError("no VNI is left for the VPCs of an older store")
+                self.db.execute("UPDATE vpcs SET vni = ? WHERE id = ?", (vni, id))
+            self.db.execute(VNI_INDEX)
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def restore(self, path: str) -> None:
+        """Replace the whole database with the file at path, brought up to date if it is older."""
+        super().restore(path)
+        self.migrate()  # a file's was on opening; an in-memory copy is made after
+
     # VPCs
 
     def vpc(self, id: str) -> Vpc | None:
         """A VPC by id."""
-        row = self.db.execute("SELECT * FROM vpcs WHERE id = ?", (id,)).fetchone()
+        row = self.db.execute(f"SELECT {VPC_COLUMNS} FROM vpcs WHERE id = ?", (id,)).fetchone()
         return Vpc(*row) if row else None
 
     def vpcs(self, org_id: str, project_id: str, after: str, limit: int) -> list[Vpc]:
         """VPCs by id after `after`, of one org and/or project when given."""
-        rows = self.db.execute("SELECT * FROM vpcs WHERE (? = '' OR org_id = ?) AND (? = '' OR project_id = ?)"
-                               " AND id > ? ORDER BY id LIMIT ?",
+        rows = self.db.execute(f"SELECT {VPC_COLUMNS} FROM vpcs WHERE (? = '' OR org_id = ?)"
+                               " AND (? = '' OR project_id = ?) AND id > ? ORDER BY id LIMIT ?",
                                (org_id, org_id, project_id, project_id, after, limit))
         return [Vpc(*row) for row in rows]
 
     def save_vpc(self, vpc: Vpc) -> None:
         """Insert or replace a VPC."""
-        self.db.execute("INSERT OR REPLACE INTO vpcs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", tuple(asdict(vpc).values()))
+        self.db.execute(f"INSERT OR REPLACE INTO vpcs ({VPC_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        tuple(asdict(vpc).values()))
+
+    def free_vni(self, low: int, high: int) -> int | None:
+        """The lowest VNI in [low, high] that no VPC holds (None: every one is held)."""
+        if low > high:
+            return None
+        found: int | None = self.db.execute(_FREE_VNI, {"low": low, "high": high}).fetchone()[0]
+        return found
 
     def delete_vpc(self, id: str) -> None:
         """Delete a VPC (its subnets first)."""
@@ -101,6 +152,10 @@ class SqliteNetworkStore(SqliteState):
         rows = self.db.execute("SELECT * FROM subnets WHERE vpc_id = ? AND id > ? ORDER BY id LIMIT ?",
                                (vpc_id, after, limit))
         return [self._subnet(row) for row in rows]
+
+    def all_subnets(self) -> list[Subnet]:
+        """Every subnet of every VPC, by id."""
+        return [self._subnet(row) for row in self.db.execute("SELECT * FROM subnets ORDER BY id")]
 
     def save_subnet(self, s: Subnet) -> None:
         """Insert or replace a subnet."""
@@ -163,6 +218,10 @@ class SqliteNetworkStore(SqliteState):
         count: int = self.db.execute("SELECT COUNT(*) FROM ports WHERE subnet_id = ?", (subnet_id,)).fetchone()[0]
         return count
 
+    def port_counts(self) -> dict[str, int]:
+        """How many ports each subnet that has any has, by subnet id."""
+        return dict(self.db.execute("SELECT subnet_id, COUNT(*) FROM ports GROUP BY subnet_id").fetchall())
+
     def mac_taken(self, mac: str) -> bool:
         """Whether a port has this MAC address."""
         return self.db.execute("SELECT 1 FROM ports WHERE mac_address = ?", (mac,)).fetchone() is not None
@@ -219,3 +278,14 @@ class SqliteNetworkStore(SqliteState):
         """Groups with a rule naming group_id as its remote group."""
         return [row[0] for row in self.db.execute(
             "SELECT id FROM security_groups WHERE id != ? AND rules LIKE ?", (group_id, f'%"{group_id}"%'))]
+
+    # Everything
+
+    def network_state(self) -> NetworkState:
+        """Every VPC, subnet (with its capacity and use), port and security group, by id, with the
+        applied index: consistent when read where commands apply, or inside reading()."""
+        used = self.port_counts()
+        subnets = [(s, addressing.capacity(s.allocation_pools, s.gateway_ip), used.get(s.id, 0))
+                   for s in self.all_subnets()]
+        return NetworkState(self.applied_index(), self.vpcs("", "", "", -1), subnets,
+                            self.ports("", "", "", "", -1), self.groups("", "", "", -1))
