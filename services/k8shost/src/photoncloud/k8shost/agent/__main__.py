@@ -18,6 +18,7 @@ from typing import TypeVar
 from photoncloud.common import tls
 from photoncloud.common.errors import ServiceError
 from photoncloud.common.logs import setup_logging
+from photoncloud.common.netdev import DeviceNames
 
 from . import bootstrap
 from .api import ApiServer, Tokens
@@ -113,6 +114,11 @@ def parse(argv: list[str] | None = None, environ: dict[str, str] | None = None) 
                    help="on a host that cannot sandbox (neither root nor user namespaces), run the process "
                         "runtime's pods as plain processes of the agent's user: they can then read and signal "
                         "everything the agent can, its credentials included")
+    p.add_argument("--dataplane-prefix",
+                   default=default("dataplane_prefix", env.get("PHOTONCLOUD_DATAPLANE_PREFIX", "")),
+                   help="the device-name prefix of this host's PrismNET dataplane (e.g. pc): the process runtime "
+                        "then puts each pod with a PrismNET address on its VPC's bridge, which the dataplane agent "
+                        "makes (empty, the default: such a pod's only link is a veth to the host)")
     p.add_argument("--heartbeat-seconds", type=float, default=float(default("heartbeat_seconds", 5)))
     p.add_argument("--sync-seconds", type=float, default=float(default("sync_seconds", 10)),
                    help="the resync period (watches wake the agent at every change in between)")
@@ -121,6 +127,10 @@ def parse(argv: list[str] | None = None, environ: dict[str, str] | None = None) 
     p.add_argument("--max-backoff-seconds", type=float, default=float(default("max_backoff_seconds", 60)))
     p.add_argument("--log-level", default=default("log_level", env.get("PHOTONCLOUD_LOG_LEVEL", "INFO")))
     args = p.parse_args(argv)
+    try:
+        args.dataplane = DeviceNames(args.dataplane_prefix) if args.dataplane_prefix else None
+    except ValueError as exc:
+        p.error(f"--dataplane-prefix: {exc}")
     try:
         args.default_limits = limits.parse_defaults(args.default_cpu, args.default_memory, args.default_pids)
     except ValueError as exc:
@@ -183,7 +193,11 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"--docker-host: {exc}") from None
     else:
         runtime = ProcessRuntime(Path(args.data_dir) / "pods", _sandbox(args.insecure_unsandboxed_pods), backoff,
-                                 default_limits=args.default_limits)
+                                 default_limits=args.default_limits, dataplane=args.dataplane)
+    if args.runtime == "docker" and args.dataplane is not None:
+        log.warning("--dataplane-prefix applies to the process runtime only: the docker runtime keeps pods with a "
+                    "PrismNET address on the engine's bridge networks")
+    log.info("pods' networks: %s", runtime.pod_network)
     agent = Agent(config, ApiServer(args.api_url, tokens), runtime)
     runtime.on_change = agent.changed
 

@@ -36,13 +36,15 @@ def tail(path: Path, lines: int, limit: int = MAX_LOG_BYTES) -> str:
     return text
 
 
-def app(token: str, log_path: Callable[[str, str], Path | None]) -> web.Application:
-    """The daemon's routes: GET /pods/{uid}/containers/{container}/logs and GET /healthz."""
+def app(token: str, log_path: Callable[[str, str], Path | None],
+        about: dict[str, str] | None = None) -> web.Application:
+    """The daemon's routes: GET /pods/{uid}/containers/{container}/logs and GET /healthz (with `about`: the
+    runtime, and how pods' networks are wired)."""
     routes = web.RouteTableDef()
 
     @routes.get("/healthz")
     async def healthz(request: web.Request) -> web.Response:
-        return web.json_response(envelope.success({"status": "SERVING"}))
+        return web.json_response(envelope.success({"status": "SERVING", **(about or {})}))
 
     @routes.get("/pods/{uid}/containers/{container}/logs")
     async def logs(request: web.Request) -> web.Response:

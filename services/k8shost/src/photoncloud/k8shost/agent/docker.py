@@ -296,6 +296,8 @@ class DockerRuntime:
 
     name = "docker"
     isolation = "docker (reduced capabilities, no-new-privileges, limits, a network per namespace)"
+    # The engine's bridge networks carry pods' PrismNET addresses: a PrismNET dataplane's bridges are not joined.
+    pod_network = "docker: a bridge network of the engine per PrismNET subnet (no PrismNET dataplane)"
 
     def __init__(self, host: str = DEFAULT_HOST, root: Path = Path("pods"), backoff: Backoff = Backoff(),
                  on_change: Callable[[], None] = lambda: None, node_name: str = "",

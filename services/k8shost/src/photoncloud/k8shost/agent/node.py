@@ -123,7 +123,8 @@ class Agent:
 
     async def start_daemon(self) -> int:
         """Serve logs on the daemon port; the port bound."""
-        self._runner = web.AppRunner(daemon.app(self.daemon_token, self._log_path), access_log=None)
+        self._runner = web.AppRunner(daemon.app(self.daemon_token, self._log_path, {
+            "runtime": self.runtime.name, "pod_network": self.runtime.pod_network}), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.bind, self.config.daemon_port)
         await site.start()

@@ -31,11 +31,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from photoncloud.common.netdev import DeviceNames
+
 from . import limits as resource_limits
 from . import seccomp
 from .cgroups import Cgroups
 from .limits import Limits
-from .podnet import PodNetworks
+from .podnet import PodNetworks, VpcPort
 from .runtime import (
     LOG_DRAIN_SECONDS,
     TERMINATED,
@@ -270,7 +272,7 @@ class ProcessPod(Pod):
 
     async def _start_in_namespace(self, network: dict[str, Any]) -> None:
         try:
-            await self.runtime.networks.add(self.uid, self.pod_ip, network.get("mac_address", ""))
+            await self.runtime.networks.add(self.uid, self.pod_ip, network.get("mac_address", ""), VpcPort.of(network))
         except Exception as exc:  # noqa: BLE001 - whatever netlink says, the pod fails with it
             now = time.time()
             for container in self.containers:
@@ -306,8 +308,10 @@ class ProcessRuntime:
 
     def __init__(self, root: Path, sandbox: Sandbox | None, backoff: Backoff = Backoff(),
                  on_change: Callable[[], None] = lambda: None, default_limits: Limits = Limits(),
-                 cgroups: Cgroups | None = None, networks: PodNetworks | None = None, uids: Uids | None = None):
+                 cgroups: Cgroups | None = None, networks: PodNetworks | None = None, uids: Uids | None = None,
+                 dataplane: DeviceNames | None = None):
         # sandbox None: containers run unsandboxed (--insecure-unsandboxed-pods), never by default.
+        # dataplane: the device names of PrismNET's dataplane on this host, whose VPC bridges pods join (None: none).
         self.root = root
         self.sandbox = sandbox
         self.backoff = backoff
@@ -317,13 +321,19 @@ class ProcessRuntime:
         # host (and tests) never prune each other's.
         tag = hashlib.sha256(str(root.absolute()).encode()).hexdigest()[:10]
         self.cgroups = cgroups if cgroups is not None else Cgroups(f"photoncloud-k8shost/{tag}")
-        self.networks = networks if networks is not None else PodNetworks(f"k8s-{tag}-")
+        self.networks = networks if networks is not None else PodNetworks(f"k8s-{tag}-", dataplane=dataplane)
         self.uids = uids if uids is not None else Uids()
 
     @property
     def isolation(self) -> str:
         """How pods are isolated, as the node reports it."""
         return self.sandbox.describe() if self.sandbox is not None else "none"
+
+    @property
+    def pod_network(self) -> str:
+        """How pods with a PrismNET address are wired, as the agent reports it."""
+        why = self.networks.unsupported()
+        return f"unavailable: {why}" if why else self.networks.mode()
 
     async def open(self) -> None:
         """Remove what an earlier run of the agent left (cgroups, network namespaces): no pod runs yet."""

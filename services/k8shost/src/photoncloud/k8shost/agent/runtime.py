@@ -83,6 +83,10 @@ class Runtime(Protocol):
     def isolation(self) -> str:
         """How pods are isolated from the node, as the node reports it ("none": not at all)."""
 
+    @property
+    def pod_network(self) -> str:
+        """How pods with a PrismNET address are wired to its network, as the agent reports it."""
+
     def pod(self, pod: dict[str, Any], pod_ip: str) -> PodRuntime:
         """The runtime of one pod (as the API server sends it); pod_ip is the address the agent offers it."""
 
