@@ -3,6 +3,8 @@ gets a port (freed with the pod or its namespace), and agents' reports keep the 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from photoncloud.common.errors import (
@@ -13,9 +15,14 @@ from photoncloud.common.errors import (
     ServiceError,
     Unavailable,
 )
+from photoncloud.common import protojson
+from photoncloud.common.network import PortInfo
 from photoncloud.common.replication import LocalLog
+from photoncloud.common.testing import FakeNetwork
+from photoncloud.k8shost import convert
 from photoncloud.k8shost.core import KubeCore
 from photoncloud.k8shost.machine import ObjectStateMachine
+from photoncloud.k8shost.records import Pod, decode, encode
 from photoncloud.k8shost.store import SqliteObjectStore
 
 SPEC = {"containers": [{"name": "main", "command": ["sleep", "60"]}]}
@@ -126,3 +133,35 @@ async def test_without_prismnet_a_namespace_cannot_name_a_subnet(clock):
     finally:
         await kube.close()
         store.close()
+
+
+class VpcNetwork(FakeNetwork):
+    """PrismNET in memory whose ports carry their subnet's VPC, as the real client's do."""
+
+    async def create_port(self, subnet_id: str, name: str, device_id: str) -> PortInfo:
+        """A port on the subnet, of VPC vpc-<subnet>."""
+        port = replace(await super().create_port(subnet_id, name, device_id), vpc_id=f"vpc-{subnet_id}")
+        self.ports[port.id] = port
+        return port
+
+
+async def test_a_pods_network_names_its_ports_vpc_for_the_node_agent(clock):
+    store = SqliteObjectStore(":memory:")
+    machine = ObjectStateMachine(store)
+    kube = KubeCore(machine, LocalLog(machine), clock=clock, network=VpcNetwork({"s1": ("p1", "10.1.0.0/29")}))
+    try:
+        await kube.create_namespace("web", "o1", "p1", subnet_id="s1")
+        pod = await kube.create_pod("web", "a", spec=SPEC)
+        assert pod.status.network is not None and pod.status.network.vpc_id == "vpc-s1"
+        assert (await kube.pod("web", "a")).status.network == pod.status.network  # as stored
+        # What the node agent receives (the API's JSON of the message) carries it.
+        assert protojson.to_json(convert.pod(pod))["status"]["network"]["vpc_id"] == "vpc-s1"
+    finally:
+        await kube.close()
+        store.close()
+    # A pod stored before networks named their VPC still loads (without one).
+    old = encode(pod)
+    del old["status"]["network"]["vpc_id"]
+    loaded = decode(Pod, old)
+    assert loaded.status.network is not None and loaded.status.network.vpc_id == ""
+    assert loaded.status.network.port_id == pod.status.network.port_id
