@@ -30,6 +30,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="making network namesp
 
 FAST = Backoff(initial=0.1, maximum=0.4, reset=60)
 MAC = "02:00:0a:4d:00:05"
+MTU = 1450
 
 
 def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -104,10 +105,11 @@ def vpc() -> Iterator[Vpc]:
     try:
         if docker:
             subprocess.run(["iptables", "-I", *docker_rule], check=True, timeout=10)
-        ip("link", "add", made.bridge, "type", "bridge")
+        ip("link", "add", made.bridge, "mtu", str(MTU), "type", "bridge")  # as a VXLAN on it would lower it
         ip("link", "set", made.bridge, "up")
         ip("netns", "add", made.router)
-        ip("link", "add", names.gateway(vpc_id), "type", "veth", "peer", "name", "gw0", "netns", made.router)
+        ip("link", "add", names.gateway(vpc_id), "mtu", str(MTU), "type", "veth", "peer", "name", "gw0", "mtu",
+           str(MTU), "netns", made.router)
         ip("link", "set", names.gateway(vpc_id), "master", made.bridge, "up")
         ip("-n", made.router, "link", "set", "lo", "up")
         ip("-n", made.router, "addr", "add", f"{made.gateway}/24", "dev", "gw0")
@@ -132,7 +134,7 @@ async def test_a_pods_eth0_is_on_its_vpcs_bridge_and_its_link_to_the_host_stays(
     try:
         inside = links(namespace)
         assert sorted(inside) == ["eth0", "host0", "lo"]
-        assert inside["eth0"]["address"] == MAC
+        assert inside["eth0"]["address"] == MAC and inside["eth0"]["mtu"] == MTU  # the bridge's
         addresses = json.loads(ip("-n", namespace, "-j", "addr", "show", "eth0").stdout)[0]["addr_info"]
         assert [(a["local"], a["prefixlen"]) for a in addresses if a["family"] == "inet"] == [(address, 24)]
         # host0 carries no address: only the route to the host's end.
@@ -213,6 +215,7 @@ async def test_pruning_at_start_removes_the_port_devices_of_this_agents_pods_onl
     holder = subprocess.Popen(["ip", "netns", "exec", networks.prefix + "gone", "sleep", "30"])
     try:
         await until(lambda: holder.poll() is None and _has_process_in(networks.prefix + "gone", holder.pid))
+        assert pings(vpc.address(10), networks.prefix + "gone")  # pods of one VPC reach each other on its bridge
         ip("netns", "delete", networks.prefix + "gone")
         assert networks.held() == [] and vpc.names.port("port-5") in links()
         restarted = pod_networks(vpc)  # the agent's next start
