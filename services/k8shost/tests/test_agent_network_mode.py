@@ -8,7 +8,8 @@ import pytest
 
 from photoncloud.common.netdev import DeviceNames
 from photoncloud.k8shost.agent.__main__ import parse
-from photoncloud.k8shost.agent.api import ApiServer, Tokens
+from photoncloud.common.credentials import Tokens
+from photoncloud.k8shost.agent.api import ApiServer
 from photoncloud.k8shost.agent.node import Agent, NodeConfig
 from photoncloud.k8shost.agent.podnet import PodNetworks
 from photoncloud.k8shost.agent.process import ProcessRuntime

@@ -68,7 +68,7 @@ class Clock:
 class FakeNetwork:
     """PrismNET in memory, behind common.network's Network, with the errors the real one gives: subnets
     are {id: (project_id, cidr)}; a port takes its subnet's lowest free address after the gateway;
-    ports remember their device and name. `down` makes every call UNAVAILABLE; `fail_after` port
+    ports remember their device and name, and are in their project's VPC (`vpc-<project_id>`). `down` makes every call UNAVAILABLE; `fail_after` port
     creations succeed before one fails as if PrismNET went down (-1: never), and it stays down after
     that with `stay_down`."""
 
@@ -106,7 +106,7 @@ class FakeNetwork:
             raise ResourceExhausted(f"subnet {subnet_id} has no free address", {"reason": "SUBNET_FULL"})
         self.made += 1
         port = PortInfo(f"port-{self.made}", subnet_id, free, f"fa:16:3e:00:00:{self.made:02x}", hosts[0],
-                        str(network))
+                        str(network), f"vpc-{self.subnets[subnet_id][0]}")
         self.ports[port.id] = port
         self.devices[port.id] = (device_id, name)
         return port

@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import TypeVar
 
 from photoncloud.common import tls
+from photoncloud.common.credentials import Tokens
 from photoncloud.common.errors import ServiceError
 from photoncloud.common.logs import setup_logging
 from photoncloud.common.netdev import DeviceNames
 
 from . import bootstrap
-from .api import ApiServer, Tokens
+from .api import ApiServer
 from . import limits, sandbox
 from .docker import DockerRuntime
 from .engine import DEFAULT_HOST, EngineError
@@ -175,7 +176,8 @@ def main(argv: list[str] | None = None) -> None:
         except ServiceError as exc:
             raise SystemExit(f"cannot bootstrap the agent's IAM account: {exc.code.name}: {exc.message}") from None
     try:
-        tokens = Tokens(args.token, args.token_file, args.iam_url, args.client_id, args.client_secret)
+        tokens = Tokens(args.token, args.token_file, args.iam_url, args.client_id, args.client_secret,
+                        how="--client-id with a client secret, --token-file, or K8SHOST_AGENT_TOKEN")
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
     address = args.advertise_address or (args.bind if args.bind not in ("0.0.0.0", "::") else socket.gethostname())

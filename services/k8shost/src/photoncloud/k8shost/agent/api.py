@@ -9,54 +9,18 @@ system scope, and `k8shost:services:read` for its service proxy.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 
 from photoncloud.common import envelope, tls
-from photoncloud.common.errors import Code, Unauthenticated, Unavailable
+from photoncloud.common.credentials import Tokens
+from photoncloud.common.errors import Code, Unavailable
 
 TIMEOUT = aiohttp.ClientTimeout(total=15)
 WATCH_IDLE_SECONDS = 30  # a watch stream silent this long is dead (the API server sends a heartbeat every 10 s)
-
-
-class Tokens:
-    """Where the agent's bearer token comes from: a fixed token, a file, or IAM's client_credentials grant."""
-
-    def __init__(self, token: str = "", token_file: Path | None = None, iam_url: str = "", client_id: str = "",
-                 client_secret: str = ""):
-        self.token, self.token_file = token, token_file
-        self.iam_url, self.client_id, self.client_secret = iam_url.rstrip("/"), client_id, client_secret
-        self._cached, self._renew_at = "", 0.0
-        if not (token or token_file or (client_id and client_secret)):
-            raise ValueError("the agent needs a token: --client-id with a client secret, --token-file, "
-                             "or K8SHOST_AGENT_TOKEN")
-
-    async def get(self, session: aiohttp.ClientSession) -> str:
-        """A token to call the API server with (renewed before it expires)."""
-        if self.token:
-            return self.token
-        if self.token_file is not None:
-            return self.token_file.read_text().strip()
-        if self._cached and time.monotonic() < self._renew_at:
-            return self._cached
-        body = {"grant_type": "client_credentials", "client_id": self.client_id, "client_secret": self.client_secret}
-        async with session.post(f"{self.iam_url}/api/v1/auth/token", json=body) as response:
-            reply = await response.json(content_type=None)
-        if "data" not in reply:
-            error = envelope.error_from_body(response.status, reply, str(response.status))
-            raise Unauthenticated(f"IAM refused the agent's credentials: {error.message}")
-        self._cached = reply["data"]["access_token"]
-        self._renew_at = time.monotonic() + max(1.0, reply["data"]["expires_in"] * 0.8)
-        return self._cached
-
-    def forget(self) -> None:
-        """Drop a cached token the API server refused (e.g. revoked): the next call asks IAM again."""
-        self._cached = ""
 
 
 class ApiServer:
