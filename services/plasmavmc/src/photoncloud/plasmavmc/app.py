@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from .dependencies import CreditServiceBilling
 from .driver import Driver
 from .fake import FakeDriver
 from .qemu import QemuDriver
+from .taps import Taps, network_mode, why_not
 from .store import SqliteVmStore
 
 NAME = "plasmavmc"
@@ -48,8 +50,28 @@ def add_options(group: Any, default: Callable[[str, object], object]) -> None:
                        help="credits per vCPU-hour of a VM sized without a flavor")
     group.add_argument("--memory-gib-hour-price", type=int, default=default("memory_gib_hour_price", 5),
                        help="credits per GiB-hour of memory of a VM sized without a flavor")
+    group.add_argument("--dataplane-prefix",
+                       default=default("dataplane_prefix", os.environ.get("PHOTONCLOUD_DATAPLANE_PREFIX", "")),
+                       help="the device-name prefix of PrismNET's dataplane on this host (its agent's, e.g. pc): "
+                            "each NIC is a TAP on its VPC's bridge (needs root); empty: QEMU user-mode networking")
     group.add_argument("--monitor-seconds", type=float, default=default("monitor_seconds", 1.0),
                        help="how often VM processes are checked (a guest that powered off becomes STOPPED)")
+
+
+def dataplane(prefix: str) -> Taps | None:
+    """The TAPs VMs' NICs get on PrismNET's bridges under prefix (None for "": user-mode networking);
+    SystemExit when the prefix is malformed or this process cannot make TAPs (a start would only fail)."""
+    if not prefix:
+        return None
+    try:
+        taps = Taps(prefix)
+    except ValueError as exc:
+        raise SystemExit(f"plasmavmc: --dataplane-prefix: {exc}") from None
+    reason = why_not()
+    if reason:
+        raise SystemExit(f"plasmavmc: --dataplane-prefix {prefix} puts VMs on PrismNET's bridges, and {reason}; "
+                         f"leave it empty for QEMU's user-mode networking")
+    return taps
 
 
 async def build(config: ServerConfig) -> Service:
@@ -57,11 +79,14 @@ async def build(config: ServerConfig) -> Service:
     options = {"driver": "qemu", "accel": "auto", "qemu_binary": "qemu-system-x86_64",
                "creditservice_grpc": "127.0.0.1:50056", "prismnet_grpc": "127.0.0.1:50057",
                "reservation_ttl_seconds": 3600, "vcpu_hour_price": 10, "memory_gib_hour_price": 5,
-               "monitor_seconds": 1.0, **config.options}
+               "monitor_seconds": 1.0, "dataplane_prefix": "", **config.options}
+    prefix = str(options["dataplane_prefix"] or "")
+    taps = dataplane(prefix) if options["driver"] == "qemu" else None
     store = SqliteVmStore(config.data_dir / "vms.sqlite3")
     machine = VmStateMachine(store)
     driver: Driver = (FakeDriver() if options["driver"] == "fake"
-                      else QemuDriver(config.data_dir / "vms", str(options["qemu_binary"]), str(options["accel"])))
+                      else QemuDriver(config.data_dir / "vms", str(options["qemu_binary"]), str(options["accel"]),
+                                      taps))
     billing = CreditServiceBilling(str(options["creditservice_grpc"])) if options["creditservice_grpc"] else None
     network = PrismNetNetwork(str(options["prismnet_grpc"]), "VM") if options["prismnet_grpc"] else None
     settings = Settings(Pricing(int(options["vcpu_hour_price"]), int(options["memory_gib_hour_price"])),
@@ -73,7 +98,8 @@ async def build(config: ServerConfig) -> Service:
     async def dependencies() -> dict[str, Any]:
         index = await vmc.log.read(store.applied_index)
         states = Counter(vm.state.value for vm in await vmc.log.read(Scan(store.vms)))
-        return {"hypervisor": driver.describe(), "store": {"applied_index": index}, "vms": dict(sorted(states.items())),
+        return {"hypervisor": driver.describe(), "network": {"mode": network_mode(prefix)},
+                "store": {"applied_index": index}, "vms": dict(sorted(states.items())),
                 "creditservice": {"grpc": billing.target if billing else "none: VMs are free"},
                 "prismnet": {"grpc": network.target if network else "none: VMs have no NICs"}}
 

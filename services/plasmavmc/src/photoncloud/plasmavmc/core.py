@@ -440,7 +440,7 @@ class VmCore:
                 for subnet_id in subnets:
                     port = await self._network().create_port(subnet_id, f"{name}-nic{len(vm.nics)}", vm.id)
                     nic = Nic(port.id, port.subnet_id, port.ip_address, port.mac_address, port.gateway_ip,
-                              port.cidr_block)
+                              port.cidr_block, port.vpc_id)
                     vm = await self._settle(vm.id, State.CREATING, nics=vm.nics + (nic,))
                 return await self._settle(vm.id, State.STOPPED)
             except BaseException as exc:
@@ -494,7 +494,8 @@ class VmCore:
 
     async def _spec(self, vm: Vm) -> VmSpec:
         image = found(await self._read(lambda: self.store.image(vm.image_id)), "image", vm.image_id)
-        nics = tuple(NicSpec(n.mac_address, n.ip_address, n.cidr_block, n.gateway_ip) for n in vm.nics)
+        nics = tuple(NicSpec(n.mac_address, n.ip_address, n.cidr_block, n.gateway_ip, n.port_id, n.vpc_id)
+                     for n in vm.nics)
 
         def path(role: str, f: ImageFile | None) -> Path | None:
             return self.image_path(image.id, role) if f is not None else None
@@ -661,6 +662,7 @@ class VmCore:
                 await self.driver.kill(vm.id)
                 await self._settle(vm.id, State.STOPPED, expect=live, last_error="the guest powered off")
             elif power is Power.ABSENT:
+                await self.driver.kill(vm.id)  # no process: frees what it held (its NICs' TAPs)
                 await self._settle(vm.id, State.ERROR, expect=live, last_error="the QEMU process exited unexpectedly")
             elif power is Power.FAILED:
                 await self.driver.kill(vm.id)

@@ -28,12 +28,15 @@ class Power(str, enum.Enum):
 
 @dataclass(frozen=True)
 class NicSpec:
-    """A NIC: the MAC of its port, and the address the guest gets by DHCP on it."""
+    """A NIC: the MAC of its port, the address the guest gets by DHCP on it, and the port and its VPC
+    (whose bridge the NIC's TAP is plugged into, with a dataplane)."""
 
     mac_address: str
     ip_address: str
     cidr_block: str
     gateway_ip: str
+    port_id: str = ""
+    vpc_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,12 @@ and a restarted PlasmaVMC reattaches to them through the socket.
 `-no-shutdown` keeps QEMU alive when the guest powers off, in the `shutdown` run state, so that a
 guest that powered itself off is told apart from a process that died (which is an ERROR).
 
-Networking: each NIC is a virtio-net device with its PrismNET port's MAC, on a user-mode (slirp)
-network restricted to the guest (`restrict=on`: no traffic leaves the host) whose DHCP server hands
-the guest exactly its port's address and the subnet's gateway. Disks boot with `snapshot=on`: the
+Networking: each NIC is a virtio-net device with its PrismNET port's MAC. Without a dataplane, it is
+on a user-mode (slirp) network restricted to the guest (`restrict=on`: no traffic leaves the host)
+whose DHCP server hands the guest exactly its port's address and the subnet's gateway. With one
+(taps.py), it is a TAP device on its VPC's bridge, made before QEMU starts and deleted once QEMU has
+exited; the VM's directory lists its TAPs (`taps`), so that they are deleted after a restart too,
+and PrismNET's router namespace behind the bridge answers the guest's DHCP. Disks boot with `snapshot=on`: the
 image is shared by every VM booting it, so a guest's writes go to a temporary overlay and are gone
 when it stops.
 """
@@ -36,6 +39,7 @@ from typing import Any
 from qemu.qmp import QMPClient, QMPError
 
 from .driver import HypervisorError, Power, VmSpec
+from .taps import Taps, delete_taps
 
 log = logging.getLogger("photoncloud.plasmavmc.qemu")
 
@@ -102,7 +106,11 @@ def short_path(directory: Path, name: str) -> Iterator[str]:
         os.close(fd)
 
 
-def _nic_args(index: int, nic: Any) -> list[str]:
+def _nic_args(index: int, nic: Any, tap: str = "") -> list[str]:
+    # romfile= : no option ROM (network boot is never wanted, and the ROM files are a separate package).
+    device = ["-device", f"virtio-net-pci,netdev=net{index},mac={nic.mac_address},romfile="]
+    if tap:  # made and plugged into the bridge beforehand: QEMU runs no script on it
+        return ["-netdev", f"tap,id=net{index},ifname={tap},script=no,downscript=no", *device]
     netdev = f"user,id=net{index},restrict=on"
     try:
         network = ipaddress.ip_network(nic.cidr_block)
@@ -114,16 +122,17 @@ def _nic_args(index: int, nic: Any) -> list[str]:
         dns = next(h for h in network.hosts() if h not in (address, gateway)) if network.num_addresses > 4 else None
         if dns is not None:
             netdev += f",net={network},host={gateway},dhcpstart={address},dns={dns}"
-    # romfile= : no option ROM (network boot is never wanted, and the ROM files are a separate package).
-    return ["-netdev", netdev, "-device", f"virtio-net-pci,netdev=net{index},mac={nic.mac_address},romfile="]
+    return ["-netdev", netdev, *device]
 
 
 class QemuDriver:
-    """VMs as daemonized QEMU processes, one per VM, under root/<vm id>/."""
+    """VMs as daemonized QEMU processes, one per VM, under root/<vm id>/; with taps, NICs on PrismNET's bridges."""
 
     name = "qemu"
 
-    def __init__(self, root: Path, binary: str = "qemu-system-x86_64", accel: str = "auto"):
+    def __init__(self, root: Path, binary: str = "qemu-system-x86_64", accel: str = "auto",
+                 taps: Taps | None = None):
+        self.taps = taps  # None: user-mode networking
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.binary = shutil.which(binary) or binary
@@ -149,8 +158,9 @@ class QemuDriver:
             return None
         return pid if alive(pid, vm_id) else None
 
-    def command(self, spec: VmSpec, qmp_fd: int) -> list[str]:
-        """The QEMU command line that boots spec, serving QMP on the listening socket qmp_fd."""
+    def command(self, spec: VmSpec, qmp_fd: int, taps: list[str] | None = None) -> list[str]:
+        """The QEMU command line that boots spec, serving QMP on the listening socket qmp_fd (its NICs on
+        the TAPs named in taps, one per NIC, when given)."""
         d = self.directory(spec.id)
         args = [self.binary, "-name", f"guest={spec.id}", "-machine", "pc", "-accel", self.accel,
                 "-smp", str(spec.vcpus), "-m", f"{spec.memory_mib}M",
@@ -165,7 +175,7 @@ class QemuDriver:
         if spec.disk is not None:
             args += ["-drive", f"file={spec.disk},if=virtio,format={spec.disk_format},snapshot=on"]
         for index, nic in enumerate(spec.nics):
-            args += _nic_args(index, nic)
+            args += _nic_args(index, nic, taps[index] if taps else "")
         return args
 
     async def start(self, spec: VmSpec) -> None:
@@ -177,6 +187,40 @@ class QemuDriver:
         for stale in ("qemu.pid", "qmp.sock"):
             (d / stale).unlink(missing_ok=True)
         await self._forget(spec.id)
+        await self._unplug(spec.id)  # a crash may have left them
+        taps = await self._plug(spec)
+        try:
+            await self._launch(spec, taps)
+        except BaseException:
+            await asyncio.shield(self._unplug(spec.id))
+            raise
+
+    async def _plug(self, spec: VmSpec) -> list[str]:
+        """Each NIC's TAP on its VPC's bridge (none without a dataplane), listed in the VM's directory first."""
+        if self.taps is None or not spec.nics:
+            return []
+        taps = self.taps
+        listed = self.directory(spec.id) / "taps"
+        # Listed before they exist: whatever a failure or a crash leaves is found and deleted.
+        listed.write_text("".join(taps.name(nic.port_id) + "\n" for nic in spec.nics))
+        try:
+            return [await taps.plug(nic.port_id, nic.vpc_id, nic.mac_address) for nic in spec.nics]
+        except BaseException:
+            await asyncio.shield(self._unplug(spec.id))
+            raise
+
+    async def _unplug(self, vm_id: str) -> None:
+        """Delete the TAPs the VM's directory lists, then the list."""
+        listed = self.directory(vm_id) / "taps"
+        try:
+            names = listed.read_text().split()
+        except FileNotFoundError:
+            return
+        await delete_taps(names)
+        listed.unlink(missing_ok=True)
+
+    async def _launch(self, spec: VmSpec, taps: list[str]) -> None:
+        d = self.directory(spec.id)
         with open(d / "console.log", "ab") as console:
             console.write(f"\n--- plasmavmc: starting {spec.id} ({self.accel}) ---\n".encode())
         # PlasmaVMC binds the QMP socket and hands QEMU the listening descriptor (as libvirt does),
@@ -187,7 +231,7 @@ class QemuDriver:
                 listener.bind(path)
             listener.listen(4)
             process = await asyncio.create_subprocess_exec(
-                *self.command(spec, listener.fileno()), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                *self.command(spec, listener.fileno(), taps), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE, pass_fds=(listener.fileno(),),
                 start_new_session=True)  # its own session: signals to PlasmaVMC's group never reach it
         except OSError as exc:
@@ -281,10 +325,11 @@ class QemuDriver:
         return graceful
 
     async def kill(self, vm_id: str) -> None:
-        """QMP quit, then SIGKILL if the process lingers; waits until it is gone."""
+        """QMP quit, then SIGKILL if the process lingers; waits until it is gone, then deletes its TAPs."""
         pid = self.pid(vm_id)
         if pid is None:
             await self._forget(vm_id)
+            await self._unplug(vm_id)
             return
         try:
             await self._execute(vm_id, "quit")
@@ -298,6 +343,7 @@ class QemuDriver:
                 pass
             if not await self._gone(pid, vm_id, EXIT_TIMEOUT):
                 raise HypervisorError("the VM's QEMU process does not exit", {"pid": pid})
+        await self._unplug(vm_id)
 
     @staticmethod
     async def _gone(pid: int, vm_id: str, timeout: float) -> bool:

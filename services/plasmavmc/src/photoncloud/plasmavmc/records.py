@@ -73,6 +73,7 @@ class Nic:
     mac_address: str
     gateway_ip: str
     cidr_block: str
+    vpc_id: str = ""  # the port's VPC, whose bridge the NIC plugs into ("" in VMs stored before it was kept)
 
 
 @dataclass(frozen=True)
