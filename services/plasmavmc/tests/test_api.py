@@ -168,6 +168,7 @@ async def test_members_run_vms_of_their_project_only_and_operators_manage_flavor
         status, body = await call("GET", "/health", {})
         assert status == 200 and body["data"]["dependencies"]["hypervisor"] == {"driver": "fake", "accel": "none",
                                                                                   "kvm": False}
+        assert body["data"]["dependencies"]["network"] == {"mode": "user-mode (QEMU slirp, restricted)"}
         status, body = await call("POST", "/api/v1/flavors", member, {"name": "x", "vcpus": 1, "memory_mib": 128})
         assert status == 403 and body["error"]["details"]["action"] == "plasmavmc:flavors:manage"
         status, body = await call("POST", "/api/v1/images", member, {"name": "x", "kernel_path": kernel})

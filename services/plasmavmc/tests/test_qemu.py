@@ -18,22 +18,7 @@ from photoncloud.plasmavmc.driver import HypervisorError, NicSpec, Power, VmSpec
 from photoncloud.plasmavmc.qemu import QemuDriver, alive
 from photoncloud.plasmavmc.records import State
 from photoncloud.plasmavmc.store import SqliteVmStore
-from photoncloud.plasmavmc.testing import POWER_OFF, build_initramfs
-
-BOOT_TIMEOUT = 120  # seconds; an emulated boot takes a few seconds, a loaded CI machine more
-
-
-async def wait_for_console(driver, vm_id: str, text: str, timeout: float = BOOT_TIMEOUT, after: int = 0) -> str:
-    """The console once text appears on it more than `after` times."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        data, _ = await driver.console(vm_id, 1 << 20)
-        output = data.decode(errors="replace")
-        if output.count(text) > after:
-            return output
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{text!r} not on the console after {timeout}s:\n{output[-3000:]}")
-
+from photoncloud.plasmavmc.testing import BOOT_TIMEOUT, POWER_OFF, build_initramfs, wait_for_console
 
 def open_core(data_dir, driver=None) -> VmCore:
     """A VmCore over the store and VMs in data_dir (QEMU, TCG)."""
@@ -64,8 +49,9 @@ async def test_a_guest_boots_pauses_resets_and_stops(tmp_path, guest):
         output = await wait_for_console(driver, "guest1", marker)
         assert "Linux version" in output  # the guest kernel's own boot messages
         # The NIC carries the port's MAC.
-        filters = await driver._execute("guest1", "query-rx-filter")  # noqa: SLF001 - QMP straight
-        assert [f["main-mac"] for f in filters] == ["fa:16:3e:12:34:56"] if isinstance(filters, list) else True
+        qmp = await driver._client("guest1")  # noqa: SLF001 - QMP straight (the answer is a list)
+        filters = await qmp.execute("query-rx-filter")
+        assert [f["main-mac"] for f in filters] == ["fa:16:3e:12:34:56"]
         await driver.pause("guest1")
         assert await driver.power("guest1") is Power.PAUSED
         await driver.resume("guest1")
