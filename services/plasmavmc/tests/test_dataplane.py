@@ -223,6 +223,40 @@ async def test_a_start_without_the_vpcs_bridge_is_refused_within_the_bound(tmp_p
         await driver.close()
 
 
+@root
+async def test_a_vm_refused_for_want_of_its_bridge_starts_once_the_bridge_is_there(tmp_path, guest, names):
+    kernel, initrd, _ = guest
+    vpc_id = f"vpc-{uuid.uuid4().hex}"
+    bridge = names.bridge(vpc_id)
+    store = SqliteVmStore(tmp_path / "vms.sqlite3")
+    machine = VmStateMachine(store)
+    driver = QemuDriver(tmp_path / "vms", accel="tcg", taps=taps.Taps(names.prefix, bridge_wait=1.0))
+    core = VmCore(machine, LocalLog(machine), driver, tmp_path / "images",
+                  network=VpcNetwork({"s1": ("p1", SUBNET)}, vpc_id=vpc_id))
+    vm_id = ""
+    try:
+        image = await core.register_image("busybox", kernel_path=str(kernel), initrd_path=str(initrd))
+        vm = await core.create_vm("early", "o1", "p1", image.id, vcpus=1, memory_mib=128, subnet_ids=["s1"])
+        vm_id = vm.id
+        with pytest.raises(FailedPrecondition, match=bridge):
+            await core.start_vm(vm.id)
+        failed = await core.vm(vm.id)
+        assert failed.state is State.ERROR and bridge in failed.last_error and vpc_id in failed.last_error
+        assert driver.pid(vm.id) is None
+        ip("link", "add", bridge, "type", "bridge")  # the dataplane agent catches up
+        ip("link", "set", bridge, "up")
+        assert (await core.start_vm(vm.id)).state is State.RUNNING
+        assert link(names.port(vm.nics[0].port_id))["master"] == bridge
+        await core.delete_vm(vm.id)
+        assert link(names.port(vm.nics[0].port_id)) is None
+    finally:
+        if vm_id:
+            await driver.remove(vm_id)
+        await core.close()
+        store.close()
+        delete_link(bridge)
+
+
 @dataclasses.dataclass
 class VpcNetwork(FakeNetwork):
     """FakeNetwork whose ports are in one VPC, as PrismNET's client reports them."""
