@@ -173,6 +173,8 @@ async def test_a_guest_on_its_vpcs_bridge_gets_its_address_by_dhcp_and_answers(t
         assert shown["linkinfo"]["info_kind"] == "tun" and shown["linkinfo"]["info_data"]["type"] == "tap"
         assert shown["mtu"] == link(bridge)["mtu"]
         assert shown["address"] == "fe:16:3e:5a:00:07"  # the host's end: not the guest's MAC
+        assert Path(f"/proc/sys/net/ipv6/conf/{tap}/disable_ipv6").read_text().strip() == "1"
+        assert "inet6" not in ip("addr", "show", "dev", tap)  # the host has no address on it
         qmp = await driver._client("netguest")  # noqa: SLF001 - QMP straight (the answer is a list)
         filters = await qmp.execute("query-rx-filter")
         assert [f["main-mac"] for f in filters] == [mac]  # the guest's NIC carries the port's MAC

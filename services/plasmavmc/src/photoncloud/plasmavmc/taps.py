@@ -7,10 +7,11 @@ bridge, and behind it the subnets' gateways, DHCP and security groups, are Prism
 agent's: PlasmaVMC never makes a bridge, it waits a bounded time for one and refuses the start
 (FAILED_PRECONDITION, reason DATAPLANE_NOT_READY) when none appears.
 
-The TAP takes the bridge's MTU, so that plugging it never lowers the bridge's, and a MAC that is
-the port's with its first byte made 0xfe (as libvirt does): the guest's own MAC, on the virtio-net
-device, must not be the host end's, or the bridge would take the guest's frames for its own; and a
-0xfe MAC never becomes the bridge's address (a bridge takes its ports' lowest). Making TAPs takes
+The TAP has IPv6 off (the host has no address in a tenant network, not even a link-local one); it
+takes the bridge's MTU, so that plugging it never lowers the bridge's; and its MAC is the port's with
+its first byte made 0xfe (as libvirt does): the guest's own MAC, on the virtio-net device, must not
+be the host end's, or the bridge would take the guest's frames for its own, and a 0xfe MAC never
+becomes the bridge's address (a bridge takes its ports' lowest). Making TAPs takes
 CAP_NET_ADMIN, /dev/net/tun and pyroute2: without them, PlasmaVMC refuses to start with a prefix.
 """
 
@@ -78,6 +79,13 @@ def _kind(ipr: object, index: int) -> str:
     link = ipr.get_links(index)[0]  # type: ignore[attr-defined]
     info = link.get_attr("IFLA_LINKINFO")
     return str(info.get_attr("IFLA_INFO_KIND")) if info is not None else ""
+
+
+def _ipv6_off(device: str) -> None:
+    """No IPv6 on the host's end: the host has no presence in tenant networks, not even a link-local address."""
+    switch = Path("/proc/sys/net/ipv6/conf") / device / "disable_ipv6"
+    if switch.exists():  # absent when the host has IPv6 off altogether
+        switch.write_text("1")
 
 
 def _delete_taps(names: Iterable[str]) -> None:
@@ -156,6 +164,7 @@ class Taps:
                 # Persistent, owned by PlasmaVMC's user: QEMU (run by that user) opens it by name.
                 ipr.link("add", ifname=tap, kind="tuntap", mode="tap", uid=os.geteuid(), gid=os.getegid())
                 (index,) = ipr.link_lookup(ifname=tap)
+                _ipv6_off(tap)
                 ipr.link("set", index=index, address=host_mac(mac), mtu=mtu, master=found[0], state="up")
             except (NetlinkError, OSError, ValueError) as exc:
                 _delete_taps([tap])

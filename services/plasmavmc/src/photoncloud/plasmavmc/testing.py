@@ -64,7 +64,8 @@ case "$1" in
 esac
 """
 # Load the NIC's modules in order (dependencies first), wait (up to 10 s) for eth0, ask for a lease
-# (30 tries a second apart), ping the peer the command line names, then serve HTTP.
+# (60 tries a second apart: the dataplane agent may not have reserved the port's address yet), ping
+# the peer the command line names, then serve HTTP.
 NET_SETUP = """[ -e /dev/null ] || /bin/busybox mount -t devtmpfs dev /dev
 /bin/busybox mount -t sysfs sys /sys
 for m in {modules}; do /bin/busybox insmod "/lib/net/$m.ko"; done
@@ -72,7 +73,7 @@ i=0
 while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 100 ]; do /bin/busybox sleep 0.1; i=$((i + 1)); done
 /bin/busybox ip link set lo up
 /bin/busybox ip link set eth0 up
-/bin/busybox udhcpc -i eth0 -q -n -t 30 -T 1 -s /bin/dhcp-lease || /bin/busybox echo 'NET FAIL'
+/bin/busybox udhcpc -i eth0 -q -n -t 60 -T 1 -s /bin/dhcp-lease || /bin/busybox echo 'NET FAIL'
 for arg in $(/bin/busybox cat /proc/cmdline); do case "$arg" in peer=*) peer="${{arg#peer=}}" ;; esac; done
 if [ -n "$peer" ]; then
   if /bin/busybox ping -c 3 -W 2 "$peer" >/dev/null 2>&1; then /bin/busybox echo "PEER $peer OK"
