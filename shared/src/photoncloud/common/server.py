@@ -6,7 +6,6 @@ import asyncio
 import functools
 import logging
 import os
-import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +23,7 @@ from .metrics import CONTENT_TYPE, RequestMetrics
 from .openapi import openapi_document
 from .rest import RouteTable, json_response, make_app
 from .rpc import Access, ServerInterceptor
+from .signals import on_stop_signals
 
 log = logging.getLogger("photoncloud.server")
 
@@ -210,9 +210,7 @@ async def serve(service: Service, config: ServerConfig) -> None:
     server = Server(service, config)
     await server.start()
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    on_stop_signals(stop.set)
     await stop.wait()
     log.info("%s shutting down", service.name)
     await server.stop()

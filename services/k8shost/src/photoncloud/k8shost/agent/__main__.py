@@ -8,7 +8,6 @@ import contextlib
 import logging
 import os
 import re
-import signal
 import socket
 import sys
 from importlib.metadata import version
@@ -20,6 +19,7 @@ from photoncloud.common.credentials import Tokens
 from photoncloud.common.errors import ServiceError
 from photoncloud.common.logs import setup_logging
 from photoncloud.common.netdev import DeviceNames
+from photoncloud.common.signals import on_stop_signals
 
 from . import bootstrap
 from .api import ApiServer
@@ -207,9 +207,7 @@ def main(argv: list[str] | None = None) -> None:
         await runtime.open()
         try:
             task = asyncio.create_task(agent.run())
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, task.cancel)
+            on_stop_signals(task.cancel)
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         finally:

@@ -7,7 +7,6 @@ import asyncio
 import ipaddress
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from photoncloud.common import tls
 from photoncloud.common.credentials import Tokens
 from photoncloud.common.logs import setup_logging
 from photoncloud.common.netdev import DEFAULT_PREFIX, DeviceNames
+from photoncloud.common.signals import on_stop_signals
 
 from .agent import Agent, Dataplane, StateSource, unsupported
 
@@ -97,9 +97,7 @@ def main(argv: list[str] | None = None) -> None:
                 await agent.round()
                 return
             task = asyncio.create_task(agent.run())
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, task.cancel)
+            on_stop_signals(task.cancel)
             try:
                 await task
             except asyncio.CancelledError:
