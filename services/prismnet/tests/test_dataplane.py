@@ -68,7 +68,7 @@ def host_view(names: DeviceNames) -> dict[str, object]:
 def plane(tmp_path):
     """A Dataplane under a prefix of this test's own; everything it made is torn down afterwards."""
     assert unsupported() == ""
-    names = DeviceNames("t" + secrets.token_hex(1))
+    names = DeviceNames("t" + secrets.token_hex(2)[:3])
     # Under /run as the agent's own default: dnsmasq reads its files again as an unprivileged user.
     dataplane = Dataplane(names, Path(f"/run/photoncloud/test-dataplane-{names.prefix}"))
     plugged: list[tuple[str, str]] = []
@@ -185,7 +185,7 @@ def test_tenant_ranges_never_leave_by_the_default_route(tmp_path):
     """In a namespace playing the host, with a default route to a namespace playing its gateway: a packet for a
     tenant range goes nowhere with the guard, and reaches the gateway without it; the host's own network still
     works when a range overlaps it."""
-    names = DeviceNames("t" + secrets.token_hex(1))
+    names = DeviceNames("t" + secrets.token_hex(2)[:3])
     host, gateway = f"{names.prefix}-host", f"{names.prefix}-gw"
     for namespace in (host, gateway):
         netns.create(namespace)

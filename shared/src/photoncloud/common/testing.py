@@ -68,7 +68,8 @@ class Clock:
 class FakeNetwork:
     """PrismNET in memory, behind common.network's Network, with the errors the real one gives: subnets
     are {id: (project_id, cidr)}; a port takes its subnet's lowest free address after the gateway;
-    ports remember their device and name, and are in their project's VPC (`vpc-<project_id>`). `down` makes every call UNAVAILABLE; `fail_after` port
+    ports remember their device and name, and are in their project's VPC (`vpc-<project_id>`). `down`
+    makes every call UNAVAILABLE; `fail_after` port
     creations succeed before one fails as if PrismNET went down (-1: never), and it stays down after
     that with `stay_down`."""
 

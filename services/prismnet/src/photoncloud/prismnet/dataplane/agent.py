@@ -39,6 +39,7 @@ log = logging.getLogger("photoncloud.prismnet.dataplane")
 STATE_PATH = "/api/v1/dataplane/state"
 TIMEOUT = aiohttp.ClientTimeout(total=30)
 BRIDGE_NETFILTER = Path("/proc/sys/net/bridge")
+NOTHING = "-"  # the rules last applied when there was nothing to carry
 STALE_ROUNDS = 2  # a port device is removed once its port has been missing from this many rounds' states
 
 
@@ -100,6 +101,11 @@ class Dataplane:
             if router.removeprefix(f"{self.names.prefix}r-") not in wanted:
                 self.dhcp.stop(router)
         report.removed += self._ports(state)
+        if not state.vpcs and not self.guard_ranges:  # nothing to carry: no table, rule or route of ours either
+            if self._rules != NOTHING:
+                self._withdraw()
+                self._rules, report.rules_changed = NOTHING, True
+            return report
         script = firewall.render(self.names, state)
         if script != self._rules:
             firewall.apply(script)
@@ -107,6 +113,13 @@ class Dataplane:
         firewall.allow_past_docker()
         self.guard.ensure([v.cidr_block for v in state.vpcs.values()] + list(self.guard_ranges))
         return report
+
+    def _withdraw(self) -> None:
+        """Take the rules, the Docker exception (unless another agent still needs it) and the guard away."""
+        firewall.remove(self.names)
+        if not firewall.other_tables(self.names):
+            firewall.withdraw_from_docker()
+        self.guard.remove()
 
     def _ports(self, state: NetworkState) -> list[str]:
         """Tidy the port devices of live ports; remove those whose port has been gone for STALE_ROUNDS rounds (a
@@ -132,10 +145,7 @@ class Dataplane:
             self.links.remove(digest)
         for router in self.dhcp.held():
             self.dhcp.stop(router)
-        firewall.remove(self.names)
-        if not firewall.other_tables(self.names):
-            firewall.withdraw_from_docker()
-        self.guard.remove()
+        self._withdraw()
         self._rules = ""
 
 

@@ -72,7 +72,10 @@ class Links:
             ipr.link("set", index=bridge_index, state="up")
             if router not in netns.listnetns():
                 netns.create(router)
-                _in_namespace(router, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.disable_ipv6=1",
+                # Forwarding between the VPC's subnets, which share gw0: no ICMP redirects, which would send a
+                # port straight to the other subnet on the bridge, so every such packet takes the one path.
+                _in_namespace(router, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.send_redirects=0",
+                              "net.ipv4.conf.default.send_redirects=0", "net.ipv6.conf.all.disable_ipv6=1",
                               "net.ipv6.conf.default.disable_ipv6=1")
             if not ipr.link_lookup(ifname=gateway):
                 ipr.link("add", ifname=gateway, kind="veth", peer={"ifname": GATEWAY_INSIDE, "net_ns_fd": router})

@@ -27,7 +27,7 @@ case "$1" in
     ;;
 esac
 """
-# A TCP server on the given ports that answers "hello" to every connection.
+# A TCP server on the given ports that reads a request (at most a second's wait), then answers "hello".
 SERVER = """
 import selectors, socket, sys
 selector = selectors.DefaultSelector()
@@ -37,13 +37,23 @@ for port in sys.argv[1:]:
 print("listening", flush=True)
 while True:
     for key, _ in selector.select():
-        connection, _ = key.fileobj.accept(); connection.sendall(b"hello"); connection.close()
+        connection, _ = key.fileobj.accept(); connection.settimeout(1)
+        try:
+            connection.recv(4096); connection.sendall(b"hello")
+        except OSError:
+            pass
+        connection.close()
 """
+# Connect, ask as HTTP would (an HTTP server answers only then; the server above ignores it), read to the end.
 CONNECT = """
 import socket, sys
 try:
     with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3])) as s:
-        sys.exit(0 if s.recv(5) == b"hello" else 1)
+        s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
+        data = b""
+        while chunk := s.recv(4096):
+            data += chunk
+        sys.exit(0 if b"hello" in data else 1)
 except OSError:
     sys.exit(1)
 """
@@ -106,6 +116,6 @@ def serve(namespace: str, *ports: int) -> subprocess.Popen[str]:
 
 
 def connects(namespace: str, address: str, port: int, timeout: float = 1.5) -> bool:
-    """Whether a TCP connection from the namespace gets the server's "hello"."""
+    """Whether a TCP connection from the namespace gets "hello" (from serve(), or an HTTP server's page)."""
     return run_in(namespace, sys.executable, "-c", CONNECT, address, str(port), str(timeout),
                   timeout=timeout + 15).returncode == 0
