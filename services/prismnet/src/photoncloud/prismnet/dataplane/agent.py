@@ -139,14 +139,18 @@ class Dataplane:
         return removed
 
     def teardown(self) -> None:
-        """Remove everything this agent made: every VPC's network, DHCP, the rules, the guard."""
+        """Remove everything under this agent's prefix: every VPC's network, DHCP, port devices, the rules, the guard,
+        and its state directory."""
         for digest in sorted(self.links.present()):
             self.dhcp.stop(f"{self.names.prefix}r-{digest}")
             self.links.remove(digest)
         for router in self.dhcp.held():
             self.dhcp.stop(router)
+        for device in self.links.port_devices():  # left by a VM or pod that went without cleaning up
+            self.links.remove_port(device)
         self._withdraw()
         self._rules = ""
+        shutil.rmtree(self.state_dir, ignore_errors=True)
 
 
 class StateSource:
