@@ -280,7 +280,7 @@ def start_node_agent(platform: Platform, root: Path, timeout: float = 30) -> sub
 
 
 def stop_node_agent(agent: subprocess.Popen) -> None:
-    """SIGTERM (the agent stops its pods), then SIGKILL if it lingers."""
+    """SIGTERM (a node agent stops its pods), then SIGKILL if it lingers."""
     if agent.poll() is None:
         agent.terminate()
         try:
@@ -290,13 +290,31 @@ def stop_node_agent(agent: subprocess.Popen) -> None:
             agent.wait()
 
 
+def dataplane_command(platform: Platform, root: Path, prefix: str) -> list[str]:
+    """PrismNET's dataplane agent for the guide's host, with an operator's token in a file."""
+    token_file = root / "dataplane.token"
+    with os.fdopen(os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+        f.write(platform.admin_token())
+    return [sys.executable, "-m", "photoncloud.prismnet.dataplane", "--prismnet-url",
+            platform.services["prismnet"].url, "--token-file", str(token_file), "--prefix", prefix,
+            "--state-dir", f"/run/photoncloud/guide-{prefix}", "--interval", "0.5"]
+
+
 @pytest.fixture
 def fresh_platform(tmp_path):
     """The guided services as processes on free loopback ports, over empty data directories (the
-    guide's outputs are those of a platform nobody used before), and a k8shost node agent."""
-    running = start_platform(tmp_path, *(name for name in GUIDED if name != "iam"))
+    guide's outputs are those of a platform nobody used before), a k8shost node agent, and PrismNET's
+    dataplane agent with PlasmaVMC's NICs on it (root: bridges and TAPs)."""
+    if os.geteuid() != 0:  # CI runs the tests as root, so this runs there
+        pytest.skip("the guide's VMs talk through PrismNET's dataplane, which needs root")
+    prefix = "g" + secrets.token_hex(2)[:3]
+    running = start_platform(tmp_path, *(name for name in GUIDED if name != "iam"),
+                             extra_args={"plasmavmc": ("--dataplane-prefix", prefix)})
+    command = dataplane_command(running, tmp_path, prefix)
     try:
         agent = start_node_agent(running, tmp_path)
+        with open(tmp_path / "dataplane.log", "ab") as log:
+            dataplane = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     except BaseException:
         running.stop()
         raise
@@ -304,7 +322,9 @@ def fresh_platform(tmp_path):
         yield running
     finally:
         stop_node_agent(agent)
+        stop_node_agent(dataplane)
         running.stop()
+        subprocess.run([*command, "--teardown"], capture_output=True, timeout=60)
 
 
 def test_guide_examples_print_what_the_guide_shows(fresh_platform, tmp_path):
@@ -317,11 +337,13 @@ def test_guide_examples_print_what_the_guide_shows(fresh_platform, tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     # Only what a user's session needs: no proxy settings, no ~/.curlrc of the machine's user.
-    # The VM image's files: a Linux kernel, and an initramfs that powers off on the power button.
+    # The VM image's files: a Linux kernel, and an initramfs that powers off on the power button; another whose
+    # guest brings its network up by DHCP.
     initrd = build_initramfs(tmp_path / "initrd.cpio", "guest up", power_button=True)
+    net_initrd = build_initramfs(tmp_path / "net-initrd.cpio", "guest up", network=True)
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "LANG": "C.UTF-8",
            "ADMIN_PASSWORD": fresh_platform.admin_password, "VM_KERNEL": str(guest_kernel()),
-           "VM_INITRD": str(initrd)}
+           "VM_INITRD": str(initrd), "VM_NET_INITRD": str(net_initrd)}
     shell = Shell(env, home)
     try:
         for block in blocks:
