@@ -29,9 +29,10 @@ from photoncloud.common.netdev import DeviceNames
 from .state import NetPort, NetRule, NetworkState
 
 MARK_BRIDGE = 0x40000000  # entered one of this agent's bridges
-MARK_FROM = 0x10000000  # sent by a port with security groups; the port's index in bits 0-11
-MARK_TO = 0x20000000  # bound for a port with security groups; its index in bits 12-23
-MAX_FILTERED = 0xFFF  # ports with groups one host's rules can tell apart
+MARK_FROM = 0x10000000  # sent by a port with security groups; the port's index in bits 0-13
+MARK_TO = 0x20000000  # bound for a port with security groups; its index in bits 14-27
+INDEX_BITS = 14
+MAX_FILTERED = (1 << INDEX_BITS) - 1  # ports with groups one host's rules can tell apart
 DHCP_CLIENT, DHCP_SERVER = 68, 67
 
 
@@ -106,8 +107,8 @@ def render(names: DeviceNames, state: NetworkState) -> str:
             bridge.append(f"    meta mark set meta mark | {MARK_FROM | index[port.id]:#x}")
         bridge.append("  }")
         if port.id in index:
-            bridge += [f"  chain to_{device} {{", f"    meta mark set meta mark | {MARK_TO | index[port.id] << 12:#x}",
-                       "  }"]
+            mark = MARK_TO | index[port.id] << INDEX_BITS
+            bridge += [f"  chain to_{device} {{", f"    meta mark set meta mark | {mark:#x}", "  }"]
     ingress_from = ", ".join(f'"{names.port(p.id)}" : jump from_{names.port(p.id)}' for p in ports)
     egress_to = ", ".join(f'"{names.port(p.id)}" : jump to_{names.port(p.id)}' for p in ports if p.id in index)
     bridge += ["  chain prerouting {", "    type filter hook prerouting priority -300; policy accept;",
@@ -135,9 +136,9 @@ def render(names: DeviceNames, state: NetworkState) -> str:
              "    ct state established,related accept", "    ct state invalid drop"]
     if index:
         egress = ", ".join(f"{MARK_FROM | n:#x} : jump egress_{n}" for n in index.values())
-        ingress = ", ".join(f"{MARK_TO | n << 12:#x} : jump ingress_{n}" for n in index.values())
+        ingress = ", ".join(f"{MARK_TO | n << INDEX_BITS:#x} : jump ingress_{n}" for n in index.values())
         inet += [f"    meta mark & {MARK_FROM | MAX_FILTERED:#x} vmap {{ {egress} }}",
-                 f"    meta mark & {MARK_TO | MAX_FILTERED << 12:#x} vmap {{ {ingress} }}"]
+                 f"    meta mark & {MARK_TO | MAX_FILTERED << INDEX_BITS:#x} vmap {{ {ingress} }}"]
     inet.append("  }")
     return "\n".join([*_replace("bridge", table), *bridge, "}", *_replace("inet", table), *inet, "}", ""])
 

@@ -59,6 +59,9 @@ class Links:
 
     def __init__(self, names: DeviceNames):
         self.names = names
+        # The gateway addresses last set in each router: entering a namespace forks a helper (pyroute2), which is
+        # worth doing only when they change (or once after a start).
+        self._gateways_set: dict[str, frozenset[str]] = {}
 
     def ensure(self, vpc: NetVpc, subnets: Sequence[NetSubnet], underlay: str = "", peers: Sequence[str] = ()) -> None:
         """Make (or correct) the VPC's bridge, router namespace with its gateways, and VXLAN; idempotent."""
@@ -72,6 +75,7 @@ class Links:
             ipr.link("set", index=bridge_index, state="up")
             if router not in netns.listnetns():
                 netns.create(router)
+                self._gateways_set.pop(router, None)
                 # Forwarding between the VPC's subnets, which share gw0: no ICMP redirects, which would send a
                 # port straight to the other subnet on the bridge, so every such packet takes the one path.
                 _in_namespace(router, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.send_redirects=0",
@@ -79,15 +83,19 @@ class Links:
                               "net.ipv6.conf.default.disable_ipv6=1")
             if not ipr.link_lookup(ifname=gateway):
                 ipr.link("add", ifname=gateway, kind="veth", peer={"ifname": GATEWAY_INSIDE, "net_ns_fd": router})
+                self._gateways_set.pop(router, None)
             (gateway_index,) = ipr.link_lookup(ifname=gateway)
             _ipv6_off(gateway)
             ipr.link("set", index=gateway_index, master=bridge_index, state="up")
             self._vxlan(ipr, vpc, bridge_index, underlay, peers)
-        self._gateways(router, subnets)
+        # IPv4 subnets only: the router is IPv4.
+        wanted = frozenset(s.gateway_interface for s in subnets if s.gateway_ip and ":" not in s.gateway_ip)
+        if self._gateways_set.get(router) != wanted:
+            self._gateways(router, wanted)
+            self._gateways_set[router] = wanted
 
-    def _gateways(self, router: str, subnets: Sequence[NetSubnet]) -> None:
-        """Exactly the subnets' gateway addresses on the router's gw0 (IPv4 subnets: the router is IPv4)."""
-        wanted = {s.gateway_interface for s in subnets if s.gateway_ip and ":" not in s.gateway_ip}
+    def _gateways(self, router: str, wanted: frozenset[str]) -> None:
+        """Exactly these gateway addresses (with their prefix lengths) on the router's gw0."""
         with NetNS(router) as ns:
             (loopback,) = ns.link_lookup(ifname="lo")
             ns.link("set", index=loopback, state="up")
@@ -135,6 +143,7 @@ class Links:
         """Delete one VPC's router namespace, bridge and VXLAN, given the digest its names end in."""
         prefix = self.names.prefix
         router = f"{prefix}r-{digest}"
+        self._gateways_set.pop(router, None)
         if router in netns.listnetns():
             netns.remove(router)  # gw0 goes with it, and with it the gateway veth's bridge end
         with IPRoute() as ipr:
