@@ -11,9 +11,12 @@ ports' devices (as a VM's TAP or a pod's veth would be), and removes everything 
    already (the floor of the ping step: starting `ip netns exec busybox ping`).
 2. **The same with PrismNET and the agent as processes** (unless --no-platform): IAM and PrismNET
    (`start_platform`), the agent `python -m photoncloud.prismnet.dataplane --interval I` reading
-   PrismNET's state with an admin token; each run times `POST /api/v1/ports` returning, the port's
+   PrismNET's state with an admin token; each run (after a pause of a random part of the interval, so
+   that the POSTs fall all over the agent's cycle) times `POST /api/v1/ports` returning, the port's
    reservation in the agent's DHCP hosts file (the agent's round: waiting for it, reading the state,
-   reconciling), then the lease and the first ping answered, as above.
+   reconciling), then the lease and the first ping answered, as above. Each run's port keeps its
+   address (ports are not deleted), so every lease is of an address never leased before. Then, with
+   nothing changing for 10 s, the share of a core the agent (with the commands it runs) and PrismNET use.
 3. **Throughput and latency between two ports**: iperf3 (`-t S`, one TCP stream) and busybox ping
    (`-c 20 -i 0.2`, the average RTT) between two ports of one subnet (through the bridge) and of two
    subnets (through the VPC's router namespace), each without security groups and with every port
@@ -22,7 +25,7 @@ ports' devices (as a VM's TAP or a pod's veth would be), and removes everything 
 
 Every figure is the median of --runs runs (--path-runs for part 3) with the smallest and largest.
 
-    .venv/bin/python bench/dataplane.py                   # about four minutes
+    .venv/bin/python bench/dataplane.py                   # as root; about six minutes
     .venv/bin/python bench/dataplane.py --runs 3 --path-runs 2 --no-platform
     .venv/bin/python bench/dataplane.py --json
 
@@ -35,6 +38,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import shutil
 import signal
 import statistics
@@ -64,11 +68,7 @@ IPERF_PORT = 5201
 GROUP = (NetRule("INGRESS", "TCP", IPERF_PORT, IPERF_PORT, "", "", "IPv4"),
          NetRule("INGRESS", "ICMP", 0, 0, "", "", "IPv4"),
          NetRule("EGRESS", "ANY", 0, 0, "", "", "IPv4"), NetRule("EGRESS", "ANY", 0, 0, "", "", "IPv6"))
-# The agent's command (python -m photoncloud.prismnet.dataplane), with pyroute2's forked helpers (a NetNS each
-# round) set to die on SIGTERM: otherwise such a child, stopped by SIGTERM, runs the signal handler it inherited
-# and writes the signal into asyncio's wakeup socket, which it shares with the agent, and the agent stops.
-AGENT = ("import sys, pyroute2.config; pyroute2.config.disable_mp_signal = True; "
-         "from photoncloud.prismnet.dataplane.__main__ import main; main(sys.argv[1:])")
+IDLE_SECONDS = 10.0  # how long the agent's CPU is read with nothing changing (part 2)
 WAIT = 20.0  # the longest any one step may take before the run stops
 
 
@@ -245,6 +245,19 @@ def port_to_answer(runs: int, scratch: Path) -> dict[str, Any]:
     return {"seconds": {k: summary(v) for k, v in times.items()}, "ping tries": tries, "runs_not_counted": run - runs}
 
 
+def cpu_seconds(pid: int) -> float:
+    """A process's CPU time so far, with that of its children it has waited for (the agent's nft, iptables, ip)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime, stime, cutime, cstime
+
+
+def cpu_share(pid: int, seconds: float) -> float:
+    """The share of one core a process uses over the next seconds."""
+    before = cpu_seconds(pid)
+    time.sleep(seconds)
+    return (cpu_seconds(pid) - before) / seconds
+
+
 def call(running: Platform, method: str, path: str, token: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     """One PrismNET REST call; its data, or an error if it failed."""
     status, reply = running.request(method, running.services["prismnet"].url + path, body, token)
@@ -299,7 +312,7 @@ def with_agent(runs: int, interval: float, scratch: Path) -> dict[str, Any]:
         pinger = new_port("pinger")
         log = (scratch / "agent.log").open("wb")
         agent = subprocess.Popen(
-            [sys.executable, "-c", AGENT, "--prismnet-url", running.services["prismnet"].url,
+            [sys.executable, "-m", "photoncloud.prismnet.dataplane", "--prismnet-url", running.services["prismnet"].url,
              "--iam-url", running.iam.url, "--prefix", NAMES.prefix, "--state-dir", str(AGENT_STATE_DIR),
              "--interval", str(interval), "--log-level", "INFO"],
             env={**os.environ, "PRISMNET_DATAPLANE_TOKEN": token}, stdout=log, stderr=subprocess.STDOUT,
@@ -311,10 +324,14 @@ def with_agent(runs: int, interval: float, scratch: Path) -> dict[str, Any]:
                                                          "first ping", "total")}
         tries: list[int] = []
         run = 0
+        phase = random.Random(0)  # seeded: the same pauses in every session
         while len(times["total"]) < runs:
             if run >= 3 * runs:
                 raise RuntimeError("the host's firewall changed under too many runs (see FirewallWatch)")
             run += 1
+            # A run lasts a fixed time after the round that took its port in, so the next POST would fall at the same
+            # point of the agent's cycle every time: a pause of a random part of the interval spreads them over it.
+            time.sleep(phase.uniform(0, interval))
             t0 = now()
             new = new_port(f"new{run}")
             t1 = now()
@@ -335,8 +352,11 @@ def with_agent(runs: int, interval: float, scratch: Path) -> dict[str, Any]:
             times["lease"].append(lease)
             times["first ping"].append(answered)
             times["total"].append(total)
+        prismnet = running.services["prismnet"].process
+        assert prismnet is not None
+        idle = {"agent": cpu_share(agent.pid, IDLE_SECONDS), "prismnet": cpu_share(prismnet.pid, IDLE_SECONDS)}
         return {"seconds": {k: summary(v) for k, v in times.items()}, "ping tries": tries, "interval": interval,
-                "runs_not_counted": run - runs}
+                "runs_not_counted": run - runs, "idle_cpu_share": idle}
     finally:
         if agent is not None:
             agent.send_signal(signal.SIGTERM)
@@ -487,6 +507,10 @@ def print_tables(results: dict[str, Any]) -> None:
             print(f"| {step} | {median:.1f} | {low:.1f} | {high:.1f} |")
         print(f"\npings until the first answer, each run: {results[part]['ping tries']}; runs not counted (the "
               f"host's firewall changed under them): {results[part]['runs_not_counted']}")
+        if "idle_cpu_share" in results[part]:
+            idle = results[part]["idle_cpu_share"]
+            print(f"with nothing changing, at --interval {results[part]['interval']}: the agent uses "
+                  f"{idle['agent']:.1%} of a core, PrismNET {idle['prismnet']:.1%}")
     if "paths" in results:
         print("\nThroughput (iperf3, one TCP stream) and ping RTT (median (min-max))\n")
         print("| path | security groups | Gbit/s | retransmits | ping RTT ms | runs not counted |\n"
