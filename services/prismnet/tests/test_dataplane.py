@@ -5,9 +5,11 @@ Everything runs under a prefix of this test's own and is removed at the end (and
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -218,3 +220,74 @@ def test_tenant_ranges_never_leave_by_the_default_route(tmp_path):
     finally:
         for namespace in (host, gateway):
             netns.remove(namespace)
+
+
+HOST_ROUND = """
+import json, sys
+from pathlib import Path
+from photoncloud.common.netdev import DeviceNames
+from photoncloud.prismnet.dataplane.agent import Dataplane
+from photoncloud.prismnet.dataplane.state import parse
+from photoncloud.prismnet.dataplane.testing import plug
+prefix, underlay, peer, answer, action = sys.argv[1:6]
+names, state = DeviceNames(prefix), parse(json.loads(answer))
+dataplane = Dataplane(names, Path(f"/run/photoncloud/test-vxlan-{prefix}"), underlay, [peer])
+if action == "teardown":
+    dataplane.teardown()
+elif action.startswith("plug:"):
+    port_id = action[5:]
+    plug(names, state.ports[port_id], f"{prefix}-ns-{port_id}")
+else:
+    dataplane.reconcile(state)
+"""
+
+
+def test_a_vpc_spans_two_hosts_over_vxlan(tmp_path):
+    """Two namespaces play two hosts joined by an underlay link, each with its own agent (prefix): a port on each
+    host, in one VPC, gets its address and reaches the other through the VPC's VXLAN."""
+    tag = secrets.token_hex(1)
+    hosts = {f"h{tag}a": "192.168.90.1", f"h{tag}b": "192.168.90.2"}
+    (host_a, underlay_a), (host_b, underlay_b) = hosts.items()
+    answer = {"vpcs": [{"id": "vpc-x", "cidr_block": "10.73.0.0/16", "vni": 7301}],
+              "subnets": [{"id": "sx", "vpc_id": "vpc-x", "cidr_block": "10.73.1.0/24", "gateway_ip": "10.73.1.1"}],
+              "ports": [{"id": "px1", "vpc_id": "vpc-x", "subnet_id": "sx", "ip_address": "10.73.1.5",
+                         "mac_address": "fa:16:3e:73:00:01"},
+                        {"id": "px2", "vpc_id": "vpc-x", "subnet_id": "sx", "ip_address": "10.73.1.6",
+                         "mac_address": "fa:16:3e:73:00:02"}]}
+
+    def on(host: str, action: str) -> None:
+        underlay, peer = hosts[host], next(a for h, a in hosts.items() if h != host)
+        # nsenter, not `ip netns exec`: that one runs in a mount namespace of its own, and the namespaces the agent
+        # makes there would be gone with it.
+        done = subprocess.run(["nsenter", f"--net=/run/netns/{host}", sys.executable, "-c", HOST_ROUND, host, underlay,
+                               peer, json.dumps(answer), action], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+
+    for host in hosts:
+        netns.create(host)
+    try:
+        subprocess.run(["ip", "-n", host_a, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns",
+                        host_b], check=True)
+        for host, address in hosts.items():
+            run_in(host, "ip", "addr", "add", f"{address}/24", "dev", "eth0")
+            run_in(host, "ip", "link", "set", "eth0", "up")
+            run_in(host, "ip", "link", "set", "lo", "up")
+        for host in hosts:
+            on(host, "reconcile")
+        on(host_a, "plug:px1")
+        on(host_b, "plug:px2")
+        names_a = DeviceNames(host_a)
+        vxlan = run_in(host_a, "ip", "-d", "link", "show", names_a.vxlan("vpc-x")).stdout
+        assert "vxlan id 7301" in vxlan and f"local {underlay_a}" in vxlan and names_a.bridge("vpc-x") in vxlan
+        assert underlay_b in run_in(host_a, "bridge", "fdb", "show", "dev", names_a.vxlan("vpc-x")).stdout
+        port_a, port_b = f"{host_a}-ns-px1", f"{host_b}-ns-px2"
+        assert dhcp(port_a, tmp_path).startswith("10.73.1.5/24 10.73.1.1")
+        assert dhcp(port_b, tmp_path).startswith("10.73.1.6/24 10.73.1.1")
+        assert ping(port_a, "10.73.1.6") and ping(port_b, "10.73.1.5")  # across the underlay
+    finally:
+        for host, port_id in ((host_a, "px1"), (host_b, "px2")):
+            if f"{host}-ns-{port_id}" in netns.listnetns():
+                netns.remove(f"{host}-ns-{port_id}")
+            if host in netns.listnetns():
+                on(host, "teardown")
+                netns.remove(host)
