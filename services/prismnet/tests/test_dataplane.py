@@ -149,6 +149,28 @@ def test_security_groups_allow_what_their_rules_say_and_changes_take_effect(plan
         server.wait(timeout=10)
 
 
+def test_a_device_plugged_before_its_port_is_known_carries_nothing_and_a_freed_address_is_leased_again(plane,
+                                                                                                         tmp_path):
+    state = base_state()
+    plane.reconcile(state)
+    first = plane.plug(state, "pa1")
+    assert dhcp(first, tmp_path).startswith("10.71.1.5/24")
+    # The port goes, and PrismNET gives its address to a new port, with another MAC. Plugged in before the agent's
+    # round has the new port, its device carries nothing (no checks of its MAC and address, no groups yet).
+    unplug(plane.names, "pa1", first)
+    ports = {k: v for k, v in state.ports.items() if k != "pa1"}
+    ports["pn1"] = replace(state.ports["pa1"], id="pn1", mac_address="fa:16:3e:71:00:99")
+    state = replace(state, ports=ports)
+    early = plane.plug(state, "pn1")
+    run_in(early, "ip", "addr", "add", "10.71.1.5/24", "dev", "eth0")
+    assert not ping(early, "10.71.1.1", count=1)
+    # Once the round has it, it gets the address by DHCP at once: the old port's lease went with its reservation.
+    plane.reconcile(state)
+    run_in(early, "ip", "addr", "flush", "dev", "eth0")
+    assert dhcp(early, tmp_path).startswith("10.71.1.5/24 10.71.1.1")
+    assert ping(early, "10.71.1.1")
+
+
 def test_a_restarted_agent_changes_nothing_and_a_deleted_vpc_leaves_nothing(plane, tmp_path):
     state = with_groups(base_state(), {"web": WEB_ONLY}, pa2=("web",))
     plane.reconcile(state)

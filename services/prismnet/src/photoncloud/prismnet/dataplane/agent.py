@@ -110,15 +110,14 @@ class Dataplane:
         if script != self._rules:
             firewall.apply(script)
             self._rules, report.rules_changed = script, True
-        firewall.allow_past_docker()
+        firewall.allow_past_docker(self.names)
         self.guard.ensure([v.cidr_block for v in state.vpcs.values()] + list(self.guard_ranges))
         return report
 
     def _withdraw(self) -> None:
-        """Take the rules, the Docker exception (unless another agent still needs it) and the guard away."""
+        """Take the rules, the Docker exception and the guard away."""
         firewall.remove(self.names)
-        if not firewall.other_tables(self.names):
-            firewall.withdraw_from_docker()
+        firewall.withdraw_from_docker(self.names)
         self.guard.remove()
 
     def _ports(self, state: NetworkState) -> list[str]:

@@ -4,7 +4,9 @@ Every address is a static reservation (a port's MAC and address, `dhcp-host`), a
 `static`, so a device that is not a port gets nothing. The offer carries the subnet's gateway and
 its DNS servers; dnsmasq's own DNS is off (`port=0`). dnsmasq runs as a daemon of its own, so it
 outlives an agent's restart: the agent finds it again by its pid file, sends it SIGHUP when the
-reservations change (it reads the hosts file again) and restarts it when the ranges change.
+reservations change (it reads the hosts file again) and restarts it when the ranges change, or when
+a reservation went whose lease it still holds (without its lease, the address is free for the next
+port that PrismNET gives it to).
 """
 
 from __future__ import annotations
@@ -80,9 +82,14 @@ class Dhcp:
         conf_changed = _write(directory / "dnsmasq.conf", config(directory, self.interface, subnets))
         hosts_changed = _write(directory / "hosts", hosts(ports))
         pid = self.pid(router)
-        if pid is not None and conf_changed:
+        # A lease that is no port's reservation any more (a deleted port's, whose address PrismNET may give the
+        # next port) would keep that address from its new MAC until it expired: dnsmasq forgets it only stopped.
+        stale = hosts_changed and _drop_stale_leases(directory / "leases", ports, dry_run=True)
+        if pid is not None and (conf_changed or stale):
             self.stop(router, keep_files=True)
             pid = None
+        if stale:
+            _drop_stale_leases(directory / "leases", ports)
         if pid is None:
             binary = dnsmasq_binary()
             if binary is None:
@@ -119,6 +126,21 @@ class Dhcp:
     def held(self) -> list[str]:
         """The router namespaces that have DHCP files here."""
         return sorted(p.name for p in self.root.iterdir() if p.is_dir()) if self.root.is_dir() else []
+
+
+def _drop_stale_leases(path: Path, ports: Sequence[NetPort], dry_run: bool = False) -> bool:
+    """Drop the leases (`<expiry> <mac> <ip> ...` lines) that are no port's reservation; whether there were any."""
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return False
+    reserved = {(p.mac_address.lower(), p.ip_address) for p in ports}
+    kept = [line for line in lines if tuple(line.split()[1:3]) in reserved]
+    if len(kept) == len(lines):
+        return False
+    if not dry_run:
+        path.write_text("".join(line + "\n" for line in kept))
+    return True
 
 
 def _write(path: Path, text: str) -> bool:

@@ -15,7 +15,8 @@ devices by name (netdev.DeviceNames.port), so they hold from before a VM or pod 
 Engines that drop forwarded traffic by default (Docker's FORWARD policy) would drop bridged tenant
 traffic too, since br_netfilter shows it to every table: a packet that entered one of our bridges
 carries MARK_BRIDGE (every port of those bridges is named with the agent's prefix), and an ACCEPT
-for that mark goes into Docker's DOCKER-USER chain when there is one.
+for that mark goes into Docker's DOCKER-USER chain when there is one. Devices match by name prefix,
+so no agent's prefix may begin another's.
 """
 
 from __future__ import annotations
@@ -105,20 +106,25 @@ def render(names: DeviceNames, state: NetworkState) -> str:
                    f"    ether type ip ip saddr != {{ {port.ip_address}, 0.0.0.0 }} drop"]
         if port.id in index:
             bridge.append(f"    meta mark set meta mark | {MARK_FROM | index[port.id]:#x}")
-        bridge.append("  }")
+        bridge += ["    accept", "  }"]
         if port.id in index:
             mark = MARK_TO | index[port.id] << INDEX_BITS
-            bridge += [f"  chain to_{device} {{", f"    meta mark set meta mark | {mark:#x}", "  }"]
+            bridge += [f"  chain to_{device} {{", f"    meta mark set meta mark | {mark:#x}", "    accept", "  }"]
+    devices = f"{names.prefix}p*"  # every port device of this agent's, known or not
     ingress_from = ", ".join(f'"{names.port(p.id)}" : jump from_{names.port(p.id)}' for p in ports)
-    egress_to = ", ".join(f'"{names.port(p.id)}" : jump to_{names.port(p.id)}' for p in ports if p.id in index)
+    egress_to = ", ".join(f'"{names.port(p.id)}" : ' + (f"jump to_{names.port(p.id)}" if p.id in index else "accept")
+                          for p in ports)
+    # A device plugged in for a port this round's state does not have yet (or no longer has) carries nothing
+    # until the agent knows its port: no frame of an unchecked MAC or address, none past a group not yet applied.
     bridge += ["  chain prerouting {", "    type filter hook prerouting priority -300; policy accept;",
                f'    iifname "{names.prefix}*" meta mark set meta mark | {MARK_BRIDGE:#x}']
     if ingress_from:
         bridge.append(f"    iifname vmap {{ {ingress_from} }}")
-    bridge += ["  }", "  chain forward {", "    type filter hook forward priority -300; policy accept;"]
+    bridge += [f'    iifname "{devices}" drop', "  }", "  chain forward {",
+               "    type filter hook forward priority -300; policy accept;"]
     if egress_to:
         bridge.append(f"    oifname vmap {{ {egress_to} }}")
-    bridge.append("  }")
+    bridge += [f'    oifname "{devices}" drop', "  }"]
 
     inet: list[str] = []
     for port in ports:
@@ -164,32 +170,27 @@ def remove(names: DeviceNames) -> None:
         subprocess.run(["nft", "delete", "table", family, table_name(names)], capture_output=True, timeout=30)
 
 
-def other_tables(names: DeviceNames) -> list[str]:
-    """The tables of other agents on this host (other prefixes)."""
-    result = subprocess.run(["nft", "list", "tables", "bridge"], capture_output=True, text=True, timeout=30)
-    tables = [line.split()[-1] for line in result.stdout.splitlines() if line.startswith("table bridge photoncloud_")]
-    return [t for t in tables if t != table_name(names)]
+def docker_rule(names: DeviceNames) -> list[str]:
+    """This agent's DOCKER-USER rule, which lets traffic of the bridges past Docker's FORWARD policy (each agent has
+    its own, named in a comment, so that one agent's going takes nothing from another)."""
+    return ["DOCKER-USER", "-m", "mark", "--mark", f"{MARK_BRIDGE:#x}/{MARK_BRIDGE:#x}", "-m", "comment",
+            "--comment", table_name(names), "-j", "ACCEPT"]
 
 
-def docker_rule() -> list[str]:
-    """The DOCKER-USER rule that lets traffic of our bridges past Docker's FORWARD policy."""
-    return ["DOCKER-USER", "-m", "mark", "--mark", f"{MARK_BRIDGE:#x}/{MARK_BRIDGE:#x}", "-j", "ACCEPT"]
-
-
-def allow_past_docker() -> bool:
+def allow_past_docker(names: DeviceNames) -> bool:
     """Put docker_rule() into Docker's DOCKER-USER chain if there is one and it lacks it; whether the chain is there."""
     iptables = shutil.which("iptables")
     if iptables is None or _iptables(iptables, ["-S", "DOCKER-USER"]) != 0:
         return False
-    if _iptables(iptables, ["-C", *docker_rule()]) != 0:
-        _iptables(iptables, ["-I", *docker_rule()], check=True)
+    if _iptables(iptables, ["-C", *docker_rule(names)]) != 0:
+        _iptables(iptables, ["-I", *docker_rule(names)], check=True)
     return True
 
 
-def withdraw_from_docker() -> None:
-    """Take docker_rule() out of DOCKER-USER again (every copy)."""
+def withdraw_from_docker(names: DeviceNames) -> None:
+    """Take this agent's docker_rule() out of DOCKER-USER again (every copy)."""
     iptables = shutil.which("iptables")
-    while iptables is not None and _iptables(iptables, ["-D", *docker_rule()]) == 0:
+    while iptables is not None and _iptables(iptables, ["-D", *docker_rule(names)]) == 0:
         pass
 
 
