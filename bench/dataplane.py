@@ -88,11 +88,10 @@ def namespace(name: str) -> str:
 
 
 class FirewallWatch:
-    """Whether bridged traffic got past Docker's FORWARD policy (DROP) all through a run. Every dataplane on the
-    host shares one DOCKER-USER rule, which one that stops takes out when it sees no other's tables, and a round
-    puts back: another dataplane on the same host (a test's) stopping while this one starts can leave this one cut
-    off until its next round. `nft monitor` reports each deletion of a DOCKER-USER rule; a run during which one
-    happened, or after which the rule is missing, is not counted, and is run again."""
+    """Whether bridged traffic got past Docker's FORWARD policy (DROP) all through a run: each dataplane on the host
+    has its own DOCKER-USER rule, which a round puts back if it went (Docker restarting, an operator's flush).
+    `nft monitor` reports each deletion of a DOCKER-USER rule; a run during which one happened, or after which
+    this dataplane's is missing, is not counted, and is run again."""
 
     def __init__(self) -> None:
         self.deleted: list[float] = []
@@ -123,7 +122,7 @@ class FirewallWatch:
         if iptables is None or subprocess.run([iptables, "-w", "5", "-S", "DOCKER-USER"],
                                               capture_output=True).returncode:
             return True
-        return subprocess.run([iptables, "-w", "5", "-C", *firewall.docker_rule()],
+        return subprocess.run([iptables, "-w", "5", "-C", *firewall.docker_rule(NAMES)],
                               capture_output=True).returncode == 0
 
 
