@@ -3,6 +3,7 @@ configuration, the limit of its rules, and a host that cannot run it."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -74,7 +75,12 @@ def test_flags_are_checked_and_the_state_directory_follows_the_prefix():
 
 def test_a_host_that_cannot_run_it_is_told_why(monkeypatch, capsys):
     monkeypatch.setattr(cli, "unsupported", lambda: "the agent is not root (...)")
-    with pytest.raises(SystemExit) as exited:
-        cli.main(["--prefix", "pz", "--token-file", "/nonexistent"])
+    umask = os.umask(0o077)
+    try:
+        with pytest.raises(SystemExit) as exited:
+            cli.main(["--prefix", "pz", "--token-file", "/nonexistent"])
+        assert os.umask(umask) == 0o022  # it opens its files to dnsmasq's unprivileged user, whatever it was given
+    finally:
+        os.umask(umask)
     assert exited.value.code == cli.EXIT_UNSUPPORTED
     assert "cannot run here: the agent is not root" in capsys.readouterr().err

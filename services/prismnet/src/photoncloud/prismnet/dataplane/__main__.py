@@ -71,6 +71,9 @@ def parse(argv: list[str], environ: dict[str, str] | None = None) -> argparse.Na
 def main(argv: list[str] | None = None) -> None:
     """Run the agent until SIGTERM or SIGINT (what it made stays: VMs and pods keep their networks)."""
     args = parse(sys.argv[1:] if argv is None else argv)
+    # Whatever umask it was started with: dnsmasq, which drops its privileges, reads the agent's DHCP files
+    # (which hold no secret).
+    os.umask(0o022)
     setup_logging("prismnet-dataplane", str(args.log_level).upper())
     why = unsupported()
     if why:

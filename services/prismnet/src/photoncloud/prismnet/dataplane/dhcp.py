@@ -73,8 +73,13 @@ class Dhcp:
             self.stop(router)
             return
         directory = self.root / router
-        directory.mkdir(parents=True, exist_ok=True)
-        directory.chmod(0o755)  # dnsmasq reads the hosts file again as its unprivileged user: so must every parent
+        # dnsmasq reads the hosts file again as its unprivileged user: every directory on the way must let it pass,
+        # whatever the process's umask (the ones made here are opened explicitly).
+        for path in (*reversed(directory.parents), directory):
+            if not path.exists():
+                path.mkdir()
+                path.chmod(0o755)
+        directory.chmod(0o755)
         closed = [p for p in directory.parents if p.stat().st_mode & 0o001 == 0]
         if closed:
             raise RuntimeError(f"dnsmasq, which drops its privileges, cannot reach its files under {closed[0]}: "
