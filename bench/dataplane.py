@@ -323,7 +323,7 @@ def with_agent(runs: int, interval: float, scratch: Path) -> dict[str, Any]:
                                                          "first ping", "total")}
         tries: list[int] = []
         run = 0
-        phase = random.Random(0)  # seeded: the same pauses in every session
+        phase = random.Random(0)  # seeded: the same pauses in every run of the script
         while len(times["total"]) < runs:
             if run >= 3 * runs:
                 raise RuntimeError("the host's firewall changed under too many runs (see FirewallWatch)")
