@@ -13,12 +13,18 @@ hash of the id.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 DEFAULT_PREFIX = "pc"
 IFNAMSIZ = 15  # the longest name of a Linux network device
+BRIDGE_WAIT = 15.0  # seconds what plugs into a VPC's bridge waits for the dataplane agent to make it
+POLL = 0.2
 _PREFIX = re.compile(r"^[a-z][a-z0-9]{0,3}$")
 
 
@@ -60,3 +66,20 @@ class DeviceNames:
     def owns(self, name: str) -> bool:
         """Whether a device or namespace name is one of these (for pruning what is left over)."""
         return name.startswith(self.prefix) and len(name) > len(self.prefix) and name[len(self.prefix)] in "bxgpr"
+
+
+async def appears(exists: Callable[[], bool], timeout: float = BRIDGE_WAIT) -> bool:
+    """Whether exists() (blocking: it runs in a thread) holds within timeout seconds, asked every POLL seconds."""
+    deadline = time.monotonic() + timeout
+    while not await asyncio.to_thread(exists):
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(POLL)
+    return True
+
+
+def ipv6_off(device: str) -> None:
+    """No IPv6 on a host device of a tenant network: the host gets no address in it, not even a link-local one."""
+    switch = Path("/proc/sys/net/ipv6/conf") / device / "disable_ipv6"
+    if switch.exists():  # absent when the host has IPv6 off altogether
+        switch.write_text("1")

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from collections.abc import Iterable
 from pathlib import Path
 
 from photoncloud.common.errors import FailedPrecondition
-from photoncloud.common.netdev import DeviceNames
+from photoncloud.common.netdev import BRIDGE_WAIT, DeviceNames, appears, ipv6_off
 
 from .driver import HypervisorError
 
@@ -36,8 +35,6 @@ except ImportError:  # pragma: no cover - pyroute2 is a dependency, but only Lin
     IPRoute = None
     NetlinkError = OSError
 
-BRIDGE_WAIT = 15.0  # seconds a start waits for the dataplane agent to make the VPC's bridge
-POLL = 0.2
 CAP_NET_ADMIN = 12  # the capability's bit in /proc/self/status's CapEff
 TUN = Path("/dev/net/tun")
 USER_MODE = "user-mode (QEMU slirp, restricted)"
@@ -79,13 +76,6 @@ def _kind(ipr: object, index: int) -> str:
     link = ipr.get_links(index)[0]  # type: ignore[attr-defined]
     info = link.get_attr("IFLA_LINKINFO")
     return str(info.get_attr("IFLA_INFO_KIND")) if info is not None else ""
-
-
-def _ipv6_off(device: str) -> None:
-    """No IPv6 on the host's end: the host has no presence in tenant networks, not even a link-local address."""
-    switch = Path("/proc/sys/net/ipv6/conf") / device / "disable_ipv6"
-    if switch.exists():  # absent when the host has IPv6 off altogether
-        switch.write_text("1")
 
 
 def _delete_taps(names: Iterable[str]) -> None:
@@ -131,14 +121,11 @@ class Taps:
                                      "recreate the VM to plug it into its VPC's bridge",
                                      {"reason": "NIC_WITHOUT_VPC", "port_id": port_id})
         bridge = self.names.bridge(vpc_id)
-        deadline = time.monotonic() + self.bridge_wait
-        while not await asyncio.to_thread(self._bridge_exists, bridge):
-            if time.monotonic() >= deadline:
-                raise FailedPrecondition(
-                    f"the bridge {bridge} of VPC {vpc_id} did not appear within {self.bridge_wait:g}s: "
-                    f"is PrismNET's dataplane agent running on this host with prefix {self.prefix!r}?",
-                    {"reason": "DATAPLANE_NOT_READY", "bridge": bridge, "vpc_id": vpc_id})
-            await asyncio.sleep(POLL)
+        if not await appears(lambda: self._bridge_exists(bridge), self.bridge_wait):
+            raise FailedPrecondition(
+                f"the bridge {bridge} of VPC {vpc_id} did not appear within {self.bridge_wait:g}s: "
+                f"is PrismNET's dataplane agent running on this host with prefix {self.prefix!r}?",
+                {"reason": "DATAPLANE_NOT_READY", "bridge": bridge, "vpc_id": vpc_id})
         tap = self.name(port_id)
         await asyncio.to_thread(self._make, tap, bridge, mac)
         return tap
@@ -164,7 +151,7 @@ class Taps:
                 # Persistent, owned by PlasmaVMC's user: QEMU (run by that user) opens it by name.
                 ipr.link("add", ifname=tap, kind="tuntap", mode="tap", uid=os.geteuid(), gid=os.getegid())
                 (index,) = ipr.link_lookup(ifname=tap)
-                _ipv6_off(tap)
+                ipv6_off(tap)
                 ipr.link("set", index=index, address=host_mac(mac), mtu=mtu, master=found[0], state="up")
             except (NetlinkError, OSError, ValueError) as exc:
                 _delete_taps([tap])

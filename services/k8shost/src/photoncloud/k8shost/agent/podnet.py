@@ -27,19 +27,17 @@ import hashlib
 import ipaddress
 import logging
 import os
-import time
 from collections.abc import Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from photoncloud.common.netdev import DeviceNames
+from photoncloud.common.netdev import BRIDGE_WAIT, DeviceNames, appears
 
 log = logging.getLogger("photoncloud.k8shost.agent")
 
 NETNS_DIR = Path("/run/netns")
 HOST_END = "169.254.1.1"  # the host's end of every pod's veth: the one address a pod can reach on the host link
-BRIDGE_WAIT = 15.0  # seconds a pod waits for its VPC's bridge before it fails
 ESRCH, ENODEV = 3, 19
 SCOPE_LINK = 253
 
@@ -140,13 +138,10 @@ class PodNetworks:
     async def _wait_for_bridge(self, vpc_id: str) -> None:
         assert self.dataplane is not None
         bridge = self.dataplane.bridge(vpc_id)
-        deadline = time.monotonic() + self.bridge_wait
-        while not await asyncio.to_thread(_link_exists, bridge):
-            if time.monotonic() >= deadline:
-                raise RuntimeError(
-                    f"the bridge {bridge} of VPC {vpc_id} did not appear within {self.bridge_wait:g} s: PrismNET's "
-                    f"dataplane agent makes it (device prefix {self.dataplane.prefix!r}); is it running on this node?")
-            await asyncio.sleep(0.2)
+        if not await appears(lambda: _link_exists(bridge), self.bridge_wait):
+            raise RuntimeError(
+                f"the bridge {bridge} of VPC {vpc_id} did not appear within {self.bridge_wait:g} s: PrismNET's "
+                f"dataplane agent makes it (device prefix {self.dataplane.prefix!r}); is it running on this node?")
 
     def _add(self, pod_uid: str, address: str, mac: str, port: VpcPort | None) -> None:
         self._remove(pod_uid)

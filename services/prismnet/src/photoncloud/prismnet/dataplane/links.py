@@ -11,9 +11,8 @@ from __future__ import annotations
 import logging
 import subprocess
 from collections.abc import Sequence
-from pathlib import Path
 
-from photoncloud.common.netdev import DeviceNames
+from photoncloud.common.netdev import DeviceNames, ipv6_off
 
 from .state import NetSubnet, NetVpc
 
@@ -31,13 +30,6 @@ GATEWAY_INSIDE = "gw0"  # the router namespace's end of its veth to the bridge
 VXLAN_PORT = 4789  # IANA's
 ZERO_MAC = "00:00:00:00:00:00"  # an FDB entry for it floods unknown destinations to that peer
 ENOENT, ESRCH, ENODEV = 2, 3, 19
-
-
-def _ipv6_off(device: str) -> None:
-    """No IPv6 on a host device of ours: not even the link-local address the kernel would give it."""
-    path = Path("/proc/sys/net/ipv6/conf") / device / "disable_ipv6"
-    if path.exists():
-        path.write_text("1")
 
 
 def _in_namespace(namespace: str, *command: str) -> None:
@@ -71,7 +63,7 @@ class Links:
                 ipr.link("add", ifname=bridge, kind="bridge", br_forward_delay=0)
                 log.info("made bridge %s for VPC %s", bridge, vpc.id)
             (bridge_index,) = ipr.link_lookup(ifname=bridge)
-            _ipv6_off(bridge)
+            ipv6_off(bridge)
             ipr.link("set", index=bridge_index, state="up")
             if router not in netns.listnetns():
                 netns.create(router)
@@ -85,7 +77,7 @@ class Links:
                 ipr.link("add", ifname=gateway, kind="veth", peer={"ifname": GATEWAY_INSIDE, "net_ns_fd": router})
                 self._gateways_set.pop(router, None)
             (gateway_index,) = ipr.link_lookup(ifname=gateway)
-            _ipv6_off(gateway)
+            ipv6_off(gateway)
             ipr.link("set", index=gateway_index, master=bridge_index, state="up")
             self._vxlan(ipr, vpc, bridge_index, underlay, peers)
         # IPv4 subnets only: the router is IPv4.
@@ -126,7 +118,7 @@ class Links:
             ipr.link("add", ifname=name, kind="vxlan", vxlan_id=vpc.vni, vxlan_local=underlay,  # type: ignore[attr-defined]
                      vxlan_port=VXLAN_PORT, vxlan_learning=1)
         (index,) = ipr.link_lookup(ifname=name)  # type: ignore[attr-defined]
-        _ipv6_off(name)
+        ipv6_off(name)
         ipr.link("set", index=index, master=bridge_index, state="up")  # type: ignore[attr-defined]
         present = {entry.get_attr("NDA_DST") for entry in ipr.fdb("dump", ifindex=index)  # type: ignore[attr-defined]
                    if entry.get_attr("NDA_LLADDR") == ZERO_MAC}
@@ -170,7 +162,7 @@ class Links:
 
     def tidy_port(self, device: str) -> None:
         """A port device gets no IPv6 on the host side either (whoever plugged it)."""
-        _ipv6_off(device)
+        ipv6_off(device)
 
     def remove_port(self, device: str) -> None:
         """Delete a port device whose port is gone (the VM or pod that held it went without cleaning up)."""
