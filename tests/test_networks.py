@@ -23,8 +23,8 @@ from photoncloud.common.netdev import DeviceNames
 from photoncloud.common.testing import start_platform
 from photoncloud.k8shost.testing import agent_account, start_agent, wait_for
 from photoncloud.plasmavmc.testing import build_initramfs, guest_kernel
-from photoncloud.prismnet.dataplane.links import IPRoute, netns
-from photoncloud.prismnet.dataplane.testing import connects, ping
+from photoncloud.prismnet.dataplane.links import netns
+from photoncloud.prismnet.dataplane.testing import EMPTY, connects, host_view, ping
 
 # Bridges, namespaces, TAPs and nftables take root. CI runs the tests as root, so this runs there.
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the dataplane needs root")
@@ -96,16 +96,8 @@ class Cloud:
         return reply.get("data", {})
 
     def host(self) -> dict[str, object]:
-        """What of the prefix is on the host: devices (with ifindex), router namespaces, nft tables, DHCP."""
-        with IPRoute() as ipr:
-            devices = {link.get_attr("IFLA_IFNAME"): link["index"] for link in ipr.get_links()
-                       if link.get_attr("IFLA_IFNAME").startswith(self.names.prefix)}
-        ruleset = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
-        ours = [t for t in ruleset.split("\ntable ") if f"photoncloud_{self.names.prefix} " in t.split("\n")[0] + " "]
-        dhcp = sorted(p.name for p in (self.state_dir / "dhcp").glob("*/dnsmasq.pid"))
-        return {"devices": devices, "namespaces": sorted(n for n in netns.listnetns()
-                                                          if n.startswith(f"{self.names.prefix}r-")),
-                "rules": ours, "dhcp": dhcp}
+        """What of the prefix is on the host (dataplane.testing.host_view)."""
+        return host_view(self.names, self.state_dir)
 
     def stop(self) -> None:
         """Stop the agents and the platform, then remove whatever the dataplane still holds."""
@@ -258,5 +250,4 @@ def test_vms_and_pods_of_a_vpc_reach_each_other_and_nothing_else_reaches_them(cl
     for subnet, vpc in ((subnet_a, vpc_a), (subnet_b, vpc_b)):
         cloud.call("DELETE", "prismnet", f"/api/v1/subnets/{subnet}")
         cloud.call("DELETE", "prismnet", f"/api/v1/vpcs/{vpc}")
-    empty = {"devices": {}, "namespaces": [], "rules": [], "dhcp": []}
-    wait_for("the host to hold nothing of the VPCs", lambda: cloud.host() == empty, timeout=30)
+    wait_for("the host to hold nothing of the VPCs", lambda: cloud.host() == EMPTY, timeout=30)

@@ -21,7 +21,7 @@ from photoncloud.prismnet.dataplane.agent import Dataplane, unsupported
 from photoncloud.prismnet.dataplane.guard import Guard
 from photoncloud.prismnet.dataplane.links import IPRoute, netns
 from photoncloud.prismnet.dataplane.state import NetPort, NetRule, NetSubnet, NetVpc, NetworkState
-from photoncloud.prismnet.dataplane.testing import connects, dhcp, ping, plug, run_in, serve, unplug
+from photoncloud.prismnet.dataplane.testing import EMPTY, connects, dhcp, host_view, ping, plug, run_in, serve, unplug
 
 # Bridges, namespaces and nftables take root. CI runs the tests as root, so these run there.
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the dataplane needs root")
@@ -50,21 +50,6 @@ def with_groups(state: NetworkState, groups: dict[str, tuple[NetRule, ...]], **p
     return replace(state, ports={**state.ports, **changed}, groups=groups)
 
 
-def host_view(names: DeviceNames) -> dict[str, object]:
-    """What of the prefix is on the host: devices by name with ifindex, router namespaces, tables, guard routes."""
-    with IPRoute() as ipr:
-        devices = {link.get_attr("IFLA_IFNAME"): link["index"] for link in ipr.get_links()
-                   if link.get_attr("IFLA_IFNAME").startswith(names.prefix)}
-    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
-    guard = Guard(names)
-    routes = subprocess.run(["ip", "route", "show", "table", str(guard.table)], capture_output=True, text=True).stdout
-    rules = subprocess.run(["ip", "rule"], capture_output=True, text=True).stdout
-    return {"devices": devices, "namespaces": sorted(n for n in netns.listnetns() if n.startswith(f"{names.prefix}r-")),
-            "tables": sorted(t for t in tables.split() if t == firewall.table_name(names)),
-            "routes": routes.split("\n"), "rules": [r for r in rules.splitlines() if str(guard.table) in r or
-                                                    f"{guard.priority}:" in r]}
-
-
 @pytest.fixture
 def plane(tmp_path):
     """A Dataplane under a prefix of this test's own; everything it made is torn down afterwards."""
@@ -85,9 +70,7 @@ def plane(tmp_path):
     for port_id, namespace in plugged:
         unplug(names, port_id, namespace)
     dataplane.teardown()
-    view = host_view(names)
-    assert view["devices"] == {} and view["namespaces"] == [] and view["tables"] == [], view
-    assert view["rules"] == [] and view["routes"] == [""], view
+    assert host_view(names, dataplane.state_dir) == EMPTY
     assert not dataplane.state_dir.exists()
 
 
@@ -176,14 +159,15 @@ def test_a_restarted_agent_changes_nothing_and_a_deleted_vpc_leaves_nothing(plan
     plane.reconcile(state)
     a1, a2 = plane.plug(state, "pa1"), plane.plug(state, "pa2")
     assert dhcp(a1, tmp_path) and dhcp(a2, tmp_path)
-    before = host_view(plane.names)
+    before = host_view(plane.names, plane.state_dir)
     rules_before = subprocess.run(["nft", "list", "table", "inet", firewall.table_name(plane.names)],
                                   capture_output=True, text=True).stdout
     dhcp_before = plane.dhcp.pid(plane.names.router("vpc-a"))
     restarted = Dataplane(plane.names, plane.state_dir)
     restarted.reconcile(state)
     restarted.reconcile(state)
-    assert host_view(plane.names) == before  # the same devices (same ifindex), namespaces, tables, routes, rules
+    # The same devices (same ifindex), namespaces, tables, guard and DHCP.
+    assert host_view(plane.names, plane.state_dir) == before
     assert subprocess.run(["nft", "list", "table", "inet", firewall.table_name(plane.names)],
                           capture_output=True, text=True).stdout == rules_before
     assert plane.dhcp.pid(plane.names.router("vpc-a")) == dhcp_before is not None
@@ -193,7 +177,7 @@ def test_a_restarted_agent_changes_nothing_and_a_deleted_vpc_leaves_nothing(plan
                              ports={"pb1": state.ports["pb1"]})
     for _ in range(2):  # a port device goes once its port has been gone two rounds
         restarted.reconcile(remaining)
-    view = host_view(plane.names)
+    view = host_view(plane.names, plane.state_dir)
     gone = [plane.names.bridge("vpc-a"), plane.names.gateway("vpc-a"), plane.names.port("pa1"),
             plane.names.port("pa2")]
     assert not set(gone) & set(view["devices"]), view

@@ -13,7 +13,10 @@ from pathlib import Path
 
 from photoncloud.common.netdev import DeviceNames
 
-from .links import IPRoute, netns
+from . import firewall
+from .dhcp import Dhcp
+from .guard import Guard
+from .links import GATEWAY_INSIDE, IPRoute, netns
 from .state import NetPort
 
 # udhcpc runs this on a lease: the address with its prefix, the default route, and the lease kept in a file.
@@ -119,3 +122,27 @@ def connects(namespace: str, address: str, port: int, timeout: float = 1.5) -> b
     """Whether a TCP connection from the namespace gets "hello" (from serve(), or an HTTP server's page)."""
     return run_in(namespace, sys.executable, "-c", CONNECT, address, str(port), str(timeout),
                   timeout=timeout + 15).returncode == 0
+
+
+def host_view(names: DeviceNames, state_dir: Path) -> dict[str, object]:
+    """What of an agent's prefix is on the host: devices (by name, with ifindex), router namespaces, the text of its
+    nft tables, its guard's routes and policy rules, and its running DHCP servers (router: pid). EMPTY when none."""
+    with IPRoute() as ipr:
+        devices = {link.get_attr("IFLA_IFNAME"): link["index"] for link in ipr.get_links()
+                   if link.get_attr("IFLA_IFNAME").startswith(names.prefix)}
+    ruleset = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True, timeout=30).stdout
+    tables = [t for t in ruleset.split("table ") if t.split(" {", 1)[0].split()[-1:] == [firewall.table_name(names)]]
+    guard = Guard(names)
+    routes = subprocess.run(["ip", "route", "show", "table", str(guard.table)], capture_output=True, text=True,
+                            timeout=30).stdout
+    rules = subprocess.run(["ip", "rule"], capture_output=True, text=True, timeout=30).stdout
+    dhcp = Dhcp(state_dir / "dhcp", GATEWAY_INSIDE)
+    return {"devices": devices,
+            "namespaces": sorted(n for n in netns.listnetns() if n.startswith(f"{names.prefix}r-")),
+            "tables": tables,
+            "guard": [line for line in routes.splitlines() if line]
+            + [r for r in rules.splitlines() if str(guard.table) in r or r.startswith(f"{guard.priority}:")],
+            "dhcp": {router: dhcp.pid(router) for router in dhcp.held() if dhcp.pid(router) is not None}}
+
+
+EMPTY = {"devices": {}, "namespaces": [], "tables": [], "guard": [], "dhcp": {}}
