@@ -145,4 +145,4 @@ def host_view(names: DeviceNames, state_dir: Path) -> dict[str, object]:
             "dhcp": {router: dhcp.pid(router) for router in dhcp.held() if dhcp.pid(router) is not None}}
 
 
-EMPTY = {"devices": {}, "namespaces": [], "tables": [], "guard": [], "dhcp": {}}
+EMPTY: dict[str, object] = {"devices": {}, "namespaces": [], "tables": [], "guard": [], "dhcp": {}}
