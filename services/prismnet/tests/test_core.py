@@ -103,6 +103,24 @@ async def test_attach_detach_and_a_device_that_holds_a_port(net):
     assert (await net.ports(device_id="vm-1", subnet_id=web.id)).items == []
 
 
+async def test_another_projects_group_is_neither_a_rules_remote_nor_a_ports_group(net):
+    # The dataplane turns a remote group into its members' addresses, and a port's groups into its rules: a
+    # project must not name another's group in either.
+    _, web = await vpc_and_subnet(net)  # project p1
+    mine = await net.create_group("mine", "o1", "p1")
+    theirs = await net.create_group("theirs", "o2", "p2")
+    with pytest.raises(InvalidArgument) as remote:
+        await net.add_rule(mine.id, protocol="icmp", remote_group_id=theirs.id)
+    assert remote.value.details["field"] == "remote_group_id"
+    with pytest.raises(InvalidArgument) as attached:
+        await net.create_port(web.id, security_group_ids=[theirs.id])
+    assert attached.value.details["field"] == "security_group_ids"
+    port = await net.create_port(web.id, security_group_ids=[mine.id])
+    with pytest.raises(InvalidArgument):
+        await net.update_port(port.id, security_group_ids=[mine.id, theirs.id])
+    assert (await net.port(port.id)).security_group_ids == (mine.id,)
+
+
 async def test_security_groups_validate_rules_and_refuse_deletion_in_use(net):
     _, web = await vpc_and_subnet(net)
     group = await net.create_group("web", "o1", "p1", rules=[
