@@ -37,11 +37,12 @@ MODULES_ROOT = Path("/lib/modules")
 BUTTON_MODULES = ("drivers/input/evdev.ko", "drivers/acpi/button.ko")
 WAIT = "while :; do /bin/busybox sleep 3600; done"
 POWER_OFF = "/bin/busybox poweroff -f"  # the kernel powers the machine off through ACPI
-# Wait (up to 5 s) for the button's input device, then power off on its first event.
+# Wait (up to 30 s: an emulated guest on a loaded machine can be that slow) for the button's input device,
+# then power off on its first event.
 WATCH_BUTTON = """/bin/busybox mount -t devtmpfs dev /dev
 for m in /lib/modules/*.ko; do /bin/busybox insmod "$m"; done
 i=0
-while [ ! -e /dev/input/event0 ] && [ $i -lt 50 ]; do /bin/busybox sleep 0.1; i=$((i + 1)); done
+while [ ! -e /dev/input/event0 ] && [ $i -lt 300 ]; do /bin/busybox sleep 0.1; i=$((i + 1)); done
 for e in /dev/input/event*; do
   (/bin/busybox dd if="$e" of=/dev/null bs=24 count=1 2>/dev/null && /bin/busybox poweroff -f) &
 done
