@@ -72,6 +72,9 @@ class Service:
     # Called when the service starts stopping, before the grace period: ends what would otherwise
     # run through it (e.g. watch streams), while in-flight requests finish.
     draining: Callable[[], Awaitable[None]] | None = None
+    # Whole applications served under a path prefix beside the routes, with their own wire format
+    # (k8shost's Kubernetes API under /k8s); they are not in the OpenAPI document of the routes.
+    mounts: Mapping[str, web.Application] = field(default_factory=dict)
 
 
 def _host_port(host: str, port: int) -> str:
@@ -146,6 +149,8 @@ class Server:
     async def _start_rest(self, declared: dict[str, Access | None]) -> None:
         routes = RouteTable().extend(self.service.routes).extend(self.operations_routes())
         app = make_app(routes, self.metrics, self.config.max_body_bytes, self.service.verifier)
+        for prefix, mounted in self.service.mounts.items():
+            app.add_subapp(prefix, mounted)
         self._openapi = openapi_document(f"{self.service.name} REST API", self.service.version, routes)
         # The gRPC methods' declarations beside the routes', so that one document shows the gate
         # of every operation on both transports (tests generate the authorization matrix from it).
