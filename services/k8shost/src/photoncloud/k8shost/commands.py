@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .records import Node, NodeSpec, Object, PodStatus, ServiceSpec
+from .records import Event, Node, NodeSpec, Object, PodStatus, ServiceSpec
 
 NODE_PORTS = (30000, 32767)  # Kubernetes' default --service-node-port-range
 
@@ -107,4 +107,13 @@ class SetPodStatus:
     now: float
 
 
-Command = Create | Update | Delete | RegisterNode | Heartbeat | MarkStale | Bind | Unschedulable | SetPodStatus
+@dataclass(frozen=True)
+class CreateEvent:
+    """Record an event a client reports (the platform's own are recorded by the commands they are about)."""
+
+    event: Event
+    now: float  # the proposer's clock: what the namespace's expired events are measured against
+
+
+Command = (Create | Update | Delete | RegisterNode | Heartbeat | MarkStale | Bind | Unschedulable | SetPodStatus
+           | CreateEvent)

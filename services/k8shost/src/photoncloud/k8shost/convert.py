@@ -19,7 +19,10 @@ from photoncloud.common.times import rfc3339
 from photoncloud.k8shost.v1 import k8shost_pb2 as pb
 
 from .core import Page
-from .records import KIND_NAMES, Condition, Endpoints, Meta, Namespace, Node, Object, Pod, PodStatus, Service
+from .records import KIND_NAMES, KINDS, Condition, Endpoints, Meta, Namespace, Node, Object, Pod, PodStatus, Service
+
+# The kinds this contract's WatchEvent has a message for (events have none: they are served elsewhere).
+WATCHED_KINDS = ("namespaces", "pods", "services", "endpoints", "nodes")
 
 M = TypeVar("M", bound=Message)
 
@@ -68,7 +71,7 @@ def node(n: Node) -> pb.Node:
 
 
 def obj(record: Object) -> Message:
-    """Any object, as its kind's message."""
+    """Any object of a kind the contract has a message for, as that message."""
     if isinstance(record, Pod):
         return pod(record)
     if isinstance(record, Service):
@@ -77,7 +80,9 @@ def obj(record: Object) -> Message:
         return node(record)
     if isinstance(record, Namespace):
         return namespace(record)
-    return endpoints(record)
+    if isinstance(record, Endpoints):
+        return endpoints(record)
+    raise TypeError(f"the contract has no message for a {type(record).__name__}")
 
 
 def page(response_class: Callable[..., M], found: Page) -> M:
@@ -96,6 +101,14 @@ def event(event_type: str, revision: int, record: Object) -> pb.WatchEvent:
 def logs(namespace: str, name: str, container: str, text: str) -> pb.PodLogs:
     """A container's log."""
     return pb.PodLogs(namespace=namespace, name=name, container=container, text=text)
+
+
+def watch_kind(request: pb.WatchRequest) -> str:
+    """The kind a watch asks for, if the contract can carry its objects."""
+    if request.kind not in WATCHED_KINDS:
+        why = f" ({request.kind} have no message in this API)" if request.kind in KINDS else ""
+        raise InvalidArgument(f"kind is one of {', '.join(WATCHED_KINDS)}{why}", {"field": "kind"})
+    return request.kind
 
 
 def watch_timeout(request: pb.WatchRequest) -> float:

@@ -46,6 +46,7 @@ from .commands import (
     Bind,
     Command,
     Create,
+    CreateEvent,
     Delete,
     Heartbeat,
     MarkStale,
@@ -54,13 +55,15 @@ from .commands import (
     Unschedulable,
     Update,
 )
-from .machine import NAMESPACED, ObjectStateMachine, check_version, found
+from .machine import EVENT_TTL, MAX_MESSAGE_BYTES, NAMESPACED, ObjectStateMachine, check_version, found
 from .records import (
     FAILED,
     FALSE,
     KINDS,
+    NORMAL,
     POD_SCHEDULED,
     SUCCEEDED,
+    WARNING,
     Condition,
     ContainerStatus,
     Meta,
@@ -70,12 +73,14 @@ from .records import (
     NodeSpec,
     NodeStatus,
     Object,
+    ObjectReference,
     Pod,
     PodNetwork,
     PodStatus,
     Service,
     condition,
 )
+from .records import Event as EventRecord  # watch.Event is what a watch sends
 from .store import Change
 from .watch import ADDED, REPLAY_CHUNK, Event, Filter, Hub, Watch, Watcher, too_old
 
@@ -87,8 +92,10 @@ NAMESPACES_READ, NAMESPACES_WRITE = "k8shost:namespaces:read", "k8shost:namespac
 PODS_READ, PODS_WRITE = "k8shost:pods:read", "k8shost:pods:write"
 SERVICES_READ, SERVICES_WRITE = "k8shost:services:read", "k8shost:services:write"
 NODES_READ, NODES_WRITE = "k8shost:nodes:read", "k8shost:nodes:write"
+# Events are read and written as the pods they are mostly about are: IAM's roles grant per service and action,
+# so a permission of their own would add nothing a role could tell apart.
 READ_PERMISSION = {"namespaces": NAMESPACES_READ, "pods": PODS_READ, "services": SERVICES_READ,
-                   "endpoints": SERVICES_READ, "nodes": NODES_READ}
+                   "endpoints": SERVICES_READ, "nodes": NODES_READ, "events": PODS_READ}
 # Loopback, so that node agents on Linux can serve cluster IPs without privileges or a network setup.
 SERVICE_CLUSTER_IP_RANGE = "127.96.0.0/16"
 CLUSTER_CIDR = "127.128.0.0/12"  # pods' addresses: a /24 of it per node (loopback too, for the same reason)
@@ -98,6 +105,9 @@ NODE_GRACE_SECONDS = 20.0  # a node silent this long is NotReady (Kubernetes: 40
 MONITOR_SECONDS = 1.0
 SCHEDULE_SECONDS = 1.0  # the scheduler looks at pending pods at least this often (and on every change)
 MAX_LOG_BYTES = 1024 * 1024
+MAX_REASON = 128  # an event's reason (Kubernetes' limit), a short UpperCamelCase word
+MAX_EVENT_TEXT = 253  # an event's other words: its source, its object's kind, uid and field path
+EVENT_CLOCK_SKEW = 300.0  # how far ahead of k8shost's clock a client's event may be stamped
 
 
 @dataclass(frozen=True)
@@ -483,6 +493,42 @@ class KubeCore:
                                        container, tail_lines)
         return container, text
 
+    # Events
+
+    async def events(self, namespace: str = "", label_selector: str = "", page_size: int = 0,
+                     page_token: str = "") -> Page:
+        """Events of a namespace, or of every namespace the caller may read (readable as pods are)."""
+        return await self._namespaced_list("events", PODS_READ, namespace, label_selector, page_size, page_token)
+
+    async def event(self, namespace: str, name: str) -> EventRecord:
+        """An event."""
+        await self._namespace(namespace, PODS_READ)
+        validation.dns_subdomain(name)
+        return cast(EventRecord, found(await self._read(lambda: self.store.get("events", namespace, name)), "events",
+                                       namespace, name))
+
+    async def create_event(self, namespace: str, name: str, involved_object: dict[str, Any], reason: str,
+                           message: str = "", type: str = NORMAL, source_component: str = "", source_host: str = "",
+                           first_timestamp: float | str = 0.0, last_timestamp: float | str = 0.0, count: int = 1,
+                           labels: Any = None, annotations: Any = None) -> EventRecord:
+        """Record an event about an object of the namespace, as a client may in Kubernetes (timestamps: epoch
+        seconds or RFC 3339, now when not given; it is deleted an hour after the last, or sooner when the
+        namespace holds too many)."""
+        now = self.clock()
+        validation.dns_subdomain(name)
+        event = event_record(namespace, name, involved_object, reason, message, type, source_component, source_host,
+                             first_timestamp, last_timestamp, count, now)
+        meta = self._meta(name, namespace, labels, annotations)
+        await self._namespace(namespace, PODS_WRITE)
+        return await self._propose(CreateEvent(replace(event, metadata=meta), now), EventRecord)
+
+    async def delete_event(self, namespace: str, name: str, resource_version: str = "") -> EventRecord:
+        """Delete an event."""
+        expected = validation.resource_version(resource_version)
+        await self._namespace(namespace, PODS_WRITE)
+        validation.dns_subdomain(name)
+        return await self._propose(Delete("events", namespace, name, expected), EventRecord)
+
     # Services
 
     async def create_service(self, namespace: str, name: str, labels: Any = None, annotations: Any = None,
@@ -658,6 +704,70 @@ class KubeCore:
 
 def _time(value: Any, field: str) -> float:
     return parse_time(value, field) if value else 0.0
+
+
+def _text(value: Any, field: str, limit: int, required: bool = False) -> str:
+    """A line of printable text of at most limit bytes."""
+    if not isinstance(value, str) or len(value.encode()) > limit or not value.isprintable() or \
+            (required and not value):
+        raise InvalidArgument(f"{field} must be {'a' if required else 'at most a'} line of printable text of at most "
+                              f"{limit} bytes", {"field": field})
+    return value
+
+
+def _timestamp(value: Any, field: str, now: float) -> float:
+    """An event's time: epoch seconds or RFC 3339, not (much) ahead of now; 0 or "": not given."""
+    if isinstance(value, str):
+        value = _time(value, field)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= now + EVENT_CLOCK_SKEW:
+        raise InvalidArgument(f"{field} must be a time (epoch seconds or RFC 3339) not ahead of the server's clock",
+                              {"field": field})
+    return float(value)
+
+
+def event_record(namespace: str, name: str, involved_object: dict[str, Any], reason: str, message: str, type: str,
+                 source_component: str, source_host: str, first_timestamp: Any, last_timestamp: Any, count: Any,
+                 now: float) -> EventRecord:
+    """An event a client reports, checked (its metadata still to be made)."""
+    if not isinstance(involved_object, dict):
+        raise InvalidArgument("involved_object must be an object reference (kind, namespace, name, uid, field_path)",
+                              {"field": "involved_object"})
+    unknown = set(involved_object) - {"kind", "namespace", "name", "uid", "field_path"}
+    if unknown:
+        raise InvalidArgument(f"involved_object: unknown field {min(unknown)}",
+                              {"field": f"involved_object.{min(unknown)}"})
+    kind = _text(involved_object.get("kind") or "", "involved_object.kind", MAX_EVENT_TEXT, required=True)
+    if not kind.isalnum() or not kind[0].isupper():
+        raise InvalidArgument("involved_object.kind is a kind's name, e.g. Pod", {"field": "involved_object.kind"})
+    object_namespace = involved_object.get("namespace") or ""
+    if object_namespace not in ("", namespace):  # as Kubernetes: an event lives in its object's namespace
+        raise InvalidArgument(f"involved_object.namespace {object_namespace!r} is not the event's namespace "
+                              f"{namespace!r}", {"field": "involved_object.namespace"})
+    reference = ObjectReference(
+        kind, object_namespace, validation.dns_subdomain(involved_object.get("name") or "", "involved_object.name"),
+        _text(involved_object.get("uid") or "", "involved_object.uid", MAX_EVENT_TEXT),
+        _text(involved_object.get("field_path") or "", "involved_object.field_path", MAX_EVENT_TEXT))
+    if not isinstance(reason, str) or not 0 < len(reason) <= MAX_REASON or not reason.isascii() \
+            or not reason[0].isalpha() or not all(c.isalnum() or c in "_.:-" for c in reason):
+        raise InvalidArgument(f"reason is a word of at most {MAX_REASON} letters and digits (e.g. BackOff)",
+                              {"field": "reason"})
+    if not isinstance(message, str) or len(message.encode()) > MAX_MESSAGE_BYTES:
+        raise InvalidArgument(f"message is text of at most {MAX_MESSAGE_BYTES} bytes", {"field": "message"})
+    type = type or NORMAL
+    if type not in (NORMAL, WARNING):
+        raise InvalidArgument(f"type is {NORMAL} or {WARNING}", {"field": "type"})
+    component = _text(source_component or "", "source_component", MAX_EVENT_TEXT)
+    host = validation.dns_subdomain(source_host, "source_host") if source_host else ""
+    last = _timestamp(last_timestamp or now, "last_timestamp", now)
+    first = _timestamp(first_timestamp or last, "first_timestamp", now)
+    if first > last:
+        raise InvalidArgument("first_timestamp must not be after last_timestamp", {"field": "first_timestamp"})
+    if last < now - EVENT_TTL:
+        raise InvalidArgument(f"last_timestamp is more than {EVENT_TTL:g} s ago: such events are no longer kept",
+                              {"field": "last_timestamp"})
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 2**31 - 1:
+        raise InvalidArgument("count is a number of times, at least 1", {"field": "count"})
+    return EventRecord(Meta(name, namespace), reference, reason, message, type, component, host, first, last, count)
 
 
 def pod_status(data: dict[str, Any]) -> PodStatus:

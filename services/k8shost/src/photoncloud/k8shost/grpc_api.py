@@ -176,8 +176,8 @@ class WatchServicer(pb_grpc.WatchServicer):
                 yield event
 
     async def _watch(self, request: pb.WatchRequest) -> AsyncIterator[pb.WatchEvent]:
-        timeout = convert.watch_timeout(request)
-        watch = await self.kube.watch(request.kind, request.namespace, request.label_selector, request.node_name,
+        timeout, kind = convert.watch_timeout(request), convert.watch_kind(request)
+        watch = await self.kube.watch(kind, request.namespace, request.label_selector, request.node_name,
                                       request.resource_version)
         events = self.streams.until_token_ends(watch)
         loop = asyncio.get_running_loop()

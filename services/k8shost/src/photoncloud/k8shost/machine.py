@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
+import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -33,6 +34,7 @@ from .commands import (
     Bind,
     Command,
     Create,
+    CreateEvent,
     Delete,
     Heartbeat,
     MarkStale,
@@ -42,25 +44,35 @@ from .commands import (
     Update,
 )
 from .records import (
+    CONTAINER_RUNNING,
     FAILED,
     FALSE,
     NODE_PORT,
+    NORMAL,
     POD_SCHEDULED,
     READY,
     SANDBOXED,
     RUNNING,
     SUCCEEDED,
+    TERMINATED,
     TRUE,
     UNKNOWN,
+    WAITING,
+    WARNING,
     Condition,
+    ContainerStatus,
     EndpointAddress,
     EndpointPort,
     Endpoints,
+    Event,
+    Meta,
     Namespace,
     Node,
     NodeSpec,
     Object,
+    ObjectReference,
     Pod,
+    PodStatus,
     Service,
     ServiceSpec,
     condition,
@@ -72,8 +84,14 @@ log = logging.getLogger("photoncloud.k8shost")
 
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
 HISTORY_KEPT = 10_000  # events kept for watches; older resource versions are OUT_OF_RANGE
-NAMESPACED = ("pods", "services", "endpoints")
+NAMESPACED = ("pods", "services", "endpoints", "events")
 UNKNOWN_PHASE = "Unknown"
+EVENT_TTL = 3600.0  # seconds an event is kept after it last happened (Kubernetes' --event-ttl)
+EVENTS_KEPT = 1000  # events kept per namespace, the oldest going first: a tenant cannot grow the store without bound
+MAX_MESSAGE_BYTES = 1024  # an event's message, as Kubernetes' recorder truncates it
+SCHEDULER, KUBELET = "default-scheduler", "kubelet"  # the platform's events' source components
+EVENT_UIDS = uuid.uuid5(uuid.NAMESPACE_DNS, "events.k8shost.photoncloud")  # uuid5 namespace of the platform's events
+QUIET_WAITING = ("", "ContainerCreating", "PodInitializing")  # waiting reasons that are no warning
 
 
 def key_of(kind: str, obj: Object) -> tuple[str, str]:
@@ -107,10 +125,11 @@ class ObjectStateMachine(SqliteStateMachine):
     # change it has read already: watches drop what is not after their revision.
     snapshot_reads = True
 
-    def __init__(self, store: SqliteObjectStore, history_kept: int = HISTORY_KEPT):
+    def __init__(self, store: SqliteObjectStore, history_kept: int = HISTORY_KEPT, events_kept: int = EVENTS_KEPT):
         super().__init__(store)
         self.store: SqliteObjectStore = store
         self.history_kept = history_kept
+        self.events_kept = events_kept
         self.listeners: list[Callable[[list[Change] | None], None]] = []
         self._changes: list[Change] = []
 
@@ -345,8 +364,11 @@ class ObjectStateMachine(SqliteStateMachine):
         scheduled = Condition(POD_SCHEDULED, TRUE, "", "", c.now)
         status = replace(pod.status, conditions=set_condition(pod.status.conditions, scheduled), reason="",
                          message="", host_ip=host_ip)
-        return self._write("pods", MODIFIED, replace(pod, spec=replace(pod.spec, node_name=c.node_name),
-                                                     status=status), pod)
+        bound = self._write("pods", MODIFIED, replace(pod, spec=replace(pod.spec, node_name=c.node_name),
+                                                      status=status), pod)
+        self._record(bound, NORMAL, "Scheduled",
+                     f"Successfully assigned {c.namespace}/{c.name} to {c.node_name}", SCHEDULER, "", c.now)
+        return bound
 
     def _unschedulable(self, c: Unschedulable) -> Pod:
         pod = self._pod(c.namespace, c.name, c.uid)
@@ -357,7 +379,9 @@ class ObjectStateMachine(SqliteStateMachine):
             return pod  # nothing new to say: no new revision
         unschedulable = Condition(POD_SCHEDULED, FALSE, "Unschedulable", c.message, c.now)
         status = replace(pod.status, conditions=set_condition(pod.status.conditions, unschedulable))
-        return self._write("pods", MODIFIED, replace(pod, status=status), pod)
+        written = self._write("pods", MODIFIED, replace(pod, status=status), pod)
+        self._record(written, WARNING, "FailedScheduling", c.message, SCHEDULER, "", c.now)
+        return written
 
     def _set_pod_status(self, c: SetPodStatus) -> Pod:
         pod = self._pod(c.namespace, c.name, c.uid)
@@ -378,7 +402,59 @@ class ObjectStateMachine(SqliteStateMachine):
             status = replace(status, pod_ip=pod.status.pod_ip, network=pod.status.network)
         if status == pod.status:
             return pod  # the same report again: no new revision
-        return self._write("pods", MODIFIED, replace(pod, status=status), pod)
+        written = self._write("pods", MODIFIED, replace(pod, status=status), pod)
+        for type, reason, message, field_path in kubelet_events(pod, status):
+            self._record(written, type, reason, message, KUBELET, pod.spec.node_name, c.now, field_path)
+        return written
+
+    # Events: the platform's own, recorded in the step that applies what they are about
+
+    def _record(self, about: Pod, type: str, reason: str, message: str, component: str, host: str, now: float,
+                field_path: str = "") -> None:
+        """Record an event about a pod; a repeat of one it has (same source, type, reason and message) bumps
+        that one's count and last_timestamp instead, as Kubernetes' event aggregation does."""
+        meta = about.metadata
+        message = truncate(message, MAX_MESSAGE_BYTES)
+        involved = ObjectReference("Pod", meta.namespace, meta.name, meta.uid, field_path)
+        for old in self.store.events_about(meta.namespace, meta.uid):
+            if (old.involved_object, old.type, old.reason, old.message, old.source_component, old.source_host) == \
+                    (involved, type, reason, message, component, host):
+                self._write("events", MODIFIED, replace(old, count=old.count + 1, last_timestamp=now), old)
+                self._retain(meta.namespace, now, old.metadata.name)
+                return
+        # Named and identified by the revision it is written at: the same on every replica applying the log.
+        revision = self.store.revision() + 1
+        name = f"{meta.name}.{revision:x}"
+        event = Event(Meta(name, meta.namespace, str(uuid.uuid5(EVENT_UIDS, f"{meta.uid}/{revision}")), {}, {}, 0,
+                           now), involved, reason, message, type, component, host, now, now, 1)
+        taken = self.store.get("events", meta.namespace, name)  # a client may have chosen that name already
+        self._write("events", ADDED if taken is None else MODIFIED, event, taken)
+        self._retain(meta.namespace, now, name)
+
+    def _create_event(self, c: CreateEvent) -> Event:
+        event = c.event
+        namespace, name = event.metadata.namespace, event.metadata.name
+        self._get("namespaces", "", namespace)  # the namespace must (still) exist
+        if self.store.get("events", namespace, name) is not None:
+            raise AlreadyExists(f"event {namespace}/{name} already exists",
+                                {"kind": "events", "namespace": namespace, "name": name})
+        if event.last_timestamp < c.now - EVENT_TTL:
+            raise InvalidArgument(f"last_timestamp is more than {EVENT_TTL:g} s ago: such events are no longer kept",
+                                  {"field": "last_timestamp"})
+        written = self._write("events", ADDED, event)
+        self._retain(namespace, c.now, name)
+        return written
+
+    def _retain(self, namespace: str, now: float, keep: str) -> None:
+        """Delete the namespace's events older than the TTL, then its oldest beyond the cap (never `keep`, the one
+        just written)."""
+        for old in self.store.events_before(namespace, now - EVENT_TTL):
+            if old.metadata.name != keep:
+                self._write("events", DELETED, old)
+        over = self.store.count("events", namespace) - self.events_kept
+        if over > 0:
+            for old in [e for e in self.store.oldest_events(namespace, over + 1) if e.metadata.name != keep][:over]:
+                self._write("events", DELETED, old)
 
     # Endpoints: kept equal to the pods each service selects, in the same step as the change
 
@@ -419,3 +495,48 @@ class ObjectStateMachine(SqliteStateMachine):
         elif (old.addresses, old.not_ready_addresses, old.ports, old.metadata.labels) != \
                 (new.addresses, new.not_ready_addresses, new.ports, new.metadata.labels):
             self._write("endpoints", MODIFIED, replace(new, metadata=replace(meta, uid=old.metadata.uid)), old)
+
+
+def truncate(text: str, limit: int) -> str:
+    """text cut to at most limit bytes of UTF-8, on a character boundary."""
+    data = text.encode()
+    return text if len(data) <= limit else data[:limit].decode(errors="ignore")
+
+
+def kubelet_events(pod: Pod, status: PodStatus) -> list[tuple[str, str, str, str]]:
+    """The events a node agent's report says happened, as the kubelet records them: (type, reason, message,
+    field_path) for each container newly running, newly waiting for a reason that is a warning, or newly
+    terminated with an error."""
+    before = {s.name: s for s in pod.status.container_statuses}
+    images = {c.name: c.image for c in pod.spec.containers}
+    found = []
+    for new in status.container_statuses:
+        was = before.get(new.name) or ContainerStatus(new.name, state="")
+        path = f"spec.containers{{{new.name}}}"
+        if new.state == CONTAINER_RUNNING and (was.state != CONTAINER_RUNNING or was.started_at != new.started_at):
+            found.append((NORMAL, "Started", f"Started container {new.name}", path))
+        elif new.state == WAITING and new.reason not in QUIET_WAITING and \
+                (was.state != WAITING or was.reason != new.reason):
+            found.append((WARNING, *_waiting(pod, new, images.get(new.name, "")), path))
+        elif new.state == TERMINATED and new.exit_code != 0 and new.reason != "Killed" and \
+                (was.state != TERMINATED or was.finished_at != new.finished_at):
+            # "Killed": the agent stopped it on purpose (the pod is going), which is no failure.
+            detail = f": {new.message}" if new.message else ""
+            found.append((WARNING, "Failed", f"Container {new.name} exited with code {new.exit_code} "
+                                             f"({new.reason or 'Error'}){detail}", path))
+    return found
+
+
+def _waiting(pod: Pod, status: ContainerStatus, image: str) -> tuple[str, str]:
+    """(reason, message) of the warning a container waiting for this reason is, in the kubelet's words; the
+    back-offs' messages do not change between restarts, so that their repeats aggregate."""
+    meta = pod.metadata
+    if status.reason == "CrashLoopBackOff":
+        return "BackOff", (f"Back-off restarting failed container {status.name} in pod "
+                           f"{meta.name}_{meta.namespace}({meta.uid})")
+    if status.reason == "ImagePullBackOff":
+        return "BackOff", f'Back-off pulling image "{image}"'
+    if status.reason == "ErrImagePull":
+        return "Failed", f'Failed to pull image "{image}": {status.message}' if status.message else \
+            f'Failed to pull image "{image}"'
+    return status.reason, status.message or f"container {status.name} is waiting: {status.reason}"

@@ -1,4 +1,4 @@
-"""k8shost's records: namespaces, pods, services and nodes with Kubernetes-style metadata.
+"""k8shost's records: namespaces, pods, services, nodes and events with Kubernetes-style metadata.
 
 Records are frozen dataclasses; `encode`/`decode` turn any of them into plain JSON-ready data and
 back (the store keeps them as JSON, commands carry them). Times are epoch seconds inside (0: never).
@@ -24,6 +24,7 @@ WAITING, CONTAINER_RUNNING, TERMINATED = "WAITING", "RUNNING", "TERMINATED"
 CLUSTER_IP, NODE_PORT = "ClusterIP", "NodePort"
 ALWAYS, ON_FAILURE, NEVER = "Always", "OnFailure", "Never"
 READY, POD_SCHEDULED, SANDBOXED = "Ready", "PodScheduled", "PodsSandboxed"
+NORMAL, WARNING = "Normal", "Warning"  # the types of events
 
 
 @dataclass(frozen=True)
@@ -262,10 +263,39 @@ class Endpoints:
     ports: tuple[EndpointPort, ...] = ()
 
 
-Object = Namespace | Pod | Service | Node | Endpoints
+@dataclass(frozen=True)
+class ObjectReference:
+    """The object an event is about (field_path: the part of it, e.g. "spec.containers{main}")."""
+
+    kind: str
+    namespace: str = ""
+    name: str = ""
+    uid: str = ""
+    field_path: str = ""
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that happened to an object, as Kubernetes' core/v1 Event: repeats of the same report bump
+    count and last_timestamp instead of making another event."""
+
+    metadata: Meta
+    involved_object: ObjectReference
+    reason: str = ""
+    message: str = ""
+    type: str = NORMAL
+    source_component: str = ""
+    source_host: str = ""
+    first_timestamp: float = 0.0
+    last_timestamp: float = 0.0
+    count: int = 1
+
+
+Object = Namespace | Pod | Service | Node | Endpoints | Event
 KINDS: dict[str, type[Object]] = {"namespaces": Namespace, "pods": Pod, "services": Service, "nodes": Node,
-                                  "endpoints": Endpoints}
-KIND_NAMES = {Namespace: "Namespace", Pod: "Pod", Service: "Service", Node: "Node", Endpoints: "Endpoints"}
+                                  "endpoints": Endpoints, "events": Event}
+KIND_NAMES = {Namespace: "Namespace", Pod: "Pod", Service: "Service", Node: "Node", Endpoints: "Endpoints",
+              Event: "Event"}
 
 
 def condition(conditions: tuple[Condition, ...], type: str) -> Condition | None:

@@ -39,9 +39,9 @@ def routes(kube: core.KubeCore | None, heartbeat_seconds: float | None = None,
         # The permission depends on the kind: the core checks it (k8shost:<kind>:read).
         assert kube is not None, "routes(None) describes the routes; it does not serve them"
         query = cast(pb.WatchRequest, await gateway.request_message(request, binding))
-        timeout = convert.watch_timeout(query)
+        timeout, watched = convert.watch_timeout(query), convert.watch_kind(query)
         async with guard.hold():
-            opened = await kube.watch(query.kind, query.namespace, query.label_selector, query.node_name,
+            opened = await kube.watch(watched, query.namespace, query.label_selector, query.node_name,
                                       query.resource_version)
             return await sse.stream(
                 request, guard.watch(opened), f"watching {kind} from resource version {opened.revision}",

@@ -1,8 +1,9 @@
 """k8shost's store: every object and the recent history of changes, in SQLite.
 
 Objects are rows keyed by (kind, namespace, name) holding the record as JSON, with the columns
-listings filter on (tenancy, the node a pod is bound to). `events` is the history watches replay:
-one row per change, keyed by the global revision. The state machine is the only writer and calls
+listings filter on (tenancy, the node a pod is bound to). The table `events` is the history watches
+replay: one row per change, keyed by the global revision (Kubernetes' Events are objects of kind
+"events", in `objects`). The state machine is the only writer and calls
 it on one thread inside `transaction()`; every commit is fsynced (WAL, synchronous=FULL).
 """
 
@@ -15,7 +16,7 @@ from typing import Literal, overload
 
 from photoncloud.common.sqlite import SqliteState
 
-from .records import KINDS, Endpoints, Namespace, Node, Object, Pod, Service, decode, encode
+from .records import KINDS, Endpoints, Event, Namespace, Node, Object, Pod, Service, decode, encode
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
@@ -25,6 +26,12 @@ CREATE TABLE IF NOT EXISTS objects (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS objects_by_node ON objects (kind, node_name);
 CREATE INDEX IF NOT EXISTS objects_by_project ON objects (kind, org_id, project_id);
+-- Events (kind 'events') are found by what they are about (aggregation) and by age (retention); these
+-- indexes on their JSON need no column of their own, so files made before events had them need nothing.
+CREATE INDEX IF NOT EXISTS events_by_object ON objects (namespace, json_extract(data, '$.involved_object.uid'))
+    WHERE kind = 'events';
+CREATE INDEX IF NOT EXISTS events_by_age ON objects (namespace, json_extract(data, '$.last_timestamp'), name)
+    WHERE kind = 'events';
 CREATE TABLE IF NOT EXISTS events (
     revision INTEGER PRIMARY KEY, kind TEXT NOT NULL, type TEXT NOT NULL, org_id TEXT NOT NULL,
     project_id TEXT NOT NULL, data TEXT NOT NULL,
@@ -38,7 +45,7 @@ class Change:
     """One change to one object: ADDED, MODIFIED or DELETED, at a revision."""
 
     revision: int
-    kind: str  # pods, services, nodes or namespaces
+    kind: str  # a key of records.KINDS: pods, services, nodes, namespaces, endpoints or events
     type: str
     object: Object
     previous: Object | None = None
@@ -73,6 +80,8 @@ class SqliteObjectStore(SqliteState):
     @overload
     def get(self, kind: Literal["endpoints"], namespace: str, name: str) -> Endpoints | None: ...
     @overload
+    def get(self, kind: Literal["events"], namespace: str, name: str) -> Event | None: ...
+    @overload
     def get(self, kind: str, namespace: str, name: str) -> Object | None: ...
 
     def get(self, kind: str, namespace: str, name: str) -> Object | None:
@@ -97,6 +106,9 @@ class SqliteObjectStore(SqliteState):
     def scan(self, kind: Literal["endpoints"], namespace: str = "", org_id: str = "", project_id: str = "",
              node_name: str | None = None, after: tuple[str, str] = ("", "")) -> Iterator[Endpoints]: ...
     @overload
+    def scan(self, kind: Literal["events"], namespace: str = "", org_id: str = "", project_id: str = "",
+             node_name: str | None = None, after: tuple[str, str] = ("", "")) -> Iterator[Event]: ...
+    @overload
     def scan(self, kind: str, namespace: str = "", org_id: str = "", project_id: str = "",
              node_name: str | None = None, after: tuple[str, str] = ("", "")) -> Iterator[Object]: ...
 
@@ -115,6 +127,27 @@ class SqliteObjectStore(SqliteState):
         """How many objects of a kind a namespace holds."""
         return self.db.execute("SELECT COUNT(*) FROM objects WHERE kind = ? AND namespace = ?",
                                (kind, namespace)).fetchone()[0]
+
+    # Events: the queries aggregation and retention make on every event written (index-backed)
+
+    def events_about(self, namespace: str, uid: str) -> list[Event]:
+        """A namespace's events about the object with this uid."""
+        rows = self.db.execute("SELECT data FROM objects WHERE kind = 'events' AND namespace = ?"
+                               " AND json_extract(data, '$.involved_object.uid') = ?", (namespace, uid))
+        return [decode(Event, json.loads(row[0])) for row in rows]
+
+    def events_before(self, namespace: str, before: float) -> list[Event]:
+        """A namespace's events last seen before a time, oldest first."""
+        rows = self.db.execute("SELECT data FROM objects WHERE kind = 'events' AND namespace = ?"
+                               " AND json_extract(data, '$.last_timestamp') < ?"
+                               " ORDER BY json_extract(data, '$.last_timestamp'), name", (namespace, before))
+        return [decode(Event, json.loads(row[0])) for row in rows]
+
+    def oldest_events(self, namespace: str, limit: int) -> list[Event]:
+        """A namespace's `limit` events last seen longest ago (ties by name)."""
+        rows = self.db.execute("SELECT data FROM objects WHERE kind = 'events' AND namespace = ?"
+                               " ORDER BY json_extract(data, '$.last_timestamp'), name LIMIT ?", (namespace, limit))
+        return [decode(Event, json.loads(row[0])) for row in rows]
 
     def save(self, kind: str, obj: Object, org_id: str, project_id: str) -> None:
         """Insert or replace an object."""
