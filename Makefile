@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SERVICES := iam chainfire flaredb plasmavmc k8shost creditservice prismnet
-PACKAGES := shared protos $(addprefix services/,$(SERVICES))
+PACKAGES := shared protos $(addprefix services/,$(SERVICES)) sdk
 STAMP := $(VENV)/.installed
 
 IMAGE ?= photoncloud/platform:dev

@@ -1,0 +1,1 @@
+"""pcctl: PhotonCloud's command line, built on photoncloud.sdk."""

@@ -1,0 +1,5 @@
+"""`python -m photoncloud.pcctl`, the same as the `pcctl` command."""
+
+from .cli import main
+
+main()

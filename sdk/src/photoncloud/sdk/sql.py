@@ -1,0 +1,65 @@
+"""FlareDB: SQL on the project's database, its tables, backups, and key-value namespaces."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from .service import Json, Service, fields, seg
+from .transport import key_path
+
+Params = list[Any] | dict[str, Any]
+
+
+class SQL(Service):
+    """FlareDB's REST API (port 8082)."""
+
+    def execute(self, sql: str, params: Params | None = None, consistency: str | None = None) -> Json:
+        """Run one statement (positional `?` or named `:name` params): {"results": [...]}."""
+        return self._post("/api/v1/sql", fields(sql=sql, params=params, consistency=consistency))
+
+    def execute_many(self, statements: list[Json], consistency: str | None = None) -> Json:
+        """Run statements ({"sql", "params"}) as one transaction: all of them, or nothing."""
+        return self._post("/api/v1/sql", fields(statements=statements, consistency=consistency))
+
+    def query(self, sql: str, params: Params | None = None, consistency: str | None = None) -> list[Json]:
+        """One query's rows as dicts of column name to value."""
+        [result] = self.execute(sql, params, consistency)["results"]
+        return [dict(zip(result["columns"], row)) for row in result.get("rows", [])]
+
+    def tables(self) -> Iterator[Json]:
+        """The project's tables with their columns, indexes and row counts."""
+        return self._pages("/api/v1/tables")
+
+    def table(self, name: str) -> Json:
+        """One table."""
+        return self._get(f"/api/v1/tables/{seg(name)}")
+
+    def create_namespace(self, name: str, mode: str = "strong") -> Json:
+        """A key-value namespace, `strong` (through the Raft log) or `eventual`."""
+        return self._post("/api/v1/namespaces", {"name": name, "mode": mode})
+
+    def namespaces(self) -> Json:
+        """The project's key-value namespaces."""
+        return self._get("/api/v1/namespaces")
+
+    def namespace(self, name: str) -> Json:
+        """One key-value namespace."""
+        return self._get(f"/api/v1/namespaces/{seg(name)}")
+
+    def kv_get(self, namespace: str, key: str) -> Json:
+        """A key of a namespace."""
+        return self._get(f"/api/v1/kv/{key_path(key)}", namespace=namespace)
+
+    def kv_put(self, namespace: str, key: str, value: str, **more: Any) -> Json:
+        """Write a key of a namespace."""
+        return self._put(f"/api/v1/kv/{key_path(key)}", {"namespace": namespace, "value": value, **more})
+
+    def kv_delete(self, namespace: str, key: str) -> Json:
+        """Delete a key of a namespace."""
+        return self._delete(f"/api/v1/kv/{key_path(key)}", namespace=namespace)
+
+    def kv_scan(self, namespace: str, start: str | None = None, end: str | None = None,
+                limit: int | None = None) -> Json:
+        """The keys of a namespace in [start, end), at most limit of them."""
+        return self._get("/api/v1/scan", namespace=namespace, start=start, end=end, limit=limit)
