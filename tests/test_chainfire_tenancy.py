@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import threading
 import time
@@ -16,17 +15,17 @@ import urllib.request
 
 import pytest
 
+from photoncloud.common import needs
 from photoncloud.common.testing import DIRECT
 
 SECONDS = 10  # every wait is bounded by this
-ETCDCTL = shutil.which("etcdctl")
-assert ETCDCTL, "etcdctl is not installed (apt-get install etcd-client)"
 
 
 def etcdctl(platform, *args: str, user: str, input_text: str | None = None) -> subprocess.CompletedProcess:
     """etcdctl (API v3) against the platform's ChainFire, logged in as user ("name[/project]:password")."""
     endpoints = f"127.0.0.1:{platform.services['chainfire'].grpc_port}"
-    return subprocess.run([ETCDCTL, f"--endpoints={endpoints}", "--dial-timeout=5s", "--command-timeout=10s",
+    binary = needs.tool("etcdctl", "etcd-client")  # skipped without it (failed in CI)
+    return subprocess.run([binary, f"--endpoints={endpoints}", "--dial-timeout=5s", "--command-timeout=10s",
                            f"--user={user}", *args], env={**os.environ, "ETCDCTL_API": "3"}, input=input_text,
                           capture_output=True, text=True, timeout=60)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 import time
@@ -16,12 +15,11 @@ from pathlib import Path
 import grpc
 import pytest
 
+from photoncloud.common import needs
 from photoncloud.common.testing import ServiceProcess, free_ports
 from photoncloud.etcd.v3 import rpc_pb2 as pb
 from photoncloud.etcd.v3 import rpc_pb2_grpc as pb_grpc
 
-ETCDCTL = shutil.which("etcdctl")
-assert ETCDCTL, "etcdctl is not installed (apt-get install etcd-client)"
 PYTHON_CLIENT = Path(__file__).with_name("etcd_python_client.py")
 
 
@@ -29,7 +27,8 @@ def etcdctl(platform, *args: str, user: str | None = None, endpoints: str = "") 
     """etcdctl (API v3) against the platform's ChainFire (or endpoints), logged in as user ("name:password")."""
     endpoints = endpoints or f"127.0.0.1:{platform.services['chainfire'].grpc_port}"
     login = [f"--user={user}"] if user else []
-    return subprocess.run([ETCDCTL, f"--endpoints={endpoints}", "--dial-timeout=5s", "--command-timeout=10s",
+    binary = needs.tool("etcdctl", "etcd-client")  # skipped without it (failed in CI)
+    return subprocess.run([binary, f"--endpoints={endpoints}", "--dial-timeout=5s", "--command-timeout=10s",
                            *login, *args], env={**os.environ, "ETCDCTL_API": "3"}, capture_output=True,
                           text=True, timeout=60)
 

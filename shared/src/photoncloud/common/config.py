@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .logs import AUTO, FORMATS
 from .tls import MODES, OFF, TlsConfig, parse_sans
 
 
@@ -22,6 +23,7 @@ class ServerConfig:
     grpc_port: int
     data_dir: Path
     log_level: str = "INFO"
+    log_format: str = AUTO  # json, text, or auto: text when stderr is a terminal
     shutdown_grace: float = 10.0
     max_body_bytes: int = 4 * 1024 * 1024
     iam_url: str = "http://127.0.0.1:8083"
@@ -73,6 +75,9 @@ def load_config(
     parser.add_argument("--grpc-port", type=int, default=default("grpc_port", grpc_port_for(rest_port)))
     parser.add_argument("--data-dir", type=Path, default=default("data_dir", base_dir / service))
     parser.add_argument("--log-level", default=default("log_level", "INFO", platform_wide=True))
+    parser.add_argument("--log-format", choices=FORMATS, default=default("log_format", AUTO, platform_wide=True),
+                        help="json: one JSON object per line; text: one readable line per record; "
+                             "auto (default): text when stderr is a terminal, JSON otherwise (files, containers)")
     parser.add_argument("--shutdown-grace", type=float, default=default("shutdown_grace", 10.0),
                         help="seconds in-flight requests get to finish on SIGTERM")
     parser.add_argument("--max-body-bytes", type=int, default=default("max_body_bytes", 4 * 1024 * 1024))
@@ -103,6 +108,8 @@ def load_config(
     if add_options is not None:
         add_options(parser.add_argument_group(f"{service} options"), default)
     args = parser.parse_args(argv)
+    if args.log_format not in FORMATS:  # argparse checks the choices of flags, not of defaults from the environment
+        parser.error(f"--log-format: {args.log_format!r} is not one of {', '.join(FORMATS)}")
     if args.tls == "files" and (args.tls_cert is None or args.tls_key is None):
         parser.error("--tls files takes --tls-cert and --tls-key")
     data_dir = Path(args.data_dir)
@@ -117,6 +124,7 @@ def load_config(
         grpc_port=int(args.grpc_port),
         data_dir=data_dir,
         log_level=str(args.log_level).upper(),
+        log_format=str(args.log_format),
         shutdown_grace=float(args.shutdown_grace),
         max_body_bytes=int(args.max_body_bytes),
         iam_url=str(args.iam_url).rstrip("/"),
