@@ -284,6 +284,28 @@ async def test_a_client_records_reads_lists_and_deletes_events(kube, clock):
         await kube.create_event("nowhere", "x", {"kind": "Pod", "name": "a"}, "Tested", "")
 
 
+async def test_a_client_counts_a_repeat_by_replacing_its_event(kube, clock):
+    await kube.create_namespace("web", "o1", "p1")
+    ref = {**POD_REF, "uid": "u1", "api_version": "v1", "resource_version": "7"}
+    made = await kube.create_event("web", "e", ref, "Probing", "probe failed", "Warning", "prober")
+    assert (made.involved_object.api_version, made.involved_object.resource_version) == ("v1", "7")
+    clock.now += 30
+    counted = await kube.update_event("web", "e", ref, "Probing", "probe failed", "Warning", "prober",
+                                      first_timestamp=made.first_timestamp, last_timestamp=clock.now, count=2,
+                                      resource_version=str(made.metadata.resource_version))
+    assert (counted.count, counted.first_timestamp, counted.last_timestamp) == (2, clock.now - 30, clock.now)
+    assert (counted.metadata.uid, counted.metadata.creation_timestamp) == \
+        (made.metadata.uid, made.metadata.creation_timestamp)
+    with pytest.raises(Aborted):  # a second recorder that read the same version loses
+        await kube.update_event("web", "e", ref, "Probing", "probe failed", count=3,
+                                resource_version=str(made.metadata.resource_version))
+    with pytest.raises(InvalidArgument):
+        await kube.update_event("web", "e", ref, "Probing", "probe failed", count=0)
+    with pytest.raises(NotFound):
+        await kube.update_event("web", "other", ref, "Probing", "probe failed")
+    assert (await kube.event("web", "e")).count == 2
+
+
 @pytest.mark.parametrize("change, field", [
     ({"name": "Bad_Name"}, "name"),
     ({"involved_object": {"name": "a"}}, "involved_object.kind"),
@@ -333,6 +355,7 @@ async def test_another_project_cannot_list_read_record_delete_or_watch_a_namespa
         assert [e.metadata.name for e in (await kube.events()).items] == ["m"]
         for attempt in (kube.events("theirs"), kube.event("theirs", "t"), kube.delete_event("theirs", "t"),
                         kube.create_event("theirs", "x", {"kind": "Pod", "name": "b"}, "Forged", "not yours"),
+                        kube.update_event("theirs", "t", {"kind": "Pod", "name": "b"}, "Forged", "not yours"),
                         kube.watch("events", "theirs")):
             with pytest.raises(PermissionDenied):
                 await attempt
@@ -341,6 +364,7 @@ async def test_another_project_cannot_list_read_record_delete_or_watch_a_namespa
         assert [e.object.metadata.name for e in await asyncio.wait_for(anext(events), 2)] == ["m"]
     finally:
         auth.reset(token)
+    assert (await kube.event("theirs", "t")).message == "theirs"  # neither deleted nor rewritten
     await kube.create_event("theirs", "t2", {"kind": "Pod", "name": "b"}, "Tested", "theirs again")
     await kube.create_event("mine", "m2", {"kind": "Pod", "name": "a"}, "Tested", "mine again")
     assert [e.object.metadata.name for e in await asyncio.wait_for(anext(events), 2)] == ["m2"]
@@ -352,8 +376,11 @@ async def test_another_project_cannot_list_read_record_delete_or_watch_a_namespa
             await kube.create_event("mine", "x", {"kind": "Pod", "name": "a"}, "Tested", "")
         with pytest.raises(PermissionDenied):
             await kube.delete_event("mine", "m")
+        with pytest.raises(PermissionDenied):
+            await kube.update_event("mine", "m", {"kind": "Pod", "name": "a"}, "Tested", "rewritten")
     finally:
         auth.reset(reader)
+    assert (await kube.event("mine", "m")).message == "mine"
     no_pods = bind_caller(Scope(PROJECT, "o1", "p1"), ("k8shost:services:read", "k8shost:namespaces:read"))
     try:
         with pytest.raises(PermissionDenied):

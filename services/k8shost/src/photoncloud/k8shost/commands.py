@@ -115,5 +115,14 @@ class CreateEvent:
     now: float  # the proposer's clock: what the namespace's expired events are measured against
 
 
+@dataclass(frozen=True)
+class ReplaceEvent:
+    """Replace a client's event (as Kubernetes' recorders do to count a repeat); its uid and creation time stay."""
+
+    event: Event
+    expected: int  # the resource_version the caller read (0: unconditional)
+    now: float
+
+
 Command = (Create | Update | Delete | RegisterNode | Heartbeat | MarkStale | Bind | Unschedulable | SetPodStatus
-           | CreateEvent)
+           | CreateEvent | ReplaceEvent)

@@ -51,6 +51,7 @@ from .commands import (
     Heartbeat,
     MarkStale,
     RegisterNode,
+    ReplaceEvent,
     SetPodStatus,
     Unschedulable,
     Update,
@@ -522,6 +523,21 @@ class KubeCore:
         await self._namespace(namespace, PODS_WRITE)
         return await self._propose(CreateEvent(replace(event, metadata=meta), now), EventRecord)
 
+    async def update_event(self, namespace: str, name: str, involved_object: dict[str, Any], reason: str,
+                           message: str = "", type: str = NORMAL, source_component: str = "", source_host: str = "",
+                           first_timestamp: float | str = 0.0, last_timestamp: float | str = 0.0, count: int = 1,
+                           labels: Any = None, annotations: Any = None, resource_version: str = "") -> EventRecord:
+        """Replace an event with what is given, checked as create_event checks it (as a client's recorder counts
+        a repeat: count and last_timestamp); its uid and creation time stay. ABORTED on a stale resource_version."""
+        now = self.clock()
+        expected = validation.resource_version(resource_version)
+        validation.dns_subdomain(name)
+        event = event_record(namespace, name, involved_object, reason, message, type, source_component, source_host,
+                             first_timestamp, last_timestamp, count, now)
+        meta = replace(self._meta(name, namespace, labels, annotations), uid="", creation_timestamp=0.0)
+        await self._namespace(namespace, PODS_WRITE)
+        return await self._propose(ReplaceEvent(replace(event, metadata=meta), expected, now), EventRecord)
+
     async def delete_event(self, namespace: str, name: str, resource_version: str = "") -> EventRecord:
         """Delete an event."""
         expected = validation.resource_version(resource_version)
@@ -730,9 +746,10 @@ def event_record(namespace: str, name: str, involved_object: dict[str, Any], rea
                  now: float) -> EventRecord:
     """An event a client reports, checked (its metadata still to be made)."""
     if not isinstance(involved_object, dict):
-        raise InvalidArgument("involved_object must be an object reference (kind, namespace, name, uid, field_path)",
+        raise InvalidArgument("involved_object must be an object reference (kind, namespace, name, uid, ...)",
                               {"field": "involved_object"})
-    unknown = set(involved_object) - {"kind", "namespace", "name", "uid", "field_path"}
+    unknown = set(involved_object) - {"kind", "namespace", "name", "uid", "field_path", "api_version",
+                                      "resource_version"}
     if unknown:
         raise InvalidArgument(f"involved_object: unknown field {min(unknown)}",
                               {"field": f"involved_object.{min(unknown)}"})
@@ -746,7 +763,9 @@ def event_record(namespace: str, name: str, involved_object: dict[str, Any], rea
     reference = ObjectReference(
         kind, object_namespace, validation.dns_subdomain(involved_object.get("name") or "", "involved_object.name"),
         _text(involved_object.get("uid") or "", "involved_object.uid", MAX_EVENT_TEXT),
-        _text(involved_object.get("field_path") or "", "involved_object.field_path", MAX_EVENT_TEXT))
+        _text(involved_object.get("field_path") or "", "involved_object.field_path", MAX_EVENT_TEXT),
+        _text(involved_object.get("api_version") or "", "involved_object.api_version", MAX_EVENT_TEXT),
+        _text(involved_object.get("resource_version") or "", "involved_object.resource_version", MAX_EVENT_TEXT))
     if not isinstance(reason, str) or not 0 < len(reason) <= MAX_REASON or not reason.isascii() \
             or not reason[0].isalpha() or not all(c.isalnum() or c in "_.:-" for c in reason):
         raise InvalidArgument(f"reason is a word of at most {MAX_REASON} letters and digits (e.g. BackOff)",

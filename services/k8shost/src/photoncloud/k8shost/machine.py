@@ -39,6 +39,7 @@ from .commands import (
     Heartbeat,
     MarkStale,
     RegisterNode,
+    ReplaceEvent,
     SetPodStatus,
     Unschedulable,
     Update,
@@ -442,6 +443,15 @@ class ObjectStateMachine(SqliteStateMachine):
             raise InvalidArgument(f"last_timestamp is more than {EVENT_TTL:g} s ago: such events are no longer kept",
                                   {"field": "last_timestamp"})
         written = self._write("events", ADDED, event)
+        self._retain(namespace, c.now, name)
+        return written
+
+    def _replace_event(self, c: ReplaceEvent) -> Event:
+        namespace, name = c.event.metadata.namespace, c.event.metadata.name
+        old = self._get("events", namespace, name)
+        check_version(old, c.expected)
+        meta = replace(c.event.metadata, uid=old.metadata.uid, creation_timestamp=old.metadata.creation_timestamp)
+        written = self._write("events", MODIFIED, replace(c.event, metadata=meta), old)
         self._retain(namespace, c.now, name)
         return written
 

@@ -272,6 +272,8 @@ class ObjectReference:
     name: str = ""
     uid: str = ""
     field_path: str = ""
+    api_version: str = ""  # as a client gave them ("": not given)
+    resource_version: str = ""
 
 
 @dataclass(frozen=True)
