@@ -14,12 +14,17 @@ BASE_IMAGE ?= photoncloud/base:bookworm
 
 install: $(STAMP)
 
-# (Re)install when a package's metadata or the pins change.
+# (Re)install when a package's metadata or the pins change. A line per step, and pip's own lines (one
+# per package, a progress bar per download on a terminal): the first install takes a minute or more.
 $(STAMP): constraints.txt requirements-dev.txt $(addsuffix /pyproject.toml,$(PACKAGES))
+	@echo "==> [1/3] virtual environment in $(VENV)"
 	$(PYTHON) -m venv $(VENV)
+	@echo "==> [2/3] pip itself"
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -r requirements-dev.txt $(addprefix -e ./,$(PACKAGES))
+	@echo "==> [3/3] PhotonCloud's packages and their dependencies (the first time: a minute or more)"
+	$(PY) -m pip install --progress-bar on -c constraints.txt -r requirements-dev.txt $(addprefix -e ./,$(PACKAGES))
 	touch $@
+	@echo "==> installed; \`make run\` starts the platform, \`make test\` runs the tests"
 
 run: $(STAMP)
 	$(PY) scripts/run_platform.py $(SERVICES)
