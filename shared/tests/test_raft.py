@@ -399,6 +399,30 @@ async def test_failover_keeps_acknowledged_commands_and_a_restarted_member_catch
     assert cluster.machines[old].values["last"] == 1
 
 
+async def test_the_leader_knows_how_far_each_follower_lags(cluster: Cluster) -> None:
+    for member in (1, 2, 3):
+        cluster.start(member)
+    leader = await cluster.leader()
+    log = cluster.logs[leader]
+    await log.propose(("set", "a", 1))
+    follower, stopped = [m for m in (1, 2, 3) if m != leader]
+
+    def lag(member: int) -> int | None:
+        commit, matched = log.progress()
+        return commit - matched[cluster.id(member)] if cluster.id(member) in matched else None
+
+    await wait_for(lambda: lag(follower) == 0 and lag(stopped) == 0)
+    await cluster.stop(stopped)
+    for i in range(5):
+        await log.propose(("set", f"k{i}", i))
+    assert log.progress()[0] >= cluster.machines[leader].applied_index() >= 6
+    assert lag(stopped) == 5  # the five entries committed without it
+    await wait_for(lambda: lag(follower) == 0)
+    # A follower knows the commit index, but not the others' progress.
+    await wait_for(lambda: cluster.logs[follower].progress()[0] == log.progress()[0])
+    assert cluster.logs[follower].progress()[1] == {}
+
+
 async def test_a_member_far_behind_catches_up_from_a_snapshot(cluster: Cluster) -> None:
     for member in (1, 2, 3):
         cluster.start(member, snapshot_entries=20)

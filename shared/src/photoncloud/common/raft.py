@@ -757,6 +757,14 @@ class RaftLog:
                               denied="another membership change is in progress; retry when it is done")
         return Member(id, found[0])
 
+    def progress(self) -> tuple[int, dict[int, int]]:
+        """The commit index this member knows, and (on the leader; else empty) each other member's
+        matched index by member id, for metrics."""
+        node = self._node
+        # A copy in one step: the Raft thread changes the dict while the loop reads it.
+        matched = dict(node._SyncObj__raftMatchIndex) if self.status().role == "LEADER" else {}
+        return node.raftCommitIndex, {member_id(other.address): index for other, index in matched.items()}
+
     def leader_address(self) -> str | None:
         """The last known leader's peer address, or None."""
         leader = self._node._getLeader()

@@ -19,7 +19,7 @@ from . import auth, envelope, gateway, tls
 from .auth import Verifier
 from .config import AddOptions, ServerConfig, load_config
 from .logs import setup_logging
-from .metrics import CONTENT_TYPE, RequestMetrics
+from .metrics import CONTENT_TYPE, DomainMetrics, DomainRead, RequestMetrics
 from .openapi import openapi_document
 from .rest import RouteTable, json_response, make_app
 from .rpc import Access, ServerInterceptor
@@ -75,6 +75,9 @@ class Service:
     # Whole applications served under a path prefix beside the routes, with their own wire format
     # (k8shost's Kubernetes API under /k8s); they are not in the OpenAPI document of the routes.
     mounts: Mapping[str, web.Application] = field(default_factory=dict)
+    # Reads the domain's gauges and counters from the core when /metrics is scraped (cheap reads:
+    # counts, not listings); None: the service has only the request, process and build metrics.
+    domain_metrics: DomainRead | None = None
 
 
 def _host_port(host: str, port: int) -> str:
@@ -87,7 +90,9 @@ class Server:
     def __init__(self, service: Service, config: ServerConfig):
         self.service = service
         self.config = config
-        self.metrics = RequestMetrics(service.name)
+        self.metrics = RequestMetrics(service.name, service.version)
+        self.domain_metrics = (DomainMetrics(service.name, service.domain_metrics)
+                               if service.domain_metrics is not None else None)
         self.health = health.aio.HealthServicer()
         self.serving = False
         self.rest_port = 0
@@ -181,9 +186,11 @@ class Server:
                 report["status"] = "NOT_SERVING"
             return json_response(envelope.success(report), 200 if report["status"] == "SERVING" else 503)
 
-        @routes.get("/metrics", "Request counts and latencies, Prometheus text format", raw=True, who=auth.PUBLIC)
+        @routes.get("/metrics", "Request counts and latencies, the process, the build and the domain's gauges, "
+                    "Prometheus text format", raw=True, who=auth.PUBLIC)
         async def get_metrics(request: web.Request) -> web.Response:
-            response = web.Response(body=self.metrics.exposition())
+            domain = await self.domain_metrics.collect() if self.domain_metrics is not None else []
+            response = web.Response(body=self.metrics.exposition(domain))
             response.headers["Content-Type"] = CONTENT_TYPE
             return response
 
