@@ -49,11 +49,12 @@ async def bound_pod(kube, namespace: str = "web", name: str = "a") -> Pod:
 
 
 def container(state: str, reason: str = "", message: str = "", exit_code: int = 0, started: str = "",
-              finished: str = "") -> dict[str, Any]:
+              finished: str = "", restarts: int = 0) -> dict[str, Any]:
     """A pod status report with one container named main in this state."""
     return {"phase": "Running" if state == "RUNNING" else "Pending",
             "container_statuses": [{"name": "main", "state": state, "reason": reason, "message": message,
-                                    "exit_code": exit_code, "started_at": started, "finished_at": finished}]}
+                                    "exit_code": exit_code, "started_at": started, "finished_at": finished,
+                                    "restart_count": restarts}]}
 
 
 async def events_of(kube, namespace: str = "web") -> list:
@@ -167,8 +168,12 @@ async def test_status_reports_record_started_failed_and_back_off_and_repeats_cou
         await report(container("WAITING", "CrashLoopBackOff", f"back-off {0.2 * 2 ** cycle:g}s restarting the "
                                "exited container (exit code 1)"))
         await report(container("RUNNING", started=f"2026-01-01T00:0{cycle + 1}:01Z"))
+    # A restart within the second of the last start, whose other reports the agent did not get to send: the
+    # restart count tells the runs apart.
+    clock.now += 10
+    await report(container("RUNNING", started="2026-01-01T00:03:01Z", restarts=1))
     events = await events_of(kube)
-    assert summary(events) == [("Normal", "Scheduled", 1), ("Normal", "Started", 4), ("Warning", "Failed", 3),
+    assert summary(events) == [("Normal", "Scheduled", 1), ("Normal", "Started", 5), ("Warning", "Failed", 3),
                                ("Warning", "BackOff", 3)]
     failed, backoff = events[2], events[3]
     assert failed.message == "Container main exited with code 1 (Error)"

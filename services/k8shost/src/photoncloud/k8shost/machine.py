@@ -523,13 +523,17 @@ def kubelet_events(pod: Pod, status: PodStatus) -> list[tuple[str, str, str, str
     for new in status.container_statuses:
         was = before.get(new.name) or ContainerStatus(new.name, state="")
         path = f"spec.containers{{{new.name}}}"
-        if new.state == CONTAINER_RUNNING and (was.state != CONTAINER_RUNNING or was.started_at != new.started_at):
+        # Another run shows in its start or end time, or in the restart count (times are sent to the second, and
+        # an agent may report only the last of several changes).
+        another_run = was.restart_count != new.restart_count
+        if new.state == CONTAINER_RUNNING and (was.state != CONTAINER_RUNNING or was.started_at != new.started_at
+                                               or another_run):
             found.append((NORMAL, "Started", f"Started container {new.name}", path))
         elif new.state == WAITING and new.reason not in QUIET_WAITING and \
-                (was.state != WAITING or was.reason != new.reason):
+                (was.state != WAITING or was.reason != new.reason or another_run):
             found.append((WARNING, *_waiting(pod, new, images.get(new.name, "")), path))
         elif new.state == TERMINATED and new.exit_code != 0 and new.reason != "Killed" and \
-                (was.state != TERMINATED or was.finished_at != new.finished_at):
+                (was.state != TERMINATED or was.finished_at != new.finished_at or another_run):
             # "Killed": the agent stopped it on purpose (the pod is going), which is no failure.
             detail = f": {new.message}" if new.message else ""
             found.append((WARNING, "Failed", f"Container {new.name} exited with code {new.exit_code} "
