@@ -15,7 +15,7 @@ from photoncloud.common.gateway import rest_routes
 from photoncloud.common.server import Service, run
 from photoncloud.common.streams import add_watch_options, watch_guard
 
-from . import etcd_api, grpc_api, rest_api
+from . import etcd_api, grpc_api, metrics, rest_api
 from .core import KVCore, KVStateMachine
 from .store import SqliteKVStore
 
@@ -52,7 +52,7 @@ async def build(config: ServerConfig, environ: Mapping[str, str] | None = None) 
     services = grpc_api.services(kv, streams)
     routes = rest_routes(services, rest_api.routes(kv, streams=streams))
     return Service(NAME, __version__, routes, services + etcd_api.services(kv, config.iam_url, streams), dependencies,
-                   close, verifier, draining=kv.end_watches)
+                   close, verifier, draining=kv.end_watches, domain_metrics=metrics.reader(NAME, kv, store))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,7 +15,7 @@ from photoncloud.common.gateway import rest_routes
 from photoncloud.common.projects import Projects
 from photoncloud.common.server import Service, run
 
-from . import grpc_api, rest_api
+from . import grpc_api, metrics, rest_api
 from .core import FlareDBCore
 from .limits import Limits, add_limit_options, check_limits
 from .machine import FlareDBStateMachine
@@ -53,7 +53,8 @@ async def build(config: ServerConfig, environ: Mapping[str, str] | None = None) 
     verifier = iam_verifier(config.iam_url, config.expected_issuer, config.revocation_poll_seconds)
     services = grpc_api.services(db)
     routes = rest_routes(services, rest_api.routes(db))
-    return Service(NAME, __version__, routes, services, dependencies, close, verifier)
+    return Service(NAME, __version__, routes, services, dependencies, close, verifier,
+                   domain_metrics=metrics.reader(NAME, db, machine))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,7 +15,7 @@ from photoncloud.common.gateway import rest_routes
 from photoncloud.common.replication import LocalLog
 from photoncloud.common.server import Service, run
 
-from . import grpc_api, rest_api
+from . import grpc_api, metrics, rest_api
 from .core import DEFAULT_ISSUER, Bootstrapped, IamCore, Settings
 from .credentials import SecretHasher
 from .machine import IamStateMachine
@@ -123,7 +123,8 @@ def service(core: IamCore) -> Service:
 
     services = grpc_api.services(core)
     routes = rest_routes(services, rest_api.routes(core))  # the contract's, but where rest_api writes one by hand
-    return Service(NAME, __version__, routes, services, dependencies, close, verifier=core.verifier)
+    return Service(NAME, __version__, routes, services, dependencies, close, verifier=core.verifier,
+                   domain_metrics=metrics.reader(NAME, core))
 
 
 async def build(config: ServerConfig, settings: Settings | None = None, *, hasher: SecretHasher | None = None,

@@ -17,6 +17,7 @@ from photoncloud.common.server import Service, run
 from photoncloud.common.streams import add_watch_options, watch_guard
 
 from . import grpc_api, rest_api
+from . import metrics as domain_metrics
 from .core import (
     CLUSTER_CIDR,
     MONITOR_SECONDS,
@@ -101,7 +102,8 @@ async def build(config: ServerConfig) -> Service:
     streams = watch_guard(options)
     services = grpc_api.services(kube, streams)
     routes = rest_routes(services, rest_api.routes(kube, streams=streams))
-    return Service(NAME, __version__, routes, services, dependencies, close, verifier, draining=kube.end_watches)
+    return Service(NAME, __version__, routes, services, dependencies, close, verifier, draining=kube.end_watches,
+                   domain_metrics=domain_metrics.reader(NAME, kube, store))
 
 
 def port_range(text: str) -> tuple[int, int]:

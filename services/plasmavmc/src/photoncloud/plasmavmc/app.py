@@ -16,7 +16,7 @@ from photoncloud.common.projects import Projects
 from photoncloud.common.replication import LocalLog, Scan
 from photoncloud.common.server import Service, run
 
-from . import grpc_api
+from . import grpc_api, metrics
 from .core import Pricing, Settings, VmCore
 from .machine import VmStateMachine
 from photoncloud.common.prismnet import PrismNetNetwork
@@ -112,7 +112,8 @@ async def build(config: ServerConfig) -> Service:
 
     verifier = iam_verifier(config.iam_url, config.expected_issuer, config.revocation_poll_seconds)
     services = grpc_api.services(vmc)
-    return Service(NAME, __version__, rest_routes(services), services, dependencies, close, verifier)
+    return Service(NAME, __version__, rest_routes(services), services, dependencies, close, verifier,
+                   domain_metrics=metrics.reader(NAME, vmc, store))
 
 
 def main(argv: list[str] | None = None) -> None:

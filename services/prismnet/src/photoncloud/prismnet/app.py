@@ -13,7 +13,7 @@ from photoncloud.common.projects import Projects
 from photoncloud.common.replication import LocalLog
 from photoncloud.common.server import Service, run
 
-from . import grpc_api
+from . import grpc_api, metrics
 from .core import NetworkCore
 from .machine import NetworkStateMachine
 from .store import SqliteNetworkStore
@@ -39,7 +39,8 @@ async def build(config: ServerConfig) -> Service:
 
     verifier = iam_verifier(config.iam_url, config.expected_issuer, config.revocation_poll_seconds)
     services = grpc_api.services(net)
-    return Service(NAME, __version__, rest_routes(services), services, dependencies, close, verifier)
+    return Service(NAME, __version__, rest_routes(services), services, dependencies, close, verifier,
+                   domain_metrics=metrics.reader(NAME, net, store))
 
 
 def main(argv: list[str] | None = None) -> None:
