@@ -206,6 +206,17 @@ async def test_waiting_reasons_become_warnings_and_a_deliberate_stop_or_a_clean_
                                 "memory limit (137)"
 
 
+async def test_the_pods_of_a_node_that_went_silent_get_a_node_not_ready_warning(kube, clock):
+    await kube.create_namespace("web", "o1", "p1")
+    pod = await bound_pod(kube)
+    clock.now += 11  # past the fixture's node grace
+    assert await kube.check_nodes() == ["n1"]
+    lost = (await events_of(kube))[-1]
+    assert (lost.type, lost.reason, lost.message, lost.source_component) == \
+        ("Warning", "NodeNotReady", "Node is not ready", "node-controller")
+    assert lost.involved_object.uid == pod.metadata.uid and lost.last_timestamp == clock.now
+
+
 # Retention
 
 async def test_events_older_than_an_hour_go_when_their_namespace_records_another(kube, clock):

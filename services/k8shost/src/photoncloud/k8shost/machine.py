@@ -90,7 +90,8 @@ UNKNOWN_PHASE = "Unknown"
 EVENT_TTL = 3600.0  # seconds an event is kept after it last happened (Kubernetes' --event-ttl)
 EVENTS_KEPT = 1000  # events kept per namespace, the oldest going first: a tenant cannot grow the store without bound
 MAX_MESSAGE_BYTES = 1024  # an event's message, as Kubernetes' recorder truncates it
-SCHEDULER, KUBELET = "default-scheduler", "kubelet"  # the platform's events' source components
+# The platform's events' source components, as Kubernetes names them.
+SCHEDULER, KUBELET, NODE_CONTROLLER = "default-scheduler", "kubelet", "node-controller"
 EVENT_UIDS = uuid.uuid5(uuid.NAMESPACE_DNS, "events.k8shost.photoncloud")  # uuid5 namespace of the platform's events
 QUIET_WAITING = ("", "ContainerCreating", "PodInitializing")  # waiting reasons that are no warning
 
@@ -341,7 +342,8 @@ class ObjectStateMachine(SqliteStateMachine):
                              message=f"node {node_name} which was running the pod is unresponsive",
                              conditions=set_condition(pod.status.conditions, ready),
                              container_statuses=tuple(replace(s, ready=False) for s in pod.status.container_statuses))
-            self._write("pods", MODIFIED, replace(pod, status=status), pod)
+            lost = self._write("pods", MODIFIED, replace(pod, status=status), pod)
+            self._record(lost, WARNING, "NodeNotReady", "Node is not ready", NODE_CONTROLLER, "", now)
 
     # Pods
 
