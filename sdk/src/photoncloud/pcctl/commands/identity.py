@@ -106,7 +106,7 @@ def project_delete(project_id: str) -> None:
 
 @click.group()
 def user() -> None:
-    """IAM's users (the operator's)."""
+    """IAM's users (creating and deleting them is the operator's)."""
 
 
 @user.command("ls")
