@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import logging
 import os
+import socket
+import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +29,7 @@ from .rpc import Access, ServerInterceptor
 from .signals import on_stop_signals
 
 log = logging.getLogger("photoncloud.server")
+EXIT_BIND = 3  # the exit status of a service that cannot listen on its ports
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,35 @@ def _host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+class BindError(RuntimeError):
+    """A port the service is configured for cannot be listened on (taken, not this host's address, ...)."""
+
+    def __init__(self, service: str, transport: str, address: str, reason: str):
+        super().__init__(f"{service} cannot listen on {address} ({transport}): {reason}")
+        self.address = address
+        self.transport = transport
+
+
+def _check_free(service: str, transport: str, host: str, port: int) -> None:
+    """Raise BindError when host:port cannot be bound now (as the servers bind: SO_REUSEADDR, so that a
+    port in TIME_WAIT counts as free). Checked before either server starts, so a taken port is reported
+    in one line and no port of the service stays held."""
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise BindError(service, transport, _host_port(host, port), exc.strerror or str(exc)) from None
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+                raise BindError(service, transport, _host_port(host, port), reason) from None
+
+
 class Server:
     """Both transports of one service; start() binds them, stop() drains them and closes the core."""
 
@@ -107,8 +140,15 @@ class Server:
             # auto mode makes the CA and this service's certificate here, on first start
             self.tls_files = tls.server_files(self.config.tls, self.service.name)
         access = self.grpc_access()  # read once: both transports show the same gates
-        await self._start_grpc(access)
-        await self._start_rest(access)
+        _check_free(self.service.name, "REST", self.config.bind, self.config.rest_port)
+        _check_free(self.service.name, "gRPC", self.config.bind, self.config.grpc_port)
+        try:
+            await self._start_grpc(access)
+            await self._start_rest(access)
+        except BaseException:
+            # One port taken (between the check and the bind): let the other go, not hold it while exiting.
+            await self._release()
+            raise
         self.serving = True
         scheme = "https" if self.tls_files else "http"
         log.info("%s serving REST on %s://%s and gRPC%s on %s", self.service.name, scheme,
@@ -142,10 +182,13 @@ class Server:
             server,
         )
         address = _host_port(self.config.bind, self.config.grpc_port)
-        if self.tls_files is not None:
-            self.grpc_port = server.add_secure_port(address, tls.grpc_server_credentials(self.tls_files))
-        else:
-            self.grpc_port = server.add_insecure_port(address)
+        try:
+            if self.tls_files is not None:
+                self.grpc_port = server.add_secure_port(address, tls.grpc_server_credentials(self.tls_files))
+            else:
+                self.grpc_port = server.add_insecure_port(address)
+        except RuntimeError:  # grpc says only "Failed to bind"; the check before it says why when it can
+            raise BindError(self.service.name, "gRPC", address, "the port cannot be bound") from None
         await server.start()
         for name in ["", *names]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -167,7 +210,12 @@ class Server:
         await self._runner.setup()
         ssl_context = tls.server_ssl_context(self.tls_files) if self.tls_files is not None else None
         site = web.TCPSite(self._runner, self.config.bind, self.config.rest_port, ssl_context=ssl_context)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+            raise BindError(self.service.name, "REST", _host_port(self.config.bind, self.config.rest_port),
+                            reason) from None
         self.rest_port = self._runner.addresses[0][1]
 
     def operations_routes(self) -> RouteTable:
@@ -200,6 +248,15 @@ class Server:
 
         return routes
 
+    async def _release(self) -> None:
+        """Close whatever port a failed start bound (nothing was served on it yet)."""
+        if self._grpc is not None:
+            await self._grpc.stop(0)
+            self._grpc = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
     async def stop(self) -> None:
         """Refuse new work, let in-flight requests finish (up to the grace period), close the core."""
         self.serving = False
@@ -218,9 +275,15 @@ class Server:
 
 
 async def serve(service: Service, config: ServerConfig) -> None:
-    """Run service until SIGTERM or SIGINT, then stop gracefully."""
+    """Run service until SIGTERM or SIGINT, then stop gracefully (BindError, the core closed, when a
+    port cannot be listened on)."""
     server = Server(service, config)
-    await server.start()
+    try:
+        await server.start()
+    except BindError:
+        if service.close is not None:
+            await service.close()
+        raise
     stop = asyncio.Event()
     on_stop_signals(stop.set)
     await stop.wait()
@@ -240,7 +303,7 @@ def run(
     config = load_config(name, rest_port, argv, add_options=add_options)
     # Everything a service writes (data files, their directories, keys) is its own: 0600 and 0700.
     os.umask(0o077)
-    setup_logging(name, config.log_level)
+    setup_logging(name, config.log_level, config.log_format)
     # The calls this service makes to others (IAM, PrismNET, ...) verify them against the CA.
     tls.configure_clients(config.tls)
     if config.tls.enabled and name != "iam" and config.iam_url.startswith("http://"):
@@ -249,4 +312,9 @@ def run(
     async def main() -> None:
         await serve(await build(config), config)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except BindError as exc:
+        # One line saying which address, no traceback: the usual cause is another process on the port.
+        log.error("%s", exc, extra={"fields": {"address": exc.address, "transport": exc.transport}})
+        sys.exit(EXIT_BIND)
