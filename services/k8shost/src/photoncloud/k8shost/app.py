@@ -27,6 +27,8 @@ from .core import (
     KubeCore,
 )
 from .daemon_client import AgentClient
+from .kube.api import PREFIX as KUBE_PREFIX
+from .kube.api import KubeApi
 from .machine import HISTORY_KEPT, ObjectStateMachine
 from .records import Node
 from .store import SqliteObjectStore
@@ -102,8 +104,10 @@ async def build(config: ServerConfig) -> Service:
     streams = watch_guard(options)
     services = grpc_api.services(kube, streams)
     routes = rest_routes(services, rest_api.routes(kube, streams=streams))
+    # The Kubernetes API (kubectl, the official clients) over the same core, beside the platform's own.
+    kube_api = KubeApi(kube, verifier, streams, __version__)
     return Service(NAME, __version__, routes, services, dependencies, close, verifier, draining=kube.end_watches,
-                   domain_metrics=domain_metrics.reader(NAME, kube, store))
+                   domain_metrics=domain_metrics.reader(NAME, kube, store), mounts={KUBE_PREFIX: kube_api.app()})
 
 
 def port_range(text: str) -> tuple[int, int]:

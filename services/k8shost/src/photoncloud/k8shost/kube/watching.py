@@ -1,0 +1,180 @@
+"""Streams of the Kubernetes API: watch events (one JSON document a line, as `?watch=true` answers), and a
+pod's log followed as it grows."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any, cast
+
+from aiohttp import web
+
+from photoncloud.common import request_id, sse
+from photoncloud.common.errors import NotFound, ServiceError
+
+from ..records import FAILED, SUCCEEDED, Pod
+from . import objects, status, tables
+from .resources import Resource
+
+log = logging.getLogger("photoncloud.k8shost.kube")
+
+BOOKMARK_SECONDS = 60.0  # how often an idle watch that allows bookmarks is sent one (the API server: about a minute)
+GONE_CHECK_SECONDS = 1.0  # how often an idle stream looks whether its client has gone
+LOG_POLL_SECONDS = 1.0  # how often a followed log is read again
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+
+
+def _line(kind: str, obj: dict[str, Any]) -> bytes:
+    return json.dumps({"type": kind, "object": obj}, separators=(",", ":")).encode() + b"\n"
+
+
+async def _open(request: web.Request, content_type: str = "application/json") -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": content_type, "Cache-Control": "no-cache",
+                                           request_id.HEADER: request_id.current() or ""})
+    await response.prepare(request)
+    return response
+
+
+async def expired(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    """A watch from a version no longer kept: one ERROR event with the 410 Status, as the API server sends it."""
+    response = await _open(request)
+    await response.write(_line("ERROR", body))
+    await response.write_eof()
+    return response
+
+
+class _Events:
+    """Turns the core's events into watch lines: the field selector applied (an object leaving it is DELETED,
+    one entering it ADDED), objects in the table form when asked for."""
+
+    def __init__(self, resource: Resource, matches: Callable[[dict[str, Any]], bool], table: str | None) -> None:
+        self.resource = resource
+        self.matches = matches
+        self.table = table
+        self.seen: set[str] = set()  # objects this stream has shown as matching, by namespace/name
+
+    def line(self, kind: str, obj: dict[str, Any]) -> bytes:
+        """One event as its line."""
+        if self.table is not None and kind in ("ADDED", "MODIFIED", "DELETED"):
+            obj = tables.table(self.resource.name, [obj], {"resourceVersion": obj["metadata"]["resourceVersion"]},
+                               self.table)
+        return _line(kind, obj)
+
+    def lines(self, kind: str, obj: dict[str, Any]) -> bytes:
+        """The line(s) an event of the core's becomes ("" when the selector leaves it out)."""
+        meta = obj["metadata"]
+        key = f"{meta.get('namespace', '')}/{meta['name']}"
+        now, before = self.matches(obj), key in self.seen
+        if kind == "DELETED":
+            self.seen.discard(key)
+            return self.line(kind, obj) if now or before else b""
+        if now:
+            self.seen.add(key)
+            return self.line("ADDED" if kind == "ADDED" else kind, obj)
+        if before:
+            self.seen.discard(key)
+            return self.line("DELETED", obj)
+        return b""
+
+
+async def stream(request: web.Request, watch: sse.Watch, resource: Resource,
+                 matches: Callable[[dict[str, Any]], bool], revision: int, timeout_seconds: int, table: str | None,
+                 bookmarks: bool, bookmark_seconds: float, initial: list[dict[str, Any]] | None) -> web.StreamResponse:
+    """Send the watch's events until the client goes, the watch ends, or timeout_seconds (0: never) pass."""
+    events = _Events(resource, matches, table)
+    batches = cast("AsyncGenerator[Any, None]", watch.__aiter__())
+    pending: asyncio.Future[Any] | None = None
+    ends = time.monotonic() + timeout_seconds if timeout_seconds else None
+    last = revision  # the newest version whose changes have all been sent
+
+    def bookmark(extra: dict[str, str] | None = None) -> bytes:
+        meta: dict[str, Any] = {"resourceVersion": str(last)}
+        if extra:
+            meta["annotations"] = extra
+        return _line("BOOKMARK", {"kind": resource.kind, "apiVersion": "v1", "metadata": meta})
+
+    response = await _open(request)
+    try:
+        if initial is not None:
+            await response.write(b"".join(events.lines("ADDED", obj) for obj in initial)
+                                 + bookmark({INITIAL_EVENTS_END: "true"}))
+        mark = time.monotonic() + bookmark_seconds
+        while True:
+            left = None if ends is None else ends - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            if pending is None:
+                pending = asyncio.ensure_future(batches.__anext__())
+            wait = GONE_CHECK_SECONDS if left is None else min(GONE_CHECK_SECONDS, left)
+            done, _ = await asyncio.wait({pending}, timeout=wait)
+            if not done:
+                if request.transport is None or request.transport.is_closing():
+                    break
+                if bookmarks and time.monotonic() >= mark:
+                    await response.write(bookmark())
+                    mark = time.monotonic() + bookmark_seconds
+                continue
+            try:
+                batch = pending.result()
+            except StopAsyncIteration:
+                break
+            except ServiceError as exc:  # e.g. compacted while catching up: say so, then end
+                await response.write(_line("ERROR", status.of_error(exc)))
+                break
+            finally:
+                pending = None
+            await response.write(b"".join(events.lines(e.type, objects.show(e.object)) for e in batch))
+            last = max([last, *(e.revision for e in batch)])
+    except ConnectionResetError:
+        pass  # the client went away
+    except Exception:  # the answer has begun: the failure can only be an event (and the log)
+        log.exception("watch of %s failed", resource.name)
+        await response.write(_line("ERROR", status.status("internal error; see the service log", "InternalError",
+                                                          500)))
+    finally:
+        if pending is not None:
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
+        await batches.aclose()
+        watch.close()
+    return response
+
+
+async def follow(request: web.Request, text: str, limit: int, read: Callable[[], Awaitable[tuple[str, str]]],
+                 pod: Callable[[], Awaitable[Pod]]) -> web.StreamResponse:
+    """A pod's log, then what is added to it, until the pod has ended (or is gone), the client goes, or limit
+    bytes (0: no limit) are sent."""
+    response = await _open(request, "text/plain; charset=utf-8")
+    sent = 0
+    shown = ""
+    try:
+        while True:
+            new = text[len(shown):] if text.startswith(shown) else text  # a log that was cut short starts over
+            data = new.encode()
+            if limit:
+                data = data[:max(0, limit - sent)]
+            if data:
+                await response.write(data)
+                sent += len(data)
+            shown = text
+            if limit and sent >= limit:
+                break
+            try:
+                ended = (await pod()).status.phase in (SUCCEEDED, FAILED)
+            except NotFound:
+                break
+            if ended and not new:
+                break
+            for _ in range(int(LOG_POLL_SECONDS / GONE_CHECK_SECONDS) or 1):
+                await asyncio.sleep(GONE_CHECK_SECONDS)
+                if request.transport is None or request.transport.is_closing():
+                    return response
+            _, text = await read()
+    except ConnectionResetError:
+        pass  # the client went away
+    except ServiceError as exc:  # the agent can no longer be reached: the log so far is what there is
+        await response.write(f"\n(k8shost: the log cannot be followed further: {exc.message})\n".encode())
+    return response
