@@ -22,7 +22,6 @@ when it stops.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import ipaddress
 import logging
 import os
@@ -38,35 +37,16 @@ from typing import Any
 
 from qemu.qmp import QMPClient, QMPError
 
+from .accel import KVM_DEVICE, configured
 from .driver import HypervisorError, Power, VmSpec
 from .taps import Taps, delete_taps
 
 log = logging.getLogger("photoncloud.plasmavmc.qemu")
 
-KVM_GET_API_VERSION = 0xAE00
-KVM_CREATE_VM = 0xAE01
-KVM_API_VERSION = 12
 LAUNCH_TIMEOUT = 30.0  # seconds QEMU gets to set the VM up and daemonize
 QMP_TIMEOUT = 10.0
 EXIT_TIMEOUT = 5.0  # seconds a process gets to exit after `quit` before SIGKILL
 POLL = 0.2
-
-
-def kvm_usable(device: str = "/dev/kvm") -> bool:
-    """Whether KVM can create a VM here: the device opens read-write and answers the KVM API."""
-    try:
-        fd = os.open(device, os.O_RDWR | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        if fcntl.ioctl(fd, KVM_GET_API_VERSION) != KVM_API_VERSION:
-            return False
-        os.close(fcntl.ioctl(fd, KVM_CREATE_VM, 0))
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
 
 
 def qemu_version(binary: str) -> str:
@@ -131,20 +111,23 @@ class QemuDriver:
     name = "qemu"
 
     def __init__(self, root: Path, binary: str = "qemu-system-x86_64", accel: str = "auto",
-                 taps: Taps | None = None):
+                 taps: Taps | None = None, kvm_device: str = KVM_DEVICE):
         self.taps = taps  # None: user-mode networking
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.binary = shutil.which(binary) or binary
         self.version = qemu_version(self.binary)
-        self.kvm = kvm_usable() if accel == "auto" else accel == "kvm"
-        self.accel = "kvm" if self.kvm else "tcg"
+        # auto: KVM only once a test guest has run on it (cached per process), else TCG, saying why.
+        self.choice = configured(accel, self.binary, kvm_device)
+        self.kvm = self.choice.kvm
+        self.accel = self.choice.accel
         self._clients: dict[str, QMPClient] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
     def describe(self) -> dict[str, Any]:
-        """The driver, QEMU's version, and whether guests run on KVM or are emulated (TCG)."""
-        return {"driver": self.name, "accel": self.accel, "kvm": self.kvm, "qemu": self.version or "not found"}
+        """The driver, QEMU's version, and whether guests run on KVM or are emulated (TCG), and why."""
+        return {"driver": self.name, "accel": self.accel, "kvm": self.kvm, "accel_reason": self.choice.reason,
+                "qemu": self.version or "not found"}
 
     def directory(self, vm_id: str) -> Path:
         """Where a VM's pid file, QMP socket and console log live."""
