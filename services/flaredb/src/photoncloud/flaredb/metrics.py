@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 
 from prometheus_client.core import Metric
 
 from photoncloud.common.metrics import DomainRead, gauge, log_metrics
-from photoncloud.common.replication import Scan
 
 from .core import FlareDBCore
 from .machine import FlareDBStateMachine
@@ -18,7 +18,9 @@ NAMESPACE_COUNT_LIMIT = 256
 
 
 def reader(service: str, db: FlareDBCore, machine: FlareDBStateMachine) -> DomainRead:
-    """The read /metrics awaits: the project databases (on the log's thread) and the log's figures."""
+    """The read /metrics awaits: the project databases, counted on a thread of its own through
+    read-only connections of its own (so neither the loop nor the log's applying waits on it), and
+    the log's figures."""
     files = machine.files
 
     def namespaces(projects: list[str]) -> int:
@@ -40,7 +42,7 @@ def reader(service: str, db: FlareDBCore, machine: FlareDBStateMachine) -> Domai
         return len(projects), files.size_bytes(), spaces
 
     async def read() -> list[Metric]:
-        projects, size, spaces = await db.log.read(Scan(counts))
+        projects, size, spaces = await asyncio.to_thread(counts)
         families = [
             *log_metrics(service, db.log),
             gauge("photoncloud_flaredb_databases", "Project databases (one per project that has written).",
