@@ -28,7 +28,10 @@ PROCESS = ("process_cpu_seconds_total", "process_resident_memory_bytes", "proces
 def platform(tmp_path_factory):
     """All seven, PlasmaVMC on its fake driver (no guest runs: the gauges are what is tested)."""
     running = start_platform(tmp_path_factory.mktemp("metrics"), "chainfire", "flaredb", "creditservice",
-                             "prismnet", "plasmavmc", "k8shost", extra_args={"plasmavmc": ("--driver", "fake")})
+                             "prismnet", "plasmavmc", "k8shost",
+                             extra_args={"plasmavmc": ("--driver", "fake"),
+                                         # a node without heartbeats turns NotReady in seconds, not 40
+                                         "k8shost": ("--node-grace-seconds", "2", "--node-monitor-seconds", "0.5")})
     yield running
     running.stop()
 
@@ -230,6 +233,27 @@ def test_wallets_vpcs_ports_vms_and_pods_move_the_gauges(platform, tmp_path):
     while total(scrape(platform, "k8shost"), "photoncloud_k8shost_pods") != total(old, "photoncloud_k8shost_pods"):
         assert time.monotonic() < deadline, "the deleted pod stayed in photoncloud_k8shost_pods"
         time.sleep(0.2)
+
+
+def test_nodes_are_counted_by_readiness_as_it_changes(platform):
+    kube = platform.services["k8shost"].url
+    before = scrape(platform, "k8shost")
+    ready = {"service": "k8shost", "ready": "True"}
+    unknown = {"service": "k8shost", "ready": "Unknown"}
+    ok(platform, "POST", f"{kube}/api/v1/nodes", {"name": f"edge-{secrets.token_hex(3)}",
+                                                   "capacity": {"cpu": "1", "memory": "1Gi", "pods": "1"}},
+       platform.admin_token())
+    samples = scrape(platform, "k8shost")
+    assert value(samples, "photoncloud_k8shost_nodes", **ready) == value(before, "photoncloud_k8shost_nodes",
+                                                                         **ready) + 1
+    # No agent sends its heartbeats: past the grace period its readiness is Unknown.
+    deadline = time.monotonic() + 20
+    while value(scrape(platform, "k8shost"), "photoncloud_k8shost_nodes", **unknown) != value(
+            before, "photoncloud_k8shost_nodes", **unknown) + 1:
+        assert time.monotonic() < deadline, "the silent node's readiness never turned Unknown"
+        time.sleep(0.3)
+    assert value(scrape(platform, "k8shost"), "photoncloud_k8shost_nodes", **ready) == value(
+        before, "photoncloud_k8shost_nodes", **ready)
 
 
 def test_metrics_are_public_and_show_nothing_of_a_tenant(platform):
