@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from photoncloud.common import needs
 from photoncloud.common.testing import ServiceProcess, free_ports
 
 NFT_CGROUP_ROOT = Path("/sys/fs/cgroup")  # nft resolves a cgroupv2 path relative to this directory
@@ -97,7 +98,7 @@ class Network:
     def __init__(self) -> None:
         reason = unavailable()
         if reason:
-            raise RuntimeError(reason)
+            needs.missing(reason)  # skipped (failed in CI) where partitions cannot be made
         self.mount = cgroup2_mount()
         self.name = f"photoncloud_partition_{secrets.token_hex(4)}"
         self.members: list[_Member] = []

@@ -6,7 +6,7 @@ ports (sign in, ChainFire, FlareDB, a wallet, a PrismNET port, a pod Running on 
 (docker-compose.cluster.yml): ChainFire and FlareDB as three-member clusters, whose leader's container
 is killed while writes go on; every acknowledged write is read back from the survivors, and from the
 killed member once it runs again. Without an engine (or a compose CLI) the tests are skipped, unless
-PHOTONCLOUD_REQUIRE_DOCKER=1 makes them fail.
+CI (CI=true, PHOTONCLOUD_REQUIRE_TOOLS=1) or PHOTONCLOUD_REQUIRE_DOCKER=1 makes them fail.
 
 The tests of this module run in order: the platform's project first (its last test takes it down),
 then the cluster's."""
@@ -32,6 +32,7 @@ from typing import Any
 
 import pytest
 
+from photoncloud.common import needs
 from photoncloud.common.testing import free_ports
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,10 +46,8 @@ PROJECT_LABEL = "com.docker.compose.project"
 
 
 def unavailable(reason: str) -> None:
-    """Skip for want of reason, or fail when the environment requires the engine."""
-    if os.environ.get("PHOTONCLOUD_REQUIRE_DOCKER") == "1":
-        pytest.fail(f"{reason}, and PHOTONCLOUD_REQUIRE_DOCKER=1 requires it")
-    pytest.skip(reason)
+    """Skip for want of reason, or fail when the environment requires the engine (CI, PHOTONCLOUD_REQUIRE_DOCKER=1)."""
+    needs.missing(reason, docker=True)
 
 
 def compose_cli() -> list[str]:

@@ -8,7 +8,6 @@ agent restarts without changing anything; deleting everything leaves nothing on 
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import signal
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from photoncloud.common import needs
 from photoncloud.common.netdev import DeviceNames
 from photoncloud.common.testing import start_platform
 from photoncloud.k8shost.testing import agent_account, start_agent, wait_for
@@ -27,7 +27,7 @@ from photoncloud.prismnet.dataplane.links import netns
 from photoncloud.prismnet.dataplane.testing import EMPTY, connects, host_view, ping
 
 # Bridges, namespaces, TAPs and nftables take root. CI runs the tests as root, so this runs there.
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the dataplane needs root")
+needs.root("the dataplane makes bridges, namespaces and nftables rules")
 
 BOOT_TIMEOUT = 240  # seconds: two emulated (TCG) guests on a loaded CI machine
 SLEEPER = {"name": "main", "command": ["python3", "-c", "import time; time.sleep(3600)"]}

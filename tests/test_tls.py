@@ -18,6 +18,7 @@ import pytest
 from cryptography import x509
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from photoncloud.common import needs
 from photoncloud.common import tls
 from photoncloud.common.testing import ServiceProcess, free_ports, start_platform
 
@@ -57,10 +58,10 @@ def guide_tls_session() -> tuple[str, str]:
     return "\n".join(commands) + "\n", "\n".join(outputs) + "\n"
 
 
-@pytest.mark.skipif(None in (CURL, ETCDCTL, shutil.which("jq")), reason="curl, etcdctl or jq is not installed")
 def test_the_guides_tls_example(platform):
     """First in the module: the guide's commands against the TLS platform (default ports replaced by
     the ones the services got), printing what the guide shows."""
+    needs.tools("curl", "etcdctl", "jq", packages={"etcdctl": "etcd-client"})
     script, expected = guide_tls_session()
     chainfire = platform.services["chainfire"]
     for default, port in (("8083", platform.iam.rest_port), ("8081", chainfire.rest_port),
@@ -85,8 +86,8 @@ def test_one_ca_signed_every_services_certificate_and_its_files_are_private(plat
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 
 
-@pytest.mark.skipif(CURL is None, reason="curl is not installed")
 def test_curl_with_the_ca_reaches_every_port_and_without_it_fails_verification(platform):
+    needs.tool("curl")
     for process in [platform.iam, *platform.services.values()]:
         assert process.url.startswith("https://")
         ok = curl("--cacert", str(platform.ca), f"{process.url}/health")
@@ -163,8 +164,8 @@ def test_a_service_that_trusts_another_ca_refuses_iams_tokens(platform, tmp_path
         chainfire.stop()
 
 
-@pytest.mark.skipif(ETCDCTL is None, reason="etcdctl is not installed")
 def test_etcdctl_with_cacert_against_chainfire(platform):
+    needs.tool("etcdctl", "etcd-client")
     endpoint = f"https://127.0.0.1:{platform.services['chainfire'].grpc_port}"
 
     def etcdctl(*args: str, cacert: bool = True) -> subprocess.CompletedProcess:

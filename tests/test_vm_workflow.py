@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from photoncloud.common import needs
 from photoncloud.common.testing import start_platform
 from photoncloud.plasmavmc.testing import build_initramfs, guest_kernel
 
@@ -39,8 +40,12 @@ def qemu_pids(vm_id: str) -> list[int]:
 def guest(tmp_path_factory):
     """(kernel, initramfs, marker): a guest that prints marker and obeys its power button."""
     marker = f"PLASMAVMC-WORKFLOW-{uuid.uuid4().hex[:8]}"
-    initrd = build_initramfs(tmp_path_factory.mktemp("guest") / "initramfs.cpio", marker, power_button=True)
-    return guest_kernel(), initrd, marker
+    needs.tool("qemu-system-x86_64", "qemu-system-x86")
+    try:
+        initrd = build_initramfs(tmp_path_factory.mktemp("guest") / "initramfs.cpio", marker, power_button=True)
+        return guest_kernel(), initrd, marker
+    except FileNotFoundError as missing:  # no kernel or no static busybox: the message names the package
+        needs.missing(str(missing))
 
 
 @pytest.fixture(scope="module")

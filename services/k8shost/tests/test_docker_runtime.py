@@ -4,8 +4,8 @@ image's reason, command and args over the image, an agent's leftovers removed; w
 tenant's pod: its memory limit (OOMKilled), its process limit, the node's default limits, its
 capabilities, and its namespace's network, out of other tenants' reach; and the pod with service
 workflow with an agent running `--runtime docker`, on its namespace's network and on the network of
-a PrismNET subnet. Without an engine the tests are skipped, unless PHOTONCLOUD_REQUIRE_DOCKER=1
-makes them fail."""
+a PrismNET subnet. Without an engine the tests are skipped, unless CI
+(CI=true, PHOTONCLOUD_REQUIRE_TOOLS=1) or PHOTONCLOUD_REQUIRE_DOCKER=1 makes them fail."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from photoncloud.common import needs
 from photoncloud.common.testing import start_platform
 from photoncloud.k8shost.agent.docker import (NAMESPACE, NAMESPACE_NETWORK, NAMESPACE_PREFIX, NETWORK_PREFIX, NODE,
                                                SUBNET, UID, DockerRuntime)
@@ -67,10 +68,8 @@ def busybox_tar() -> bytes:
 
 
 def unavailable(reason: str) -> None:
-    """Skip for want of reason, or fail when the environment requires the engine."""
-    if os.environ.get("PHOTONCLOUD_REQUIRE_DOCKER") == "1":
-        pytest.fail(f"{reason}, and PHOTONCLOUD_REQUIRE_DOCKER=1 requires it")
-    pytest.skip(reason)
+    """Skip for want of reason, or fail when the environment requires the engine (CI, PHOTONCLOUD_REQUIRE_DOCKER=1)."""
+    needs.missing(reason, docker=True)
 
 
 @pytest.fixture(scope="module")

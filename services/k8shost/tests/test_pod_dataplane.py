@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from photoncloud.common import needs
 from photoncloud.common.netdev import DeviceNames
 from photoncloud.k8shost.agent.podnet import HOST_END, PodNetworks, VpcPort
 from photoncloud.k8shost.agent.process import ProcessRuntime
@@ -26,7 +27,7 @@ from photoncloud.k8shost.agent.runtime import Backoff
 from photoncloud.k8shost.testing import sandbox, until
 
 # Namespaces, veths and bridges take root. CI runs the tests as root, so these run there.
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="making network namespaces and bridges needs root")
+needs.root("making network namespaces and bridges")
 
 FAST = Backoff(initial=0.1, maximum=0.4, reset=60)
 MAC = "02:00:0a:4d:00:05"

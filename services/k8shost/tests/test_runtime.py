@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from photoncloud.common import needs
 from photoncloud.k8shost.agent import runtime as runtime_module
 from photoncloud.k8shost.agent import seccomp
 from photoncloud.k8shost.agent.cgroups import Cgroups
@@ -162,8 +163,8 @@ async def test_without_network_namespaces_a_pod_with_a_prismnet_address_is_refus
 
 
 # Network namespaces take root: skipped only for an unprivileged user. CI runs the tests as root, so this runs there.
-@pytest.mark.skipif(os.geteuid() != 0, reason="making a network namespace needs root")
 async def test_as_root_a_pod_with_a_prismnet_address_has_it_in_a_namespace_of_its_own_until_it_stops(tmp_path):
+    needs.root("making a network namespace")
     networks = PodNetworks("k8s-test-")
     await networks.add("left-over", "10.88.0.99")  # as an earlier run of the agent would have left it
     runtime = ProcessRuntime(tmp_path / "pods", sandbox(), FAST, networks=networks)
@@ -207,8 +208,8 @@ conn.close()
     assert networks.held() == []
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="making a network namespace needs root")
 async def test_a_pod_in_its_own_namespace_cannot_reach_another_pod_or_the_hosts_loopback(tmp_path):
+    needs.root("making a network namespace")
     networks = PodNetworks("k8s-test-")
     runtime = ProcessRuntime(tmp_path / "pods", sandbox(), FAST, networks=networks)
     await runtime.open()
@@ -295,8 +296,8 @@ def test_cgroup_v2_limits_are_written_and_the_controllers_handed_down(tmp_path):
     assert group.oom_kills() == 1
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="becoming another user (as an unprivileged agent runs) needs root")
 def test_an_unprivileged_agents_sandbox_is_a_user_namespace_without_capabilities_or_the_hosts_files():
+    needs.root("becoming another user (as an unprivileged agent runs)")
     home = Path(tempfile.mkdtemp(prefix="k8shost-userns-"))  # not under a 0700 directory: nobody must reach it
     try:
         os.chown(home, NOBODY, NOBODY)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from photoncloud.common import needs
 from photoncloud.common.errors import FailedPrecondition, NotFound, Unavailable
 from photoncloud.common.replication import LocalLog
 from photoncloud.common.testing import FakeNetwork
@@ -100,5 +101,9 @@ def guest(tmp_path_factory):
     """(kernel, initramfs, marker): a guest that prints marker on its console once booted, and powers
     off when its power button is pressed."""
     marker = f"PLASMAVMC-GUEST-UP-{uuid.uuid4().hex[:8]}"
-    initrd = build_initramfs(tmp_path_factory.mktemp("guest") / "initramfs.cpio", marker, power_button=True)
-    return guest_kernel(), initrd, marker
+    needs.tool("qemu-system-x86_64", "qemu-system-x86")
+    try:
+        initrd = build_initramfs(tmp_path_factory.mktemp("guest") / "initramfs.cpio", marker, power_button=True)
+        return guest_kernel(), initrd, marker
+    except FileNotFoundError as missing:  # no kernel or no static busybox: the message names the package
+        needs.missing(str(missing))

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from photoncloud.common import needs
 from photoncloud.common.errors import FailedPrecondition
 from photoncloud.common.netdev import DeviceNames
 from photoncloud.common.network import PortInfo
@@ -37,7 +38,7 @@ from photoncloud.plasmavmc.store import SqliteVmStore
 from photoncloud.plasmavmc.testing import (HTTP_BODY, HTTP_PORT, NET_MODULES, build_initramfs, kernel_modules,
                                            wait_for_console)
 
-root = pytest.mark.skipif(os.geteuid() != 0, reason="making bridges, TAPs and network namespaces needs root")
+root = pytest.mark.usefixtures("as_root")
 DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
 SUBNET, GATEWAY, PREFIX_LEN = "10.213.7.0/24", "10.213.7.1", 24
 MARKER = "NET-GUEST-UP"
@@ -124,8 +125,7 @@ class Router:
 @pytest.fixture
 def router(names, vpc, tmp_path):
     """The router namespace of vpc, wired to its bridge by a veth, holding the gateway address; removed after."""
-    assert Path(DNSMASQ).is_file(), "dnsmasq is not installed (apt-get install dnsmasq-base)"
-    assert shutil.which("busybox"), "busybox is not installed (apt-get install busybox-static)"
+    needs.tools("dnsmasq", "busybox", packages={"dnsmasq": "dnsmasq-base", "busybox": "busybox-static"})
     namespace, gateway = names.router(vpc), names.gateway(vpc)
     ip("netns", "add", namespace)
     made = Router(namespace, tmp_path)
@@ -146,6 +146,12 @@ def router(names, vpc, tmp_path):
                 made.dnsmasq.wait(5)
         subprocess.run(["ip", "netns", "del", namespace], capture_output=True, timeout=10)
         delete_link(gateway)  # gone with the namespace's end already, unless that failed
+
+
+@pytest.fixture
+def as_root():
+    """Skips (in CI fails) a test of @root unless it runs as root, before its fixtures make anything."""
+    needs.root("making bridges, TAPs and network namespaces")
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ Everything runs under a prefix of this test's own and is removed at the end (and
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from photoncloud.common import needs
 from photoncloud.common.netdev import DeviceNames
 from photoncloud.prismnet.dataplane import firewall
 from photoncloud.prismnet.dataplane.agent import Dataplane, unsupported
@@ -24,7 +24,7 @@ from photoncloud.prismnet.dataplane.state import NetPort, NetRule, NetSubnet, Ne
 from photoncloud.prismnet.dataplane.testing import EMPTY, connects, dhcp, host_view, ping, plug, run_in, serve, unplug
 
 # Bridges, namespaces and nftables take root. CI runs the tests as root, so these run there.
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the dataplane needs root")
+needs.root("the dataplane makes bridges, namespaces and nftables rules")
 
 ALLOW_EGRESS = (NetRule("EGRESS", "ANY", 0, 0, "", "", "IPv4"), NetRule("EGRESS", "ANY", 0, 0, "", "", "IPv6"))
 WEB_ONLY = (NetRule("INGRESS", "TCP", 8080, 8080, "", "", "IPv4"), *ALLOW_EGRESS)
