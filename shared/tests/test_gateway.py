@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 
 from photoncloud.common import auth, gateway
 from photoncloud.common.errors import NotFound
@@ -52,8 +53,21 @@ def test_the_routes_are_the_contracts_bindings_with_its_declarations():
 
 
 def test_a_multi_segment_template_becomes_a_greedy_route():
-    assert gateway.aiohttp_path("/api/v1/kv/{key=**}/put") == ("/api/v1/kv/{key:.+}/put", ("key",))
+    assert gateway.aiohttp_path("/api/v1/kv/{key=**}/put") == ("/api/v1/kv/{key:[\\s\\S]+}/put", ("key",))
     assert gateway.aiohttp_path("/api/v1/x/{id}") == ("/api/v1/x/{id}", ("id",))
+
+
+@pytest.mark.parametrize(("target", "key"), [("/api/v1/kv/a/b/put", "a/b"), ("/api/v1/kv/a%0Ab/put", "a\nb")])
+async def test_a_multi_segment_field_takes_any_character(target, key):
+    async def handler(request):
+        return web.Response()
+
+    app = web.Application()
+    path, _ = gateway.aiohttp_path("/api/v1/kv/{key=**}/put")
+    app.router.add_post(path, handler)
+    match = await app.router.resolve(make_mocked_request("POST", target))
+    assert match.http_exception is None
+    assert match["key"] == key
 
 
 async def test_the_body_path_and_query_make_the_request_and_the_reply_is_the_envelope(served, http):

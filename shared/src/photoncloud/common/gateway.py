@@ -80,15 +80,16 @@ def http_rules(method: MethodDescriptor) -> list[http_pb2.HttpRule]:
 
 
 def aiohttp_path(template: str) -> tuple[str, tuple[str, ...]]:
-    """An aiohttp route path for a google.api.http path template, and the fields it binds
-    (`{key=**}`, a field matching several segments, becomes `{key:.+}`)."""
+    r"""An aiohttp route path for a google.api.http path template, and the fields it binds
+    (`{key=**}`, a field matching several segments, becomes `{key:[\s\S]+}`: any character, line
+    breaks too, which `.` would not match, leaving a key with one in it no route)."""
     fields: list[str] = []
 
     def convert(match: re.Match[str]) -> str:
         fields.append(match.group(1))
         pattern = match.group(2)
         name = match.group(1)
-        return f"{{{name}:.+}}" if pattern and "**" in pattern else f"{{{name}}}"
+        return rf"{{{name}:[\s\S]+}}" if pattern and "**" in pattern else f"{{{name}}}"
 
     return _TEMPLATE.sub(convert, template), tuple(fields)
 
