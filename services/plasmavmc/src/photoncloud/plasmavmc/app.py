@@ -38,7 +38,7 @@ def add_options(group: Any, default: Callable[[str, object], object]) -> None:
     group.add_argument("--driver", choices=("qemu", "fake"), default=default("driver", "qemu"),
                        help="the hypervisor: qemu, or fake (no guest runs; for tests)")
     group.add_argument("--accel", choices=("auto", "kvm", "tcg"), default=default("accel", "auto"),
-                       help="auto: KVM when /dev/kvm can create a VM, else TCG (emulation)")
+                       help="auto: KVM when a test guest runs on it, else TCG (emulation), /health saying why")
     group.add_argument("--qemu-binary", default=default("qemu_binary", "qemu-system-x86_64"))
     group.add_argument("--creditservice-grpc", default=default("creditservice_grpc", "127.0.0.1:50056"),
                        help="CreditService's gRPC address (empty: VMs are free)")
