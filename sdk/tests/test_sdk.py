@@ -185,6 +185,56 @@ def test_a_401_is_retried_once_with_a_refreshed_token(stub):
     assert caught.value.code == "UNAUTHENTICATED"
 
 
+def test_tokens_another_process_refreshed_are_taken_not_refreshed_again(stub, tmp_path):
+    grants: list[Any] = []
+    stub.on("POST", "/api/v1/auth/token", lambda h, b: (grants.append(b), grant("mine", "r-mine"))[1])
+    stub.on("GET", "/api/v1/kv/k", lambda h, b: ok({"auth": h["authorization"]}))
+    store = CredentialStore(tmp_path / "photoncloud")
+    now = time.time()
+    stale = Tokens("old", now + 10, "r-old", now + 86400, issued_at=now - 3590)
+    store.save(Tokens("theirs", now + 3600, "r-theirs", now + 86400, issued_at=now))  # refreshed elsewhere
+    client = client_for(stub, tokens=stale, shared=store, on_tokens=store.save)
+    assert client.kv.get("k") == {"auth": "Bearer theirs"}
+    assert grants == []  # r-old was used by the other process: using it again would revoke the session
+    # When nobody has refreshed them, the refresh is this process's, and what it gets is kept.
+    store.save(stale)
+    client = client_for(stub, tokens=stale, shared=store, on_tokens=store.save)
+    assert client.kv.get("k") == {"auth": "Bearer mine"}
+    assert grants == [{"grant_type": "refresh_token", "refresh_token": "r-old"}]
+    assert store.tokens() is not None and store.tokens().refresh_token == "r-mine"
+
+
+def test_clients_sharing_a_store_refresh_once_between_them(stub, tmp_path):
+    # Each client opens the lock on its own, as separate pcctl processes do (flock excludes between
+    # open files, in one process too); the token endpoint is slow enough for all of them to find the
+    # token stale before the first refresh is kept.
+    grants: list[Any] = []
+
+    def token(headers: dict[str, str], body: Any) -> tuple[int, Any]:
+        grants.append(body)
+        time.sleep(0.5)
+        return grant(f"access-{len(grants)}", f"refresh-{len(grants)}")
+
+    stub.on("POST", "/api/v1/auth/token", token)
+    stub.on("GET", "/api/v1/kv/k", lambda h, b: ok({"auth": h["authorization"]}))
+    store = CredentialStore(tmp_path / "photoncloud")
+    now = time.time()
+    stale = Tokens("old", now + 10, "r-old", now + 86400, issued_at=now - 3590)
+    store.save(stale)
+    answers: list[Any] = []
+
+    def command() -> None:
+        answers.append(client_for(stub, tokens=store.tokens(), shared=store, on_tokens=store.save).kv.get("k"))
+
+    threads = [threading.Thread(target=command) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert grants == [{"grant_type": "refresh_token", "refresh_token": "r-old"}]
+    assert answers == [{"auth": "Bearer access-1"}] * 4
+
+
 def test_lists_follow_every_page(stub):
     def page(headers: dict[str, str], body: Any) -> tuple[int, Any]:
         query = stub.requests[-1][1]

@@ -37,7 +37,8 @@ class State:
         if self._client is None:
             tokens = None if self.token else self.store.tokens()
             self._client = Client(self.endpoints, token=self.token, tokens=tokens,
-                                  on_tokens=lambda new: self.store.save(new), verify=self.verify)
+                                  on_tokens=lambda new: self.store.save(new), verify=self.verify,
+                                  shared=self.store)
         return self._client
 
     def project(self, given: str | None) -> str:
@@ -93,6 +94,8 @@ def report(error: ApiError, fmt: str) -> None:
         if error.request_id:
             line += f" [request {error.request_id}]"
         click.echo(line, err=True)
+        if error.code == "UNAUTHENTICATED":
+            click.echo("Sign in with `pcctl login` (or give a token with --token).", err=True)
 
 
 def pairs(values: Sequence[str], what: str) -> dict[str, str]:

@@ -3,15 +3,18 @@ reads (~/.config/photoncloud/credentials.json, mode 0600, in a 0700 directory)."
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from photoncloud.sdk import Endpoints, Tokens
 
 FILE_NAME = "credentials.json"
+LOCK_NAME = ".credentials.lock"  # beside the file: the file itself is replaced whole on every save
 
 
 def config_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -39,6 +42,17 @@ class CredentialStore:
         except ValueError as exc:
             raise ValueError(f"{self.path} is not valid JSON ({exc}); sign in again with `pcctl login`") from None
         return data if isinstance(data, dict) else {}
+
+    @contextmanager
+    def locked(self) -> Iterator[Tokens | None]:
+        """Hold the directory's lock (other pcctl processes wait for it); the tokens stored now."""
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield self.tokens()
+        finally:
+            os.close(fd)  # closing releases the lock
 
     def tokens(self) -> Tokens | None:
         """The stored tokens, if signed in."""

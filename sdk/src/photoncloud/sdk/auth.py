@@ -5,8 +5,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from .errors import ApiError
 from .transport import Transport
@@ -61,16 +62,28 @@ class Tokens:
         return bool(self.refresh_token) and now < self.refresh_expires_at
 
 
+class SharedTokens(Protocol):
+    """Tokens that other processes use and refresh too (pcctl's credentials file). A refresh token works
+    once, and IAM revokes the whole session when one is used twice: so a refresh holds the store's
+    lock, and first looks whether another process has refreshed already."""
+
+    def locked(self) -> AbstractContextManager[Tokens | None]:
+        """Hold the store's lock (across processes); the tokens it holds now."""
+        ...
+
+
 class TokenManager:
     """The token a client sends: a fixed one, or tokens from a sign-in, refreshed before they expire;
-    on_change is called with each new set (to keep them, as pcctl does in its credentials file)."""
+    on_change is called with each new set (to keep them, as pcctl does in its credentials file), and
+    with shared, refreshes are taken in turns with the other processes that share those tokens."""
 
     def __init__(self, iam: Transport, tokens: Tokens | None = None, static_token: str | None = None,
-                 on_change: Callable[[Tokens | None], None] | None = None):
+                 on_change: Callable[[Tokens | None], None] | None = None, shared: SharedTokens | None = None):
         self.iam = iam
         self.tokens = tokens
         self.static_token = static_token
         self.on_change = on_change
+        self.shared = shared
         self._lock = threading.Lock()
 
     def access_token(self, force_refresh: bool = False) -> str | None:
@@ -116,10 +129,14 @@ class TokenManager:
     def _refresh_locked(self) -> Tokens:
         if self.tokens is None or not self.tokens.refresh_token:
             raise ApiError("UNAUTHENTICATED", "no refresh token: sign in again", {"reason": "NOT_SIGNED_IN"})
-        body = {"grant_type": "refresh_token", "refresh_token": self.tokens.refresh_token}
-        tokens = Tokens.from_grant(self.iam.request("POST", TOKEN_PATH, json=body, authenticated=False))
-        self._set(tokens)
-        return tokens
+        with self.shared.locked() if self.shared else nullcontext(None) as latest:
+            if latest is not None and latest.access_token != self.tokens.access_token and not latest.stale():
+                self.tokens = latest  # another process refreshed them meanwhile: its refresh token is the live one
+                return latest
+            body = {"grant_type": "refresh_token", "refresh_token": self.tokens.refresh_token}
+            tokens = Tokens.from_grant(self.iam.request("POST", TOKEN_PATH, json=body, authenticated=False))
+            self._set(tokens)  # kept while the lock is held: the next process reads these
+            return tokens
 
     def _grant(self, body: dict[str, Any], project_id: str | None, org_id: str | None) -> Tokens:
         scope = {k: v for k, v in (("org_id", org_id), ("project_id", project_id)) if v}

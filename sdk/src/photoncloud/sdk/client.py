@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import requests
 
-from .auth import TokenManager, Tokens
+from .auth import SharedTokens, TokenManager, Tokens
 from .credit import Credit
 from .endpoints import Endpoints
 from .iam import IAM
@@ -23,19 +23,19 @@ class Client:
     (k8shost), `credit` (CreditService) and `net` (PrismNET), signed in through `auth`.
 
     Give a token (sent as is), or tokens from an earlier sign-in (refreshed before they expire, each
-    new set passed to on_tokens), or neither and call `auth.login(...)`. verify is requests' (True,
-    False, or a CA bundle's path)."""
+    new set passed to on_tokens; shared when other processes refresh them too), or neither and call
+    `auth.login(...)`. verify is requests' (True, False, or a CA bundle's path)."""
 
     def __init__(self, endpoints: Endpoints | None = None, token: str | None = None, tokens: Tokens | None = None,
                  on_tokens: Callable[[Tokens | None], None] | None = None, verify: bool | str = True,
-                 timeout: float = 30.0):
+                 timeout: float = 30.0, shared: SharedTokens | None = None):
         self.endpoints = endpoints or Endpoints.from_env()
         self.session = requests.Session()
 
         def transport(service: str, tokens: TokenManager | None) -> Transport:
             return Transport(self.endpoints.url(service), tokens, self.session, timeout, verify)
 
-        self.auth = TokenManager(transport("iam", None), tokens, token, on_tokens)
+        self.auth = TokenManager(transport("iam", None), tokens, token, on_tokens, shared)
         self.kv = KV(transport("chainfire", self.auth))
         self.sql = SQL(transport("flaredb", self.auth))
         self.iam = IAM(transport("iam", self.auth))

@@ -44,12 +44,13 @@ class Transport:
                 json: Any = None, authenticated: bool = True, request_id: str | None = None) -> Any:
         """The `data` of the answer to method path; ApiError for an error envelope or no answer.
         A 401 with a token is retried once with a refreshed token (it may have expired in flight)."""
-        for attempt in range(2):
-            token = self.tokens.access_token(force_refresh=attempt > 0) if authenticated and self.tokens else None
-            response = self._send(method, path, params, json, token, request_id)
-            if response.status_code != 401 or token is None or attempt:
-                return self._unwrap(response)
-        raise AssertionError("unreachable")  # pragma: no cover - the loop always returns
+        token = self.tokens.access_token() if authenticated and self.tokens else None
+        response = self._send(method, path, params, json, token, request_id)
+        if response.status_code == 401 and token is not None and self.tokens is not None:
+            fresh = self.tokens.access_token(force_refresh=True)
+            if fresh != token:  # a fixed token, or one that cannot be refreshed, would only be refused again
+                response = self._send(method, path, params, json, fresh, request_id)
+        return self._unwrap(response)
 
     def _send(self, method: str, path: str, params: Mapping[str, Any] | None, json: Any, token: str | None,
               request_id: str | None) -> requests.Response:
