@@ -3,6 +3,7 @@ why, in the log and in what /health shows (the driver's description); the answer
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import time
@@ -10,6 +11,7 @@ import time
 import pytest
 
 from photoncloud.common import needs
+from photoncloud.common.testing import DIRECT, ServiceProcess
 from photoncloud.plasmavmc import accel
 from photoncloud.plasmavmc.driver import VmSpec
 from photoncloud.plasmavmc.qemu import QemuDriver
@@ -118,3 +120,23 @@ def test_on_this_machine_auto_agrees_with_the_device(tmp_path):
         assert choice.accel == "kvm", choice.reason
     else:
         assert choice.accel == "tcg" and choice.reason == device_problem
+
+
+def test_plasmavmcs_health_and_log_say_why_guests_are_emulated(tmp_path):
+    """The service as it runs: auto, with a QEMU that cannot use KVM; /health and the log give the reason."""
+    said = "Could not access KVM kernel module: No such file or directory"
+    qemu = fake_qemu(tmp_path, "no-kvm-qemu", f'case "$*" in *-accel*) echo "{said}" >&2; exit 1;; esac\necho QEMU 9')
+    device_problem = accel.kvm_device_usable()  # where /dev/kvm itself is unusable, that is the reason given
+    reason = device_problem or f"a test guest under KVM failed ({said})"
+    service = ServiceProcess("plasmavmc", tmp_path / "plasmavmc", "--accel", "auto", "--qemu-binary", qemu,
+                             "--log-format", "json")
+    service.start()
+    try:
+        with DIRECT.open(f"{service.url}/health", timeout=10) as response:  # no proxy of the environment
+            hypervisor = json.load(response)["data"]["dependencies"]["hypervisor"]
+    finally:
+        service.stop()
+    assert hypervisor["accel"] == "tcg" and hypervisor["kvm"] is False
+    assert hypervisor["accel_reason"] == reason
+    warnings = [json.loads(line) for line in service.log().splitlines() if line.startswith("{")]
+    assert any(w["level"] == "WARNING" and w.get("reason") == reason and w.get("accel") == "tcg" for w in warnings)
