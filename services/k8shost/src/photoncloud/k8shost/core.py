@@ -257,6 +257,15 @@ class KubeCore:
             principal.require(permission, org_id, project_id)
 
     @staticmethod
+    def _require_operator(permission: str) -> None:
+        """PERMISSION_DENIED (OPERATOR_ONLY) unless a system-scoped token holds permission: checked here, not only at
+        the platform API's gate, because the Kubernetes API reaches the same calls through gates of its own."""
+        principal = auth.current()
+        if principal is not None:
+            principal.require_operator(permission)
+            principal.require(permission)
+
+    @staticmethod
     def _scope() -> auth.Scope | None:
         principal = auth.current()
         return None if principal is None else principal.scope
@@ -466,7 +475,7 @@ class KubeCore:
 
     async def update_pod_status(self, namespace: str, name: str, uid: str, status: dict[str, Any]) -> Pod:
         """A node agent's report on a pod bound to its node."""
-        self._require(NODES_WRITE)  # the operator's (a node agent's): declared so on its route
+        self._require_operator(NODES_WRITE)  # the operator's (a node agent's)
         validation.dns_label(namespace, "namespace")
         validation.dns_label(name)
         return await self._propose(SetPodStatus(namespace, name, uid, pod_status(status), self.clock()), Pod)
@@ -602,7 +611,7 @@ class KubeCore:
                             daemon_port: int = 0, daemon_token: str = "", runtime: str = "",
                             agent_version: str = "", sandbox: str = "") -> Node:
         """Create a node or refresh what its agent reports; the node is Ready."""
-        self._require(NODES_WRITE)  # the operator's (a node agent's): declared so on its route
+        self._require_operator(NODES_WRITE)  # the operator's (a node agent's)
         validation.dns_subdomain(name)
         status = NodeStatus(dict(capacity or {}), dict(allocatable or capacity or {}), (),
                             tuple(NodeAddress(a.get("type") or "InternalIP", a.get("address") or "")
@@ -620,7 +629,7 @@ class KubeCore:
 
     async def heartbeat(self, name: str) -> Node:
         """A node agent's sign of life: the node stays (or becomes again) Ready."""
-        self._require(NODES_WRITE)  # the operator's (a node agent's): declared so on its route
+        self._require_operator(NODES_WRITE)  # the operator's (a node agent's)
         validation.dns_subdomain(name)
         return await self._propose(Heartbeat(name, self.clock()), Node)
 
@@ -639,7 +648,7 @@ class KubeCore:
     async def update_node(self, name: str, labels: Any = None, annotations: Any = None, unschedulable: bool = False,
                           resource_version: str = "") -> Node:
         """Replace a node's labels and annotations, and cordon (unschedulable) or uncordon it."""
-        self._require(NODES_WRITE)  # the operator's (a node agent's): declared so on its route
+        self._require_operator(NODES_WRITE)  # the operator's (a node agent's)
         expected = validation.resource_version(resource_version)
         checked = validation.labels(labels), validation.annotations(annotations)
         validation.dns_subdomain(name)
@@ -647,7 +656,7 @@ class KubeCore:
 
     async def delete_node(self, name: str, resource_version: str = "") -> Node:
         """Delete a node (its agent registers it again if it is still running)."""
-        self._require(NODES_WRITE)  # the operator's (a node agent's): declared so on its route
+        self._require_operator(NODES_WRITE)  # the operator's (a node agent's)
         expected = validation.resource_version(resource_version)
         validation.dns_subdomain(name)
         return await self._propose(Delete("nodes", "", name, expected), Node)
