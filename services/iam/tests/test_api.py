@@ -12,6 +12,7 @@ import time
 import grpc
 import jwt
 import pytest
+from authlib.oidc.discovery import OpenIDProviderMetadata
 from cryptography.hazmat.primitives.asymmetric import rsa
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -90,9 +91,15 @@ async def test_discovery_documents_are_plain_json(server, http):
     issuer = server.iam.settings.issuer
     assert status == 200 and "data" not in doc
     assert doc["issuer"] == issuer and doc["jwks_uri"] == f"{issuer}/.well-known/jwks.json"
-    assert doc["token_endpoint"] == f"{issuer}/api/v1/auth/token"
+    assert doc["token_endpoint"] == f"{issuer}/oauth2/token"
+    assert doc["revocation_endpoint"] == f"{issuer}/oauth2/revoke"
     assert doc["id_token_signing_alg_values_supported"] == ["RS256"]
     assert set(doc["grant_types_supported"]) == {"password", "client_credentials", "refresh_token"}
+    assert set(doc["token_endpoint_auth_methods_supported"]) == {"client_secret_basic", "client_secret_post"}
+    # Every field OpenID Connect Discovery and RFC 8414 require, as the field's library checks them; no
+    # authorization endpoint, since no grant IAM serves uses one.
+    OpenIDProviderMetadata(doc).validate()
+    assert "authorization_endpoint" not in doc
     status, jwks, _ = await http.call("GET", "/.well-known/jwks.json")
     (key,) = jwks["keys"]
     assert {key[k] for k in ("kty", "use", "alg")} == {"RSA", "sig", "RS256"} and key["kid"]

@@ -78,6 +78,21 @@ def test_iam_flags_and_environment():
     assert "access_token_ttl" in str(refused.value)
 
 
+@pytest.mark.parametrize("argv, environ, issuer", [
+    ([], {}, "http://127.0.0.1:8083"),
+    (["--rest-port", "9000"], {}, "http://127.0.0.1:9000"),
+    ([], {"IAM_REST_PORT": "9001"}, "http://127.0.0.1:9001"),
+    (["--bind", "0.0.0.0", "--rest-port", "9443", "--tls", "auto"], {}, "https://127.0.0.1:9443"),
+    (["--bind", "::1", "--rest-port", "9002"], {}, "http://[::1]:9002"),
+    (["--bind", "10.1.2.3"], {}, "http://10.1.2.3:8083"),
+    (["--rest-port", "9000", "--public-url", "https://iam.example.com/"], {}, "https://iam.example.com"),
+    (["--rest-port", "9000"], {"IAM_ISSUER": "https://login.example.com"}, "https://login.example.com"),
+])
+def test_the_issuer_is_where_iam_serves_unless_given(argv, environ, issuer):
+    config = load_config("iam", app.REST_PORT, argv, environ=environ, add_options=app.add_options)
+    assert app.settings_from(config).issuer == issuer
+
+
 def test_iam_flags_are_in_the_help(capsys):
     with pytest.raises(SystemExit):
         load_config("iam", app.REST_PORT, ["--help"], environ={}, add_options=app.add_options)

@@ -281,6 +281,23 @@ async def test_refresh_can_switch_to_another_scope_the_principal_holds(iam, root
     assert (moved.scope.project_id, moved.roles) == (tenant.db.id, ("viewer",))
 
 
+async def test_a_refresh_within_its_session_cannot_widen_it_but_may_narrow_it(iam, root, tenant):
+    anonymous = Caller(address="10.0.0.4")
+    await iam.create_binding(root, tenant.alice.subject, "viewer", "org", org_id=tenant.org.id)
+    first = await iam.issue_token(anonymous, Grant("password", "alice", PASSWORD, project_id=tenant.web.id))
+    for wider in ({"org_id": tenant.org.id}, {"project_id": tenant.db.id}, {"system": True}):
+        await fails(Code.PERMISSION_DENIED, iam.issue_token(anonymous, Grant(
+            "refresh_token", refresh_token=first.refresh_token, within_session=True, **wider)),
+            reason="SCOPE_BEYOND_SESSION")
+    kept = await iam.issue_token(anonymous, Grant("refresh_token", refresh_token=first.refresh_token,
+                                                  within_session=True, project_id=tenant.web.id))
+    assert kept.scope.project_id == tenant.web.id  # the refusals used nothing up
+    org = await iam.issue_token(anonymous, Grant("password", "alice", PASSWORD, org_id=tenant.org.id))
+    narrowed = await iam.issue_token(anonymous, Grant("refresh_token", refresh_token=org.refresh_token,
+                                                      within_session=True, project_id=tenant.db.id))
+    assert (narrowed.scope.kind, narrowed.scope.project_id, narrowed.roles) == ("project", tenant.db.id, ("viewer",))
+
+
 async def test_failed_sign_ins_are_throttled_per_user_at_an_address_and_per_address(iam, clock, tenant):
     for _ in range(5):
         await fails(Code.UNAUTHENTICATED, login(iam, "alice", "wrong password!", address="10.1.1.1"))

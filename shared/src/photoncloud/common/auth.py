@@ -336,6 +336,10 @@ class Verifier:
             )
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("the token has expired", {"reason": "EXPIRED"}) from None
+        except jwt.InvalidIssuerError:  # both values, so that a misconfigured --iam-issuer shows itself
+            issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
+            raise Unauthenticated(f"the token is not valid: token issuer {issuer!r}, expected {self.issuer!r}",
+                                  {"reason": "INVALID", "issuer": issuer, "expected_issuer": self.issuer}) from None
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"the token is not valid: {exc}", {"reason": "INVALID"}) from None
         await self._check_revoked(claims["jti"])

@@ -3,6 +3,7 @@ checks tokens against IAM's own keys and revocation list."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -15,7 +16,7 @@ from photoncloud.common.gateway import rest_routes
 from photoncloud.common.replication import LocalLog
 from photoncloud.common.server import Service, run
 
-from . import grpc_api, metrics, rest_api
+from . import grpc_api, metrics, oauth2, rest_api
 from .core import DEFAULT_ISSUER, Bootstrapped, IamCore, Settings
 from .credentials import SecretHasher
 from .machine import IamStateMachine
@@ -26,13 +27,16 @@ REST_PORT = 8083
 ADMIN_PASSWORD_ENV = "PHOTONCLOUD_ADMIN_PASSWORD"
 ADMIN_PASSWORD_FILE = "admin-password"
 __version__ = version("photoncloud-iam")
+log = logging.getLogger("photoncloud.iam")
 
 
 def add_options(group: Any, default: Callable[[str, object], object]) -> None:
     """IAM's own flags (`--flag`, else `IAM_FLAG`, else the default), beside every service's."""
     defaults = Settings()
-    group.add_argument("--issuer", default=default("issuer", DEFAULT_ISSUER),
-                       help="the tokens' `iss`, and the base of the discovery URLs")
+    group.add_argument("--issuer", "--public-url", dest="issuer", default=default("issuer", ""),
+                       help="the tokens' `iss` and the base of the discovery URLs: the URL clients reach IAM at "
+                            "(set it behind a proxy; default: where IAM serves, http(s)://<bind>:<rest port>, "
+                            "127.0.0.1 for a wildcard bind)")
     group.add_argument("--access-token-ttl", type=int, default=default("access_token_ttl", defaults.access_token_ttl),
                        help="seconds an access token lives")
     group.add_argument("--refresh-token-ttl", type=int,
@@ -49,6 +53,17 @@ def add_options(group: Any, default: Callable[[str, object], object]) -> None:
                        help="failed sign-ins from one address, whoever they were for, before it is refused a while")
 
 
+def serving_url(config: ServerConfig) -> str:
+    """The URL IAM serves REST at, as the issuer when none is given: its scheme, bind address (the
+    loopback one for a wildcard bind, as the other services' default --iam-url) and REST port."""
+    if config.rest_port == 0:  # a port picked only when bound (tests): the design's address, said once
+        log.warning("--rest-port 0 without --issuer: tokens name %s as their issuer", DEFAULT_ISSUER)
+        return DEFAULT_ISSUER
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(config.bind, config.bind)
+    host = f"[{host}]" if ":" in host else host
+    return f"{'https' if config.tls.enabled else 'http'}://{host}:{config.rest_port}"
+
+
 def settings_from(config: ServerConfig) -> Settings:
     """IAM's settings from the configuration's IAM options (the defaults where there are none)."""
     options, defaults = config.options, Settings()
@@ -58,7 +73,7 @@ def settings_from(config: ServerConfig) -> Settings:
 
     try:
         return Settings(
-            issuer=str(options.get("issuer", defaults.issuer)),
+            issuer=str(options.get("issuer") or serving_url(config)),
             access_token_ttl=number("access_token_ttl", defaults.access_token_ttl),
             refresh_token_ttl=number("refresh_token_ttl", defaults.refresh_token_ttl),
             session_ttl=number("session_ttl", defaults.session_ttl),
@@ -124,6 +139,7 @@ def service(core: IamCore) -> Service:
     services = grpc_api.services(core)
     routes = rest_routes(services, rest_api.routes(core))  # the contract's, but where rest_api writes one by hand
     return Service(NAME, __version__, routes, services, dependencies, close, verifier=core.verifier,
+                   mounts={oauth2.PREFIX: oauth2.application(core)},
                    domain_metrics=metrics.reader(NAME, core))
 
 

@@ -244,7 +244,9 @@ class TokensServicer(pb_grpc.TokensServicer):
 
     async def GetOpenIdConfiguration(self, request: pb.GetOpenIdConfigurationRequest,
                                      context: Context) -> pb.OpenIdConfiguration:
-        return pb.OpenIdConfiguration(**self.iam.openid_configuration())
+        # The message carries the fields the contract has; REST serves the whole document.
+        fields = pb.OpenIdConfiguration.DESCRIPTOR.fields_by_name
+        return pb.OpenIdConfiguration(**{k: v for k, v in self.iam.openid_configuration().items() if k in fields})
 
     async def RotateSigningKey(self, request: pb.RotateSigningKeyRequest, context: Context) -> pb.SigningKey:
         return convert.signing_key(await self.iam.rotate_signing_key(_caller(context)), self.iam.clock())

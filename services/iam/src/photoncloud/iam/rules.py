@@ -36,6 +36,11 @@ BUILTIN_ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
 
 PASSWORD, CLIENT_CREDENTIALS, REFRESH_TOKEN = "password", "client_credentials", "refresh_token"
 GRANT_TYPES = (PASSWORD, CLIENT_CREDENTIALS, REFRESH_TOKEN)
+# How a client authenticates at the OAuth2 endpoints (RFC 6749 section 2.3.1: HTTP Basic, or the form's fields).
+CLIENT_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+# Where IAM serves its keys and its OAuth2 endpoints (RFC 6749's token, RFC 7009's revocation), under the issuer.
+JWKS_PATH = "/.well-known/jwks.json"
+OAUTH2_TOKEN_PATH, OAUTH2_REVOKE_PATH = "/oauth2/token", "/oauth2/revoke"
 
 MAX_BATCH = 100  # questions in one authorization batch
 MAX_TOKEN_CHARS = 16 * 1024

@@ -21,7 +21,8 @@ from .credentials import (ALGORITHM, generate_key, load_private_key, new_id, new
 from .facade import Facade
 from .records import (ACTIVE, EXPIRED, AccessToken, Binding, Organization, Project, RefreshToken, Revocation, Role,
                       ServiceAccount, SigningKey, TokenFamily, User)
-from .rules import (CLIENT_CREDENTIALS, GRANT_TYPES, KEY_RETIREMENT_MARGIN, KEYS_MANAGE, KEYS_READ,
+from .rules import (CLIENT_AUTH_METHODS, CLIENT_CREDENTIALS, GRANT_TYPES, JWKS_PATH, OAUTH2_REVOKE_PATH,
+                    OAUTH2_TOKEN_PATH, KEY_RETIREMENT_MARGIN, KEYS_MANAGE, KEYS_READ,
                     MAX_CREDENTIAL_CHARS, MAX_TOKEN_CHARS, PASSWORD, PURGE_INTERVAL, REFRESH_TOKEN, SPECIFICITY,
                     authenticated, binding_applies, describe, newest_first, require_system)
 from .values import Caller, Grant, IssuedToken
@@ -213,8 +214,15 @@ class Tokens(Facade):
         if who is None or not who.enabled:
             raise self._fail_sign_in(event, keys, "DISABLED", "invalid refresh token")
         scope = family.scope
-        if grant.org_id or grant.project_id:
+        if grant.org_id or grant.project_id or grant.system:
             scope = await self._token_scope(grant.org_id, grant.project_id)
+            if grant.within_session and not binding_applies(family, scope):
+                raise PermissionDenied(
+                    f"a refresh may keep or narrow its session's scope ({describe(family.scope)}), "
+                    f"not widen it to {describe(scope)}",
+                    {"reason": "SCOPE_BEYOND_SESSION", "scope": scope.as_dict(),
+                     "session_scope": family.scope.as_dict()},
+                )
         read, family = family, replace(family, scope_type=scope.kind, org_id=scope.org_id, project_id=scope.project_id)
         # A refresh token is exchanged once: the command holds only if it is still unused (and its
         # session unrevoked) when applied, so two exchanges of one token can never both succeed.
@@ -290,6 +298,34 @@ class Tokens(Facade):
                 await self._commit(event, *changes)
             return revoked
 
+    async def revoke_presented(self, caller: Caller, token: str) -> list[str]:
+        """End the session of a token presented to RFC 7009's revocation endpoint: a refresh token
+        or an access token IAM issued (holding the token is the right to end it). Anything else
+        revokes nothing and is no error (RFC 7009 section 2.2); returns the revoked access tokens."""
+        if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:
+            return []
+        async with self._lock:
+            family: TokenFamily | None = None
+            claims: dict[str, Any] | None = None
+            refresh = await self.store.get(RefreshToken, token_digest(token))
+            if refresh is not None:
+                family = await self.store.get(TokenFamily, refresh.family_id)
+            elif (claims := await self.verify_token(token)) is not None:
+                access = await self.store.get(AccessToken, claims["jti"])
+                family = await self.store.get(TokenFamily, access.family_id) if access else None
+            if family is None and claims is None:
+                return []
+            target = f"sessions/{family.id}" if family else f"tokens/{claims['jti'] if claims else ''}"
+            async with self._audited(caller, "iam.tokens.revoke", target) as event:
+                changes, revoked = await self._revoke_families([family] if family else [])
+                if claims and claims["jti"] not in revoked and not await self.is_revoked(claims["jti"]):
+                    changes.append(Insert(Revocation(claims["jti"], int(claims["exp"]), self.clock())))
+                    revoked.append(claims["jti"])
+                event.principal = family.principal if family else str(claims["sub"] if claims else "")
+                event.details["revoked_tokens"] = len(revoked)
+                await self._commit(event, *changes)
+            return revoked
+
     async def verify_token(self, token: str) -> dict[str, Any] | None:
         """The claims of a valid, live token; None for anything else."""
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:
@@ -321,18 +357,29 @@ class Tokens(Facade):
         return [dict(k.public_jwk) for k in keys]
 
     def openid_configuration(self) -> dict[str, Any]:
-        """OpenID Connect discovery for this issuer."""
+        """OpenID Connect discovery (and RFC 8414 authorization server metadata) for this issuer.
+
+        IAM signs in only at its token endpoint (password, client credentials, refresh): it has no
+        interactive authorization endpoint, so the document names none, as RFC 8414 section 2 allows
+        when no grant uses one. response_types_supported, which both specifications require
+        non-empty, says `id_token` as Kubernetes' issuer discovery does for the same case.
+        """
         issuer = self.settings.issuer
         return {
             "issuer": issuer,
-            "jwks_uri": f"{issuer}/.well-known/jwks.json",
-            "token_endpoint": f"{issuer}/api/v1/auth/token",
-            "introspection_endpoint": f"{issuer}/api/v1/auth/verify",
-            "revocation_endpoint": f"{issuer}/api/v1/auth/revoke",
+            "token_endpoint": f"{issuer}{OAUTH2_TOKEN_PATH}",
+            "revocation_endpoint": f"{issuer}{OAUTH2_REVOKE_PATH}",
+            "jwks_uri": f"{issuer}{JWKS_PATH}",
+            "response_types_supported": ["id_token"],
+            "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": [ALGORITHM],
             "grant_types_supported": list(GRANT_TYPES),
-            "subject_types_supported": ["public"],
-            "token_endpoint_auth_methods_supported": ["client_secret_post"],
+            "token_endpoint_auth_methods_supported": list(CLIENT_AUTH_METHODS),
+            # Holding a token is the right to end it: revocation authenticates no client.
+            "revocation_endpoint_auth_methods_supported": ["none"],
+            # org:<id> and project:<id> name resources, so they cannot be listed (RFC 8414 lets a
+            # server leave out scopes it supports); the guide documents the syntax.
+            "scopes_supported": [SYSTEM],
             "claims_supported": ["iss", "aud", "sub", "name", "iat", "nbf", "exp", "jti", "scope", "roles",
                                  "permissions"],
         }

@@ -84,6 +84,11 @@ class Grant:
     refresh_token: str = field(default="", repr=False)
     org_id: str = ""
     project_id: str = ""
+    # Asks for the system scope by name (OAuth2's `scope=system`): on a refresh, not the session's scope.
+    system: bool = False
+    # A refresh that may keep or narrow its session's scope, never leave it (RFC 6749 section 6: the
+    # OAuth2 endpoint's); without it a refresh may switch to any scope the principal holds a role on.
+    within_session: bool = False
 
 
 @dataclass(frozen=True)
