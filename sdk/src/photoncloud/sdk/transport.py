@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -64,7 +65,7 @@ class Transport:
             return self.session.request(method, url, params=query(params), json=json, headers=headers,
                                         timeout=self.timeout, verify=self.verify)
         except requests.RequestException as exc:
-            raise ApiError("UNAVAILABLE", f"cannot reach {url}: {exc}", {"url": url}) from exc
+            raise ApiError("UNAVAILABLE", f"cannot reach {url}: {reason(exc)}", {"url": url}) from exc
 
     @staticmethod
     def _unwrap(response: requests.Response) -> Any:
@@ -97,6 +98,15 @@ class Transport:
             if not token:
                 return
             params["page_token"] = token
+
+
+def reason(exc: requests.RequestException) -> str:
+    """Why a request got no answer, in a few words: the system's (`Connection refused`) when there is one,
+    rather than urllib3's nested retry report."""
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(exc))
+    return found.group(1).strip() if found else str(exc)
 
 
 def query(params: Mapping[str, Any] | None) -> dict[str, str] | None:
