@@ -31,6 +31,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -81,12 +82,21 @@ class Endpoint:
 def endpoint(name: str, env: Mapping[str, str], scheme: str = "http") -> Endpoint:
     """Where the service listens, as its flags' environment variables say (the services' own defaults otherwise)."""
     prefix = name.upper()
-    rest = int(env.get(f"{prefix}_REST_PORT") or PORTS[name])
+    rest = _port(env, f"{prefix}_REST_PORT", PORTS[name])
     # The service's gRPC default follows its default REST port, not an overridden one.
-    grpc = int(env.get(f"{prefix}_GRPC_PORT") or 50050 + PORTS[name] % 10)
+    grpc = _port(env, f"{prefix}_GRPC_PORT", 50050 + PORTS[name] % 10)
     bind = env.get(f"{prefix}_BIND", "") or "127.0.0.1"
     host = "127.0.0.1" if bind in ("0.0.0.0", "::") else bind  # a wildcard is reached through loopback
     return Endpoint(name, f"[{host}]" if ":" in host else host, rest, grpc, scheme)
+
+
+def _port(env: Mapping[str, str], variable: str, default: int) -> int:
+    value = env.get(variable, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise ValueError(f"{variable}={value!r} is not a port number")
+    return int(value)
 
 
 def iam_data_dir(env: Mapping[str, str]) -> Path:
@@ -192,6 +202,13 @@ def _message(line: str) -> tuple[str, str]:
     return line, "ERROR" if " ERROR " in line else ""
 
 
+def check(endpoints: list[Endpoint], tls: ssl.SSLContext | None) -> list[dict[str, Any]]:
+    """Each service's /health, asked at once (scripts/health.py's check), in order."""
+    with ThreadPoolExecutor(max_workers=len(endpoints)) as pool:
+        return list(pool.map(lambda e: {"service": e.name, **health.check(e.host.strip("[]"), e.rest_port, 1.0, tls)},
+                             endpoints))
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(description="Run PhotonCloud's services in the foreground.")
@@ -229,7 +246,11 @@ def main(argv: list[str]) -> int:
         log_format = "text" if sys.stderr.isatty() else "json"
     env["PHOTONCLOUD_LOG_FORMAT"] = log_format
     scheme = "http"
-    iam = endpoint("iam", env)
+    try:
+        iam = endpoint("iam", env)
+    except ValueError as exc:
+        print(f"run_platform: {exc}", file=sys.stderr)
+        return 2
     if env.get("PHOTONCLOUD_TLS", "off") != "off":
         scheme = "https"
         tls_dir = env.get("PHOTONCLOUD_TLS_DIR") or str(Path(env.get("PHOTONCLOUD_DATA_DIR", ".data")) / "tls")
@@ -241,7 +262,11 @@ def main(argv: list[str]) -> int:
         env.setdefault("K8SHOST_AGENT_API_URL", f"https://{k8s.host}:{k8s.rest_port}")
     else:  # where the services find IAM: where this run starts it
         env.setdefault("PHOTONCLOUD_IAM_URL", f"http://{iam.host}:{iam.rest_port}")
-    endpoints = [endpoint(name, env, scheme) for name in services]
+    try:
+        endpoints = [endpoint(name, env, scheme) for name in services]
+    except ValueError as exc:  # a port variable that is no number
+        print(f"run_platform: {exc}", file=sys.stderr)
+        return 2
     password_file = iam_data_dir(env) / ADMIN_PASSWORD_FILE
     had_password_file = password_file.exists()
 
@@ -268,8 +293,7 @@ def main(argv: list[str]) -> int:
             continue
         if scheme == "https" and tls is None and Path(env.get("PHOTONCLOUD_TLS_CA", "")).is_file():
             tls = ssl.create_default_context(cafile=env["PHOTONCLOUD_TLS_CA"])
-        results = health.check_all(endpoints[0].host.strip("[]"), [(e.name, e.rest_port) for e in endpoints],
-                                   1.0, tls) if scheme == "http" or tls is not None else []
+        results = check(endpoints, tls) if scheme == "http" or tls is not None else []
         next_check = time.monotonic() + 0.5
         if results and all(r["status"] == health.HEALTHY for r in results):
             ready = True

@@ -185,3 +185,13 @@ def test_json_lines_pass_through_unprefixed_for_whatever_reads_them(tmp_path, ta
     records = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     assert [r["service"] for r in records] == ["creditservice"]
     assert records[0]["message"].startswith("creditservice cannot listen on")
+
+
+def test_a_port_variable_that_is_no_port_stops_the_runner_before_anything_starts(tmp_path):
+    env = environment(tmp_path)
+    env["CREDITSERVICE_REST_PORT"] = "80a"
+    result = subprocess.run([sys.executable, str(RUNNER), "creditservice"], env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "run_platform: CREDITSERVICE_REST_PORT='80a' is not a port number"
+    assert not (tmp_path / "data").exists()  # no service ran
