@@ -6,6 +6,7 @@ import json
 
 import pytest
 from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import Field
 
 from photoncloud.common import envelope, errors, paging, rest
@@ -183,14 +184,34 @@ async def test_unknown_root_path_is_not_found(base, http):
         await error_of(resp, 404, "NOT_FOUND")
 
 
-async def test_wrong_method_is_unimplemented_with_the_allowed_methods(base, http):
+async def test_wrong_method_is_405_unimplemented_with_allow(base, http):
+    # The one exception to the code table: UNIMPLEMENTED, sent as 405 with Allow (RFC 9110).
     async with http.delete(f"{base}/api/v1/items/i1") as resp:
-        error = await error_of(resp, 501, "UNIMPLEMENTED")
-    assert "GET" in error["details"]["allowed_methods"]
-    assert "DELETE" not in error["details"]["allowed_methods"]
-    async with http.put(f"{base}/api/v1/items") as resp:
-        error = await error_of(resp, 501, "UNIMPLEMENTED")
-    assert {"GET", "POST"} <= set(error["details"]["allowed_methods"])
+        error = await error_of(resp, 405, "UNIMPLEMENTED")
+        assert resp.headers["Allow"] == "GET"
+    assert error["details"]["allowed_methods"] == ["GET"]
+    assert "DELETE" in error["message"] and "/api/v1/items/i1" in error["message"]
+    async with http.put(f"{base}/api/v1/items", json={"name": "x", "size": 1}) as resp:
+        error = await error_of(resp, 405, "UNIMPLEMENTED")
+        assert sorted(m.strip() for m in resp.headers["Allow"].split(",")) == ["GET", "POST"]
+    assert error["details"]["allowed_methods"] == ["GET", "POST"]
+
+
+async def test_a_wrong_method_runs_no_handler(base, http):
+    async with http.post(f"{base}/api/v1/items/i1", json={"name": "changed", "size": 9}) as resp:
+        await error_of(resp, 405, "UNIMPLEMENTED")
+    async with http.get(f"{base}/api/v1/items/i1") as resp:
+        assert (await resp.json())["data"]["name"] == "item 1"
+
+
+async def test_a_wrong_method_is_counted_as_unimplemented(base, http):
+    async with http.patch(f"{base}/api/v1/items") as resp:
+        assert resp.status == 405
+    async with http.get(f"{base}/metrics") as resp:
+        text = await resp.text()
+    counted = [sample for family in text_string_to_metric_families(text) for sample in family.samples
+               if sample.name == "photoncloud_requests_total" and sample.labels["method"] == "PATCH"]
+    assert [(s.labels["code"], s.value) for s in counted] == [("UNIMPLEMENTED", 1.0)]
 
 
 # --- request body errors ------------------------------------------------------------------------

@@ -36,6 +36,9 @@ class Route:
     response: type[BaseModel] | None = None
     status: int = 200
     raw: bool = False  # the handler builds its own web.Response (health, metrics)
+    # The media types a raw route answers with (text/plain, text/html, ...), for the OpenAPI document;
+    # none: undeclared (a raw route serving a streaming RPC answers text/event-stream: sse.stream).
+    content_types: tuple[str, ...] = ()
     rpc: str | None = None  # the gRPC method doing the same, "package.Service/Method"
     permission: str | None = None  # what the caller's token must grant, e.g. "chainfire:kv:write"
     who: str = ""  # auth.PUBLIC, TENANT or OPERATOR; "" (undeclared) is served as OPERATOR
@@ -174,11 +177,6 @@ def _from_http_exception(exc: web.HTTPException, request: web.Request) -> Servic
     """The platform error for an error aiohttp itself raised (routing, body size)."""
     if isinstance(exc, web.HTTPNotFound):
         return ServiceError(f"no route for {request.method} {request.path}", code=Code.NOT_FOUND)
-    if isinstance(exc, web.HTTPMethodNotAllowed):
-        allowed = sorted(exc.allowed_methods)
-        return Unimplemented(
-            f"method {request.method} is not allowed on {request.path}", {"allowed_methods": allowed}
-        )
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
         limit = request.app._client_max_size  # noqa: SLF001 - aiohttp exposes no public getter
         return InvalidArgument(
@@ -188,6 +186,23 @@ def _from_http_exception(exc: web.HTTPException, request: web.Request) -> Servic
     if exc.status >= 500:
         return Internal(exc.reason)
     return InvalidArgument(exc.reason)
+
+
+# The one exception to the code table's HTTP statuses: a method a known path does not serve is
+# UNIMPLEMENTED (what gRPC answers for a method it lacks), sent as HTTP's 405 with the `Allow` header
+# RFC 9110 requires, so that HTTP clients and tools see the status they expect (as gRPC-gateway does).
+METHOD_NOT_ALLOWED = 405
+
+
+def method_not_allowed(exc: web.HTTPMethodNotAllowed, request: web.Request) -> web.Response:
+    """405 in the error envelope (code UNIMPLEMENTED), with the path's methods in `Allow` and in
+    `details.allowed_methods`."""
+    allowed = sorted(exc.allowed_methods)
+    response = error_response(Unimplemented(
+        f"method {request.method} is not allowed on {request.path}", {"allowed_methods": allowed}))
+    response.set_status(METHOD_NOT_ALLOWED)
+    response.headers["Allow"] = ", ".join(allowed)
+    return response
 
 
 RequestHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -201,6 +216,8 @@ async def _serve(request: web.Request, handler: RequestHandler) -> tuple[web.Str
         except web.HTTPException as exc:
             if exc.status < 400:  # a redirect is a response, not an error (re-raising made it a 500)
                 return web.Response(status=exc.status, headers=exc.headers, body=exc.body), "OK"
+            if isinstance(exc, web.HTTPMethodNotAllowed):
+                return method_not_allowed(exc, request), Code.UNIMPLEMENTED.name
             raise _from_http_exception(exc, request) from None
     except ServiceError as exc:
         return error_response(exc), exc.code.name
