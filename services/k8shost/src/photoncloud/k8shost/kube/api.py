@@ -23,7 +23,7 @@ from photoncloud.common.streams import StreamGuard
 
 from .. import validation
 from ..core import KubeCore, Page
-from ..records import Namespace, Node, Object, Pod, Service
+from ..records import Event, Namespace, Node, Object, Pod, Service
 from . import discovery, fields, objects, patch, protobuf, schema, status, tables, watching
 from .resources import RESOURCES, SUBRESOURCES, Resource
 
@@ -185,11 +185,26 @@ class KubeApi:
         name, sub = request.match_info["name"], request.match_info["sub"]
         if (resource.name, sub) not in SUBRESOURCES:
             raise NotFound(f"the server could not find the requested resource ({resource.name}/{sub})")
-        if request.method != "GET":
-            raise Unimplemented(f"{resource.name}/{sub} is read-only here", {"reason": "METHOD_NOT_ALLOWED"})
-        if sub == "log":
+        if sub == "log" and request.method == "GET":
             return await self.log(request, namespace, name)
-        return _json(objects.show(await self.get(resource, namespace, name)))
+        if request.method == "GET":
+            return _json(objects.show(await self.get(resource, namespace, name)))
+        if request.method in ("PUT", "PATCH"):
+            return _json(objects.show(await self.status(request, namespace, name)))
+        raise Unimplemented(f"{request.method} is not served on {resource.name}/{sub}",
+                            {"reason": "METHOD_NOT_ALLOWED"})
+
+    async def status(self, request: web.Request, namespace: str, name: str) -> Object:
+        """PUT or PATCH pods/{name}/status: a node agent's report (a system-scoped token, as the core requires)."""
+        pods = RESOURCES["pods"]
+        current = await self.get(pods, namespace, name)
+        if request.method == "PUT":
+            body = await self._manifest(request, pods)
+        else:
+            body = self._checked(request, pods, patch.apply(request.headers.get("Content-Type", ""),
+                                                            objects.show(current), await self._json_body(request),
+                                                            pods.kind))
+        return await self.kube.update_pod_status(namespace, name, current.metadata.uid, objects.pod_status(body))
 
     # Reads
 
@@ -304,14 +319,16 @@ class KubeApi:
 
     async def _manifest(self, request: web.Request, resource: Resource) -> dict[str, Any]:
         """The request's object, checked against the schema as fieldValidation says."""
-        raw = await request.read()
         if request.content_type == protobuf.MEDIA_TYPE:  # kubectl's typed commands (create namespace)
-            return self._checked(request, resource, protobuf.decode(raw, resource.kind))
+            return self._checked(request, resource, protobuf.decode(await request.read(), resource.kind))
+        return self._checked(request, resource, await self._json_body(request))
+
+    @staticmethod
+    async def _json_body(request: web.Request) -> Any:
         try:
-            body = json.loads(raw or b"null")
+            return json.loads(await request.read() or b"null")
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            raise InvalidArgument(f"the body is not a JSON object: {exc}", {"field": "body"}) from None
-        return self._checked(request, resource, body)
+            raise InvalidArgument(f"the body is not JSON: {exc}", {"field": "body"}) from None
 
     @staticmethod
     def _checked(request: web.Request, resource: Resource, body: Any) -> dict[str, Any]:
@@ -396,15 +413,15 @@ class KubeApi:
         if isinstance(current, Node):
             spec = body.get("spec") or {}
             return await kube.update_node(name, labels, annotations, bool(spec.get("unschedulable")), version)
+        if isinstance(current, Event):
+            return await kube.update_event(namespace, name, **objects.event_fields(body), labels=labels,
+                                           annotations=annotations, resource_version=version)
         raise Unimplemented(f"{resource.name} cannot be updated", {"reason": "METHOD_NOT_ALLOWED"})
 
     async def patch(self, request: web.Request, resource: Resource, namespace: str, name: str) -> Object:
         """Apply a JSON, merge or strategic merge patch; re-read and re-apply when the object changed meanwhile
         (unless the patch itself names the resourceVersion it was made for)."""
-        try:
-            given = json.loads(await request.read() or b"null")
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            raise InvalidArgument(f"the patch is not JSON: {exc}", {"field": "body"}) from None
+        given = await self._json_body(request)
         for attempt in range(PATCH_RETRIES):
             current = objects.show(await self.get(resource, namespace, name))
             patched = patch.apply(request.headers.get("Content-Type", ""), current, given, resource.kind)

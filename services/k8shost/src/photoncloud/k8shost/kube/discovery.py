@@ -41,7 +41,7 @@ def resource_list() -> dict[str, Any]:
     items: list[dict[str, Any]] = []
     for r in RESOURCES.values():
         items.append({"name": r.name, "singularName": r.singular, "namespaced": r.namespaced, "kind": r.kind,
-                      "verbs": list(r.verbs), "shortNames": list(r.short_names)})
+                      "verbs": list(r.verbs), "shortNames": list(r.short_names), "categories": list(r.categories)})
     for (name, sub), (kind, verbs) in SUBRESOURCES.items():
         items.append({"name": f"{name}/{sub}", "singularName": "", "namespaced": RESOURCES[name].namespaced,
                       "kind": kind, "verbs": list(verbs)})
@@ -80,6 +80,10 @@ def _body(kind: str) -> dict[str, Any]:
             "required": True}
 
 
+def _patch_body() -> dict[str, Any]:
+    return {"content": {t: {"schema": {"type": "object"}} for t in PATCH_TYPES}, "required": True}
+
+
 def _operations(r: Resource) -> dict[str, dict[str, Any]]:
     """The paths of one resource and their operations (only the verbs it serves)."""
     base = "/api/v1/namespaces/{namespace}/" if r.namespaced else "/api/v1/"
@@ -103,21 +107,29 @@ def _operations(r: Resource) -> dict[str, dict[str, Any]]:
     if r.can("update"):
         item["put"] = op("put", "replace", parameters=[FIELD_VALIDATION, FIELD_MANAGER], requestBody=_body(r.kind))
     if r.can("patch"):
-        patch_body = {"content": {t: {"schema": {"type": "object"}} for t in PATCH_TYPES}, "required": True}
-        item["patch"] = op("patch", "patch", parameters=[FIELD_VALIDATION, FIELD_MANAGER], requestBody=patch_body)
+        item["patch"] = op("patch", "patch", parameters=[FIELD_VALIDATION, FIELD_MANAGER], requestBody=_patch_body())
     if r.can("delete"):
         item["delete"] = op("delete", "delete")
     paths = {f"{base}{r.name}": collection, f"{base}{r.name}/{{name}}": item}
     if r.namespaced and r.can("list"):
         paths[f"/api/v1/{r.name}"] = {"get": op("list", "listAllNamespaces", parameters=LIST_PARAMETERS)}
     for (name, sub), (_, verbs) in SUBRESOURCES.items():
-        if name == r.name and "get" in verbs:
-            content = "text/plain" if sub == "log" else "application/json"
-            paths[f"{base}{r.name}/{{name}}/{sub}"] = {"parameters": named, "get": {
-                "operationId": f"read{tag}{sub.title()}", "tags": ["core_v1"], "x-kubernetes-action": "get",
-                "x-kubernetes-group-version-kind": _gvk(r.kind),
-                "responses": {"200": {"description": "OK", "content": {content: {"schema": {"type": "string"}
-                                                                                 if sub == "log" else {}}}}}}}
+        if name != r.name:
+            continue
+        content = "text/plain" if sub == "log" else "application/json"
+        path: dict[str, Any] = {"parameters": named, "get": {
+            "operationId": f"read{tag}{sub.title()}", "tags": ["core_v1"], "x-kubernetes-action": "get",
+            "x-kubernetes-group-version-kind": _gvk(r.kind),
+            "responses": {"200": {"description": "OK", "content": {content: {"schema": {"type": "string"}
+                                                                             if sub == "log" else {}}}}}}}
+        # Every PATCH of a kind declares fieldValidation: kubectl takes one without it as "validate on the client".
+        if "update" in verbs:
+            path["put"] = op("put", f"replace{sub.title()}", parameters=[FIELD_VALIDATION, FIELD_MANAGER],
+                             requestBody=_body(r.kind))
+        if "patch" in verbs:
+            path["patch"] = op("patch", f"patch{sub.title()}", parameters=[FIELD_VALIDATION, FIELD_MANAGER],
+                               requestBody=_patch_body())
+        paths[f"{base}{r.name}/{{name}}/{sub}"] = path
     return paths
 
 

@@ -236,10 +236,37 @@ def service_spec(body: dict[str, Any], current: Service | None = None) -> dict[s
 
 
 def pod_spec(body: dict[str, Any]) -> dict[str, Any]:
-    """A Pod manifest's spec for the core (nodeName is the scheduler's: left out)."""
+    """A Pod manifest's spec for the core (nodeName is the scheduler's: left out; dnsPolicy checked, not kept)."""
     data = spec(body, "Pod")
     data.pop("node_name", None)
+    if data.pop("dns_policy", "") not in ("", "ClusterFirst", "Default"):
+        raise InvalidArgument("spec.dnsPolicy: pods use their node's DNS (ClusterFirst or Default)",
+                              {"field": "spec.dnsPolicy"})
     return data
+
+
+def _container_status(given: dict[str, Any]) -> dict[str, Any]:
+    state = given.get("state") or {}
+    kind = next((k for k in ("running", "terminated", "waiting") if k in state), "waiting")
+    inner = state.get(kind) or {}
+    return {"name": given.get("name"), "state": {"running": CONTAINER_RUNNING, "terminated": TERMINATED}.get(
+                kind, "WAITING"),
+            "reason": inner.get("reason") or "", "message": inner.get("message") or "",
+            "exit_code": inner.get("exitCode") or 0, "started_at": inner.get("startedAt") or "",
+            "finished_at": inner.get("finishedAt") or "", "restart_count": given.get("restartCount") or 0,
+            "ready": bool(given.get("ready"))}
+
+
+def pod_status(body: dict[str, Any]) -> dict[str, Any]:
+    """A Pod's status as Kubernetes writes it, in the form a node agent reports it (what the core reads)."""
+    status = body.get("status") or {}
+    return {"phase": status.get("phase") or "", "reason": status.get("reason") or "",
+            "message": status.get("message") or "", "host_ip": status.get("hostIP") or "",
+            "pod_ip": status.get("podIP") or "", "start_time": status.get("startTime") or "",
+            "conditions": [{"type": c.get("type"), "status": c.get("status"), "reason": c.get("reason") or "",
+                            "message": c.get("message") or "", "last_transition_time": c.get("lastTransitionTime")}
+                           for c in status.get("conditions") or ()],
+            "container_statuses": [_container_status(c) for c in status.get("containerStatuses") or ()]}
 
 
 def event_fields(body: dict[str, Any]) -> dict[str, Any]:

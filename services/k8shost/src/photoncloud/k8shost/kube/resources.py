@@ -18,6 +18,7 @@ class Resource:
     namespaced: bool
     verbs: tuple[str, ...]
     short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()  # "all": what `kubectl get all` lists
 
     @property
     def singular(self) -> str:
@@ -31,12 +32,13 @@ class Resource:
 
 RESOURCES = {r.name: r for r in (
     Resource("namespaces", "Namespace", False, (*READ, *WRITE), ("ns",)),
-    Resource("pods", "Pod", True, (*READ, *WRITE), ("po",)),
-    Resource("services", "Service", True, (*READ, *WRITE), ("svc",)),
+    Resource("pods", "Pod", True, (*READ, *WRITE), ("po",), ("all",)),
+    Resource("services", "Service", True, (*READ, *WRITE), ("svc",), ("all",)),
     # Kept by k8shost from the services' selectors: read-only.
     Resource("endpoints", "Endpoints", True, READ, ("ep",)),
     # Registered by node agents; an operator may label, cordon or delete them.
     Resource("nodes", "Node", False, (*READ, "update", "patch", "delete"), ("no",)),
-    Resource("events", "Event", True, (*READ, "create", "delete"), ("ev",)),
+    Resource("events", "Event", True, (*READ, *WRITE), ("ev",)),
 )}
-SUBRESOURCES = {("pods", "status"): ("Pod", ("get",)), ("pods", "log"): ("Pod", ("get",))}
+# A pod's status is its node agent's to write (a system-scoped token); its log is read from that agent.
+SUBRESOURCES = {("pods", "status"): ("Pod", ("get", "update", "patch")), ("pods", "log"): ("Pod", ("get",))}

@@ -113,6 +113,8 @@ SCHEMAS: dict[str, Schema] = {
         "restartPolicy": string("Always, OnFailure or Never"),
         "nodeSelector": strings(),
         "nodeName": string("Set by the scheduler."),
+        "dnsPolicy": string("ClusterFirst or Default: pods use their node's DNS (there is no cluster DNS, and "
+                            "ClusterFirst falls back to Default without one, as the kubelet does); not kept"),
         "terminationGracePeriodSeconds": integer(),
     }, ("containers",)),
     CORE + "PodCondition": struct("One aspect of a pod's state.", {
