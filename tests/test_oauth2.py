@@ -10,6 +10,7 @@ import secrets
 from collections.abc import Iterator
 from typing import Any
 
+import jwt
 import pytest
 import requests
 from authlib.integrations.requests_client import OAuth2Session
@@ -77,14 +78,20 @@ def test_the_discovery_document_is_complete_and_names_the_address_iam_serves_at(
 def test_a_user_signs_in_refreshes_and_calls_a_service(platform):
     org_id, project_id = platform.project("oauth2-web")
     name, password = platform.user_with_role("member", {"type": "project", "project_id": project_id})
-    session = client(platform, client_id="a-cli", scope=f"project:{project_id}")
+    session = client(platform, client_id="a-cli", scope=f"openid project:{project_id}")
     token = session.fetch_token(username=name, password=password, grant_type="password")
-    assert (token["token_type"], token["scope"]) == ("Bearer", f"project:{project_id}")
+    assert (token["token_type"], token["scope"]) == ("Bearer", f"openid project:{project_id}")
+    # The ID token, checked as an OpenID Connect client does: against the published keys, for this client.
+    keys = jwt.PyJWKSet.from_dict(direct().get(discovery(platform)["jwks_uri"], timeout=10).json())
+    kid = jwt.get_unverified_header(token["id_token"])["kid"]
+    identity = jwt.decode(token["id_token"], keys[kid].key, algorithms=["RS256"], audience="a-cli",
+                          issuer=platform.iam.url)
+    assert identity["name"] == name
     assert requests.get(f"{platform.services['creditservice'].url}/api/v1/wallets", timeout=10).status_code == 401
     answer = wallets(platform, session)
     assert answer.status_code == 200, answer.text
     refreshed = session.refresh_token()
-    assert refreshed["access_token"] != token["access_token"] and refreshed["scope"] == f"project:{project_id}"
+    assert refreshed["access_token"] != token["access_token"] and refreshed["scope"] == f"openid project:{project_id}"
     assert session.token["access_token"] == refreshed["access_token"]
     assert wallets(platform, session).status_code == 200
     status, claims = platform.request("POST", f"{platform.iam.url}/api/v1/auth/verify",

@@ -183,6 +183,37 @@ async def test_a_refresh_may_narrow_its_session(http, world):
     assert narrowed["scope"] == f"project:{world.web}" and claims["roles"] == ["member", "viewer"]
 
 
+async def test_openid_adds_an_id_token_for_the_client_that_no_service_takes_as_an_access_token(server, http, world):
+    signed_in = await token(http, grant_type="password", username="alice", password=PASSWORD, client_id="a-cli",
+                            scope=f"openid profile project:{world.web}")
+    assert signed_in["scope"] == f"openid profile project:{world.web}"
+    (jwk,) = server.iam.jwks()
+    key = jwt.PyJWK.from_dict(jwk).key
+    identity = jwt.decode(signed_in["id_token"], key, algorithms=["RS256"], audience="a-cli",
+                          issuer=server.iam.settings.issuer)
+    assert identity["name"] == "alice" and identity["sub"].startswith("user:")
+    assert identity["auth_time"] <= identity["iat"] and "scope" not in identity and "permissions" not in identity
+    assert await server.iam.verify_token(signed_in["id_token"]) is None
+    refreshed = await token(http, grant_type="refresh_token", refresh_token=signed_in["refresh_token"],
+                            client_id="a-cli", scope="openid")
+    assert jwt.decode(refreshed["id_token"], key, algorithms=["RS256"], audience="a-cli")["sub"] == identity["sub"]
+    without = await token(http, grant_type="password", username="alice", password=PASSWORD,
+                          scope=f"project:{world.web}")
+    assert "id_token" not in without
+    for fields, status, error in [
+        ({"grant_type": "password", "username": "alice", "password": PASSWORD, "scope": "openid"}, 400,
+         "invalid_request"),  # no client_id: no audience for the ID token
+        ({"grant_type": "password", "username": "alice", "password": PASSWORD, "client_id": "a-cli",
+          "scope": f"email project:{world.web}"}, 400, "invalid_scope"),
+        ({"grant_type": "client_credentials", "client_id": world.ci.id, "client_secret": world.ci.secret,
+          "scope": f"openid project:{world.web}"}, 400, "invalid_scope"),
+        ({"grant_type": "password", "username": "alice", "password": PASSWORD, "client_id": "a" * 300,
+          "scope": "openid"}, 400, "invalid_request"),
+    ]:
+        answered, body, _ = await form(http, "/oauth2/token", fields)
+        assert (answered, body["error"]) == (status, error), (fields, body)
+
+
 async def test_revocation_ends_the_session_of_a_refresh_or_access_token(server, http, world):
     signed_in = await token(http, grant_type="password", username="alice", password=PASSWORD,
                             scope=f"project:{world.web}")

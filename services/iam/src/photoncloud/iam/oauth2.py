@@ -9,7 +9,8 @@
 Served as an application of its own under /oauth2, since its wire format is not the platform's
 envelope; the JSON endpoint POST /api/v1/auth/token stays as it is for curl. Both call the same core
 operations. The `scope` parameter names the token's scope: `system`, `org:<org_id>` or
-`project:<project_id>` (one of them; none: the system, or on a refresh the session's).
+`project:<project_id>` (one of them; none: the system, or on a refresh the session's), and with
+`openid` (OpenID Connect) the answer has an ID token for the client too.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
 
@@ -28,12 +30,13 @@ from photoncloud.common.auth import ORG, PROJECT, SYSTEM, Scope
 from photoncloud.common.errors import Code, ServiceError
 
 from .core import Caller, Grant, IamCore, IssuedToken
-from .rules import CLIENT_CREDENTIALS, GRANT_TYPES, OAUTH2_REVOKE_PATH, OAUTH2_TOKEN_PATH, PASSWORD, REFRESH_TOKEN
+from .rules import (CLIENT_CREDENTIALS, GRANT_TYPES, OAUTH2_REVOKE_PATH, OAUTH2_TOKEN_PATH, OPENID, PASSWORD)
 
 PREFIX = "/oauth2"
 FORM = "application/x-www-form-urlencoded"
 MAX_FORM_BYTES = 64 * 1024  # a token request is a few hundred bytes
 MAX_FORM_FIELDS = 32
+OIDC_SCOPES = (OPENID, "profile", "email")  # OpenID Connect's, in the order an answer names them
 SCOPE_FIELDS = ("org_id", "project_id")  # the grant's fields the scope parameter fills
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}  # RFC 6749 section 5.1
 
@@ -57,24 +60,39 @@ def error_text(text: str) -> str:
     return "".join(c if 0x20 <= ord(c) <= 0x7E and c not in '"\\' else "?" for c in text)
 
 
-def parse_scope(value: str) -> tuple[str, str, bool]:
-    """(org_id, project_id, system) of a `scope` parameter; invalid_scope for anything else than
-    one of `system`, `org:<org_id>`, `project:<project_id>`."""
+@dataclass(frozen=True)
+class RequestedScope:
+    """What a `scope` parameter asks for: one of the platform's scopes and OpenID Connect's values."""
+
+    org_id: str = ""
+    project_id: str = ""
+    system: bool = False
+    oidc: tuple[str, ...] = ()  # openid, with profile and email if asked (its ID token has those claims)
+
+
+def parse_scope(value: str) -> RequestedScope:
+    """The scope parameter's request; invalid_scope unless it is at most one of `system`,
+    `org:<org_id>`, `project:<project_id>`, with `openid` (and `profile`, `email`) or not."""
     values = value.split()
-    if not values:
-        return "", "", False
-    if len(values) > 1:
+    oidc = tuple(v for v in OIDC_SCOPES if v in values)
+    if oidc and OPENID not in oidc:
+        raise oauth2.InvalidScopeError("profile and email come with openid")
+    platform = [v for v in values if v not in OIDC_SCOPES]
+    if len(platform) > 1:
         raise oauth2.InvalidScopeError(error_text(
-            f"a token has one scope: give one of system, org:<org_id>, project:<project_id> (got {len(values)})"))
-    kind, _, ident = values[0].partition(":")
-    if values[0] == SYSTEM:
-        return "", "", True
+            "a token has one scope: give one of system, org:<org_id>, project:<project_id> "
+            f"(got {len(platform)})"))
+    if not platform:
+        return RequestedScope(oidc=oidc)
+    kind, _, ident = platform[0].partition(":")
+    if platform[0] == SYSTEM:
+        return RequestedScope(system=True, oidc=oidc)
     if kind == ORG and ident:
-        return ident, "", False
+        return RequestedScope(org_id=ident, oidc=oidc)
     if kind == PROJECT and ident:
-        return "", ident, False
+        return RequestedScope(project_id=ident, oidc=oidc)
     raise oauth2.InvalidScopeError(error_text(
-        f"unknown scope {values[0]!r}: give system, org:<org_id> or project:<project_id>"))
+        f"unknown scope {platform[0]!r}: give system, org:<org_id> or project:<project_id> (and openid)"))
 
 
 def format_scope(scope: Scope) -> str:
@@ -134,8 +152,9 @@ def unauthenticated_client(description: str) -> oauth2.InvalidClientError:
     return oauth2.InvalidClientError(error_text(description), status_code=401)
 
 
-def grant_of(request: web.Request, form: Mapping[str, str]) -> Grant:
-    """The core's grant for a token request; OAuth2 errors for what the form gets wrong."""
+def grant_of(request: web.Request, form: Mapping[str, str]) -> tuple[Grant, RequestedScope]:
+    """The core's grant for a token request, and the scope it asked for; OAuth2 errors for what the
+    form gets wrong."""
     grant_type = form.get("grant_type", "")
     if not grant_type:
         raise oauth2.InvalidRequestError("grant_type is required")
@@ -144,25 +163,29 @@ def grant_of(request: web.Request, form: Mapping[str, str]) -> Grant:
         unsupported.description = error_text(f"grant_type {grant_type!r} is not supported: use one of "
                                            f"{', '.join(GRANT_TYPES)}")
         raise unsupported
-    org_id, project_id, system = parse_scope(form.get("scope", ""))
+    asked = parse_scope(form.get("scope", ""))
+    scoped = Grant(grant_type, org_id=asked.org_id, project_id=asked.project_id, system=asked.system)
     client_id, client_secret, _ = client_credentials(request, form)
     if grant_type == CLIENT_CREDENTIALS:
         if not client_id or not client_secret:
             raise unauthenticated_client("client_credentials takes the client's id and secret "
                                          "(HTTP Basic, or client_id and client_secret in the form)")
-        return Grant(CLIENT_CREDENTIALS, client_id=client_id, client_secret=client_secret, org_id=org_id,
-                     project_id=project_id, system=system)
+        if asked.oidc:
+            raise oauth2.InvalidScopeError("openid is for a user's sign-in; a service account gets no ID token")
+        return replace(scoped, client_id=client_id, client_secret=client_secret), asked
     # IAM registers no clients for users' sign-in: a client there is public (RFC 6749 section 2.1),
     # its client_id taken as given and a secret it sends not checked.
     needed = ("username", "password") if grant_type == PASSWORD else ("refresh_token",)
     for name in needed:
         if name not in form:
             raise oauth2.InvalidRequestError(f"{name} is required with grant_type {grant_type}")
+    if asked.oidc and not client_id:
+        raise oauth2.InvalidRequestError("openid takes the client's client_id: the ID token's audience")
+    audience = client_id if asked.oidc else ""
     if grant_type == PASSWORD:
-        return Grant(PASSWORD, username=form["username"], password=form["password"], org_id=org_id,
-                     project_id=project_id, system=system)
-    return Grant(REFRESH_TOKEN, refresh_token=form["refresh_token"], org_id=org_id, project_id=project_id,
-                 system=system, within_session=True)
+        return replace(scoped, username=form["username"], password=form["password"],
+                       id_token_audience=audience), asked
+    return replace(scoped, refresh_token=form["refresh_token"], within_session=True, id_token_audience=audience), asked
 
 
 def oauth2_error(exc: ServiceError, grant_type: str) -> OAuth2Error:
@@ -196,12 +219,14 @@ def error_response(exc: OAuth2Error, retry_after: Any = None) -> web.Response:
     return response
 
 
-def token_response(issued: IssuedToken) -> web.Response:
-    """A successful token response (RFC 6749 section 5.1)."""
+def token_response(issued: IssuedToken, oidc: tuple[str, ...]) -> web.Response:
+    """A successful token response (RFC 6749 section 5.1; OpenID Connect Core section 3.1.3.3)."""
     body: dict[str, Any] = {"access_token": issued.access_token, "token_type": "Bearer",
-                            "expires_in": issued.expires_in, "scope": format_scope(issued.scope)}
+                            "expires_in": issued.expires_in, "scope": " ".join([*oidc, format_scope(issued.scope)])}
     if issued.refresh_token:
         body["refresh_token"] = issued.refresh_token
+    if issued.id_token:
+        body["id_token"] = issued.id_token
     return web.json_response(body, headers=NO_STORE)
 
 
@@ -214,12 +239,13 @@ def application(iam: IamCore) -> web.Application:
         try:
             form = await read_form(request)
             grant_type = form.get("grant_type", "")
-            issued = await iam.issue_token(Caller(None, request.remote or ""), grant_of(request, form))
+            grant, asked = grant_of(request, form)
+            issued = await iam.issue_token(Caller(None, request.remote or ""), grant)
         except OAuth2Error as exc:
             return error_response(exc)
         except ServiceError as exc:
             return error_response(oauth2_error(exc, grant_type), (exc.details or {}).get("retry_after_seconds"))
-        return token_response(issued)
+        return token_response(issued, asked.oidc)
 
     async def revoke(request: web.Request) -> web.Response:
         try:

@@ -41,11 +41,12 @@ CLIENT_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 # Where IAM serves its keys and its OAuth2 endpoints (RFC 6749's token, RFC 7009's revocation), under the issuer.
 JWKS_PATH = "/.well-known/jwks.json"
 OAUTH2_TOKEN_PATH, OAUTH2_REVOKE_PATH = "/oauth2/token", "/oauth2/revoke"
+OPENID = "openid"  # the scope value that asks for an OpenID Connect ID token too
 
 MAX_BATCH = 100  # questions in one authorization batch
 MAX_TOKEN_CHARS = 16 * 1024
 MAX_CREDENTIAL_CHARS = {"username": 256, "client_id": 256, "password": 1024, "client_secret": 1024,
-                        "refresh_token": 1024, "org_id": 256, "project_id": 256}
+                        "refresh_token": 1024, "org_id": 256, "project_id": 256, "id_token_audience": 256}
 # How long a retired key stays published beyond the lifetime of the last token it signed.
 KEY_RETIREMENT_MARGIN = 60
 PURGE_INTERVAL = 60.0  # seconds between two purges of what expired

@@ -23,7 +23,7 @@ from .records import (ACTIVE, EXPIRED, AccessToken, Binding, Organization, Proje
                       ServiceAccount, SigningKey, TokenFamily, User)
 from .rules import (CLIENT_AUTH_METHODS, CLIENT_CREDENTIALS, GRANT_TYPES, JWKS_PATH, OAUTH2_REVOKE_PATH,
                     OAUTH2_TOKEN_PATH, KEY_RETIREMENT_MARGIN, KEYS_MANAGE, KEYS_READ,
-                    MAX_CREDENTIAL_CHARS, MAX_TOKEN_CHARS, PASSWORD, PURGE_INTERVAL, REFRESH_TOKEN, SPECIFICITY,
+                    MAX_CREDENTIAL_CHARS, MAX_TOKEN_CHARS, OPENID, PASSWORD, PURGE_INTERVAL, REFRESH_TOKEN, SPECIFICITY,
                     authenticated, binding_applies, describe, newest_first, require_system)
 from .values import Caller, Grant, IssuedToken
 
@@ -155,7 +155,8 @@ class Tokens(Facade):
                     family = TokenFamily(new_id("fam"), who.subject, scope.kind, scope.org_id, scope.project_id,
                                          now, now + self.settings.session_ttl, 0)
                     return await self._issue(event, who, family, Insert(family),
-                                             with_refresh=grant.grant_type == PASSWORD)
+                                             with_refresh=grant.grant_type == PASSWORD,
+                                             id_token_audience=grant.id_token_audience)
         finally:
             self.throttle.end(*keys)
 
@@ -228,11 +229,13 @@ class Tokens(Facade):
         # session unrevoked) when applied, so two exchanges of one token can never both succeed.
         return await self._issue(event, who, family, Update(family), Update(replace(token, used_at=now)),
                                  with_refresh=True, expect=[Expect(RefreshToken, token.token_hash, token),
-                                                            Expect(TokenFamily, read.id, read)])
+                                                            Expect(TokenFamily, read.id, read)],
+                                 id_token_audience=grant.id_token_audience)
 
     async def _issue(self, event: Event, who: User | ServiceAccount, family: TokenFamily, *changes: Change,
-                     with_refresh: bool, expect: Sequence[Guard] = ()) -> IssuedToken:
-        """Sign an access token for who on the family's scope (under the lock)."""
+                     with_refresh: bool, expect: Sequence[Guard] = (), id_token_audience: str = "") -> IssuedToken:
+        """Sign an access token for who on the family's scope (under the lock), and an ID token for
+        id_token_audience when there is one."""
         scope = family.scope
         event.principal, event.details["scope"] = who.subject, scope.as_dict()
         bindings = await self._roles_on(who.subject, scope)
@@ -252,6 +255,17 @@ class Tokens(Facade):
         }
         kid = self._active_kid()
         access = sign(claims, kid, self._private[kid])
+        id_token = ""
+        if id_token_audience:
+            # OpenID Connect Core section 2: who signed in and when, for the client; no scope or
+            # permissions, so that no service takes it for an access token (their audience is AUDIENCE).
+            identity: dict[str, Any] = {
+                "iss": self.settings.issuer, "sub": who.subject, "aud": id_token_audience, "iat": now,
+                "exp": expires, "auth_time": int(family.created_at), "name": who.name,
+            }
+            if isinstance(who, User) and who.email:
+                identity["email"] = who.email
+            id_token = sign(identity, kid, self._private[kid])
         refresh, refresh_expires = "", 0
         writes: list[Change] = [*changes, Insert(AccessToken(claims["jti"], family.id, who.subject, expires))]
         if with_refresh:
@@ -261,7 +275,7 @@ class Tokens(Facade):
         event.details.update(token_id=claims["jti"], family=family.id, roles=roles)
         await self._commit(event, *writes, expect=expect)
         return IssuedToken(access, expires - now, refresh, max(0, refresh_expires - now) if refresh else 0,
-                           scope, tuple(roles))
+                           scope, tuple(roles), id_token)
 
     async def _purge_expired(self) -> None:
         """Forget expired sessions, tokens, revocations and keys (at most once a minute)."""
@@ -362,7 +376,8 @@ class Tokens(Facade):
         IAM signs in only at its token endpoint (password, client credentials, refresh): it has no
         interactive authorization endpoint, so the document names none, as RFC 8414 section 2 allows
         when no grant uses one. response_types_supported, which both specifications require
-        non-empty, says `id_token` as Kubernetes' issuer discovery does for the same case.
+        non-empty, says `id_token` as Kubernetes' issuer discovery does for the same case; the token
+        endpoint gives an ID token with the `openid` scope.
         """
         issuer = self.settings.issuer
         return {
@@ -377,11 +392,11 @@ class Tokens(Facade):
             "token_endpoint_auth_methods_supported": list(CLIENT_AUTH_METHODS),
             # Holding a token is the right to end it: revocation authenticates no client.
             "revocation_endpoint_auth_methods_supported": ["none"],
-            # org:<id> and project:<id> name resources, so they cannot be listed (RFC 8414 lets a
-            # server leave out scopes it supports); the guide documents the syntax.
-            "scopes_supported": [SYSTEM],
-            "claims_supported": ["iss", "aud", "sub", "name", "iat", "nbf", "exp", "jti", "scope", "roles",
-                                 "permissions"],
+            # openid asks for an ID token as well; org:<id> and project:<id> name resources, so they cannot
+            # be listed (RFC 8414 lets a server leave out scopes it supports); the guide gives the syntax.
+            "scopes_supported": [OPENID, SYSTEM],
+            "claims_supported": ["iss", "aud", "sub", "name", "email", "iat", "nbf", "exp", "auth_time", "jti",
+                                 "scope", "roles", "permissions"],
         }
 
     async def rotate_signing_key(self, caller: Caller) -> SigningKey:

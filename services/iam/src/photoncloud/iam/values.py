@@ -89,6 +89,9 @@ class Grant:
     # A refresh that may keep or narrow its session's scope, never leave it (RFC 6749 section 6: the
     # OAuth2 endpoint's); without it a refresh may switch to any scope the principal holds a role on.
     within_session: bool = False
+    # OpenID Connect's `openid` scope: an ID token comes with the access token, for this audience
+    # (the client's id); "" for none.
+    id_token_audience: str = ""
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ class IssuedToken:
     refresh_expires_in: int
     scope: Scope
     roles: tuple[str, ...]
+    id_token: str = field(default="", repr=False)  # "" unless the grant asked for one
 
 
 @dataclass(frozen=True)
