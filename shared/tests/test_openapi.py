@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 import pytest
+from openapi_spec_validator import validate
 from pydantic import BaseModel, Field
 
 from photoncloud.common.models import Body, Query, Result
@@ -161,16 +162,20 @@ def test_no_routing_regex_leaks_into_paths(served):
         assert ":" not in path and ".+" not in path, path
 
 
-def test_operations_routes_are_documented(served):
-    for path in ("/health", "/metrics", "/api/v1/openapi.json"):
-        assert "get" in served["paths"][path]
+OPERATIONS_ROUTES = {("get", "/health"), ("get", "/metrics"), ("get", "/api/v1/openapi.json"), ("get", "/docs"),
+                     ("get", "/docs/static/{name}")}
+
+
+def test_operations_routes_are_documented_as_public(served):
+    for method, path in OPERATIONS_ROUTES:
+        assert served["paths"][path][method]["security"] == []
+        assert served["paths"][path][method]["x-who"] == "public"
 
 
 def test_the_document_lists_exactly_the_routes(served):
     documented = {(method, path) for path, method, _ in operations(served)}
     expected = {(method, path) for method, _, path, _, _ in DECLARED}
-    expected |= {("get", "/health"), ("get", "/metrics"), ("get", "/api/v1/openapi.json")}
-    assert documented == expected
+    assert documented == expected | OPERATIONS_ROUTES
 
 
 def test_every_ref_resolves(served):
@@ -248,3 +253,126 @@ def test_generated_from_the_table_without_a_server():
     assert {(m, p) for p, m, _ in operations(document)} == {(m, p) for m, _, p, _, _ in DECLARED}
     for ref in refs_in(document):
         resolve(document, ref)
+
+
+# --- what the routes really answer ------------------------------------------------------------------
+
+
+def test_the_served_document_is_valid_openapi_31(served):
+    validate(served)  # raises on any violation of the OpenAPI 3.1 schema
+
+
+def success_media_types(operation: dict[str, Any]) -> set[str]:
+    success = [r for status, r in operation["responses"].items() if status.startswith("2")]
+    assert len(success) == 1, operation["responses"]
+    return set(success[0].get("content", {}))
+
+
+@pytest.mark.parametrize(("path", "media_type"), [
+    ("/metrics", "text/plain"),
+    ("/docs", "text/html"),
+    ("/health", "application/json"),
+    ("/api/v1/openapi.json", "application/json"),
+])
+async def test_operations_routes_declare_the_media_type_they_answer(start, http, served, path, media_type):
+    declared = success_media_types(served["paths"][path]["get"])
+    assert [t.split(";")[0] for t in declared] == [media_type]
+    server = await start(Service("things", "2.3.4", build_routes(), []))
+    async with http.get(f"http://127.0.0.1:{server.rest_port}{path}") as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Type"].split(";")[0] == media_type
+        if media_type == "text/plain":  # Prometheus' own content type, its version included
+            assert declared == {resp.headers["Content-Type"]}
+
+
+def test_the_explorer_files_declare_their_media_types(served):
+    declared = success_media_types(served["paths"]["/docs/static/{name}"]["get"])
+    assert {"text/css", "image/png"} <= declared
+    assert declared & {"text/javascript", "application/javascript"}
+
+
+def raw_routes() -> RouteTable:
+    routes = RouteTable()
+
+    @routes.get("/api/v1/watch", "Watch: server-sent events", raw=True, rpc="test.v1.Stream/Watch")
+    async def watch(request): ...
+
+    @routes.get("/api/v1/backup", "A file", raw=True, content_types=("application/vnd.sqlite3",))
+    async def backup(request): ...
+
+    @routes.get("/api/v1/own", "The handler's own body", raw=True, rpc="test.v1.Stream/Get")
+    async def own(request): ...
+
+    return routes
+
+
+@pytest.fixture
+def streaming_contract():
+    """test.v1.Stream in the default descriptor pool: Watch streams its replies, Get answers one."""
+    from google.protobuf import descriptor_pb2, descriptor_pool
+    from google.protobuf.descriptor_pb2 import FieldDescriptorProto
+
+    pool = descriptor_pool.Default()
+    try:
+        pool.FindServiceByName("test.v1.Stream")
+        return
+    except KeyError:
+        pass
+    proto = descriptor_pb2.FileDescriptorProto(name="test/v1/stream_openapi.proto", package="test.v1", syntax="proto3")
+    message = proto.message_type.add(name="StreamMessage")
+    message.field.add(name="key", number=1, type=FieldDescriptorProto.TYPE_STRING,
+                      label=FieldDescriptorProto.LABEL_OPTIONAL)
+    service = proto.service.add(name="Stream")
+    service.method.add(name="Watch", input_type=".test.v1.StreamMessage", output_type=".test.v1.StreamMessage",
+                       server_streaming=True)
+    service.method.add(name="Get", input_type=".test.v1.StreamMessage", output_type=".test.v1.StreamMessage")
+    pool.Add(proto)
+
+
+def test_a_raw_route_of_a_streaming_rpc_is_an_event_stream(streaming_contract):
+    document = openapi_document("raw", "1", raw_routes())
+    validate(document)
+    paths = document["paths"]
+    assert success_media_types(paths["/api/v1/watch"]["get"]) == {"text/event-stream"}
+    assert success_media_types(paths["/api/v1/backup"]["get"]) == {"application/vnd.sqlite3"}
+    # A raw route declaring nothing, of a unary RPC: no media type is claimed for it.
+    assert success_media_types(paths["/api/v1/own"]["get"]) == set()
+
+
+class Options(Body):
+    """Only optional fields."""
+
+    force: bool = False
+
+
+def test_a_body_is_required_only_when_a_field_of_it_is():
+    routes = RouteTable()
+
+    @routes.post("/api/v1/things", "Create a thing", body=CreateThing)
+    async def create(request, body): ...
+
+    @routes.delete("/api/v1/things/{thing_id}", "Delete a thing", body=Options)
+    async def delete(request, thing_id, body): ...
+
+    document = openapi_document("bodies", "1", routes)
+    validate(document)
+    assert document["paths"]["/api/v1/things"]["post"]["requestBody"]["required"] is True
+    assert document["paths"]["/api/v1/things/{thing_id}"]["delete"]["requestBody"]["required"] is False
+
+
+def test_handlers_of_one_name_in_two_services_get_distinct_operation_ids():
+    routes = RouteTable()
+
+    async def get(request, **path): ...  # the gateway names the handlers of both RPCs `get`
+
+    routes.get("/api/v1/kv/{key}", "Get a key", rpc="test.v1.KV/Get")(get)
+    routes.get("/api/v1/leases/{id}", "Get a lease", rpc="test.v1.LeaseGrants/Get")(get)
+
+    @routes.get("/api/v1/health-of-things", "Unique")
+    async def unique(request): ...
+
+    document = openapi_document("ids", "1", routes)
+    ids = {path: item["get"]["operationId"] for path, item in document["paths"].items()}
+    assert ids == {"/api/v1/kv/{key}": "kv_get", "/api/v1/leases/{id}": "lease_grants_get",
+                   "/api/v1/health-of-things": "unique"}
+    validate(document)

@@ -18,7 +18,7 @@ from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from . import auth, envelope, gateway, tls
+from . import apidocs, auth, envelope, gateway, tls
 from .auth import Verifier
 from .config import AddOptions, ServerConfig, load_config
 from .logs import setup_logging
@@ -219,10 +219,11 @@ class Server:
         self.rest_port = self._runner.addresses[0][1]
 
     def operations_routes(self) -> RouteTable:
-        """GET /health, /metrics and /api/v1/openapi.json."""
+        """GET /health, /metrics, /api/v1/openapi.json and the API explorer over it, /docs."""
         routes = RouteTable()
 
-        @routes.get("/health", "Service health: status, version and dependencies", raw=True, who=auth.PUBLIC)
+        @routes.get("/health", "Service health: status, version and dependencies", raw=True, who=auth.PUBLIC,
+                    content_types=("application/json",))
         async def get_health(request: web.Request) -> web.Response:
             report: dict[str, Any] = {"status": "SERVING", "service": self.service.name,
                                       "version": self.service.version}
@@ -235,16 +236,27 @@ class Server:
             return json_response(envelope.success(report), 200 if report["status"] == "SERVING" else 503)
 
         @routes.get("/metrics", "Request counts and latencies, the process, the build and the domain's gauges, "
-                    "Prometheus text format", raw=True, who=auth.PUBLIC)
+                    "Prometheus text format", raw=True, who=auth.PUBLIC, content_types=(CONTENT_TYPE,))
         async def get_metrics(request: web.Request) -> web.Response:
             domain = await self.domain_metrics.collect() if self.domain_metrics is not None else []
             response = web.Response(body=self.metrics.exposition(domain))
             response.headers["Content-Type"] = CONTENT_TYPE
             return response
 
-        @routes.get("/api/v1/openapi.json", "This OpenAPI document", raw=True, who=auth.PUBLIC)
+        @routes.get("/api/v1/openapi.json", "This OpenAPI document", raw=True, who=auth.PUBLIC,
+                    content_types=("application/json",))
         async def get_openapi(request: web.Request) -> web.Response:
             return json_response(self._openapi)
+
+        @routes.get(apidocs.PAGE_PATH, "The API explorer (Swagger UI) over this OpenAPI document", raw=True,
+                    who=auth.PUBLIC, content_types=(apidocs.HTML,))
+        async def get_docs(request: web.Request) -> web.Response:
+            return apidocs.page(f"{self.service.name} REST API")
+
+        @routes.get(apidocs.STATIC_PATH, "A file of the API explorer (its script, style sheet, icons)", raw=True,
+                    who=auth.PUBLIC, content_types=apidocs.STATIC_TYPES)
+        async def get_docs_file(request: web.Request, name: str) -> web.FileResponse:
+            return apidocs.static_file(name)
 
         return routes
 

@@ -18,6 +18,7 @@ from aiohttp import web
 from . import envelope, request_id
 from .errors import ServiceError
 
+CONTENT_TYPE = "text/event-stream"
 HEARTBEAT_SECONDS = 10.0  # a comment line on an idle stream, so proxies and clients see it live
 # How often an idle stream looks whether its client has gone, so that what the stream holds (a
 # watch, the caller's slot of its watch limit) is given back within a second.
@@ -41,7 +42,7 @@ async def stream(request: web.Request, watch: Watch, greeting: str, render: Call
     """Send greeting (a comment), then each batch as render makes it, until the client goes, the
     watch ends, or timeout_seconds (0: never) have passed."""
     response = web.StreamResponse(headers={
-        "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+        "Content-Type": CONTENT_TYPE, "Cache-Control": "no-cache",
         request_id.HEADER: request_id.current() or "",
     })
     heartbeat = heartbeat or HEARTBEAT_SECONDS
