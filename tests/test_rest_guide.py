@@ -30,7 +30,6 @@ import re
 import secrets
 import select
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -41,6 +40,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from photoncloud.common import needs
 from photoncloud.common.errors import Code
 from photoncloud.common.gateway import contract_routes
 from photoncloud.common.rest import METHOD_NOT_ALLOWED
@@ -308,8 +308,7 @@ def fresh_platform(tmp_path):
     """The guided services as processes on free loopback ports, over empty data directories (the
     guide's outputs are those of a platform nobody used before), a k8shost node agent, and PrismNET's
     dataplane agent with PlasmaVMC's NICs on it (root: bridges and TAPs)."""
-    if os.geteuid() != 0:  # CI runs the tests as root, so this runs there
-        pytest.skip("the guide's VMs talk through PrismNET's dataplane, which needs root")
+    needs.root("the guide's VMs talk through PrismNET's dataplane")  # CI runs the tests as root
     prefix = "g" + secrets.token_hex(2)[:3]
     running = start_platform(tmp_path, *(name for name in GUIDED if name != "iam"),
                              extra_args={"plasmavmc": ("--dataplane-prefix", prefix)})
@@ -331,8 +330,7 @@ def fresh_platform(tmp_path):
 
 
 def test_guide_examples_print_what_the_guide_shows(fresh_platform, tmp_path):
-    for tool in ("curl", "jq"):
-        assert shutil.which(tool), f"{tool} is not installed; the guide's examples use it (apt-get install {tool})"
+    needs.tools("curl", "jq")  # the guide's examples use them
     blocks = guide_blocks()
     assert any(block.kind for block in blocks), f"no examples found in {GUIDE}"
     processes = {"iam": fresh_platform.iam, **fresh_platform.services}
