@@ -281,8 +281,9 @@ def test_networks(admin, tenant):
 
 def test_a_vm_is_created_and_deleted(cloud, admin, tenant):
     alice, project_id = tenant
-    admin.ok("flavor", "create", f"t-{os.urandom(2).hex()}", "--vcpus", "1", "--memory", "128", "--price", "10")
-    flavor = admin.json("flavor", "ls")[-1]
+    flavor = admin.json("flavor", "create", f"t-{os.urandom(2).hex()}", "--vcpus", "1", "--memory", "128",
+                        "--price", "10")
+    assert flavor["id"] in [f["id"] for f in admin.json("flavor", "ls")]
     image = admin.json("image", "create", "kernel-only", "--kernel", str(guest_kernel()))
     admin.ok("wallet", "create", project_id, "--balance", "100")
     assert alice.json("wallet", "get")["available"] == 100
@@ -319,12 +320,17 @@ def test_a_pod_runs_and_its_log_is_followed(admin, tenant):
     assert done.returncode == 1 and "NOT_FOUND" in done.stderr
 
 
-def test_completion_and_logout(cloud, tmp_path):
+def test_completion_a_broken_credentials_file_and_logout(cloud, tmp_path):
     user = User(cloud, tmp_path / "home")
     script = user.ok("completion", "bash")
     assert "_PCCTL_COMPLETE" in script and "complete " in script
+    user.credentials.parent.mkdir(parents=True)
+    user.credentials.write_text("{cut short")
+    done = user.run("kv", "ls")
+    assert done.returncode == 1 and "not valid JSON" in done.stderr and "pcctl login" in done.stderr
     name, password = cloud.user_with_role("viewer")
-    user.login(name, password)
+    user.login(name, password)  # signing in again mends it
+    assert user.json("whoami")["name"] == name
     user.ok("logout")
     assert "tokens" not in json.loads(user.credentials.read_text())
     done = user.run("kv", "ls")

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from photoncloud.pcctl.output import render
-from photoncloud.pcctl.store import CredentialStore
+from photoncloud.pcctl.store import CredentialsError, CredentialStore
 from photoncloud.sdk import ApiError, Client, Endpoints, Tokens
 from photoncloud.sdk.endpoints import service_url
 
@@ -276,8 +276,10 @@ def test_the_credentials_file_is_0600_whatever_the_umask_and_what_was_there(tmp_
     assert store.tokens() is None and store.endpoints() == Endpoints("http://h")
     assert [p.name for p in store.directory.iterdir()] == ["credentials.json"]  # no temporary left
     store.path.write_text("{not json")
-    with pytest.raises(ValueError, match="pcctl login"):
+    with pytest.raises(CredentialsError, match="pcctl login"):
         store.tokens()
+    store.save(Tokens("b", 3.0))  # a new sign-in writes over it
+    assert store.tokens() == Tokens("b", 3.0) and stat.S_IMODE(store.path.stat().st_mode) == 0o600
 
 
 def test_output_formats():

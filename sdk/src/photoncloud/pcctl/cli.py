@@ -16,7 +16,7 @@ from photoncloud.sdk.endpoints import PORTS
 from .commands import compute, data, identity, kube, money, network
 from .context import State, output_option, pairs, report, state
 from .output import FORMATS
-from .store import CredentialStore, config_dir
+from .store import CredentialsError, CredentialStore, config_dir
 
 
 class Root(click.Group):
@@ -29,7 +29,7 @@ class Root(click.Group):
             obj = ctx.obj
             report(error, obj.output if isinstance(obj, State) else "table")
             ctx.exit(1)
-        except ValueError as error:  # a bad configuration file or endpoint
+        except CredentialsError as error:
             raise click.ClickException(str(error)) from None
 
 
@@ -58,7 +58,10 @@ def cli(ctx: click.Context, url: str | None, endpoint: tuple[str, ...], token: s
     stored = store.endpoints() if os.environ.get("PHOTONCLOUD_URL") is None else None
     overrides = pairs(endpoint, "--endpoint")
     base = url or (stored.base if stored else env.base)
-    endpoints = (stored or env).with_overrides(base, {**env.overrides, **overrides})
+    try:
+        endpoints = (stored or env).with_overrides(base, {**env.overrides, **overrides})
+    except ValueError as error:  # a service that does not exist
+        raise click.BadParameter(str(error), param_hint="--endpoint or PHOTONCLOUD_<SERVICE>_URL") from None
     ctx.obj = State(store, endpoints, token, ca_file or True, output)
 
 
@@ -75,9 +78,7 @@ def login(username: str | None, password_stdin: bool, client_id: str | None, pro
     password comes from PHOTONCLOUD_PASSWORD, stdin or a prompt (a client secret from
     PHOTONCLOUD_CLIENT_SECRET or a prompt)."""
     st = state()
-    st.token = None
-    auth = st.client.auth
-    auth.on_change = None  # kept below, with the endpoints it was made against
+    auth = st.signed_out_client().auth  # kept below, with the endpoints it was made against
     if client_id:
         secret = os.environ.get("PHOTONCLOUD_CLIENT_SECRET") or secret_input("Client secret", password_stdin)
         tokens = auth.login_client(client_id, secret, project_id, org_id)

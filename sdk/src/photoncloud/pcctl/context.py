@@ -41,6 +41,11 @@ class State:
                                   shared=self.store)
         return self._client
 
+    def signed_out_client(self) -> Client:
+        """A client with no token, whatever the file holds (to sign in anew)."""
+        self._client = Client(self.endpoints, verify=self.verify)
+        return self._client
+
     def project(self, given: str | None) -> str:
         """The project a command works in: the one given, else the signed-in token's project."""
         project = given or os.environ.get("PHOTONCLOUD_PROJECT")

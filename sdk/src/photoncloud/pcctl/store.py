@@ -26,6 +26,10 @@ def config_dir(environ: Mapping[str, str] | None = None) -> Path:
     return base / "photoncloud"
 
 
+class CredentialsError(Exception):
+    """The credentials file cannot be read as pcctl writes it."""
+
+
 class CredentialStore:
     """The credentials file of a config directory."""
 
@@ -40,7 +44,7 @@ class CredentialStore:
         except FileNotFoundError:
             return {}
         except ValueError as exc:
-            raise ValueError(f"{self.path} is not valid JSON ({exc}); sign in again with `pcctl login`") from None
+            raise CredentialsError(f"{self.path} is not valid JSON ({exc}); sign in again with `pcctl login`") from None
         return data if isinstance(data, dict) else {}
 
     @contextmanager
@@ -60,8 +64,12 @@ class CredentialStore:
         return Tokens.from_dict(data) if isinstance(data, dict) else None
 
     def endpoints(self) -> Endpoints | None:
-        """The endpoints the stored sign-in was made against."""
-        data = self.load().get("endpoints")
+        """The endpoints the stored sign-in was made against (None for a file that cannot be read: the
+        defaults then, and the commands that need its tokens say what is wrong)."""
+        try:
+            data = self.load().get("endpoints")
+        except CredentialsError:
+            return None
         if not isinstance(data, dict):
             return None
         return Endpoints(str(data.get("base") or ""), dict(data.get("overrides") or {}))
@@ -70,7 +78,10 @@ class CredentialStore:
         """Replace the tokens (None: forget them), keeping what else the file holds. The file is written
         whole beside the old one with mode 0600, then renamed over it: a reader never sees half of it,
         and the tokens are never readable by others, not even for a moment."""
-        data = self.load()
+        try:
+            data = self.load()
+        except CredentialsError:  # written over: a new sign-in replaces what could not be read
+            data = {}
         if tokens is None:
             data.pop("tokens", None)
         else:
