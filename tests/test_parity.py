@@ -21,6 +21,8 @@ REST_ONLY = {
     ("GET", "/health"): "gRPC has the standard grpc.health.v1.Health service instead",
     ("GET", "/metrics"): "Prometheus scrapes HTTP; there is nothing to mirror over gRPC",
     ("GET", "/api/v1/openapi.json"): "gRPC describes itself through server reflection instead",
+    ("GET", "/docs"): "a page for browsers over the OpenAPI document",
+    ("GET", "/docs/static/{name}"): "the files of that page",
 }
 # RPCs that have no REST route, and why (streams, once there are any, belong here).
 _ETCD_SHAPED = ("ChainFire's etcd-shaped RPC (bytes keys and values, a response header) for gRPC clients; "
