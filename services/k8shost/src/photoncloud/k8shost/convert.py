@@ -22,7 +22,7 @@ from .core import Page
 from .records import KIND_NAMES, KINDS, Condition, Endpoints, Meta, Namespace, Node, Object, Pod, PodStatus, Service
 
 # The kinds this contract's WatchEvent has a message for (events have none: they are served elsewhere).
-WATCHED_KINDS = ("namespaces", "pods", "services", "endpoints", "nodes")
+WATCHED_KINDS = ("namespaces", "pods", "services", "nodes", "endpoints")  # as the kinds were listed before events
 
 M = TypeVar("M", bound=Message)
 
