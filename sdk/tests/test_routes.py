@@ -29,6 +29,14 @@ class Recorder:
         self.calls.append((method, path))
         return {"results": [{"columns": [], "rows": []}], "items": [], "next_page_token": ""}
 
+    def download(self, path: str, params: Mapping[str, Any] | None = None) -> bytes:
+        self.calls.append(("GET", path))
+        return b""
+
+    def upload(self, path: str, data: bytes, content_type: str, params: Mapping[str, Any] | None = None) -> Any:
+        self.calls.append(("POST", path))
+        return {}
+
     def pages(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[Any]:
         self.calls.append(("GET", path))
         return iter(())

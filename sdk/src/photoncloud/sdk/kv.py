@@ -62,13 +62,13 @@ class KV(Service):
         """A lease of ttl seconds."""
         return self._post("/api/v1/leases", fields(ttl=ttl, id=lease_id))
 
-    def leases(self) -> Json:
+    def leases(self) -> Iterator[Json]:
         """The leases of the caller's keyspace."""
-        return self._get("/api/v1/leases")
+        return self._pages("/api/v1/leases")
 
-    def lease(self, lease_id: int) -> Json:
-        """One lease, with its time left and keys."""
-        return self._get(f"/api/v1/leases/{lease_id}")
+    def lease(self, lease_id: int, keys: bool | None = None) -> Json:
+        """One lease: its time left, and with keys its keys."""
+        return self._get(f"/api/v1/leases/{lease_id}", keys=keys)
 
     def keepalive(self, lease_id: int) -> Json:
         """Renew a lease."""

@@ -35,13 +35,22 @@ class SQL(Service):
         """One table."""
         return self._get(f"/api/v1/tables/{seg(name)}")
 
+    def backup(self, project_id: str | None = None) -> bytes:
+        """The project's whole database (tables and namespaces) as one SQLite file."""
+        return self.transport.download("/api/v1/backup", fields(project_id=project_id))
+
+    def restore(self, database: bytes, project_id: str | None = None) -> Json:
+        """Replace the project's database with a SQLite file (flaredb:sql:manage)."""
+        return self.transport.upload("/api/v1/restore", database, "application/vnd.sqlite3",
+                                     fields(project_id=project_id))
+
     def create_namespace(self, name: str, mode: str = "strong") -> Json:
         """A key-value namespace, `strong` (through the Raft log) or `eventual`."""
         return self._post("/api/v1/namespaces", {"name": name, "mode": mode})
 
-    def namespaces(self) -> Json:
+    def namespaces(self) -> Iterator[Json]:
         """The project's key-value namespaces."""
-        return self._get("/api/v1/namespaces")
+        return self._pages("/api/v1/namespaces")
 
     def namespace(self, name: str) -> Json:
         """One key-value namespace."""
@@ -58,6 +67,13 @@ class SQL(Service):
     def kv_delete(self, namespace: str, key: str) -> Json:
         """Delete a key of a namespace."""
         return self._delete(f"/api/v1/kv/{key_path(key)}", namespace=namespace)
+
+    def kv_cas(self, namespace: str, key: str, expected_version: int, value: str | None = None,
+               delete: bool | None = None) -> Json:
+        """Write (or delete) a key of a strong namespace if its version is expected_version (0: absent):
+        succeeded, and the key's version and value afterwards."""
+        return self._post("/api/v1/cas", fields(namespace=namespace, key=key, expected_version=expected_version,
+                                                value=value, delete=delete))
 
     def kv_scan(self, namespace: str, start: str | None = None, end: str | None = None,
                 limit: int | None = None) -> Json:

@@ -53,16 +53,33 @@ class Transport:
                 response = self._send(method, path, params, json, fresh, request_id)
         return self._unwrap(response)
 
+    def download(self, path: str, params: Mapping[str, Any] | None = None) -> bytes:
+        """The body of GET path as bytes (a file, not an envelope); ApiError for an error envelope."""
+        token = self.tokens.access_token() if self.tokens else None
+        response = self._send("GET", path, params, None, token, None)
+        if response.status_code >= 400:
+            self._unwrap(response)
+        return response.content
+
+    def upload(self, path: str, data: bytes, content_type: str,
+               params: Mapping[str, Any] | None = None) -> Any:
+        """The `data` of the answer to POST path with data as the body."""
+        token = self.tokens.access_token() if self.tokens else None
+        return self._unwrap(self._send("POST", path, params, None, token, None, (data, content_type)))
+
     def _send(self, method: str, path: str, params: Mapping[str, Any] | None, json: Any, token: str | None,
-              request_id: str | None) -> requests.Response:
+              request_id: str | None, raw: tuple[bytes, str] | None = None) -> requests.Response:
         headers = {"Accept": "application/json"}
+        if raw is not None:
+            headers["Content-Type"] = raw[1]
         if token:
             headers["Authorization"] = f"Bearer {token}"
         if request_id:
             headers["X-Request-ID"] = request_id
         url = self.base_url + path
         try:
-            return self.session.request(method, url, params=query(params), json=json, headers=headers,
+            return self.session.request(method, url, params=query(params), json=json,
+                                        data=raw[0] if raw else None, headers=headers,
                                         timeout=self.timeout, verify=self.verify)
         except requests.RequestException as exc:
             raise ApiError("UNAVAILABLE", f"cannot reach {url}: {reason(exc)}", {"url": url}) from exc

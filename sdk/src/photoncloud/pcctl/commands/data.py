@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -72,6 +73,71 @@ def parse_param(value: str) -> Any:
         return value
 
 
+@click.group()
+def lease() -> None:
+    """ChainFire's leases: keys put with --lease go when their lease is revoked or expires."""
+
+
+@lease.command("grant")
+@click.argument("ttl", type=int)
+@output_option
+def lease_grant(ttl: int) -> None:
+    """Grant a lease of TTL seconds (its id is what `kv put --lease` takes)."""
+    state().emit(state().client.kv.grant_lease(ttl))
+
+
+@lease.command("ls")
+@output_option
+def lease_ls() -> None:
+    """The leases of the keyspace."""
+    state().emit(list(state().client.kv.leases()), [("ID", "id"), ("TTL", "ttl"), ("GRANTED_TTL", "granted_ttl")])
+
+
+@lease.command("get")
+@click.argument("lease_id", type=int)
+@output_option
+def lease_get(lease_id: int) -> None:
+    """A lease's seconds left and its keys."""
+    state().emit(state().client.kv.lease(lease_id, keys=True))
+
+
+@lease.command("keepalive")
+@click.argument("lease_id", type=int)
+@output_option
+def lease_keepalive(lease_id: int) -> None:
+    """Start a lease's ttl over."""
+    state().emit(state().client.kv.keepalive(lease_id))
+
+
+@lease.command("revoke")
+@click.argument("lease_id", type=int)
+@output_option
+def lease_revoke(lease_id: int) -> None:
+    """Revoke a lease, deleting its keys."""
+    state().emit(state().client.kv.revoke_lease(lease_id))
+
+
+@click.group()
+def cluster() -> None:
+    """ChainFire's Raft cluster (the operator's)."""
+
+
+@cluster.command("status")
+@output_option
+def cluster_status() -> None:
+    """This member: its role, the leader, Raft term and index, the revision."""
+    state().emit(state().client.kv.status())
+
+
+@cluster.command("members")
+@output_option
+def cluster_members() -> None:
+    """The members, where clients reach them, which one leads."""
+    data = state().client.kv.members()
+    state().emit(data.get("members", data), [("ID", "id"), ("PEER", "peer_address"), ("CLIENT_URLS", "client_urls"),
+                                             ("LEADER", "is_leader")])
+
+
 @click.command()
 @click.argument("statement")
 @click.option("-a", "--arg", "args", multiple=True, help="A positional parameter (`?`), JSON or text; repeatable.")
@@ -114,7 +180,107 @@ def table_get(name: str) -> None:
     state().emit(state().client.sql.table(name))
 
 
+@click.group()
+def db() -> None:
+    """FlareDB's key-value namespaces, and backups of the project's database."""
+
+
+@db.command("ns-create")
+@click.argument("name")
+@click.option("--mode", type=click.Choice(["strong", "eventual"]), default="strong",
+              help="strong: through the Raft log; eventual: faster, may lag.")
+@output_option
+def db_ns_create(name: str, mode: str) -> None:
+    """Create a key-value namespace."""
+    state().emit(state().client.sql.create_namespace(name, mode))
+
+
+@db.command("ns-ls")
+@output_option
+def db_ns_ls() -> None:
+    """The project's key-value namespaces."""
+    state().emit(list(state().client.sql.namespaces()), [("NAME", "name"), ("MODE", "mode")])
+
+
+@db.command("put")
+@click.argument("namespace")
+@click.argument("key")
+@click.argument("value")
+@output_option
+def db_put(namespace: str, key: str, value: str) -> None:
+    """Write KEY = VALUE in an eventual NAMESPACE (a strong one is written with `db cas`)."""
+    state().emit(state().client.sql.kv_put(namespace, key, value))
+
+
+@db.command("cas")
+@click.argument("namespace")
+@click.argument("key")
+@click.argument("value", required=False)
+@click.option("--expected-version", type=int, required=True, help="The key's version now (0: it must not exist).")
+@click.option("--delete", is_flag=True, help="Delete the key instead of writing VALUE.")
+@output_option
+def db_cas(namespace: str, key: str, value: str | None, expected_version: int, delete: bool) -> None:
+    """Write KEY = VALUE (or delete KEY) in NAMESPACE if its version is --expected-version; exit 3 when
+    it is not (the answer shows the key's current version and value)."""
+    if (value is None) != delete:
+        raise click.UsageError("give VALUE, or --delete")
+    result = state().client.sql.kv_cas(namespace, key, expected_version, value, delete or None)
+    state().emit(result)
+    if not result.get("succeeded"):
+        raise click.exceptions.Exit(3)
+
+
+@db.command("get")
+@click.argument("namespace")
+@click.argument("key")
+@output_option
+def db_get(namespace: str, key: str) -> None:
+    """Read KEY of NAMESPACE."""
+    state().emit(state().client.sql.kv_get(namespace, key))
+
+
+@db.command("del")
+@click.argument("namespace")
+@click.argument("key")
+@output_option
+def db_del(namespace: str, key: str) -> None:
+    """Delete KEY of NAMESPACE."""
+    state().emit(state().client.sql.kv_delete(namespace, key))
+
+
+@db.command("scan")
+@click.argument("namespace")
+@click.option("--start", default=None, help="The first key (default: the namespace's first).")
+@click.option("--end", default=None, help="The key the scan stops before.")
+@click.option("--limit", type=int, default=None)
+@output_option
+def db_scan(namespace: str, start: str | None, end: str | None, limit: int | None) -> None:
+    """The keys of NAMESPACE in [--start, --end)."""
+    data = state().client.sql.kv_scan(namespace, start, end, limit)
+    state().emit(data.get("items", data), [("KEY", "key"), ("VALUE", "value")])
+
+
+@db.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False, writable=True))
+@click.option("-p", "--project", default=None, help="The project (an operator's token names it).")
+def db_backup(file: str, project: str | None) -> None:
+    """Save the project's whole database (tables and namespaces) to FILE, a SQLite file (mode 0600)."""
+    data = state().client.sql.backup(project)
+    with os.fdopen(os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+        f.write(data)
+    click.echo(f"{len(data)} bytes written to {file}", err=True)
+
+
+@db.command("restore")
+@click.argument("file", type=click.File("rb"))
+@click.option("-p", "--project", default=None, help="The project (an operator's token names it).")
+@output_option
+def db_restore(file: Any, project: str | None) -> None:
+    """Replace the project's database with FILE, a SQLite file (flaredb:sql:manage)."""
+    state().emit(state().client.sql.restore(file.read(), project))
+
+
 def register(root: click.Group) -> None:
-    """Add kv, sql and table to root."""
-    for command in (kv, sql, table):
+    """Add kv, lease, cluster, sql, table and db to root."""
+    for command in (kv, lease, cluster, sql, table, db):
         root.add_command(command)

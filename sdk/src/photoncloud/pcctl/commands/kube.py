@@ -227,6 +227,15 @@ def svc_delete(name: str, namespace: str) -> None:
     state().emit(state().client.k8s.delete_service(namespace, name))
 
 
+@svc.command("endpoints")
+@click.argument("name")
+@click.option("-n", "--namespace", required=True)
+@output_option
+def svc_endpoints(name: str, namespace: str) -> None:
+    """The pods a service selects, ready or not."""
+    state().emit(state().client.k8s.endpoints(namespace, name))
+
+
 @click.group()
 def node() -> None:
     """k8shost's nodes."""

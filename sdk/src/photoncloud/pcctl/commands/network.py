@@ -167,6 +167,38 @@ def sg_delete(security_group_id: str) -> None:
     state().emit(state().client.net.delete_security_group(security_group_id))
 
 
+@sg.command("rule-add")
+@click.argument("security_group_id")
+@click.option("--direction", type=click.Choice(["INGRESS", "EGRESS"]), default=None, help="Default: INGRESS.")
+@click.option("--protocol", default=None, help="TCP, UDP, ICMP or ANY.")
+@click.option("--port", "ports", default=None, metavar="MIN[-MAX]", help="A port or a range (TCP and UDP).")
+@click.option("--remote-cidr", default=None, help="Where traffic may come from (or go to).")
+@click.option("--remote-group", "remote_group_id", default=None, help="Or: the ports of this security group.")
+@click.option("--description", default=None)
+@output_option
+def sg_rule_add(security_group_id: str, direction: str | None, protocol: str | None, ports: str | None,
+                remote_cidr: str | None, remote_group_id: str | None, description: str | None) -> None:
+    """Add a rule to a security group."""
+    rule: dict[str, object] = {k: v for k, v in (("direction", direction), ("protocol", protocol),
+                                                 ("remote_cidr", remote_cidr), ("remote_group_id", remote_group_id),
+                                                 ("description", description)) if v is not None}
+    if ports:
+        low, _, high = ports.partition("-")
+        if not low.isdigit() or (high and not high.isdigit()):
+            raise click.BadParameter(f"{ports!r} is not a port or a range such as 8000-8080", param_hint="--port")
+        rule["port_range_min"], rule["port_range_max"] = int(low), int(high or low)
+    state().emit(state().client.net.add_rule(security_group_id, **rule))
+
+
+@sg.command("rule-delete")
+@click.argument("security_group_id")
+@click.argument("rule_id")
+@output_option
+def sg_rule_delete(security_group_id: str, rule_id: str) -> None:
+    """Delete a rule of a security group."""
+    state().emit(state().client.net.delete_rule(security_group_id, rule_id))
+
+
 def register(root: click.Group) -> None:
     """Add vpc, subnet, port and sg to root."""
     for command in (vpc, subnet, port, sg):
