@@ -2,8 +2,9 @@
 
 - POST /oauth2/token (RFC 6749 section 3.2): a form body (application/x-www-form-urlencoded) with
   the password, client_credentials or refresh_token grant; the answer is RFC 6749's top-level JSON
-  (access_token, token_type, expires_in, refresh_token, scope) with Cache-Control: no-store and
-  Pragma: no-cache, and errors are section 5.2's `{"error": ..., "error_description": ...}`.
+  (access_token, token_type, expires_in, refresh_token, scope; id_token with openid) with
+  Cache-Control: no-store and Pragma: no-cache, and errors are section 5.2's
+  `{"error": ..., "error_description": ...}`.
 - POST /oauth2/revoke (RFC 7009): ends the session of a refresh or access token.
 
 Served as an application of its own under /oauth2, since its wire format is not the platform's
@@ -30,7 +31,7 @@ from photoncloud.common.auth import ORG, PROJECT, SYSTEM, Scope
 from photoncloud.common.errors import Code, ServiceError
 
 from .core import Caller, Grant, IamCore, IssuedToken
-from .rules import (CLIENT_CREDENTIALS, GRANT_TYPES, OAUTH2_REVOKE_PATH, OAUTH2_TOKEN_PATH, OPENID, PASSWORD)
+from .rules import CLIENT_CREDENTIALS, GRANT_TYPES, OAUTH2_REVOKE_PATH, OAUTH2_TOKEN_PATH, OPENID, PASSWORD
 
 PREFIX = "/oauth2"
 FORM = "application/x-www-form-urlencoded"
