@@ -114,6 +114,17 @@ def test_metrics_docs_and_event_streams_declare_what_they_answer(platform, docum
     assert declared == {headers["Content-Type"]}
 
 
+def test_flaredb_backup_is_a_sqlite_file_as_documented(platform, documents):
+    operation = documents["flaredb"]["paths"]["/api/v1/backup"]["get"]
+    assert success_media_types(operation) == {"application/vnd.sqlite3"}
+    _, project_id = platform.project("docs-backup")
+    status, headers, body = fetch(f"{platform.services['flaredb'].url}/api/v1/backup?project_id={project_id}",
+                                  token=platform.admin_token())
+    assert status == 200, body
+    assert headers["Content-Type"] == "application/vnd.sqlite3"
+    assert body.startswith(b"SQLite format 3\x00")
+
+
 @pytest.mark.parametrize(("service", "target"), [
     ("chainfire", "/api/v1/watch?key=docs&timeout_seconds=0.2"),
     ("k8shost", "/api/v1/watch/pods?timeout_seconds=1"),

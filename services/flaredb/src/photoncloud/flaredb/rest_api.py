@@ -28,6 +28,7 @@ from .commands import Statement, Value
 from .results import StatementResult
 
 SQL = "photoncloud.flaredb.v1.Sql/"
+SQLITE = "application/vnd.sqlite3"  # the media type of a SQLite database file
 ConsistencyName = Literal["none", "weak", "strong"]
 
 
@@ -120,12 +121,12 @@ def routes(db: core.FlareDBCore) -> RouteTable:
 
     # The answer is the SQLite file itself, not JSON.
     @table.get("/api/v1/backup", "The project's database as a SQLite file (application/vnd.sqlite3)",
-               raw=True, binding=backup_binding, **gateway.declared(SQL + "Backup"))
+               raw=True, content_types=(SQLITE,), binding=backup_binding, **gateway.declared(SQL + "Backup"))
     async def backup(request: web.Request) -> web.Response:
         query = cast(pb.BackupRequest, await gateway.request_message(request, backup_binding))
         project_id = await db.project(query.project_id, core.SQL_READ)
         data = await db.backup(project_id, convert.consistency(query.consistency))
-        return web.Response(body=data, content_type="application/vnd.sqlite3", headers={
+        return web.Response(body=data, content_type=SQLITE, headers={
             "Content-Disposition": f'attachment; filename="{project_id}.sqlite3"'})
 
     # The request body is the SQLite file itself, not JSON (the project comes from the query string).
