@@ -315,6 +315,15 @@ def test_networks(admin, tenant):
     assert [v["id"] for v in alice.json("vpc", "ls")] == [vpc["id"]]
     done = alice.run("subnet", "create", "bad", "--vpc", vpc["id"], "--cidr", "192.168.0.0/24")
     assert done.returncode == 1 and "INVALID_ARGUMENT" in done.stderr
+    group = alice.json("sg", "create", "ssh")
+    rule = alice.json("sg", "rule-add", group["id"], "--protocol", "TCP", "--port", "22", "--remote-cidr",
+                      "192.0.2.0/24")["rule"]
+    assert (rule["protocol"], rule["port_range_min"], rule["port_range_max"], rule["remote_cidr"]) \
+        == ("TCP", 22, 22, "192.0.2.0/24")
+    [listed] = [g for g in alice.json("sg", "ls") if g["id"] == group["id"]]
+    assert rule["id"] in [r["id"] for r in listed["rules"]]
+    done = alice.run("sg", "rule-add", group["id"], "--port", "22-x")
+    assert done.returncode == 2 and "22-x" in done.stderr
 
 
 def test_a_vm_is_created_and_deleted(cloud, admin, tenant):
