@@ -303,7 +303,7 @@ def test_commands_running_at_once_refresh_the_token_once(tenant):
     alice.ok("kv", "ls")  # the session is still live
 
 
-def test_networks(admin, tenant):
+def test_networks(cloud, admin, tenant, tmp_path):
     alice, project_id = tenant
     vpc = alice.json("vpc", "create", "web", "--cidr", "10.0.0.0/16")
     assert vpc["project_id"] == project_id and vpc["cidr_block"] == "10.0.0.0/16"
@@ -324,6 +324,11 @@ def test_networks(admin, tenant):
     assert rule["id"] in [r["id"] for r in listed["rules"]]
     done = alice.run("sg", "rule-add", group["id"], "--port", "22-x")
     assert done.returncode == 2 and "22-x" in done.stderr
+    # A script with a token and no sign-in (PHOTONCLOUD_TOKEN): the token's project is the default too.
+    script = User(cloud, tmp_path / "ci")
+    token = alice.ok("token").strip()
+    made = script.json("vpc", "create", "ci", "--cidr", "10.9.0.0/16", env={"PHOTONCLOUD_TOKEN": token})
+    assert made["project_id"] == project_id and not script.credentials.exists()
 
 
 def test_a_vm_is_created_and_deleted(cloud, admin, tenant):

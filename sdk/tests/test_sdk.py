@@ -282,6 +282,17 @@ def test_the_credentials_file_is_0600_whatever_the_umask_and_what_was_there(tmp_
     assert store.tokens() == Tokens("b", 3.0) and stat.S_IMODE(store.path.stat().st_mode) == 0o600
 
 
+def test_the_project_a_given_token_is_scoped_to_is_the_default():
+    import base64
+
+    from photoncloud.pcctl.context import token_scope
+
+    claims = {"sub": "user:1", "scope": {"type": "project", "org_id": "o", "project_id": "p-7"}}
+    payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+    assert token_scope(f"header.{payload}.signature") == claims["scope"]
+    assert token_scope("not-a-jwt") == {} and token_scope("a.!!!.c") == {}
+
+
 def test_output_formats():
     items = [{"id": "a", "name": "x", "meta": {"n": 1}}, {"id": "bb", "name": "y", "meta": {"n": 2}}]
     assert render(items, "table", [("ID", "id"), ("N", "meta.n")]).splitlines() == ["ID  N", "a   1", "bb  2"]

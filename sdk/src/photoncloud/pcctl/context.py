@@ -3,6 +3,7 @@ file), the output format, the project a command works in, and errors printed fro
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -52,7 +53,8 @@ class State:
         if project:
             return project
         tokens = self.client.auth.tokens
-        scoped = (tokens.scope.get("project_id") if tokens else None)
+        scope = tokens.scope if tokens else token_scope(self.token or "")
+        scoped = scope.get("project_id")
         if not scoped:
             raise click.UsageError("no project: give --project (the signed-in token is not scoped to one)")
         return str(scoped)
@@ -60,6 +62,18 @@ class State:
     def emit(self, data: Any, columns: Sequence[Column] | None = None) -> None:
         """Print a result in the chosen output format."""
         emit(data, self.output, columns)
+
+
+def token_scope(token: str) -> dict[str, Any]:
+    """The scope claim of a JWT, read without verifying it: only to pick the project a command defaults
+    to (the services verify the token)."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return {}
+    scope = claims.get("scope") if isinstance(claims, dict) else None
+    return scope if isinstance(scope, dict) else {}
 
 
 def state() -> State:
