@@ -259,6 +259,33 @@ def test_endpoints():
         Endpoints(overrides={"nova": "http://x"})
 
 
+def test_pcctl_endpoints_flags_then_environment_then_the_sign_in(tmp_path, monkeypatch):
+    import click
+
+    from photoncloud.pcctl.cli import cli
+
+    for name in [k for k in os.environ if k.startswith("PHOTONCLOUD_")]:
+        monkeypatch.delenv(name)
+    CredentialStore(tmp_path).save(Tokens("a", 1.0), Endpoints("http://10.0.0.1", {"iam": "http://iam.lan:9000"}))
+
+    def endpoints(url: str | None = None, *endpoint: str) -> Endpoints:
+        ctx = click.Context(cli)
+        with ctx:
+            ctx.invoke(cli.callback, url=url, endpoint=endpoint, token=None, ca_file=None,
+                       config_path=str(tmp_path), output="table")
+        return ctx.obj.endpoints
+
+    signed_in = endpoints()
+    assert signed_in.url("iam") == "http://iam.lan:9000" and signed_in.url("flaredb") == "http://10.0.0.1:8082"
+    monkeypatch.setenv("PHOTONCLOUD_K8SHOST_URL", "http://k8s.lan")
+    assert endpoints().url("k8shost") == "http://k8s.lan" and endpoints().url("iam") == "http://iam.lan:9000"
+    other = endpoints("http://10.9.9.9", "flaredb=http://db.lan:1")  # another platform: nothing signed-in applies
+    assert (other.url("iam"), other.url("flaredb"), other.url("k8shost")) == \
+        ("http://10.9.9.9:8083", "http://db.lan:1", "http://k8s.lan")
+    with pytest.raises(click.BadParameter, match="nova"):
+        endpoints(None, "nova=http://x")
+
+
 def test_the_credentials_file_is_0600_whatever_the_umask_and_what_was_there(tmp_path):
     store = CredentialStore(tmp_path / "photoncloud")
     store.path.parent.mkdir()

@@ -55,11 +55,11 @@ def cli(ctx: click.Context, url: str | None, endpoint: tuple[str, ...], token: s
     of every service (kv, sql, project, user, vm, pod, svc, vpc, subnet, port, wallet, ...)."""
     store = CredentialStore(Path(config_path) if config_path else config_dir())
     env = Endpoints.from_env()
-    stored = store.endpoints() if os.environ.get("PHOTONCLOUD_URL") is None else None
+    # A URL given (flag or PHOTONCLOUD_URL) names another platform: none of the signed-in one's endpoints apply.
+    stored = store.endpoints() if url is None else None
     overrides = pairs(endpoint, "--endpoint")
-    base = url or (stored.base if stored else env.base)
     try:
-        endpoints = (stored or env).with_overrides(base, {**env.overrides, **overrides})
+        endpoints = (stored or env).with_overrides(url, {**env.overrides, **overrides})
     except ValueError as error:  # a service that does not exist
         raise click.BadParameter(str(error), param_hint="--endpoint or PHOTONCLOUD_<SERVICE>_URL") from None
     ctx.obj = State(store, endpoints, token, ca_file or True, output)
