@@ -642,6 +642,15 @@ def test_a_namespace_belongs_to_the_tokens_project_and_not_to_one_it_names(k8s):
     assert moved.status in (400, 403, 422) and moved.body["kind"] == "Status"
     annotations = k8s.call("GET", f"/api/v1/namespaces/{ns}", k8s.admin).body["metadata"]["annotations"]
     assert annotations[PROJECT] == k8s.project_a
+    # Naming another org beside the token's own project: refused, or the project's true org kept.
+    org = annotations["photoncloud.io/org-id"]
+    name = f"org-{secrets.token_hex(3)}"
+    foreign = k8s.call("POST", "/api/v1/namespaces", k8s.a, {"metadata": {
+        "name": name, "annotations": {"photoncloud.io/org-id": "org-" + secrets.token_hex(8)}}})
+    if foreign.status == 201:
+        assert foreign.body["metadata"]["annotations"]["photoncloud.io/org-id"] == org
+    else:
+        assert foreign.status in (400, 403, 404, 422) and foreign.body["kind"] == "Status", foreign.body
 
 
 async def test_another_projects_token_reaches_none_of_a_namespaces_objects(k8s):
