@@ -774,6 +774,9 @@ async def test_nodes_selectors_and_a_watch_that_an_object_leaves(k8s):
             "uid": pod["metadata"]["uid"], "status": {"phase": "Running"}}, k8s.admin)
         assert reported[0] == 200, reported
         k8s.pod(k8s.a, ns, "unbound", nodeSelector={"disk": "none"})
+        # A heartbeat, so that the node stays Ready (and its pod Running) through the checks below.
+        beat = k8s.platform.request("POST", f"{k8s.base}/api/v1/nodes/{node}/heartbeat", {}, k8s.admin)
+        assert beat[0] == 200, beat
 
         def names(query: str, token: str = k8s.a) -> list[str]:
             reply = k8s.call("GET", f"/api/v1/namespaces/{ns}/pods?{query}", token)
