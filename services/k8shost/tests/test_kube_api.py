@@ -379,6 +379,13 @@ def test_strict_field_validation_names_the_unknown_field_and_ignore_drops_it(k8s
         f"handed to the core, which refuses them; Kubernetes drops them: {ignored.body}")
     kept = k8s.call("GET", f"/api/v1/namespaces/{ns}/pods/v", k8s.a).body
     assert "volumes" not in kept["spec"] and "livenessProbe" not in kept["spec"]["containers"][0]
+    # Warn: accepted and dropped, each field named in a Warning header as the API server writes them
+    # (299 - "unknown field \"spec.volumes\""), which kubectl prints.
+    warned = k8s.call("POST", f"/api/v1/namespaces/{ns}/pods?fieldValidation=Warn", k8s.a,
+                      {**manifest, "metadata": {"name": "w"}})
+    assert warned.status == 201, warned.body
+    assert '299 - "unknown field \\"spec.volumes\\""' in warned.headers.get_all("Warning", [])
+    assert "volumes" not in k8s.call("GET", f"/api/v1/namespaces/{ns}/pods/w", k8s.a).body["spec"]
     wrong_kind = k8s.call("POST", f"/api/v1/namespaces/{ns}/pods", k8s.a, service_manifest("x"))
     assert wrong_kind.status == 400
 
