@@ -736,6 +736,7 @@ def test_a_body_too_large_is_a_clear_refusal(k8s):
         "BUG kube/api.py: a body over the mounted application's size limit raises aiohttp's 413 inside the handler, "
         f"which _endpoint's catch-all turns into a 500 InternalError: {reply.status} {reply.body}")
     assert isinstance(reply.body, dict) and reply.body.get("kind") == "Status", reply.body
+    assert reply.reason() == ("RequestEntityTooLarge", 413)  # the API server's answer to a body over its limit
     assert k8s.call("GET", f"/api/v1/namespaces/{ns}/pods", k8s.a).body["items"] == []
 
 
