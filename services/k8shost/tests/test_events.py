@@ -448,7 +448,7 @@ async def test_the_contracts_watch_refuses_events_on_both_transports(tmp_path):
                                    params={"timeout_seconds": "1"}) as response:
                 body = await response.json()
             assert response.status == 400 and body["error"]["code"] == "INVALID_ARGUMENT"
-            assert "namespaces, pods, services, endpoints, nodes" in body["error"]["message"]
+            assert "namespaces, pods, services, nodes, endpoints" in body["error"]["message"]
             assert body["error"]["details"] == {"field": "kind"}
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
             stream = pb_grpc.WatchStub(channel).Watch(pb.WatchRequest(kind="events", timeout_seconds=1),
@@ -456,6 +456,6 @@ async def test_the_contracts_watch_refuses_events_on_both_transports(tmp_path):
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await stream.read()
             assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-            assert "namespaces, pods, services, endpoints, nodes" in (refused.value.details() or "")
+            assert "namespaces, pods, services, nodes, endpoints" in (refused.value.details() or "")
     finally:
         await server.stop()

@@ -35,6 +35,7 @@ class Event:
     kind: str
     revision: int
     object: Object
+    previous: Object | None = None  # the object before a MODIFIED (a watch filtering on more than labels reads it)
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,8 @@ class Filter:
             return Event(change.type, change.kind, change.revision, change.object) if now else None
         before = change.previous is not None and self.admits(change.previous, change.org_id, change.project_id)
         if now:
-            return Event(MODIFIED if before else ADDED, change.kind, change.revision, change.object)
-        return Event(DELETED, change.kind, change.revision, change.object) if before else None
+            return Event(MODIFIED if before else ADDED, change.kind, change.revision, change.object, change.previous)
+        return Event(DELETED, change.kind, change.revision, change.object, change.previous) if before else None
 
 
 class Hub(fanout.Hub[Change]):

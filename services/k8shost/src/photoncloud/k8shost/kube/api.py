@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -33,6 +33,8 @@ PREFIX = "/k8s"
 MAX_LIST = 100_000  # items one unpaged listing returns at most (Kubernetes has no bound; clients page with limit)
 PATCH_RETRIES = 5  # a PATCH re-reads and re-applies when the object changed under it, as the API server does
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+WARNINGS = "photoncloud.kube.warnings"  # the request's key for the Warning headers its answer carries
+REASON_OF_HTTP = {413: "RequestEntityTooLarge", 415: "UnsupportedMediaType", 406: "NotAcceptable"}
 
 
 def _json(body: Any, code: int = 200) -> web.Response:
@@ -80,11 +82,18 @@ class KubeApi:
                     self.verifier, request.headers.get("Authorization"), auth.TENANT, None)
                 token = auth.bind(principal)
                 try:
-                    return await handler(request)
+                    response = await handler(request)
                 finally:
                     auth.reset(token)
+                if not response.prepared:
+                    for warning in request.get(WARNINGS, ()):
+                        response.headers.add("Warning", warning)
+                return response
             except ServiceError as exc:
                 return status.response(status.of_error(exc, what.name if what else "", info.get("name", "")))
+            except web.HTTPException as exc:  # aiohttp's own refusals (a body over the size limit: 413)
+                reason = REASON_OF_HTTP.get(exc.status, "BadRequest" if exc.status < 500 else "InternalError")
+                return status.response(status.status(exc.text or exc.reason, reason, exc.status))
             except Exception:
                 log.exception("unhandled error serving %s %s", request.method, request.path)
                 return status.response(status.status("internal error; see the service log", "InternalError", 500))
@@ -341,11 +350,15 @@ class KubeApi:
         if mode not in ("Strict", "Warn", "Ignore"):
             raise InvalidArgument("fieldValidation is Strict, Warn or Ignore", {"field": "body"})
         unknown = schema.unknown_fields(body, schema.kind_schema(resource.kind))
-        if unknown and mode == "Strict":
+        if not unknown:
+            return body
+        if mode == "Strict":
             raise InvalidArgument("strict decoding error: " + ", ".join(
                 f'unknown field "{f}"' for f in unknown) + " (k8shost does not keep these fields)",
                 {"field": "body", "unknown_fields": unknown})
-        return body
+        if mode == "Warn":  # the API server's Warning headers (RFC 7234's 299), which kubectl prints
+            request[WARNINGS] = [f'299 - "unknown field \\"{f}\\""' for f in unknown]
+        return cast(dict[str, Any], schema.known(body, schema.kind_schema(resource.kind)))
 
     async def create(self, resource: Resource, namespace: str, body: dict[str, Any]) -> Object:
         """Create the object a manifest describes."""

@@ -83,16 +83,12 @@ def strategic(target: Any, patch: dict[str, Any], shape: schema.Schema | None) -
         inner = schema.field(shape, key) if shape is not None else None
         if value is None:
             result.pop(key, None)
-        elif isinstance(value, dict):
-            target_value = result.get(key)
-            if inner is not None and "additionalProperties" in schema.resolve(inner):
-                result[key] = merge(target_value, value)  # a map (labels, quantities): merge patch semantics
+        elif isinstance(value, dict):  # a structure or a map (labels, quantities): merged key by key alike
+            merged = strategic(result.get(key), value, inner)
+            if merged is None:
+                result.pop(key, None)
             else:
-                merged = strategic(target_value, value, inner)
-                if merged is None:
-                    result.pop(key, None)
-                else:
-                    result[key] = merged
+                result[key] = merged
         elif isinstance(value, list) and inner is not None and schema.resolve(inner).get(MERGE_KEY):
             result[key] = _merge_list(result.get(key) or [], value, inner)
         else:

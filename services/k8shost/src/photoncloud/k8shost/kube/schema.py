@@ -93,7 +93,8 @@ SCHEMAS: dict[str, Schema] = {
                                "names the IAM project; photoncloud.io/subnet-id a PrismNET subnet for its pods."),
     }),
     CORE + "Namespace": _top("Namespace", "A namespace of pods and services, belonging to an IAM project.",
-                             status="NamespaceStatus"),
+                             "NamespaceSpec", "NamespaceStatus"),
+    CORE + "NamespaceSpec": struct("A namespace's finalizers (shown; not kept).", {"finalizers": array(string())}),
     CORE + "NamespaceStatus": struct("A namespace's phase.", {"phase": string("Active")}),
     CORE + "EnvVar": struct("An environment variable.", {"name": string(), "value": string()}, ("name",)),
     CORE + "ContainerPort": struct("A port a container listens on.", {
@@ -209,6 +210,16 @@ def unknown_fields(data: Any, schema: Schema, path: str = "") -> list[str]:
         for i, item in enumerate(data):
             found.extend(unknown_fields(item, schema["items"], f"{path}[{i}]"))
     return found
+
+
+def known(data: Any, schema: Schema) -> Any:
+    """data without the fields schema does not declare (fieldValidation Ignore and Warn drop them)."""
+    schema = resolve(schema)
+    if isinstance(data, dict) and "properties" in schema:
+        return {k: known(v, schema["properties"][k]) for k, v in data.items() if k in schema["properties"]}
+    if isinstance(data, list) and "items" in schema:
+        return [known(v, schema["items"]) for v in data]
+    return data
 
 
 def field(schema: Schema, key: str) -> Schema | None:

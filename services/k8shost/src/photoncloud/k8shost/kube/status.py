@@ -31,6 +31,10 @@ REASONS: dict[Code, tuple[str, int]] = {
 # Refusals whose Kubernetes reason is finer than their code: by the reason in their details.
 BY_DETAIL = {"RESOURCE_VERSION_TOO_OLD": ("Expired", 410), "UNSUPPORTED_MEDIA_TYPE": ("UnsupportedMediaType", 415),
              "NOT_ACCEPTABLE": ("NotAcceptable", 406), "CONFLICT": ("Conflict", 409)}
+# Query parameters, as the core and this API name them: a refused one is a bad request, not an invalid object.
+QUERY_FIELDS = {"page_token", "page_size", "label_selector", "labelSelector", "fieldSelector", "limit", "continue",
+                "timeoutSeconds", "tailLines", "tail_lines", "limitBytes", "container", "resource_version",
+                "resourceVersion", "node_name", "kind", "previous", "timestamps", "sinceSeconds", "sinceTime", "body"}
 _CAMEL = re.compile(r"_([a-z])")
 
 
@@ -58,7 +62,7 @@ def of_error(exc: ServiceError, kind: str = "", name: str = "") -> dict[str, Any
         details["name"] = name
     if kind:
         details["kind"] = kind
-    if exc.code is Code.INVALID_ARGUMENT and isinstance(extra.get("field"), str) and extra["field"] != "body":
+    if exc.code is Code.INVALID_ARGUMENT and isinstance(extra.get("field"), str) and extra["field"] not in QUERY_FIELDS:
         # A value the schema allows but the rules refuse: Kubernetes' Invalid, with the field as a cause.
         reason, code = "Invalid", 422
         details["causes"] = [{"reason": "FieldValueInvalid", "message": exc.message, "field": camel(extra["field"])}]

@@ -19,26 +19,33 @@ def wants_table(accept: str) -> bool:
 
 
 def age(created: str | None, now: float) -> str:
-    """How long ago an RFC 3339 time was, as kubectl writes it (5s, 3m2s, 4h, 2d3h, ...)."""
+    """How long ago an RFC 3339 time was, as kubectl writes it (apimachinery's duration.HumanDuration)."""
     if not created:
         return "<unknown>"
     seconds = int(now - calendar.timegm(time.strptime(created, "%Y-%m-%dT%H:%M:%SZ")))
+    if seconds < -1:  # clocks may differ by a second; more is an error
+        return "<invalid>"
     if seconds < 0:
         return "0s"
     if seconds < 120:
         return f"{seconds}s"
-    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
+    minutes, hours = seconds // 60, seconds // 3600
     if minutes < 10:
         return f"{minutes}m{seconds % 60}s" if seconds % 60 else f"{minutes}m"
-    if hours < 3:
+    if minutes < 180:
         return f"{minutes}m"
     if hours < 8:
         return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
     if hours < 48:
         return f"{hours}h"
-    if days < 8:
+    days = hours // 24
+    if hours < 24 * 8:
         return f"{days}d{hours % 24}h" if hours % 24 else f"{days}d"
-    return f"{days}d" if days < 365 * 2 else f"{days // 365}y"
+    if hours < 24 * 365 * 2:
+        return f"{days}d"
+    if hours < 24 * 365 * 8:
+        return f"{days // 365}y{days % 365}d" if days % 365 else f"{days // 365}y"
+    return f"{days // 365}y"
 
 
 def _meta(obj: dict[str, Any], key: str) -> Any:

@@ -63,21 +63,30 @@ class _Events:
                                self.table)
         return _line(kind, obj)
 
-    def lines(self, kind: str, obj: dict[str, Any]) -> bytes:
-        """The line(s) an event of the core's becomes ("" when the selector leaves it out)."""
+    def lines(self, kind: str, obj: dict[str, Any], previous: dict[str, Any] | None = None) -> bytes:
+        """The line an event of the core's becomes ("" when the field selector leaves it out): the core's type
+        when the object matches the selector now and did before (previous: the object before a MODIFIED), ADDED
+        when it starts matching, DELETED (with the object as it was) when it stops."""
         meta = obj["metadata"]
         key = f"{meta.get('namespace', '')}/{meta['name']}"
-        now, before = self.matches(obj), key in self.seen
-        if kind == "DELETED":
-            self.seen.discard(key)
-            return self.line(kind, obj) if now or before else b""
+        now = self.matches(obj)
+        if kind == "ADDED":
+            before = False
+        elif kind == "DELETED":
+            before = now or key in self.seen  # its last state matched, or this stream showed it
+        else:
+            before = self.matches(previous) if previous is not None else key in self.seen
         if now:
             self.seen.add(key)
-            return self.line("ADDED" if kind == "ADDED" else kind, obj)
-        if before:
+        else:
             self.seen.discard(key)
-            return self.line("DELETED", obj)
-        return b""
+        if now and kind != "DELETED":
+            return self.line(kind if before else "ADDED", obj)
+        if not before:
+            return b""
+        if previous is not None:  # it left the selector: the object as the watch last saw it, at the new version
+            obj = {**previous, "metadata": {**previous["metadata"], "resourceVersion": meta["resourceVersion"]}}
+        return self.line("DELETED", obj)
 
 
 async def stream(request: web.Request, watch: sse.Watch, resource: Resource,
@@ -126,7 +135,9 @@ async def stream(request: web.Request, watch: sse.Watch, resource: Resource,
                 break
             finally:
                 pending = None
-            await response.write(b"".join(events.lines(e.type, objects.show(e.object)) for e in batch))
+            await response.write(b"".join(events.lines(e.type, objects.show(e.object),
+                                                       objects.show(e.previous) if e.previous is not None else None)
+                                          for e in batch))
             last = max([last, *(e.revision for e in batch)])
     except ConnectionResetError:
         pass  # the client went away
