@@ -256,6 +256,12 @@ def test_a_tenant_cannot_reach_another_projects_keys(cloud, admin, tenant, tmp_p
     assert done.returncode == 1 and "bob's" not in done.stdout
     done = alice.run("project", "get", other["id"])
     assert done.returncode == 1 and "PERMISSION_DENIED" in done.stderr
+    # Nor his database, by naming his project as an operator's token does.
+    bob.ok("sql", "CREATE TABLE secrets (v TEXT)")
+    done = alice.run("sql", "SELECT * FROM secrets", "--project", other["id"])
+    assert done.returncode == 1 and "PERMISSION_DENIED" in done.stderr
+    assert admin.json("sql", "SELECT count(*) AS n FROM secrets", "--project", other["id"])["results"][0]["rows"] \
+        == [[0]]
     # The operator sees the raw keyspace, Bob's key under his project's prefix.
     assert admin.json("kv", "get", f"/projects/{other['id']}/secret")["value"] == "bob's"
     assert alice_project != other["id"]

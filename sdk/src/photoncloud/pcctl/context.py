@@ -94,6 +94,12 @@ def output_option(f: F) -> F:
                         is_eager=False, help="Output format (default: the root's -o, else table).")(f)
 
 
+def named_project(given: str | None) -> str | None:
+    """The project a command names for a system token: the one given, else PHOTONCLOUD_PROJECT, else None
+    (a project token's own)."""
+    return given or os.environ.get("PHOTONCLOUD_PROJECT") or None
+
+
 def project_option(f: F) -> F:
     """--project: the project to work in (default: PHOTONCLOUD_PROJECT, else the token's)."""
     return click.option("-p", "--project", "project", default=None,

@@ -11,7 +11,7 @@ import click
 
 from photoncloud.sdk import value_of
 
-from ..context import output_option, state
+from ..context import named_project, output_option, project_option, state
 
 KV_COLUMNS = [("KEY", "key"), ("VALUE", "value"), ("VERSION", "version"), ("MOD_REVISION", "mod_revision"),
               ("LEASE", "lease")]
@@ -143,12 +143,14 @@ def cluster_members() -> None:
 @click.option("-a", "--arg", "args", multiple=True, help="A positional parameter (`?`), JSON or text; repeatable.")
 @click.option("--consistency", type=click.Choice(["none", "weak", "strong"]), default=None,
               help="Read consistency (default: the service's, weak).")
+@project_option
 @output_option
-def sql(statement: str, args: tuple[str, ...], consistency: str | None) -> None:
+def sql(statement: str, args: tuple[str, ...], consistency: str | None, project: str | None) -> None:
     """Run one SQL STATEMENT on the project's FlareDB database: a query's rows as a table, a write's
     rows_affected and last_insert_id."""
     st = state()
-    data = st.client.sql.execute(statement, [parse_param(a) for a in args] or None, consistency)
+    data = st.client.sql.execute(statement, [parse_param(a) for a in args] or None, consistency,
+                                 named_project(project))
     if st.output != "table":
         st.emit(data)
         return
@@ -166,18 +168,20 @@ def table() -> None:
 
 
 @table.command("ls")
+@project_option
 @output_option
-def table_ls() -> None:
+def table_ls(project: str | None) -> None:
     """The project's tables."""
-    state().emit(list(state().client.sql.tables()), [("NAME", "name"), ("ROWS", "row_count")])
+    state().emit(list(state().client.sql.tables(named_project(project))), [("NAME", "name"), ("ROWS", "row_count")])
 
 
 @table.command("get")
 @click.argument("name")
+@project_option
 @output_option
-def table_get(name: str) -> None:
+def table_get(name: str, project: str | None) -> None:
     """One table: its columns and indexes."""
-    state().emit(state().client.sql.table(name))
+    state().emit(state().client.sql.table(name, named_project(project)))
 
 
 @click.group()
@@ -189,27 +193,30 @@ def db() -> None:
 @click.argument("name")
 @click.option("--mode", type=click.Choice(["strong", "eventual"]), default="strong",
               help="strong: through the Raft log; eventual: faster, may lag.")
+@project_option
 @output_option
-def db_ns_create(name: str, mode: str) -> None:
+def db_ns_create(name: str, mode: str, project: str | None) -> None:
     """Create a key-value namespace."""
-    state().emit(state().client.sql.create_namespace(name, mode))
+    state().emit(state().client.sql.create_namespace(name, mode, named_project(project)))
 
 
 @db.command("ns-ls")
+@project_option
 @output_option
-def db_ns_ls() -> None:
+def db_ns_ls(project: str | None) -> None:
     """The project's key-value namespaces."""
-    state().emit(list(state().client.sql.namespaces()), [("NAME", "name"), ("MODE", "mode")])
+    state().emit(list(state().client.sql.namespaces(named_project(project))), [("NAME", "name"), ("MODE", "mode")])
 
 
 @db.command("put")
 @click.argument("namespace")
 @click.argument("key")
 @click.argument("value")
+@project_option
 @output_option
-def db_put(namespace: str, key: str, value: str) -> None:
+def db_put(namespace: str, key: str, value: str, project: str | None) -> None:
     """Write KEY = VALUE in an eventual NAMESPACE (a strong one is written with `db cas`)."""
-    state().emit(state().client.sql.kv_put(namespace, key, value))
+    state().emit(state().client.sql.kv_put(namespace, key, value, named_project(project)))
 
 
 @db.command("cas")
@@ -218,13 +225,16 @@ def db_put(namespace: str, key: str, value: str) -> None:
 @click.argument("value", required=False)
 @click.option("--expected-version", type=int, required=True, help="The key's version now (0: it must not exist).")
 @click.option("--delete", is_flag=True, help="Delete the key instead of writing VALUE.")
+@project_option
 @output_option
-def db_cas(namespace: str, key: str, value: str | None, expected_version: int, delete: bool) -> None:
+def db_cas(namespace: str, key: str, value: str | None, expected_version: int, delete: bool,
+           project: str | None) -> None:
     """Write KEY = VALUE (or delete KEY) in NAMESPACE if its version is --expected-version; exit 3 when
     it is not (the answer shows the key's current version and value)."""
     if (value is None) != delete:
         raise click.UsageError("give VALUE, or --delete")
-    result = state().client.sql.kv_cas(namespace, key, expected_version, value, delete or None)
+    result = state().client.sql.kv_cas(namespace, key, expected_version, value, delete or None,
+                                       named_project(project))
     state().emit(result)
     if not result.get("succeeded"):
         raise click.exceptions.Exit(3)
@@ -233,19 +243,21 @@ def db_cas(namespace: str, key: str, value: str | None, expected_version: int, d
 @db.command("get")
 @click.argument("namespace")
 @click.argument("key")
+@project_option
 @output_option
-def db_get(namespace: str, key: str) -> None:
+def db_get(namespace: str, key: str, project: str | None) -> None:
     """Read KEY of NAMESPACE."""
-    state().emit(state().client.sql.kv_get(namespace, key))
+    state().emit(state().client.sql.kv_get(namespace, key, named_project(project)))
 
 
 @db.command("del")
 @click.argument("namespace")
 @click.argument("key")
+@project_option
 @output_option
-def db_del(namespace: str, key: str) -> None:
+def db_del(namespace: str, key: str, project: str | None) -> None:
     """Delete KEY of NAMESPACE."""
-    state().emit(state().client.sql.kv_delete(namespace, key))
+    state().emit(state().client.sql.kv_delete(namespace, key, named_project(project)))
 
 
 @db.command("scan")
@@ -253,10 +265,11 @@ def db_del(namespace: str, key: str) -> None:
 @click.option("--start", default=None, help="The first key (default: the namespace's first).")
 @click.option("--end", default=None, help="The key the scan stops before.")
 @click.option("--limit", type=int, default=None)
+@project_option
 @output_option
-def db_scan(namespace: str, start: str | None, end: str | None, limit: int | None) -> None:
+def db_scan(namespace: str, start: str | None, end: str | None, limit: int | None, project: str | None) -> None:
     """The keys of NAMESPACE in [--start, --end)."""
-    data = state().client.sql.kv_scan(namespace, start, end, limit)
+    data = state().client.sql.kv_scan(namespace, start, end, limit, named_project(project))
     state().emit(data.get("items", data), [("KEY", "key"), ("VALUE", "value")])
 
 
@@ -265,7 +278,7 @@ def db_scan(namespace: str, start: str | None, end: str | None, limit: int | Non
 @click.option("-p", "--project", default=None, help="The project (an operator's token names it).")
 def db_backup(file: str, project: str | None) -> None:
     """Save the project's whole database (tables and namespaces) to FILE, a SQLite file (mode 0600)."""
-    data = state().client.sql.backup(project)
+    data = state().client.sql.backup(named_project(project))
     with os.fdopen(os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
         f.write(data)
     click.echo(f"{len(data)} bytes written to {file}", err=True)
@@ -277,7 +290,7 @@ def db_backup(file: str, project: str | None) -> None:
 @output_option
 def db_restore(file: Any, project: str | None) -> None:
     """Replace the project's database with FILE, a SQLite file (flaredb:sql:manage)."""
-    state().emit(state().client.sql.restore(file.read(), project))
+    state().emit(state().client.sql.restore(file.read(), named_project(project)))
 
 
 def register(root: click.Group) -> None:
