@@ -320,6 +320,21 @@ def test_the_project_a_given_token_is_scoped_to_is_the_default():
     assert token_scope("not-a-jwt") == {} and token_scope("a.!!!.c") == {}
 
 
+def test_a_pods_progress_says_why_it_waits():
+    from photoncloud.pcctl.commands.kube import pod_phase, running
+
+    pending = {"status": {"phase": "Pending", "conditions": [
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]}}
+    crashing = {"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}],
+                           "container_statuses": [{"name": "main", "state": "WAITING", "reason": "CrashLoopBackOff"}]}}
+    ready = {"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}],
+                        "container_statuses": [{"name": "main", "state": "RUNNING", "reason": ""}]}}
+    assert pod_phase(pending) == "Pending (Unschedulable)" and not running(pending)
+    assert pod_phase(crashing) == "Running (main WAITING: CrashLoopBackOff)" and not running(crashing)
+    assert pod_phase(ready) == "Running" and running(ready)
+    assert running({"status": {"phase": "Failed"}}) and pod_phase(None) == "gone"
+
+
 def test_output_formats():
     items = [{"id": "a", "name": "x", "meta": {"n": 1}}, {"id": "bb", "name": "y", "meta": {"n": 2}}]
     assert render(items, "table", [("ID", "id"), ("N", "meta.n")]).splitlines() == ["ID  N", "a   1", "bb  2"]

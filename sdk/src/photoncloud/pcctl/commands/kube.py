@@ -31,6 +31,9 @@ def pod_phase(pod: dict[str, Any] | None) -> str:
     status = pod.get("status", {})
     phase = str(status.get("phase", ""))
     reasons = [c.get("reason") for c in status.get("conditions", []) if c.get("status") == "False" and c.get("reason")]
+    # A container that is not running says why (a crash loop keeps the pod Running, but never ready).
+    reasons += [f"{c.get('name')} {c.get('state')}" + (f": {c['reason']}" if c.get("reason") else "")
+                for c in status.get("container_statuses", []) if c.get("state") not in (None, "", "RUNNING")]
     return f"{phase} ({', '.join(reasons)})" if reasons else phase
 
 
