@@ -4,11 +4,12 @@ pod's log followed as it grows."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Any, cast
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -22,7 +23,6 @@ from .resources import Resource
 log = logging.getLogger("photoncloud.k8shost.kube")
 
 BOOKMARK_SECONDS = 60.0  # how often an idle watch that allows bookmarks is sent one (the API server: about a minute)
-GONE_CHECK_SECONDS = 1.0  # how often an idle stream looks whether its client has gone
 LOG_POLL_SECONDS = 1.0  # how often a followed log is read again
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 
@@ -94,9 +94,6 @@ async def stream(request: web.Request, watch: sse.Watch, resource: Resource,
                  bookmarks: bool, bookmark_seconds: float, initial: list[dict[str, Any]] | None) -> web.StreamResponse:
     """Send the watch's events until the client goes, the watch ends, or timeout_seconds (0: never) pass."""
     events = _Events(resource, matches, table)
-    batches = cast("AsyncGenerator[Any, None]", watch.__aiter__())
-    pending: asyncio.Future[Any] | None = None
-    ends = time.monotonic() + timeout_seconds if timeout_seconds else None
     last = revision  # the newest version whose changes have all been sent
 
     def bookmark(extra: dict[str, str] | None = None) -> bytes:
@@ -111,34 +108,19 @@ async def stream(request: web.Request, watch: sse.Watch, resource: Resource,
             await response.write(b"".join(events.lines("ADDED", obj) for obj in initial)
                                  + bookmark({INITIAL_EVENTS_END: "true"}))
         mark = time.monotonic() + bookmark_seconds
-        while True:
-            left = None if ends is None else ends - time.monotonic()
-            if left is not None and left <= 0:
-                break
-            if pending is None:
-                pending = asyncio.ensure_future(batches.__anext__())
-            wait = GONE_CHECK_SECONDS if left is None else min(GONE_CHECK_SECONDS, left)
-            done, _ = await asyncio.wait({pending}, timeout=wait)
-            if not done:
-                if request.transport is None or request.transport.is_closing():
-                    break
-                if bookmarks and time.monotonic() >= mark:
-                    await response.write(bookmark())
-                    mark = time.monotonic() + bookmark_seconds
-                continue
-            try:
-                batch = pending.result()
-            except StopAsyncIteration:
-                break
-            except ServiceError as exc:  # e.g. compacted while catching up: say so, then end
-                await response.write(_line("ERROR", status.of_error(exc)))
-                break
-            finally:
-                pending = None
-            await response.write(b"".join(events.lines(e.type, objects.show(e.object),
-                                                       objects.show(e.previous) if e.previous is not None else None)
-                                          for e in batch))
-            last = max([last, *(e.revision for e in batch)])
+        async with contextlib.aclosing(sse.batches(request, watch, timeout_seconds)) as arriving:
+            async for batch in arriving:
+                if batch is None:
+                    if bookmarks and time.monotonic() >= mark:
+                        await response.write(bookmark())
+                        mark = time.monotonic() + bookmark_seconds
+                    continue
+                await response.write(b"".join(
+                    events.lines(e.type, objects.show(e.object),
+                                 objects.show(e.previous) if e.previous is not None else None) for e in batch))
+                last = max([last, *(e.revision for e in batch)])
+    except ServiceError as exc:  # e.g. compacted while catching up: say so, then end
+        await response.write(_line("ERROR", status.of_error(exc)))
     except ConnectionResetError:
         pass  # the client went away
     except Exception:  # the answer has begun: the failure can only be an event (and the log)
@@ -146,11 +128,7 @@ async def stream(request: web.Request, watch: sse.Watch, resource: Resource,
         await response.write(_line("ERROR", status.status("internal error; see the service log", "InternalError",
                                                           500)))
     finally:
-        if pending is not None:
-            pending.cancel()
-            await asyncio.gather(pending, return_exceptions=True)
-        await batches.aclose()
-        watch.close()
+        watch.close()  # also when the answer could not begin (batches() closes it otherwise)
     return response
 
 
@@ -179,8 +157,8 @@ async def follow(request: web.Request, text: str, limit: int, read: Callable[[],
                 break
             if ended and not new:
                 break
-            for _ in range(int(LOG_POLL_SECONDS / GONE_CHECK_SECONDS) or 1):
-                await asyncio.sleep(GONE_CHECK_SECONDS)
+            for _ in range(int(LOG_POLL_SECONDS / sse.GONE_CHECK_SECONDS) or 1):
+                await asyncio.sleep(sse.GONE_CHECK_SECONDS)
                 if request.transport is None or request.transport.is_closing():
                     return response
             _, text = await read()
