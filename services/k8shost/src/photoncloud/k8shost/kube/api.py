@@ -1,5 +1,6 @@
 """The Kubernetes API (core/v1) over k8shost's core, as an aiohttp application mounted under /k8s on
-k8shost's REST port: `kubectl --server http://host:8085/k8s` and the official clients work against it.
+k8shost's REST port: `kubectl --server https://host:8085/k8s` (kubectl sends tokens only over TLS) and the
+official clients work against it.
 
 Every request is authenticated with the same IAM bearer tokens as the rest of the platform; the core
 authorizes it, exactly as for the platform's own API (the same permissions, the same tenancy). Errors
