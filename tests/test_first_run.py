@@ -10,7 +10,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from photoncloud.common.testing import free_ports
+from photoncloud.common.testing import bindable, free_ports, taken_port
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNNER = ROOT / "scripts" / "run_platform.py"
@@ -39,22 +38,8 @@ def load_runner():
 @pytest.fixture
 def taken() -> Iterator[int]:
     """A port another process listens on."""
-    holder = socket.socket()
-    holder.bind(("127.0.0.1", 0))
-    holder.listen()
-    yield holder.getsockname()[1]
-    holder.close()
-
-
-def bindable(port: int) -> bool:
-    """Whether nothing holds 127.0.0.1:port any more."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
+    with taken_port() as port:
+        yield port
 
 
 def environment(tmp_path: Path, **ports: tuple[int, int]) -> dict[str, str]:

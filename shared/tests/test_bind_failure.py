@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -11,28 +10,14 @@ from photoncloud.common import server as server_module
 from photoncloud.common.config import ServerConfig
 from photoncloud.common.rest import RouteTable
 from photoncloud.common.server import BindError, Server, Service
-from photoncloud.common.testing import free_ports
+from photoncloud.common.testing import bindable, free_ports, taken_port
 
 
 @pytest.fixture
 def taken() -> Iterator[int]:
     """A port another process listens on."""
-    holder = socket.socket()
-    holder.bind(("127.0.0.1", 0))
-    holder.listen()
-    yield holder.getsockname()[1]
-    holder.close()
-
-
-def bindable(port: int) -> bool:
-    """Whether a new listener can take 127.0.0.1:port (nothing holds it)."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
+    with taken_port() as port:
+        yield port
 
 
 def make_server(tmp_path, rest_port: int, grpc_port: int) -> tuple[Server, list[bool]]:
