@@ -399,3 +399,35 @@ def test_completion_a_broken_credentials_file_and_logout(cloud, tmp_path):
     assert "tokens" not in json.loads(user.credentials.read_text())
     done = user.run("kv", "ls")
     assert done.returncode == 1 and "UNAUTHENTICATED" in done.stderr
+
+
+def test_reservations_roles_and_the_audit_log(admin, tenant):
+    alice, _ = tenant
+    project = admin.json("project", "create", f"ledger-{os.urandom(3).hex()}")
+    admin.ok("wallet", "create", project["id"], "--balance", "1000")
+    held = admin.json("reservation", "create", "300", "--project", project["id"], "--description", "batch job")
+    reservation = held.get("reservation", held)
+    assert reservation["status"] == "PENDING" and reservation["amount"] == 300
+    assert [r["id"] for r in admin.json("reservation", "ls", project["id"], "--status", "PENDING")] == \
+        [reservation["id"]]
+    assert admin.json("wallet", "get", project["id"])["available"] == 700
+    committed = admin.json("reservation", "commit", reservation["id"], "--actual", "120")
+    assert committed.get("reservation", committed)["actual_amount"] == 120
+    assert admin.json("wallet", "get", project["id"])["balance"] == 880
+    second = admin.json("reservation", "create", "50", "--project", project["id"])
+    admin.ok("reservation", "release", second.get("reservation", second)["id"])
+    assert admin.json("wallet", "get", project["id"])["available"] == 880
+
+    name = f"auditor-{os.urandom(2).hex()}"
+    role = admin.json("role", "create", name, "--permission", "iam:audit:read", "--description", "reads the audit log")
+    assert role["permissions"] == ["iam:audit:read"]
+    assert name in [r["name"] for r in admin.json("role", "ls")]
+    events = admin.json("audit", "--action", "iam.roles.create")
+    assert events and events[0]["action"] == "iam.roles.create" and name in events[0]["target"]
+    admin.ok("role", "delete", name)
+    assert name not in [r["name"] for r in admin.json("role", "ls")]
+    # A tenant can do none of it outside its project: other wallets, roles and the audit log are not its own.
+    for args in (("reservation", "create", "1", "--project", project["id"]), ("role", "create", "mine", "--permission",
+                 "*"), ("audit",)):
+        done = alice.run(*args)
+        assert done.returncode == 1 and "PERMISSION_DENIED" in done.stderr, (args, done.stderr)

@@ -15,6 +15,8 @@ PROJECT_COLUMNS = [("ID", "id"), ("NAME", "name"), ("ORG", "org_id"), ("DISPLAY_
 USER_COLUMNS = [("ID", "id"), ("NAME", "name"), ("EMAIL", "email"), ("ENABLED", "enabled")]
 ROLE_COLUMNS = [("NAME", "name"), ("BUILTIN", "builtin"), ("PERMISSIONS", "permissions")]
 BINDING_COLUMNS = [("ID", "id"), ("PRINCIPAL", "principal"), ("ROLE", "role"), ("SCOPE", "scope")]
+AUDIT_COLUMNS = [("TIME", "time"), ("PRINCIPAL", "principal"), ("ACTION", "action"), ("TARGET", "target"),
+                 ("OUTCOME", "outcome")]
 SA_COLUMNS = [("ID", "id"), ("NAME", "name"), ("PROJECT", "project_id"), ("ENABLED", "enabled")]
 
 
@@ -165,6 +167,38 @@ def role_get(name: str) -> None:
     state().emit(state().client.iam.get_role(name))
 
 
+@role.command("create")
+@click.argument("name")
+@click.option("--permission", "permissions", multiple=True, required=True,
+              help="A permission it grants (service:resource:action, * for any part); repeat for more.")
+@click.option("--description", default=None)
+@output_option
+def role_create(name: str, permissions: tuple[str, ...], description: str | None) -> None:
+    """Create a custom role (the operator's)."""
+    state().emit(state().client.iam.create_role(name, list(permissions), description))
+
+
+@role.command("delete")
+@click.argument("name")
+@output_option
+def role_delete(name: str) -> None:
+    """Delete a custom role."""
+    state().emit(state().client.iam.delete_role(name))
+
+
+@click.command()
+@click.option("--action", default=None, help="An action (iam.users.create) or a prefix of actions (iam.users).")
+@click.option("--principal", default=None, help="Who did it (user:<id>, ...).")
+@click.option("--since", default=None, help="From this RFC 3339 time.")
+@click.option("--until", default=None, help="Until this RFC 3339 time.")
+@output_option
+def audit(action: str | None, principal: str | None, since: str | None, until: str | None) -> None:
+    """IAM's audit log, newest first (the operator's)."""
+    params = {k: v for k, v in (("action", action), ("principal", principal), ("since", since),
+                                ("until", until)) if v is not None}
+    state().emit(list(state().client.iam.audit(**params)), AUDIT_COLUMNS)
+
+
 @click.group()
 def binding() -> None:
     """IAM's bindings: a principal's role on a scope."""
@@ -235,5 +269,5 @@ def sa_delete(service_account_id: str) -> None:
 
 def register(root: click.Group) -> None:
     """Add IAM's groups to root."""
-    for command in (org, project, user, role, binding, sa):
+    for command in (org, project, user, role, binding, sa, audit):
         root.add_command(command)

@@ -1,4 +1,4 @@
-"""CreditService: `pcctl wallet` and `quota`."""
+"""CreditService: `pcctl wallet`, `reservation` and `quota`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ WALLET_COLUMNS = [("PROJECT", "project_id"), ("BALANCE", "balance"), ("RESERVED"
                   ("AVAILABLE", "available"), ("STATUS", "status")]
 TRANSACTION_COLUMNS = [("ID", "id"), ("TYPE", "type"), ("AMOUNT", "amount"), ("DESCRIPTION", "description"),
                        ("CREATED", "created_at")]
+RESERVATION_COLUMNS = [("ID", "id"), ("AMOUNT", "amount"), ("STATUS", "status"), ("RESOURCE", "resource_type"),
+                       ("DESCRIPTION", "description"), ("EXPIRES", "expires_at")]
 QUOTA_COLUMNS = [("RESOURCE", "resource_type"), ("LIMIT", "limit"), ("USED", "used")]
 
 
@@ -63,6 +65,56 @@ def wallet_transactions(project_id: str | None) -> None:
 
 
 @click.group()
+def reservation() -> None:
+    """CreditService's reservations: credits held for a resource until committed, released or expired."""
+
+
+@reservation.command("create")
+@click.argument("amount", type=int)
+@click.option("--project", "project_id", default=None, help="The wallet's project (default: the signed-in one).")
+@click.option("--resource-type", default=None, help="What the credits are for (vm, ...): its quota is held too.")
+@click.option("--description", default=None)
+@click.option("--ttl", "ttl_seconds", type=int, default=None, help="Seconds until it expires unless committed.")
+@output_option
+def reservation_create(amount: int, project_id: str | None, resource_type: str | None, description: str | None,
+                       ttl_seconds: int | None) -> None:
+    """Hold AMOUNT credits of a wallet."""
+    st = state()
+    more = {k: v for k, v in (("resource_type", resource_type), ("description", description),
+                              ("ttl_seconds", ttl_seconds)) if v is not None}
+    st.emit(st.client.credit.reserve(st.project(project_id), amount, **more))
+
+
+@reservation.command("ls")
+@click.argument("project_id", required=False)
+@click.option("--status", default=None, help="PENDING, COMMITTED, RELEASED or EXPIRED.")
+@output_option
+def reservation_ls(project_id: str | None, status: str | None) -> None:
+    """A project's reservations."""
+    st = state()
+    st.emit(list(st.client.credit.reservations(st.project(project_id), status)), RESERVATION_COLUMNS)
+
+
+@reservation.command("commit")
+@click.argument("reservation_id")
+@click.option("--actual", "actual_amount", type=int, default=None, help="What it cost (default: the amount held).")
+@click.option("--resource-id", default=None, help="The resource charged for.")
+@output_option
+def reservation_commit(reservation_id: str, actual_amount: int | None, resource_id: str | None) -> None:
+    """Charge a reservation (at most its amount) and free the rest."""
+    more = {k: v for k, v in (("actual_amount", actual_amount), ("resource_id", resource_id)) if v is not None}
+    state().emit(state().client.credit.commit(reservation_id, **more))
+
+
+@reservation.command("release")
+@click.argument("reservation_id")
+@output_option
+def reservation_release(reservation_id: str) -> None:
+    """Give a reservation's credits back."""
+    state().emit(state().client.credit.release(reservation_id))
+
+
+@click.group()
 def quota() -> None:
     """CreditService's quotas."""
 
@@ -88,6 +140,6 @@ def quota_set(project_id: str, resource_type: str, limit: int) -> None:
 
 
 def register(root: click.Group) -> None:
-    """Add wallet and quota to root."""
-    for command in (wallet, quota):
+    """Add wallet, reservation and quota to root."""
+    for command in (wallet, reservation, quota):
         root.add_command(command)
