@@ -1,20 +1,24 @@
 """OAuth2 as a client of the field signs in: authlib's OAuth2Session finds IAM's endpoints in its
-discovery document, signs in with the password and client_credentials grants, refreshes, and calls
-another service with the token. IAM runs on a port that is not its default and is given no issuer:
-its tokens name the address it serves at, which the service expects; a service expecting another
-issuer refuses them, saying both."""
+discovery document, signs a user in through a browser's authorization code flow with PKCE, signs in
+with the password and client_credentials grants, refreshes, and calls another service with the token.
+IAM runs on a port that is not its default and is given no issuer: its tokens name the address it
+serves at, which the service expects; a service expecting another issuer refuses them, saying both."""
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Iterator
+from html import unescape
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import jwt
 import pytest
 import requests
-from authlib.integrations.requests_client import OAuth2Session
+from authlib.common.security import generate_token
 from authlib.integrations.base_client.errors import OAuthError
+from authlib.integrations.requests_client import OAuth2Session
 from authlib.oidc.discovery import OpenIDProviderMetadata
 
 from photoncloud.common.testing import Platform, ServiceProcess
@@ -71,6 +75,7 @@ def test_the_discovery_document_is_complete_and_names_the_address_iam_serves_at(
     document = discovery(platform)
     OpenIDProviderMetadata(document).validate()
     assert document["issuer"] == platform.iam.url
+    assert document["authorization_endpoint"] == f"{platform.iam.url}/oauth2/authorize"
     assert document["token_endpoint"] == f"{platform.iam.url}/oauth2/token"
     assert document["jwks_uri"] == f"{platform.iam.url}/.well-known/jwks.json"
 
@@ -97,6 +102,47 @@ def test_a_user_signs_in_refreshes_and_calls_a_service(platform):
     status, claims = platform.request("POST", f"{platform.iam.url}/api/v1/auth/verify",
                                       {"token": refreshed["access_token"]})
     assert status == 200 and claims["data"]["claims"]["iss"] == platform.iam.url
+
+
+def test_a_browser_signs_a_user_in_with_the_authorization_code_flow_and_pkce(platform):
+    org_id, project_id = platform.project("oauth2-browser")
+    name, password = platform.user_with_role("member", {"type": "project", "project_id": project_id})
+    callback = "http://127.0.0.1:3000/login/generic_oauth"  # never reached: the browser below stops at the redirect
+    status, made = platform.request("POST", f"{platform.iam.url}/api/v1/service-accounts", {
+        "project_id": project_id, "name": "grafana", "redirect_uris": [callback]}, platform.admin_token())
+    assert status == 200, made
+    app_id, app_secret = made["data"]["client_id"], made["data"]["client_secret"]
+    session = client(platform, client_id=app_id, client_secret=app_secret, scope="openid email",
+                     redirect_uri=callback, code_challenge_method="S256")
+    verifier, nonce = generate_token(48), generate_token(20)
+    url, state = session.create_authorization_url(session.metadata["authorization_endpoint"],
+                                                  code_verifier=verifier, nonce=nonce)
+    # The browser: the sign-in page, its form sent back with the user's name and password.
+    browser = direct()
+    page = browser.get(url, timeout=10)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    fields = {k: unescape(v) for k, v in re.findall(r'<input[^>]* name="([^"]+)" value="([^"]*)"', page.text)}
+    answer = browser.post(f"{platform.iam.url}/oauth2/authorize", allow_redirects=False, timeout=10,
+                          data={**fields, "username": name, "password": password})
+    assert answer.status_code == 303, answer.text
+    location = answer.headers["Location"]
+    assert location.startswith(callback) and parse_qs(urlsplit(location).query)["state"] == [state]
+    token = session.fetch_token(authorization_response=location, code_verifier=verifier)
+    assert token["scope"] == f"openid email project:{project_id}"  # the client's project, its default
+    keys = jwt.PyJWKSet.from_dict(direct().get(discovery(platform)["jwks_uri"], timeout=10).json())
+    kid = jwt.get_unverified_header(token["id_token"])["kid"]
+    identity = jwt.decode(token["id_token"], keys[kid].key, algorithms=["RS256"], audience=app_id,
+                          issuer=platform.iam.url)
+    assert (identity["name"], identity["nonce"], identity["email"]) == (name, nonce, f"{name}@example.com")
+    answer = wallets(platform, session)
+    assert answer.status_code == 200, answer.text
+    # The code worked once: presented again, it is refused, and the tokens it gave are revoked.
+    with pytest.raises(OAuthError) as refused:
+        session.fetch_token(authorization_response=location, code_verifier=verifier)
+    assert refused.value.error == "invalid_grant"
+    status, verified = platform.request("POST", f"{platform.iam.url}/api/v1/auth/verify",
+                                        {"token": token["access_token"]})
+    assert (status, verified["data"]["active"]) == (200, False)
 
 
 def test_a_wrong_password_is_invalid_grant_to_the_client(platform):

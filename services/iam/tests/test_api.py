@@ -94,12 +94,16 @@ async def test_discovery_documents_are_plain_json(server, http):
     assert doc["token_endpoint"] == f"{issuer}/oauth2/token"
     assert doc["revocation_endpoint"] == f"{issuer}/oauth2/revoke"
     assert doc["id_token_signing_alg_values_supported"] == ["RS256"]
-    assert set(doc["grant_types_supported"]) == {"password", "client_credentials", "refresh_token"}
-    assert set(doc["token_endpoint_auth_methods_supported"]) == {"client_secret_basic", "client_secret_post"}
-    # Every field OpenID Connect Discovery and RFC 8414 require, as the field's library checks them; no
-    # authorization endpoint, since no grant IAM serves uses one.
+    assert set(doc["grant_types_supported"]) == {"authorization_code", "password", "client_credentials",
+                                                 "refresh_token"}
+    # "none": a public client of the code flow, which proves itself with PKCE instead of a secret.
+    assert set(doc["token_endpoint_auth_methods_supported"]) == {"client_secret_basic", "client_secret_post", "none"}
+    # Every field OpenID Connect Discovery and RFC 8414 require, as the field's library checks them; the
+    # authorization endpoint of the code flow, with PKCE's S256 only.
     OpenIDProviderMetadata(doc).validate()
-    assert "authorization_endpoint" not in doc
+    assert doc["authorization_endpoint"] == f"{issuer}/oauth2/authorize"
+    assert (doc["response_types_supported"], doc["response_modes_supported"]) == (["code"], ["query"])
+    assert doc["code_challenge_methods_supported"] == ["S256"]
     status, jwks, _ = await http.call("GET", "/.well-known/jwks.json")
     (key,) = jwks["keys"]
     assert {key[k] for k in ("kty", "use", "alg")} == {"RSA", "sig", "RS256"} and key["kid"]

@@ -90,8 +90,15 @@ class Rest:
     async def update_role(self, token, name, permissions):
         return await self.call("PATCH", f"/api/v1/roles/{name}", token, json={"permissions": permissions})
 
-    async def create_service_account(self, token, org_id, name):
-        return await self.call("POST", "/api/v1/service-accounts", token, json={"org_id": org_id, "name": name})
+    async def create_service_account(self, token, org_id, name, **client):
+        return await self.call("POST", "/api/v1/service-accounts", token,
+                               json={"org_id": org_id, "name": name, **client})
+
+    async def update_service_account(self, token, account_id, **fields):
+        return await self.call("PATCH", f"/api/v1/service-accounts/{account_id}", token, json=fields)
+
+    async def get_service_account(self, token, account_id):
+        return await self.call("GET", f"/api/v1/service-accounts/{account_id}", token)
 
     async def rotate_secret(self, token, account_id):
         return await self.call("POST", f"/api/v1/service-accounts/{account_id}/secret", token)
@@ -193,9 +200,18 @@ class Grpc:
         return await self.call("Roles", "UpdateRole", pb.UpdateRoleRequest(
             name=name, permissions=permissions, update_mask=FieldMask(paths=["permissions"])), token)
 
-    async def create_service_account(self, token, org_id, name):
+    async def create_service_account(self, token, org_id, name, **client):
         return await self.call("ServiceAccounts", "CreateServiceAccount",
-                               pb.CreateServiceAccountRequest(org_id=org_id, name=name), token)
+                               pb.CreateServiceAccountRequest(org_id=org_id, name=name, **client), token)
+
+    async def update_service_account(self, token, account_id, **fields):
+        # As the REST gateway does: the fields given are the update mask (an empty list clears).
+        return await self.call("ServiceAccounts", "UpdateServiceAccount", pb.UpdateServiceAccountRequest(
+            service_account_id=account_id, update_mask=FieldMask(paths=list(fields)), **fields), token)
+
+    async def get_service_account(self, token, account_id):
+        return await self.call("ServiceAccounts", "GetServiceAccount",
+                               pb.GetServiceAccountRequest(service_account_id=account_id), token)
 
     async def rotate_secret(self, token, account_id):
         return await self.call("ServiceAccounts", "RotateServiceAccountSecret",
@@ -354,8 +370,54 @@ async def lists_deletes_roles_and_accounts(api, admin: str, log: list) -> None:
     log.append([(e["action"], e["outcome"]) for e in audit["items"]])
 
 
+async def oauth2_clients(api, admin: str, log: list) -> None:
+    """Service accounts as OAuth2 clients: redirect URIs and public set at creation, shown on reads,
+    replaced and cleared by updates, refused when they are not ones a browser may be sent to; a
+    project's admin may not register redirect URIs on another project's client."""
+    org = await api.create_org(admin, "apps")
+    web = await api.create_project(admin, org["id"], "web")
+    db = await api.create_project(admin, org["id"], "db")
+    uris = ["https://grafana.example/login/generic_oauth", "http://127.0.0.1:8000/callback"]
+    created = await api.create_service_account(admin, org["id"], "grafana", redirect_uris=uris, public_client=True)
+    account = created["service_account"]
+    log.append((account["redirect_uris"], account["public_client"]))
+    assert log[-1] == (uris, True)
+    log.append(outcome(await api.get_service_account(admin, account["id"]), "redirect_uris", "public_client"))
+    log.append(outcome(await api.update_service_account(admin, account["id"], redirect_uris=uris[:1]),
+                       "redirect_uris", "public_client", "name"))
+    log.append(outcome(await api.update_service_account(admin, account["id"], public_client=False),
+                       "redirect_uris", "public_client"))
+    log.append(outcome(await api.update_service_account(admin, account["id"], redirect_uris=[]), "redirect_uris"))
+    assert log[-3:] == [{"redirect_uris": uris[:1], "public_client": True, "name": "grafana"},
+                        {"redirect_uris": uris[:1], "public_client": False}, {"redirect_uris": []}]
+    for bad in ("http://grafana.example/cb", "https://grafana.example/cb#frag", "/relative", "javascript:alert(1)",
+                "https://user@grafana.example/cb", "https://grafana.example/a b"):
+        refused = await api.create_service_account(admin, org["id"], "bad", redirect_uris=[bad])
+        log.append((bad, refused["error"], refused["details"]["field"]))
+        refused = await api.update_service_account(admin, account["id"], redirect_uris=[bad])
+        log.append((bad, refused["error"], refused["details"]["field"]))
+        assert log[-1] == log[-2] == (bad, "INVALID_ARGUMENT", "redirect_uris")
+    log.append(outcome(await api.create_service_account(admin, org["id"], "twice", redirect_uris=uris[:1] * 2)))
+    # A tenant: web's admin manages web's clients, never db's.
+    owner = await api.create_user(admin, "web-owner", PASSWORD)
+    await api.create_binding(admin, f"user:{owner['id']}", "admin", type="project", project_id=web["id"])
+    token = (await api.token(grant_type="password", username="web-owner", password=PASSWORD,
+                             project_id=web["id"]))["access_token"]
+    db_client = (await api.create_service_account(admin, "", "db-app", project_id=db["id"],
+                                                  redirect_uris=uris[:1]))["service_account"]
+    log.append(outcome(await api.update_service_account(token, db_client["id"],
+                                                        redirect_uris=["https://evil.example/cb"])))
+    log.append(outcome(await api.get_service_account(admin, db_client["id"]), "redirect_uris"))
+    assert log[-2:] == ["PERMISSION_DENIED", {"redirect_uris": uris[:1]}]
+    mine = await api.create_service_account(token, "", "web-app", project_id=web["id"], redirect_uris=uris[1:])
+    log.append(outcome(mine["service_account"], "redirect_uris", "project_id") == {
+        "redirect_uris": uris[1:], "project_id": web["id"]})
+    assert log[-1] is True
+
+
 FLOWS = {"identity and tokens": identity_and_tokens,
-         "lists, deletes, roles and accounts": lists_deletes_roles_and_accounts}
+         "lists, deletes, roles and accounts": lists_deletes_roles_and_accounts,
+         "OAuth2 clients": oauth2_clients}
 
 
 @pytest.mark.parametrize("name", list(FLOWS))

@@ -93,7 +93,10 @@ async def test_a_project_scope_and_the_refresh_that_keeps_it(http, world):
 
 @pytest.mark.parametrize("fields, error", [
     ({"username": "admin", "password": ADMIN_PASSWORD}, "invalid_request"),  # no grant_type
-    ({"grant_type": "authorization_code", "code": "x"}, "unsupported_grant_type"),
+    ({"grant_type": "urn:ietf:params:oauth:grant-type:device_code", "device_code": "x"}, "unsupported_grant_type"),
+    ({"grant_type": "authorization_code", "code": "x"}, "invalid_request"),  # no redirect_uri
+    ({"grant_type": "authorization_code", "code": "x", "redirect_uri": "https://app.example/cb", "client_id": "x"},
+     "invalid_grant"),
     ({"grant_type": "password", "username": "admin"}, "invalid_request"),  # no password
     ({"grant_type": "refresh_token"}, "invalid_request"),
     ({"grant_type": "password", "username": "admin", "password": "not the password"}, "invalid_grant"),

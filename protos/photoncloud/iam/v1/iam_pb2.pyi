@@ -268,7 +268,7 @@ class SetPasswordRequest(_message.Message):
     def __init__(self, user_id: _Optional[str] = ..., password: _Optional[str] = ..., current_password: _Optional[str] = ...) -> None: ...
 
 class ServiceAccount(_message.Message):
-    __slots__ = ("id", "org_id", "project_id", "name", "display_name", "description", "enabled", "created_at", "updated_at", "secret_rotated_at")
+    __slots__ = ("id", "org_id", "project_id", "name", "display_name", "description", "enabled", "created_at", "updated_at", "secret_rotated_at", "redirect_uris", "public_client")
     ID_FIELD_NUMBER: _ClassVar[int]
     ORG_ID_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -279,6 +279,8 @@ class ServiceAccount(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     SECRET_ROTATED_AT_FIELD_NUMBER: _ClassVar[int]
+    REDIRECT_URIS_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_CLIENT_FIELD_NUMBER: _ClassVar[int]
     id: str
     org_id: str
     project_id: str
@@ -289,7 +291,9 @@ class ServiceAccount(_message.Message):
     created_at: str
     updated_at: str
     secret_rotated_at: str
-    def __init__(self, id: _Optional[str] = ..., org_id: _Optional[str] = ..., project_id: _Optional[str] = ..., name: _Optional[str] = ..., display_name: _Optional[str] = ..., description: _Optional[str] = ..., enabled: _Optional[bool] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ..., secret_rotated_at: _Optional[str] = ...) -> None: ...
+    redirect_uris: _containers.RepeatedScalarFieldContainer[str]
+    public_client: bool
+    def __init__(self, id: _Optional[str] = ..., org_id: _Optional[str] = ..., project_id: _Optional[str] = ..., name: _Optional[str] = ..., display_name: _Optional[str] = ..., description: _Optional[str] = ..., enabled: _Optional[bool] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ..., secret_rotated_at: _Optional[str] = ..., redirect_uris: _Optional[_Iterable[str]] = ..., public_client: _Optional[bool] = ...) -> None: ...
 
 class ServiceAccountCredentials(_message.Message):
     __slots__ = ("service_account", "client_id", "client_secret")
@@ -302,18 +306,22 @@ class ServiceAccountCredentials(_message.Message):
     def __init__(self, service_account: _Optional[_Union[ServiceAccount, _Mapping]] = ..., client_id: _Optional[str] = ..., client_secret: _Optional[str] = ...) -> None: ...
 
 class CreateServiceAccountRequest(_message.Message):
-    __slots__ = ("org_id", "project_id", "name", "display_name", "description")
+    __slots__ = ("org_id", "project_id", "name", "display_name", "description", "redirect_uris", "public_client")
     ORG_ID_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    REDIRECT_URIS_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_CLIENT_FIELD_NUMBER: _ClassVar[int]
     org_id: str
     project_id: str
     name: str
     display_name: str
     description: str
-    def __init__(self, org_id: _Optional[str] = ..., project_id: _Optional[str] = ..., name: _Optional[str] = ..., display_name: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
+    redirect_uris: _containers.RepeatedScalarFieldContainer[str]
+    public_client: bool
+    def __init__(self, org_id: _Optional[str] = ..., project_id: _Optional[str] = ..., name: _Optional[str] = ..., display_name: _Optional[str] = ..., description: _Optional[str] = ..., redirect_uris: _Optional[_Iterable[str]] = ..., public_client: _Optional[bool] = ...) -> None: ...
 
 class GetServiceAccountRequest(_message.Message):
     __slots__ = ("service_account_id",)
@@ -344,18 +352,24 @@ class ListServiceAccountsResponse(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[ServiceAccount, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class UpdateServiceAccountRequest(_message.Message):
-    __slots__ = ("service_account_id", "name", "display_name", "description", "enabled")
+    __slots__ = ("service_account_id", "name", "display_name", "description", "enabled", "redirect_uris", "public_client", "update_mask")
     SERVICE_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     ENABLED_FIELD_NUMBER: _ClassVar[int]
+    REDIRECT_URIS_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_CLIENT_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
     service_account_id: str
     name: str
     display_name: str
     description: str
     enabled: bool
-    def __init__(self, service_account_id: _Optional[str] = ..., name: _Optional[str] = ..., display_name: _Optional[str] = ..., description: _Optional[str] = ..., enabled: _Optional[bool] = ...) -> None: ...
+    redirect_uris: _containers.RepeatedScalarFieldContainer[str]
+    public_client: bool
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, service_account_id: _Optional[str] = ..., name: _Optional[str] = ..., display_name: _Optional[str] = ..., description: _Optional[str] = ..., enabled: _Optional[bool] = ..., redirect_uris: _Optional[_Iterable[str]] = ..., public_client: _Optional[bool] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
 
 class DeleteServiceAccountRequest(_message.Message):
     __slots__ = ("service_account_id",)

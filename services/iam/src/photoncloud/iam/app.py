@@ -16,7 +16,7 @@ from photoncloud.common.gateway import rest_routes
 from photoncloud.common.replication import LocalLog
 from photoncloud.common.server import Service, run
 
-from . import grpc_api, metrics, oauth2, rest_api
+from . import authorize, grpc_api, metrics, oauth2, rest_api
 from .core import DEFAULT_ISSUER, Bootstrapped, IamCore, Settings
 from .credentials import SecretHasher
 from .machine import IamStateMachine
@@ -138,8 +138,10 @@ def service(core: IamCore) -> Service:
 
     services = grpc_api.services(core)
     routes = rest_routes(services, rest_api.routes(core))  # the contract's, but where rest_api writes one by hand
+    oauth = oauth2.application(core)
+    authorize.add_routes(oauth, core)
     return Service(NAME, __version__, routes, services, dependencies, close, verifier=core.verifier,
-                   mounts={oauth2.PREFIX: oauth2.application(core)},
+                   mounts={oauth2.PREFIX: oauth},
                    domain_metrics=metrics.reader(NAME, core))
 
 

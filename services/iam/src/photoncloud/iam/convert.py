@@ -129,6 +129,21 @@ def changes(request: Message, *names: str) -> dict[str, Any]:
     return {name: getattr(request, name) for name in names if request.HasField(name)}
 
 
+def service_account_changes(request: pb.UpdateServiceAccountRequest) -> dict[str, Any]:
+    """What a service account update changes: the fields update_mask names (REST: those of the
+    body), or without a mask the fields set and the redirect URIs if any are given."""
+    names = ("name", "display_name", "description", "enabled", "public_client")
+    paths = list(request.update_mask.paths)
+    for path in paths:
+        if path not in (*names, "redirect_uris"):
+            raise InvalidArgument(f"update_mask: {path!r} is not a field a service account update changes",
+                                  {"field": "update_mask"})
+    found = changes(request, *names)
+    if "redirect_uris" in paths or (not paths and request.redirect_uris):
+        found["redirect_uris"] = list(request.redirect_uris)
+    return {name: value for name, value in found.items() if not paths or name in paths}
+
+
 def role_changes(request: pb.UpdateRoleRequest) -> dict[str, Any]:
     """What a role update changes: the fields update_mask names (REST: those of the body), or
     without a mask the description if set and the permissions if any are given."""

@@ -3,7 +3,8 @@ tokens, authorization decisions and the audit log, with every rule about them.
 
 IamCore is the service's facade: an operation authorizes the caller, validates, hashes and signs
 what needs it, then proposes a command to the log (commands.py; machine.py applies it) or reads
-the store. The operations live by subject in tenancy.py, principals.py, access.py and tokens.py.
+the store. The operations live by subject in tenancy.py, principals.py, access.py, tokens.py and
+codeflow.py (the authorization code flow).
 
 Every operation takes a `Caller` (who asks, from where) and decides what that caller may see and
 change; the adapters only convert. The rules, in short:
@@ -100,7 +101,9 @@ from .rules import (
 )
 from .store import Records, SqliteIamStore
 from .tenancy import Tenancy
-from .tokens import LocalKeys, LocalRevocations, Tokens
+from .authcodes import CodeTable
+from .codeflow import CodeFlow
+from .tokens import LocalKeys, LocalRevocations
 from .values import (
     DEFAULT_ISSUER,
     Bootstrapped,
@@ -127,7 +130,7 @@ __all__ = [
 ]
 
 
-class IamCore(Tenancy, Principals, Access, Tokens):
+class IamCore(Tenancy, Principals, Access, CodeFlow):
     """IAM's operations: authorize, validate, then propose a command to the log or read the store."""
 
     def __init__(self, store: SqliteIamStore, settings: Settings | None = None, hasher: SecretHasher | None = None,
@@ -146,6 +149,7 @@ class IamCore(Tenancy, Principals, Access, Tokens):
         self.throttle = LoginThrottle(self.settings.login_failure_limit, self.settings.login_failure_window,
                                       monotonic, limits={"address": self.settings.login_failure_address_limit})
         self.verifier = Verifier(LocalKeys(self), self.settings.issuer, LocalRevocations(self))
+        self.codes = CodeTable(self.settings.authorization_code_ttl, self.settings.max_authorization_codes, clock)
         # Changes run one at a time: every check-then-write below holds this lock.
         self._lock = asyncio.Lock()
         self._keys: dict[str, SigningKey] = {}

@@ -137,7 +137,7 @@ class ServiceAccountsServicer(pb_grpc.ServiceAccountsServicer):
                                    context: Context) -> pb.ServiceAccountCredentials:
         return convert.credentials(await self.iam.create_service_account(
             _caller(context), request.org_id, request.name, request.project_id, request.display_name,
-            request.description))
+            request.description, list(request.redirect_uris), request.public_client))
 
     async def GetServiceAccount(self, request: pb.GetServiceAccountRequest, context: Context) -> pb.ServiceAccount:
         return convert.service_account(await self.iam.get_service_account(_caller(context),
@@ -152,7 +152,7 @@ class ServiceAccountsServicer(pb_grpc.ServiceAccountsServicer):
 
     async def UpdateServiceAccount(self, request: pb.UpdateServiceAccountRequest,
                                    context: Context) -> pb.ServiceAccount:
-        changes = convert.changes(request, "name", "display_name", "description", "enabled")
+        changes = convert.service_account_changes(request)
         return convert.service_account(await self.iam.update_service_account(
             _caller(context), request.service_account_id, changes))
 

@@ -1,7 +1,9 @@
 """IAM's OAuth2 endpoints on the wire the standards define, for OAuth2 and OpenID Connect clients:
 
+- GET and POST /oauth2/authorize: the authorization code flow's sign-in page (authorize.py).
 - POST /oauth2/token (RFC 6749 section 3.2): a form body (application/x-www-form-urlencoded) with
-  the password, client_credentials or refresh_token grant; the answer is RFC 6749's top-level JSON
+  the authorization_code (PKCE: RFC 7636), password, client_credentials or refresh_token grant;
+  the answer is RFC 6749's top-level JSON
   (access_token, token_type, expires_in, refresh_token, scope; id_token with openid) with
   Cache-Control: no-store and Pragma: no-cache, and errors are section 5.2's
   `{"error": ..., "error_description": ...}`.
@@ -30,8 +32,10 @@ from authlib.oauth2.rfc6749.errors import OAuth2Error
 from photoncloud.common.auth import ORG, PROJECT, SYSTEM, Scope
 from photoncloud.common.errors import Code, ServiceError
 
+from .codeflow import INVALID_GRANT
 from .core import Caller, Grant, IamCore, IssuedToken
-from .rules import CLIENT_CREDENTIALS, GRANT_TYPES, OAUTH2_REVOKE_PATH, OAUTH2_TOKEN_PATH, OPENID, PASSWORD
+from .rules import (AUTHORIZATION_CODE, CLIENT_CREDENTIALS, GRANT_TYPES, OAUTH2_GRANT_TYPES, OAUTH2_REVOKE_PATH,
+                    OAUTH2_TOKEN_PATH, OPENID, PASSWORD)
 
 PREFIX = "/oauth2"
 FORM = "application/x-www-form-urlencoded"
@@ -162,7 +166,7 @@ def grant_of(request: web.Request, form: Mapping[str, str]) -> tuple[Grant, Requ
     if grant_type not in GRANT_TYPES:
         unsupported = oauth2.UnsupportedGrantTypeError(grant_type)
         unsupported.description = error_text(f"grant_type {grant_type!r} is not supported: use one of "
-                                           f"{', '.join(GRANT_TYPES)}")
+                                           f"{', '.join(OAUTH2_GRANT_TYPES)}")
         raise unsupported
     asked = parse_scope(form.get("scope", ""))
     scoped = Grant(grant_type, org_id=asked.org_id, project_id=asked.project_id, system=asked.system)
@@ -189,11 +193,26 @@ def grant_of(request: web.Request, form: Mapping[str, str]) -> tuple[Grant, Requ
     return replace(scoped, refresh_token=form["refresh_token"], within_session=True, id_token_audience=audience), asked
 
 
+async def redeem(iam: IamCore, request: web.Request, form: Mapping[str, str]) -> web.Response:
+    """The token response for an authorization code (RFC 6749 section 4.1.3, RFC 7636 section 4.5)."""
+    for name in ("code", "redirect_uri"):
+        if name not in form:
+            raise oauth2.InvalidRequestError(f"{name} is required with grant_type {AUTHORIZATION_CODE}")
+    client_id, client_secret, basic = client_credentials(request, form)
+    if basic and form.get("client_id", client_id) != client_id:
+        raise oauth2.InvalidRequestError("client_id in the form is not the client of HTTP Basic")
+    issued, oidc = await iam.redeem_code(Caller(None, request.remote or ""), client_id, client_secret, form["code"],
+                                         form["redirect_uri"], form.get("code_verifier", ""))
+    return token_response(issued, oidc)
+
+
 def oauth2_error(exc: ServiceError, grant_type: str) -> OAuth2Error:
     """The RFC 6749 section 5.2 error for what the core refused."""
     message, details = error_text(exc.message), exc.details or {}
     if exc.code is Code.UNAUTHENTICATED:
-        if grant_type == CLIENT_CREDENTIALS:
+        # The client's own credentials are invalid_client; a code's problems, or a user's, invalid_grant.
+        if grant_type == CLIENT_CREDENTIALS or (grant_type == AUTHORIZATION_CODE
+                                                and details.get("reason") != INVALID_GRANT):
             return unauthenticated_client(message)
         return oauth2.InvalidGrantError(message)
     field = str(details.get("field", ""))
@@ -240,6 +259,8 @@ def application(iam: IamCore) -> web.Application:
         try:
             form = await read_form(request)
             grant_type = form.get("grant_type", "")
+            if grant_type == AUTHORIZATION_CODE:
+                return await redeem(iam, request, form)
             grant, asked = grant_of(request, form)
             issued = await iam.issue_token(Caller(None, request.remote or ""), grant)
         except OAuth2Error as exc:

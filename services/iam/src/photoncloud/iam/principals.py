@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -16,7 +16,7 @@ from .facade import Facade
 from .records import Binding, Organization, Project, ServiceAccount, User
 from .rules import (ADMIN, PRINCIPAL_OUTRANKS_CALLER, SERVICE_ACCOUNTS_MANAGE, SERVICE_ACCOUNTS_READ, USER_NAME,
                     USERS_MANAGE, USERS_READ, allowed_changes, authenticated, check_email, check_labels, check_name,
-                    check_text, describe, require, require_system, visible)
+                    check_redirect_uris, check_text, describe, require, require_system, visible)
 from .values import Caller, Credentials, Deleted, Page
 
 
@@ -194,8 +194,11 @@ class Principals(Facade):
     # --- service accounts ------------------------------------------------------------------------
 
     async def create_service_account(self, caller: Caller, org_id: str, name: str, project_id: str = "",
-                                     display_name: str = "", description: str = "") -> Credentials:
-        """A new service account of an org (or of a project in it), with its secret (shown once)."""
+                                     display_name: str = "", description: str = "",
+                                     redirect_uris: Sequence[str] = (), public_client: bool = False) -> Credentials:
+        """A new service account of an org (or of a project in it), with its secret (shown once); with
+        redirect_uris, an OAuth2 client of the authorization code flow (public: it signs users in with
+        PKCE and no secret)."""
         async with self._audited(caller, "iam.serviceaccounts.create", f"serviceaccounts/{name}",
                                  org_id=org_id, project_id=project_id) as event:
             if not org_id and not project_id:
@@ -207,11 +210,12 @@ class Principals(Facade):
                 org_id = project.org_id
             require(caller, SERVICE_ACCOUNTS_MANAGE, org_id, project_id)
             check_labels({"name": name, "display_name": display_name, "description": description})
+            uris = check_redirect_uris(list(redirect_uris))
             secret = new_secret()
             hashed = await self.hasher.hash(secret)
             now = self.clock()
             account = ServiceAccount(new_id("sa"), org_id, project_id, name, display_name, description, True,
-                                     hashed, now, now, now)
+                                     hashed, now, now, now, uris, bool(public_client))
             event.target = f"serviceaccounts/{account.id}"
             async with self._lock:
                 await self._get(Organization, org_id, "organization")
@@ -239,11 +243,17 @@ class Principals(Facade):
 
     async def update_service_account(self, caller: Caller, account_id: str,
                                      changes: Mapping[str, Any]) -> ServiceAccount:
-        """Change a service account's name, display name, description or enabled flag."""
+        """Change a service account's name, display name, description, enabled flag, or what it is
+        as an OAuth2 client (redirect URIs, public)."""
         async with self._audited(caller, "iam.serviceaccounts.update", f"serviceaccounts/{account_id}") as event:
-            changes = allowed_changes(changes, ("name", "display_name", "description", "enabled"))
+            changes = allowed_changes(changes, ("name", "display_name", "description", "enabled", "redirect_uris",
+                                                "public_client"))
             event.details["fields"] = sorted(changes)
             check_labels(changes)
+            if "redirect_uris" in changes:
+                changes["redirect_uris"] = check_redirect_uris(list(changes["redirect_uris"]))
+            if "public_client" in changes:
+                changes["public_client"] = bool(changes["public_client"])
             async with self._lock:
                 account = await self._get(ServiceAccount, account_id, "service account")
                 me = require(caller, SERVICE_ACCOUNTS_MANAGE, account.org_id, account.project_id)

@@ -75,6 +75,10 @@ class ServiceAccount:
     created_at: float
     updated_at: float
     secret_rotated_at: float
+    # As an OAuth2 client of the authorization code flow: where a signed-in user may be sent back
+    # (exact match), and whether it is public (no secret in that flow; PKCE instead).
+    redirect_uris: tuple[str, ...] = ()
+    public_client: bool = False
 
     @property
     def subject(self) -> str:

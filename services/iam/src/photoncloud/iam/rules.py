@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from photoncloud.common.auth import ORG, PROJECT, SYSTEM, Principal, Scope
 from photoncloud.common.errors import InvalidArgument, PermissionDenied, Unauthenticated
@@ -36,17 +37,24 @@ BUILTIN_ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
 
 PASSWORD, CLIENT_CREDENTIALS, REFRESH_TOKEN = "password", "client_credentials", "refresh_token"
 GRANT_TYPES = (PASSWORD, CLIENT_CREDENTIALS, REFRESH_TOKEN)
+# The authorization code grant exists on the OAuth2 endpoint only: its code comes from a browser's sign-in there.
+AUTHORIZATION_CODE = "authorization_code"
+OAUTH2_GRANT_TYPES = (AUTHORIZATION_CODE, *GRANT_TYPES)
 # How a client authenticates at the OAuth2 endpoints (RFC 6749 section 2.3.1: HTTP Basic, or the form's fields).
 CLIENT_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 # Where IAM serves its keys and its OAuth2 endpoints (RFC 6749's token, RFC 7009's revocation), under the issuer.
 JWKS_PATH = "/.well-known/jwks.json"
 OAUTH2_TOKEN_PATH, OAUTH2_REVOKE_PATH = "/oauth2/token", "/oauth2/revoke"
+OAUTH2_AUTHORIZE_PATH = "/oauth2/authorize"
 OPENID = "openid"  # the scope value that asks for an OpenID Connect ID token too
 
 MAX_BATCH = 100  # questions in one authorization batch
 MAX_TOKEN_CHARS = 16 * 1024
 MAX_CREDENTIAL_CHARS = {"username": 256, "client_id": 256, "password": 1024, "client_secret": 1024,
                         "refresh_token": 1024, "org_id": 256, "project_id": 256, "id_token_audience": 256}
+MAX_REDIRECT_URIS, MAX_REDIRECT_URI_CHARS = 16, 2048
+# Hosts an http redirect URI may name: the loopback interface of the user's own machine (RFC 8252 section 7.3).
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 # How long a retired key stays published beyond the lifetime of the last token it signed.
 KEY_RETIREMENT_MARGIN = 60
 PURGE_INTERVAL = 60.0  # seconds between two purges of what expired
@@ -83,6 +91,59 @@ def check_labels(fields: Mapping[str, Any]) -> None:
         check_name(fields["name"], "name")
     check_text(fields.get("display_name", ""), "display_name", 256)
     check_text(fields.get("description", ""), "description", 1024)
+
+
+def check_redirect_uri(value: Any, field_name: str = "redirect_uris") -> str:
+    """value, if a client may register it as a redirect URI: an absolute https URI, or http on a
+    loopback host (RFC 8252 section 7.3), without a fragment (RFC 6749 section 3.1.2) or user
+    information; INVALID_ARGUMENT otherwise."""
+    problem = ""
+    if not isinstance(value, str) or not value or len(value) > MAX_REDIRECT_URI_CHARS \
+            or any(ord(c) <= 0x20 or ord(c) >= 0x7F for c in value):
+        problem = f"must be printable ASCII without spaces, at most {MAX_REDIRECT_URI_CHARS} characters"
+    else:
+        try:
+            parts = urlsplit(value)
+            host = parts.hostname or ""
+            parts.port  # noqa: B018 - raises on a port that is not one
+        except ValueError:
+            parts, host, problem = None, "", "is not a URI"
+        if parts is None:
+            pass
+        elif parts.scheme not in ("https", "http") or not host:
+            problem = "must be an absolute https URI (or http on a loopback host)"
+        elif parts.scheme == "http" and host not in LOOPBACK_HOSTS:
+            problem = "may use http only on a loopback host (127.0.0.1, [::1], localhost); use https"
+        elif parts.fragment or "#" in value:
+            problem = "must not have a fragment"
+        elif "@" in parts.netloc:
+            problem = "must not carry user information"
+    if problem:
+        raise InvalidArgument(f"redirect URI {str(value)[:200]!r} {problem}", {"field": field_name})
+    return value
+
+
+def check_redirect_uris(values: Any) -> tuple[str, ...]:
+    """The redirect URIs a client registers (each as check_redirect_uri allows, at most
+    MAX_REDIRECT_URIS, no repeats), in the order given."""
+    if isinstance(values, str) or not isinstance(values, (list, tuple)):
+        raise InvalidArgument("redirect_uris must be a list of URIs", {"field": "redirect_uris"})
+    if len(values) > MAX_REDIRECT_URIS:
+        raise InvalidArgument(f"a client registers at most {MAX_REDIRECT_URIS} redirect URIs",
+                              {"field": "redirect_uris"})
+    uris = tuple(check_redirect_uri(v) for v in values)
+    if len(set(uris)) != len(uris):
+        raise InvalidArgument("redirect_uris must not repeat", {"field": "redirect_uris"})
+    return uris
+
+
+def within(outer: Scope, inner: Scope) -> bool:
+    """Whether scope outer contains scope inner (the system everything, an org its projects)."""
+    if outer.kind == SYSTEM:
+        return True
+    if outer.kind == ORG:
+        return inner.kind in (ORG, PROJECT) and inner.org_id == outer.org_id
+    return inner.kind == PROJECT and inner.project_id == outer.project_id
 
 
 def check_email(value: str) -> str:

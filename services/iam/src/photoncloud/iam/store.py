@@ -81,6 +81,8 @@ CREATE TABLE IF NOT EXISTS service_accounts (
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     secret_rotated_at REAL NOT NULL,
+    redirect_uris TEXT NOT NULL DEFAULT '[]',  -- JSON list
+    public_client INTEGER NOT NULL DEFAULT 0,
     UNIQUE (org_id, project_id, name)
 );
 CREATE INDEX IF NOT EXISTS service_accounts_by_project ON service_accounts (project_id);
@@ -270,6 +272,14 @@ class SqliteIamStore(SqliteState):
             os.chmod(path, 0o600)  # SQLite gives its -wal and -shm files the database file's mode
         super()._open()
         self.db.row_factory = sqlite3.Row
+
+    def migrate(self) -> None:
+        """Add the columns an older store lacks (service accounts as OAuth2 clients)."""
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(service_accounts)")}
+        for column, declaration in (("redirect_uris", "TEXT NOT NULL DEFAULT '[]'"),
+                                    ("public_client", "INTEGER NOT NULL DEFAULT 0")):
+            if column not in columns:
+                self.db.execute(f"ALTER TABLE service_accounts ADD COLUMN {column} {declaration}")
 
     def meta(self, name: str) -> int:
         """A number kept in the meta table (a file from before the log keeps its values as text)."""

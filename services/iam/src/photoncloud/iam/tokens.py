@@ -21,10 +21,10 @@ from .credentials import (ALGORITHM, generate_key, load_private_key, new_id, new
 from .facade import Facade
 from .records import (ACTIVE, EXPIRED, AccessToken, Binding, Organization, Project, RefreshToken, Revocation, Role,
                       ServiceAccount, SigningKey, TokenFamily, User)
-from .rules import (CLIENT_AUTH_METHODS, CLIENT_CREDENTIALS, GRANT_TYPES, JWKS_PATH, OAUTH2_REVOKE_PATH,
-                    OAUTH2_TOKEN_PATH, KEY_RETIREMENT_MARGIN, KEYS_MANAGE, KEYS_READ,
-                    MAX_CREDENTIAL_CHARS, MAX_TOKEN_CHARS, OPENID, PASSWORD, PURGE_INTERVAL, REFRESH_TOKEN, SPECIFICITY,
-                    authenticated, binding_applies, describe, newest_first, require_system)
+from .rules import (CLIENT_AUTH_METHODS, CLIENT_CREDENTIALS, GRANT_TYPES, JWKS_PATH, OAUTH2_AUTHORIZE_PATH,
+                    OAUTH2_GRANT_TYPES, OAUTH2_REVOKE_PATH, OAUTH2_TOKEN_PATH, KEY_RETIREMENT_MARGIN, KEYS_MANAGE,
+                    KEYS_READ, MAX_CREDENTIAL_CHARS, MAX_TOKEN_CHARS, OPENID, PASSWORD, PURGE_INTERVAL, REFRESH_TOKEN,
+                    SPECIFICITY, authenticated, binding_applies, describe, newest_first, require_system)
 from .values import Caller, Grant, IssuedToken
 
 
@@ -233,9 +233,10 @@ class Tokens(Facade):
                                  id_token_audience=grant.id_token_audience)
 
     async def _issue(self, event: Event, who: User | ServiceAccount, family: TokenFamily, *changes: Change,
-                     with_refresh: bool, expect: Sequence[Guard] = (), id_token_audience: str = "") -> IssuedToken:
+                     with_refresh: bool, expect: Sequence[Guard] = (), id_token_audience: str = "",
+                     nonce: str = "") -> IssuedToken:
         """Sign an access token for who on the family's scope (under the lock), and an ID token for
-        id_token_audience when there is one."""
+        id_token_audience when there is one (with the nonce of the authorization request, if any)."""
         scope = family.scope
         event.principal, event.details["scope"] = who.subject, scope.as_dict()
         bindings = await self._roles_on(who.subject, scope)
@@ -265,6 +266,8 @@ class Tokens(Facade):
             }
             if isinstance(who, User) and who.email:
                 identity["email"] = who.email
+            if nonce:
+                identity["nonce"] = nonce  # OpenID Connect Core section 3.1.3.7: the client checks it
             id_token = sign(identity, kid, self._private[kid])
         refresh, refresh_expires = "", 0
         writes: list[Change] = [*changes, Insert(AccessToken(claims["jti"], family.id, who.subject, expires))]
@@ -371,31 +374,31 @@ class Tokens(Facade):
         return [dict(k.public_jwk) for k in keys]
 
     def openid_configuration(self) -> dict[str, Any]:
-        """OpenID Connect discovery (and RFC 8414 authorization server metadata) for this issuer.
-
-        IAM signs in only at its token endpoint (password, client credentials, refresh): it has no
-        interactive authorization endpoint, so the document names none, as RFC 8414 section 2 allows
-        when no grant uses one. response_types_supported, which both specifications require
-        non-empty, says `id_token` as Kubernetes' issuer discovery does for the same case; the token
-        endpoint gives an ID token with the `openid` scope.
-        """
+        """OpenID Connect discovery (and RFC 8414 authorization server metadata) for this issuer:
+        the authorization code flow with PKCE (S256) at the authorization endpoint, answered in the
+        redirect's query with `iss` (RFC 9207), and the token endpoint's grants."""
         issuer = self.settings.issuer
         return {
             "issuer": issuer,
+            "authorization_endpoint": f"{issuer}{OAUTH2_AUTHORIZE_PATH}",
             "token_endpoint": f"{issuer}{OAUTH2_TOKEN_PATH}",
             "revocation_endpoint": f"{issuer}{OAUTH2_REVOKE_PATH}",
             "jwks_uri": f"{issuer}{JWKS_PATH}",
-            "response_types_supported": ["id_token"],
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "code_challenge_methods_supported": ["S256"],
+            "authorization_response_iss_parameter_supported": True,
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": [ALGORITHM],
-            "grant_types_supported": list(GRANT_TYPES),
-            "token_endpoint_auth_methods_supported": list(CLIENT_AUTH_METHODS),
+            "grant_types_supported": list(OAUTH2_GRANT_TYPES),
+            # "none": a public client of the code flow, which proves itself with PKCE.
+            "token_endpoint_auth_methods_supported": [*CLIENT_AUTH_METHODS, "none"],
             # Holding a token is the right to end it: revocation authenticates no client.
             "revocation_endpoint_auth_methods_supported": ["none"],
             # openid asks for an ID token as well; org:<id> and project:<id> name resources, so they cannot
             # be listed (RFC 8414 lets a server leave out scopes it supports); the guide gives the syntax.
             "scopes_supported": [OPENID, SYSTEM],
-            "claims_supported": ["iss", "aud", "sub", "name", "email", "iat", "nbf", "exp", "auth_time", "jti",
+            "claims_supported": ["iss", "aud", "sub", "name", "email", "iat", "nbf", "exp", "auth_time", "jti", "nonce",
                                  "scope", "roles", "permissions"],
         }
 

@@ -37,10 +37,12 @@ class Settings:
     login_failure_limit: int = 5  # failures of one user (or client) from one address
     login_failure_address_limit: int = 20  # failures from one address, whoever they were for
     login_failure_window: float = 60.0
+    authorization_code_ttl: float = 60.0  # seconds a code of the authorization code flow lives
+    max_authorization_codes: int = 10_000  # codes kept at once (they live in memory)
 
     def __post_init__(self) -> None:
         for name in ("access_token_ttl", "refresh_token_ttl", "session_ttl", "login_failure_limit",
-                     "login_failure_address_limit"):
+                     "login_failure_address_limit", "authorization_code_ttl", "max_authorization_codes"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if not self.issuer.startswith(("http://", "https://")):
@@ -92,6 +94,22 @@ class Grant:
     # OpenID Connect's `openid` scope: an ID token comes with the access token, for this audience
     # (the client's id); "" for none.
     id_token_audience: str = ""
+
+
+@dataclass(frozen=True)
+class CodeRequest:
+    """An authorization request of the code flow (RFC 6749 section 4.1.1, with RFC 7636's PKCE):
+    which client, where to send the user back, what scope the token is to have, and what the code
+    will be bound to."""
+
+    client_id: str
+    redirect_uri: str
+    org_id: str = ""
+    project_id: str = ""
+    system: bool = False
+    oidc: tuple[str, ...] = ()  # openid (and profile, email): an ID token comes with the access token
+    nonce: str = ""  # OpenID Connect's: echoed in the ID token
+    code_challenge: str = ""  # RFC 7636's S256 challenge; "" for none (a confidential client's choice)
 
 
 @dataclass(frozen=True)
