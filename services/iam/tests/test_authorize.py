@@ -22,7 +22,7 @@ from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from photoncloud.common.auth import AUDIENCE
-from photoncloud.iam.records import ServiceAccount
+from photoncloud.iam.records import ServiceAccount, TokenFamily
 from photoncloud.iam.store import SqliteIamStore
 
 from .conftest import ADMIN_PASSWORD
@@ -187,7 +187,7 @@ async def test_a_public_client_signs_a_user_in_with_pkce_and_calls_with_the_toke
     status, me, _ = await http.call("GET", "/api/v1/users/me", token["access_token"])
     assert (status, me["data"]["name"]) == (200, "alice")
     status, refreshed, _ = await http.call("POST", "/oauth2/token", data={
-        "grant_type": "refresh_token", "refresh_token": token["refresh_token"]})
+        "grant_type": "refresh_token", "refresh_token": token["refresh_token"], "client_id": world.clients["cli"].id})
     assert status == 200 and refreshed["scope"] == f"project:{world.web}"
 
 
@@ -196,6 +196,13 @@ async def test_a_confidential_client_authenticates_and_without_openid_gets_no_id
     session, location, verifier = await code_for(world, "portal", secret=portal.secret)
     token = await asyncio.to_thread(exchange, session, location, verifier)
     assert "id_token" not in token and token["scope"] == f"project:{world.web}"
+    # Its refresh token is its own: refreshed with its secret, refused without (RFC 6749 section 6).
+    refreshed = await asyncio.to_thread(session.refresh_token, session.metadata["token_endpoint"])
+    assert refreshed["scope"] == f"project:{world.web}"
+    async with world.browser.session.post(f"{world.browser.base}/oauth2/token", data={
+            "grant_type": "refresh_token", "refresh_token": refreshed["refresh_token"],
+            "client_id": portal.id}) as response:
+        assert (response.status, (await response.json())["error"]) == (400, "invalid_grant")
     # Without its secret, the confidential client's code is refused: PKCE alone is for public clients.
     session, location, verifier = await code_for(world, "portal")
     with pytest.raises(OAuthError) as refused:
@@ -315,7 +322,9 @@ async def test_a_public_client_must_use_pkce_with_s256(world):
                          ({"code_challenge": "a" * 43, "code_challenge_method": "S256", "response_type": "token"},
                           "unsupported_response_type"),
                          ({"code_challenge": "a" * 43, "code_challenge_method": "S256", "scope": "admin"},
-                          "invalid_scope")]:
+                          "invalid_scope"),
+                         ({"code_challenge": "a" * 43, "code_challenge_method": "S256", "prompt": "none"},
+                          "login_required")]:  # IAM keeps no browser session to sign in from
         status, _, headers = await world.browser.get(f"{endpoint}?{urlencode({**base, **extra})}")
         assert status == 302, extra
         answer = query(headers["Location"])
@@ -381,6 +390,23 @@ async def test_a_tenant_gets_no_wider_token_through_the_code_flow(world, http):
     status, reply, _ = await http.call("POST", "/api/v1/users", token["access_token"],
                                        json={"name": "mallory", "password": PASSWORD})
     assert (status, reply["error"]["code"]) == (403, "PERMISSION_DENIED")
+    # Nor does its refresh token widen later, on either token endpoint, or serve another client.
+    web_app, refresh = world.clients["web-app"].id, token["refresh_token"]
+    status, reply, _ = await http.call("POST", "/oauth2/token", data={
+        "grant_type": "refresh_token", "refresh_token": refresh, "client_id": web_app, "scope": "system"})
+    assert (status, reply["error"]) == (400, "invalid_scope")
+    status, reply, _ = await http.call("POST", "/oauth2/token", data={
+        "grant_type": "refresh_token", "refresh_token": refresh, "client_id": world.clients["cli"].id})
+    assert (status, reply["error"]) == (400, "invalid_grant")
+    for body, code in (({}, "UNAUTHENTICATED"), ({"client_id": web_app, "scope": {"org_id": world.org}},
+                                                  "PERMISSION_DENIED"),
+                       ({"client_id": web_app, "scope": {"project_id": world.db}}, "PERMISSION_DENIED")):
+        status, reply, _ = await http.call("POST", "/api/v1/auth/token", json={
+            "grant_type": "refresh_token", "refresh_token": refresh, **body})
+        assert (status, reply["error"]["code"]) == ({"UNAUTHENTICATED": 401}.get(code, 403), code), body
+    status, reply, _ = await http.call("POST", "/oauth2/token", data={
+        "grant_type": "refresh_token", "refresh_token": refresh, "client_id": web_app})
+    assert status == 200 and reply["scope"] == f"project:{world.web}"
 
 
 async def test_a_disabled_user_cannot_sign_in_through_the_form(world, http, admin):
@@ -399,10 +425,14 @@ async def test_a_store_from_before_clients_opens_with_its_service_accounts_as_no
     store.db.execute("ALTER TABLE service_accounts DROP COLUMN redirect_uris")
     store.db.execute("ALTER TABLE service_accounts DROP COLUMN public_client")
     store.db.execute("INSERT INTO service_accounts VALUES ('sa-1', 'org-1', '', 'ci', '', '', 1, 'hash', 0, 0, 0)")
+    store.db.execute("ALTER TABLE token_families DROP COLUMN client_id")
+    store.db.execute("INSERT INTO token_families VALUES ('fam-1', 'user:u', 'system', '', '', 0, 1, 0)")
     await store.close()
     store = SqliteIamStore(path)  # as a newer IAM opens the file an older one left
     try:
         account = store.get(ServiceAccount, "sa-1")
         assert account is not None and (account.name, account.redirect_uris, account.public_client) == ("ci", (), False)
+        family = store.get(TokenFamily, "fam-1")
+        assert family is not None and (family.principal, family.client_id) == ("user:u", "")
     finally:
         await store.close()

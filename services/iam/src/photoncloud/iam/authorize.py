@@ -43,7 +43,7 @@ from .values import CodeRequest
 
 # The parameters of an authorization request this endpoint reads (others are ignored, RFC 6749 section 3.1).
 PARAMETERS = ("response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge",
-              "code_challenge_method", "response_mode")
+              "code_challenge_method", "response_mode", "prompt")
 MAX_PARAMETER_CHARS = 2048
 FORM_LIFETIME = 600  # seconds a shown sign-in form may be sent
 # An origin safe to name in a Content-Security-Policy (the redirect URI's, for form-action).
@@ -62,6 +62,12 @@ class BadRequest(Exception):
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
+
+
+class LoginRequired(OAuth2Error):
+    """OpenID Connect's login_required: a sign-in without the user (prompt=none) is not possible."""
+
+    error = "login_required"
 
 
 class FormSigner:
@@ -132,6 +138,9 @@ def code_request(params: Mapping[str, str]) -> CodeRequest:
         raise oauth2.InvalidRequestError("code_challenge_method must be S256 (plain is refused)")
     if method and not challenge:
         raise oauth2.InvalidRequestError("code_challenge_method without code_challenge")
+    if "none" in params.get("prompt", "").split():
+        # OpenID Connect Core section 3.1.2.6: IAM keeps no browser session, so it cannot sign in silently.
+        raise LoginRequired("IAM keeps no sign-in session: the user must sign in")
     asked = parse_scope(params.get("scope", ""))
     return CodeRequest(params["client_id"], params["redirect_uri"], asked.org_id, asked.project_id, asked.system,
                        asked.oidc, params.get("nonce", ""), challenge)

@@ -5,7 +5,8 @@ which clients and redirect URIs are registered, what scope a code may carry, sig
 Clients are service accounts with redirect URIs. A client bounds the tokens issued through it to
 its own org or project, so that a tenant's client never carries a token beyond its tenant (an
 operator signing in through it gets a token on that tenant, not on the system); within that, the
-user's own bindings decide, as for the password grant.
+user's own bindings decide, as for the password grant. The session is the client's: its refresh
+tokens need the client's credentials and keep the session's scope (tokens.py, _refresh_client).
 """
 
 from __future__ import annotations
@@ -172,7 +173,8 @@ class CodeFlow(Tokens):
                 scope = pending.scope
                 async with self._lock:
                     family = TokenFamily(new_id("fam"), who.subject, scope.kind, scope.org_id, scope.project_id,
-                                         pending.auth_time, pending.auth_time + self.settings.session_ttl, 0)
+                                         pending.auth_time, pending.auth_time + self.settings.session_ttl, 0,
+                                         client_id)
                     pending.family_id = family.id  # before the write: a replay racing it revokes it
                     issued = await self._issue(event, who, family, Insert(family), with_refresh=True,
                                                id_token_audience=client_id if pending.oidc else "",

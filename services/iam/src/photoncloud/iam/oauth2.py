@@ -190,7 +190,9 @@ def grant_of(request: web.Request, form: Mapping[str, str]) -> tuple[Grant, Requ
     if grant_type == PASSWORD:
         return replace(scoped, username=form["username"], password=form["password"],
                        id_token_audience=audience), asked
-    return replace(scoped, refresh_token=form["refresh_token"], within_session=True, id_token_audience=audience), asked
+    # The client's credentials too: a code flow's session is its client's (tokens.py checks them then).
+    return replace(scoped, refresh_token=form["refresh_token"], within_session=True, id_token_audience=audience,
+                   client_id=client_id, client_secret=client_secret), asked
 
 
 async def redeem(iam: IamCore, request: web.Request, form: Mapping[str, str]) -> web.Response:

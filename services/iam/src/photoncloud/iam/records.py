@@ -147,6 +147,9 @@ class TokenFamily:
     created_at: float
     expires_at: float
     revoked_at: float
+    # The OAuth2 client a session of the authorization code flow was issued to ("" for the other grants):
+    # its refresh tokens are that client's, and stay within the session's scope.
+    client_id: str = ""
 
     @property
     def scope(self) -> Scope:

@@ -123,7 +123,8 @@ CREATE TABLE IF NOT EXISTS token_families (
     project_id TEXT NOT NULL,
     created_at REAL NOT NULL,
     expires_at REAL NOT NULL,
-    revoked_at REAL NOT NULL
+    revoked_at REAL NOT NULL,
+    client_id TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS token_families_by_principal ON token_families (principal);
 CREATE INDEX IF NOT EXISTS token_families_by_org ON token_families (org_id);
@@ -274,12 +275,14 @@ class SqliteIamStore(SqliteState):
         self.db.row_factory = sqlite3.Row
 
     def migrate(self) -> None:
-        """Add the columns an older store lacks (service accounts as OAuth2 clients)."""
-        columns = {row[1] for row in self.db.execute("PRAGMA table_info(service_accounts)")}
-        for column, declaration in (("redirect_uris", "TEXT NOT NULL DEFAULT '[]'"),
-                                    ("public_client", "INTEGER NOT NULL DEFAULT 0")):
+        """Add the columns an older store lacks (service accounts as OAuth2 clients, and the client
+        of a session)."""
+        for table, column, declaration in (("service_accounts", "redirect_uris", "TEXT NOT NULL DEFAULT '[]'"),
+                                           ("service_accounts", "public_client", "INTEGER NOT NULL DEFAULT 0"),
+                                           ("token_families", "client_id", "TEXT NOT NULL DEFAULT ''")):
+            columns = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
             if column not in columns:
-                self.db.execute(f"ALTER TABLE service_accounts ADD COLUMN {column} {declaration}")
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
     def meta(self, name: str) -> int:
         """A number kept in the meta table (a file from before the log keeps its values as text)."""

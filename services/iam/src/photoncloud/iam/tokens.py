@@ -146,6 +146,9 @@ class Tokens(Facade):
                 details["client_id"] = grant.client_id[:128]
             async with self._audited(caller, "iam.tokens.issue", "", **details) as event:
                 if grant.grant_type == REFRESH_TOKEN:
+                    # Outside the lock (a secret is hashed): a session's client never changes.
+                    if await self._refresh_client(event, grant, keys):
+                        grant = replace(grant, within_session=True)
                     async with self._lock:
                         return await self._refresh(event, grant, keys)
                 who = await self._sign_in(event, grant, keys)
@@ -194,6 +197,26 @@ class Tokens(Facade):
                     except Aborted:  # the user changed meanwhile (a new password): that one stands
                         pass
         return who
+
+    async def _refresh_client(self, event: Event, grant: Grant, keys: Sequence[str]) -> bool:
+        """Whether the refresh token is of a session an OAuth2 client got through the authorization
+        code flow; if so, that client must present it (RFC 6749 section 6: a refresh token is bound
+        to its client), with its secret unless it is public. Such a session keeps to its scope, the
+        client's, on every token endpoint."""
+        token = await self.store.get(RefreshToken, token_digest(grant.refresh_token))
+        family = await self.store.get(TokenFamily, token.family_id) if token else None
+        if family is None or not family.client_id:
+            return False
+        if grant.client_id != family.client_id:
+            raise self._fail_sign_in(event, keys, "OTHER_CLIENT", "invalid refresh token: it is another client's")
+        account = await self.store.get(ServiceAccount, family.client_id)
+        if account is None or not account.enabled:
+            raise self._fail_sign_in(event, keys, "UNKNOWN_CLIENT", "invalid refresh token")
+        if grant.client_secret or not account.public_client:
+            matches, _ = await self.hasher.verify(account.secret_hash, grant.client_secret)
+            if not matches:
+                raise self._fail_sign_in(event, keys, "WRONG_SECRET", "invalid client credentials")
+        return True
 
     async def _refresh(self, event: Event, grant: Grant, keys: Sequence[str]) -> IssuedToken:
         """Exchange a refresh token (under the lock): rotate it, or on reuse revoke its whole family."""
