@@ -193,6 +193,11 @@ def test_kubectl_apply_wait_get_watch_describe_logs_delete(platform, tmp_path):
     assert re.search(r"Normal\s+Scheduled\s+.*default-scheduler\s+Successfully assigned flow/hello to " + NODE,
                      described), described
     assert re.search(r"Normal\s+Started\s+", described) and "tier=api" in described
+    # kubectl describe service reads the service's EndpointSlices (discovery.k8s.io), since Kubernetes 1.33.
+    assert re.search(rf"Endpoints:\s+{re.escape(pod['status']['podIP'])}:8080\n",
+                     run("-n", "flow", "describe", "svc", "hello"))
+    assert run("-n", "flow", "get", "endpointslices", "-l", "kubernetes.io/service-name=hello", "-o", "name") == \
+        "endpointslice.discovery.k8s.io/hello\n"
     assert run("-n", "flow", "logs", "hello").strip() == "hello from a pod"
     assert run("-n", "flow", "delete", "pod", "hello").strip() == 'pod "hello" deleted from flow namespace'
     gone = kubectl(platform, tmp_path, token, "-n", "flow", "get", "pod", "hello")
@@ -211,6 +216,7 @@ def test_another_projects_kubectl_reaches_nothing_of_the_first(platform, tmp_pat
     for args in (("-n", "team-a", "get", "pods"), ("-n", "team-a", "get", "pod", "hello"),
                  ("-n", "team-a", "logs", "hello"), ("-n", "team-a", "delete", "pod", "hello"),
                  ("-n", "team-a", "label", "pod", "hello", "owner=b"), ("get", "namespace", "team-a"),
+                 ("-n", "team-a", "get", "endpointslices"), ("-n", "team-a", "describe", "service", "hello"),
                  ("-n", "team-a", "apply", "-f", "-")):
         run = kubectl(platform, tmp_path / "b", token_b, *args, stdin=manifest("team-a") if "apply" in args else None)
         assert run.returncode != 0 and "(Forbidden)" in run.stderr, (args, run.stdout, run.stderr)

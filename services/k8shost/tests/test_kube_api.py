@@ -149,7 +149,14 @@ def test_discovery_documents_are_public_and_shaped_as_kubernetes_serves_them(k8s
     assert api["kind"] == "APIVersions" and api["versions"] == ["v1"]
     assert api["serverAddressByClientCIDRs"][0]["clientCIDR"] == "0.0.0.0/0"
     groups = k8s.call("GET", "/apis").body
-    assert groups["kind"] == "APIGroupList" and groups["groups"] == []
+    # One named group: discovery.k8s.io, whose EndpointSlices kubectl describe service reads.
+    assert groups["kind"] == "APIGroupList" and [g["name"] for g in groups["groups"]] == ["discovery.k8s.io"]
+    assert groups["groups"][0]["preferredVersion"] == {"groupVersion": "discovery.k8s.io/v1", "version": "v1"}
+    slices = k8s.call("GET", "/apis/discovery.k8s.io/v1").body
+    assert (slices["kind"], slices["groupVersion"]) == ("APIResourceList", "discovery.k8s.io/v1")
+    assert [(r["name"], r["kind"], r["namespaced"], sorted(r["verbs"])) for r in slices["resources"]] == \
+        [("endpointslices", "EndpointSlice", True, ["get", "list", "watch"])]
+    assert k8s.call("GET", "/apis/apps/v1").status == 404
     listed = k8s.call("GET", "/api/v1").body
     assert (listed["kind"], listed["groupVersion"]) == ("APIResourceList", "v1")
     resources = {r["name"]: r for r in listed["resources"]}
@@ -839,3 +846,29 @@ async def test_nodes_selectors_and_a_watch_that_an_object_leaves(k8s):
             f"{summary(later)} from the start and {summary(from_version)} from the listing's version")
     finally:
         k8s.call("DELETE", f"/api/v1/nodes/{node}", k8s.admin)
+
+
+def test_endpoint_slices_show_a_services_endpoints_to_its_project_only(k8s):
+    ns = k8s.namespace(k8s.a, "slices")
+    created = k8s.call("POST", f"/api/v1/namespaces/{ns}/services", k8s.a, service_manifest("web"))
+    assert created.status == 201, created.body
+    base = f"/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices"
+    listed = k8s.call("GET", f"{base}?labelSelector=kubernetes.io%2Fservice-name%3Dweb", k8s.a)
+    assert listed.status == 200 and (listed.body["kind"], listed.body["apiVersion"]) == \
+        ("EndpointSliceList", "discovery.k8s.io/v1")
+    (item,) = listed.body["items"]
+    assert item["metadata"]["name"] == "web" and item["metadata"]["labels"]["kubernetes.io/service-name"] == "web"
+    # The service's target port, its name present even when empty (kubectl reads it unchecked), no pod yet.
+    assert (item["addressType"], item["ports"], item["endpoints"]) == \
+        ("IPv4", [{"name": "", "port": 8080, "protocol": "TCP"}], [])
+    assert k8s.call("GET", f"{base}?labelSelector=kubernetes.io%2Fservice-name%3Dother", k8s.a).body["items"] == []
+    one = k8s.call("GET", f"{base}/web", k8s.a)
+    assert one.status == 200 and (one.body["kind"], one.body["apiVersion"]) == ("EndpointSlice", "discovery.k8s.io/v1")
+    # They are a view: read-only, and only under their own group.
+    assert k8s.call("POST", base, k8s.a, {"metadata": {"name": "x"}}).reason() == ("MethodNotAllowed", 405)
+    assert k8s.call("GET", f"/api/v1/namespaces/{ns}/endpointslices", k8s.a).reason() == ("NotFound", 404)
+    # Another project's admin reads none of them, by name, by listing, or across namespaces.
+    assert k8s.call("GET", f"{base}/web", k8s.b).reason() == ("Forbidden", 403)
+    assert k8s.call("GET", base, k8s.b).reason() == ("Forbidden", 403)
+    everywhere = k8s.call("GET", "/apis/discovery.k8s.io/v1/endpointslices", k8s.b)
+    assert everywhere.status == 200 and ns not in {i["metadata"]["namespace"] for i in everywhere.body["items"]}

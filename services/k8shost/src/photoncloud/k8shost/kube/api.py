@@ -22,11 +22,11 @@ from photoncloud.common.auth import Verifier
 from photoncloud.common.errors import Aborted, InvalidArgument, NotFound, ServiceError, Unimplemented
 from photoncloud.common.streams import StreamGuard
 
-from .. import validation
+from .. import selectors, validation
 from ..core import KubeCore, Page
 from ..records import Event, Namespace, Node, Object, Pod, Service
 from . import discovery, fields, objects, patch, protobuf, schema, status, tables, watching
-from .resources import RESOURCES, SUBRESOURCES, Resource
+from .resources import GROUPS, RESOURCES, SUBRESOURCES, Resource
 
 log = logging.getLogger("photoncloud.k8shost.kube")
 
@@ -71,6 +71,14 @@ class KubeApi:
         app.router.add_route("*", "/api/v1/namespaces/{namespace}/{resource}", self._endpoint(self.collection))
         app.router.add_route("*", "/api/v1/{resource}/{name}", self._endpoint(self.item))
         app.router.add_route("*", "/api/v1/{resource}", self._endpoint(self.collection))
+        # The named groups (discovery.k8s.io), the same way under /apis/<group>/v1.
+        app.router.add_route("GET", "/apis/{group}", self._endpoint(self.group, public=True))
+        app.router.add_route("GET", "/apis/{group}/v1", self._endpoint(self.group_resources, public=True))
+        app.router.add_route("*", "/apis/{group}/v1/namespaces/{namespace}/{resource}/{name}",
+                             self._endpoint(self.item))
+        app.router.add_route("*", "/apis/{group}/v1/namespaces/{namespace}/{resource}", self._endpoint(self.collection))
+        app.router.add_route("*", "/apis/{group}/v1/{resource}/{name}", self._endpoint(self.item))
+        app.router.add_route("*", "/apis/{group}/v1/{resource}", self._endpoint(self.collection))
         app.router.add_route("*", "/{tail:.*}", self._endpoint(self.unknown, public=True))
         return app
 
@@ -119,6 +127,21 @@ class KubeApi:
         """GET /apis."""
         return _json(discovery.api_groups())
 
+    async def group(self, request: web.Request) -> web.Response:
+        """GET /apis/<group>."""
+        return _json(discovery.api_group(self._group(request)))
+
+    async def group_resources(self, request: web.Request) -> web.Response:
+        """GET /apis/<group>/v1."""
+        return _json(discovery.resource_list(self._group(request)))
+
+    @staticmethod
+    def _group(request: web.Request) -> str:
+        group = request.match_info["group"]
+        if group not in GROUPS:
+            raise NotFound(f"the server could not find the requested resource (group {group})")
+        return group
+
     async def openapi_paths(self, request: web.Request) -> web.Response:
         """GET /openapi/v3."""
         return _json(discovery.openapi_v3_paths())
@@ -142,7 +165,7 @@ class KubeApi:
         info = request.match_info
         resource = RESOURCES.get(info["resource"])
         namespace = info.get("namespace", "")
-        if resource is None or (namespace and not resource.namespaced):
+        if resource is None or resource.group != info.get("group", "") or (namespace and not resource.namespaced):
             raise NotFound(f"the server could not find the requested resource ({info['resource']})")
         return resource, namespace
 
@@ -176,7 +199,7 @@ class KubeApi:
         if resource.namespaced and not namespace:
             raise NotFound(f"the server could not find the requested resource ({resource.name} are namespaced)")
         if request.method == "GET":
-            return _json(objects.show(await self.get(resource, namespace, name)))
+            return _json(objects.show(await self.get(resource, namespace, name), resource.name))
         if request.method == "PUT":
             self._refuse(resource, "update")
             body = await self._manifest(request, resource)
@@ -222,7 +245,7 @@ class KubeApi:
         """One object."""
         kube = self.kube
         try:
-            match resource.name:
+            match resource.kind_of_core:
                 case "namespaces":
                     return await kube.namespace(name)
                 case "pods":
@@ -243,7 +266,7 @@ class KubeApi:
     async def _page(self, resource: Resource, namespace: str, label_selector: str, limit: int,
                     token: str) -> Page:
         kube = self.kube
-        match resource.name:
+        match resource.kind_of_core:
             case "namespaces":
                 return await kube.namespaces(label_selector=label_selector, page_size=limit, page_token=token)
             case "pods":
@@ -257,16 +280,27 @@ class KubeApi:
             case _:
                 return await kube.events(namespace, label_selector, limit, token)
 
+    @staticmethod
+    def _selection(request: web.Request, resource: Resource) -> tuple[str, Callable[[dict[str, Any]], bool]]:
+        """The label selector the core filters by, and what this API filters the objects it shows by: the field
+        selector, and the label selector too for a view whose labels are not its core objects' (EndpointSlices)."""
+        matches = fields.parse(request.query.get("fieldSelector", ""), resource.name)
+        label_selector = request.query.get("labelSelector", "")
+        if not resource.source:
+            return label_selector, matches
+        wanted = selectors.parse(label_selector)
+        return "", lambda obj: wanted.matches(obj["metadata"].get("labels") or {}) and matches(obj)
+
     async def list(self, request: web.Request, resource: Resource, namespace: str) -> web.Response:
         """A listing: every matching object, or a page of limit with a continue token."""
         query = request.query
-        matches = fields.parse(query.get("fieldSelector", ""), resource.name)
+        label_selector, matches = self._selection(request, resource)
         limit = _integer(query.get("limit"), "limit")
         token = query.get("continue", "")
         items: list[dict[str, Any]] = []
         while True:
-            page = await self._page(resource, namespace, query.get("labelSelector", ""), limit or 0, token)
-            items.extend(x for x in map(objects.show, page.items) if matches(x))
+            page = await self._page(resource, namespace, label_selector, limit or 0, token)
+            items.extend(x for x in (objects.show(o, resource.name) for o in page.items) if matches(x))
             token = page.next_page_token
             if limit or not token:
                 break
@@ -281,25 +315,26 @@ class KubeApi:
         for item in items:  # items of a list carry no kind of their own, as Kubernetes writes them
             item.pop("kind", None)
             item.pop("apiVersion", None)
-        return _json({"kind": f"{resource.kind}List", "apiVersion": "v1", "metadata": list_meta, "items": items})
+        return _json({"kind": f"{resource.kind}List", "apiVersion": resource.api_version, "metadata": list_meta,
+                      "items": items})
 
     async def watch(self, request: web.Request, resource: Resource, namespace: str) -> web.StreamResponse:
         """A watch: Kubernetes watch events, one JSON document a line."""
         query = request.query
-        matches = fields.parse(query.get("fieldSelector", ""), resource.name)
+        label_selector, matches = self._selection(request, resource)
         timeout = _integer(query.get("timeoutSeconds"), "timeoutSeconds")
         version = query.get("resourceVersion", "")
         initial: list[dict[str, Any]] | None = None
         if _flag(query.get("sendInitialEvents")):
             # A streamed list: the current objects as ADDED, a bookmark saying they are all there, then changes.
-            page = await self._page(resource, namespace, query.get("labelSelector", ""), 0, "")
-            initial = [x for x in map(objects.show, page.items) if matches(x)]
+            page = await self._page(resource, namespace, label_selector, 0, "")
+            initial = [x for x in (objects.show(o, resource.name) for o in page.items) if matches(x)]
             version = str(page.resource_version)
         table = query.get("includeObject", "Metadata") if tables.wants_table(request.headers.get("Accept", "")) \
             else None
         async with self.streams.hold():
             try:
-                opened = await self.kube.watch(resource.name, namespace, query.get("labelSelector", ""), "",
+                opened = await self.kube.watch(resource.kind_of_core, namespace, label_selector, "",
                                                "" if version == "0" else version)
             except ServiceError as exc:
                 if (exc.details or {}).get("reason") != "RESOURCE_VERSION_TOO_OLD":

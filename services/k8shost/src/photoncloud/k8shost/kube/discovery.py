@@ -9,7 +9,7 @@ from functools import cache
 from typing import Any
 
 from . import schema
-from .resources import RESOURCES, SUBRESOURCES, Resource
+from .resources import GROUPS, RESOURCES, SUBRESOURCES, Resource
 
 # The Kubernetes release whose core/v1 k8shost follows (the subset the resources list).
 KUBERNETES_MAJOR, KUBERNETES_MINOR = "1", "33"
@@ -31,17 +31,28 @@ def api_versions(address: str) -> dict[str, Any]:
             "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": address}]}
 
 
+def api_group(group: str) -> dict[str, Any]:
+    """GET /apis/<group>: its one version."""
+    version = {"groupVersion": f"{group}/v1", "version": "v1"}
+    return {"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": [version],
+            "preferredVersion": version}
+
+
 def api_groups() -> dict[str, Any]:
-    """GET /apis: no named groups."""
-    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": []}
+    """GET /apis: the named groups (discovery.k8s.io, for EndpointSlices)."""
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [api_group(g) for g in GROUPS]}
 
 
-def resource_list() -> dict[str, Any]:
-    """GET /api/v1: the resources and subresources, with their verbs."""
+def resource_list(group: str = "") -> dict[str, Any]:
+    """GET /api/v1, or /apis/<group>/v1: the group's resources and subresources, with their verbs."""
     items: list[dict[str, Any]] = []
     for r in RESOURCES.values():
-        items.append({"name": r.name, "singularName": r.singular, "namespaced": r.namespaced, "kind": r.kind,
-                      "verbs": list(r.verbs), "shortNames": list(r.short_names), "categories": list(r.categories)})
+        if r.group == group:
+            items.append({"name": r.name, "singularName": r.singular, "namespaced": r.namespaced, "kind": r.kind,
+                          "verbs": list(r.verbs), "shortNames": list(r.short_names),
+                          "categories": list(r.categories)})
+    if group:
+        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{group}/v1", "resources": items}
     for (name, sub), (kind, verbs) in SUBRESOURCES.items():
         items.append({"name": f"{name}/{sub}", "singularName": "", "namespaced": RESOURCES[name].namespaced,
                       "kind": kind, "verbs": list(verbs)})
@@ -138,7 +149,8 @@ def openapi_v3() -> dict[str, Any]:
     """The OpenAPI v3 document of api/v1."""
     paths: dict[str, Any] = {}
     for r in RESOURCES.values():
-        paths.update(_operations(r))
+        if not r.group:  # what kubectl validates and patches: the core group's (the others are read-only)
+            paths.update(_operations(r))
     return {"openapi": "3.0.0", "info": {"title": "k8shost: the Kubernetes API (core/v1)", "version": "v1"},
             "paths": paths, "components": {"schemas": schema.SCHEMAS}}
 

@@ -15,6 +15,7 @@ ALLOWED = {
     "pods": (*COMMON, "spec.nodeName", "spec.restartPolicy", "status.phase", "status.podIP"),
     "services": (*COMMON, "spec.clusterIP", "spec.type"),
     "endpoints": COMMON,
+    "endpointslices": (*COMMON, "addressType"),
     "namespaces": (*COMMON, "status.phase"),
     "nodes": (*COMMON, "spec.unschedulable"),
     "events": (*COMMON, "involvedObject.kind", "involvedObject.namespace", "involvedObject.name",

@@ -139,6 +139,29 @@ def endpoints(e: Endpoints) -> dict[str, Any]:
     return body
 
 
+SERVICE_NAME = "kubernetes.io/service-name"  # the label that ties an EndpointSlice to its service
+
+
+def endpoint_slice(e: Endpoints) -> dict[str, Any]:
+    """A service's endpoints as one discovery.k8s.io/v1 EndpointSlice (named and labelled for the service)."""
+    namespace = e.metadata.namespace
+
+    def endpoint(a: EndpointAddress, ready: bool) -> dict[str, Any]:
+        return _drop_empty({"addresses": [a.ip], "conditions": {"ready": ready, "serving": ready,
+                                                                "terminating": False},
+                            "nodeName": a.node_name,
+                            "targetRef": _drop_empty({"kind": "Pod", "namespace": namespace, "name": a.pod_name,
+                                                      "uid": a.pod_uid}) if a.pod_name else None})
+
+    meta = metadata(e.metadata, True)
+    meta["labels"] = {**meta.get("labels", {}), SERVICE_NAME: e.metadata.name}
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": meta, "addressType": "IPv4",
+            "endpoints": [endpoint(a, True) for a in e.addresses] + [endpoint(a, False)
+                                                                     for a in e.not_ready_addresses],
+            # name even when empty: the controller sets it always, and kubectl reads it without checking
+            "ports": [{"name": p.name, "port": p.port, "protocol": p.protocol} for p in e.ports]}
+
+
 def namespace(n: Namespace) -> dict[str, Any]:
     """A namespace as Kubernetes shows it, with its project (and subnet) as annotations."""
     extra = {PROJECT: n.project_id, ORG: n.org_id}
@@ -185,8 +208,10 @@ def event(e: Event) -> dict[str, Any]:
 SHOW = {Pod: pod, Service: service, Endpoints: endpoints, Namespace: namespace, Node: node, Event: event}
 
 
-def show(obj: Object) -> dict[str, Any]:
-    """Any record as Kubernetes shows it."""
+def show(obj: Object, resource: str = "") -> dict[str, Any]:
+    """Any record as Kubernetes shows it (as an EndpointSlice when that is the resource asked for)."""
+    if resource == "endpointslices" and isinstance(obj, Endpoints):
+        return endpoint_slice(obj)
     return SHOW[type(obj)](obj)  # type: ignore[operator]
 
 

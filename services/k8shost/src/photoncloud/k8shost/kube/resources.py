@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 READ = ("get", "list", "watch")
+DISCOVERY_GROUP = "discovery.k8s.io"
 WRITE = ("create", "update", "patch", "delete")
 
 
@@ -19,6 +20,18 @@ class Resource:
     verbs: tuple[str, ...]
     short_names: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()  # "all": what `kubectl get all` lists
+    group: str = ""  # its API group ("": the core group, served under /api/v1; others under /apis/<group>/v1)
+    source: str = ""  # the core's kind it is a view of ("": its own name)
+
+    @property
+    def kind_of_core(self) -> str:
+        """The kind the core keeps its objects as."""
+        return self.source or self.name
+
+    @property
+    def api_version(self) -> str:
+        """Its apiVersion: v1, or <group>/v1."""
+        return f"{self.group}/v1" if self.group else "v1"
 
     @property
     def singular(self) -> str:
@@ -39,6 +52,9 @@ RESOURCES = {r.name: r for r in (
     # Registered by node agents; an operator may label, cordon or delete them.
     Resource("nodes", "Node", False, (*READ, "update", "patch", "delete"), ("no",)),
     Resource("events", "Event", True, (*READ, *WRITE), ("ev",)),
+    # The endpoints again, as discovery.k8s.io's slices: what kubectl describe service reads since Kubernetes 1.33.
+    Resource("endpointslices", "EndpointSlice", True, READ, (), group=DISCOVERY_GROUP, source="endpoints"),
 )}
+GROUPS = sorted({r.group for r in RESOURCES.values()} - {""})
 # A pod's status is its node agent's to write (a system-scoped token); its log is read from that agent.
 SUBRESOURCES = {("pods", "status"): ("Pod", ("get", "update", "patch")), ("pods", "log"): ("Pod", ("get",))}

@@ -94,6 +94,14 @@ def _endpoints(obj: dict[str, Any], now: float) -> list[Any]:
     return [_meta(obj, "name"), text or "<none>", age(_meta(obj, "creationTimestamp"), now)]
 
 
+def _endpoint_slice(obj: dict[str, Any], now: float) -> list[Any]:
+    ports = ",".join(str(p.get("port")) for p in obj.get("ports") or []) or "<unset>"
+    shown = [a for e in obj.get("endpoints") or [] for a in e.get("addresses") or []]
+    text = ",".join(shown[:3]) + (f" + {len(shown) - 3} more..." if len(shown) > 3 else "")
+    return [_meta(obj, "name"), obj.get("addressType", ""), ports, text or "<unset>",
+            age(_meta(obj, "creationTimestamp"), now)]
+
+
 def _namespace(obj: dict[str, Any], now: float) -> list[Any]:
     return [_meta(obj, "name"), (obj.get("status") or {}).get("phase", ""), age(_meta(obj, "creationTimestamp"), now)]
 
@@ -135,6 +143,7 @@ COLUMNS: dict[str, tuple[list[dict[str, Any]], Row]] = {
     "services": ([NAME, _column("Type"), _column("Cluster-IP"), _column("External-IP"), _column("Port(s)"), AGE,
                   _column("Selector", priority=1)], _service),
     "endpoints": ([NAME, _column("Endpoints"), AGE], _endpoints),
+    "endpointslices": ([NAME, _column("AddressType"), _column("Ports"), _column("Endpoints"), AGE], _endpoint_slice),
     "namespaces": ([NAME, _column("Status"), AGE], _namespace),
     "nodes": ([NAME, _column("Status"), _column("Roles"), AGE, _column("Version"),
                _column("Internal-IP", priority=1), _column("External-IP", priority=1),

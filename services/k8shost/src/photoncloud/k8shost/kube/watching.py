@@ -100,7 +100,7 @@ async def stream(request: web.Request, watch: sse.Watch, resource: Resource,
         meta: dict[str, Any] = {"resourceVersion": str(last)}
         if extra:
             meta["annotations"] = extra
-        return _line("BOOKMARK", {"kind": resource.kind, "apiVersion": "v1", "metadata": meta})
+        return _line("BOOKMARK", {"kind": resource.kind, "apiVersion": resource.api_version, "metadata": meta})
 
     response = await _open(request)
     try:
@@ -116,8 +116,9 @@ async def stream(request: web.Request, watch: sse.Watch, resource: Resource,
                         mark = time.monotonic() + bookmark_seconds
                     continue
                 await response.write(b"".join(
-                    events.lines(e.type, objects.show(e.object),
-                                 objects.show(e.previous) if e.previous is not None else None) for e in batch))
+                    events.lines(e.type, objects.show(e.object, resource.name),
+                                 objects.show(e.previous, resource.name) if e.previous is not None else None)
+                    for e in batch))
                 last = max([last, *(e.revision for e in batch)])
     except ServiceError as exc:  # e.g. compacted while catching up: say so, then end
         await response.write(_line("ERROR", status.of_error(exc)))
