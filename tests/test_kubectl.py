@@ -199,6 +199,15 @@ def test_kubectl_apply_wait_get_watch_describe_logs_delete(platform, tmp_path):
     assert run("-n", "flow", "get", "endpointslices", "-l", "kubernetes.io/service-name=hello", "-o", "name") == \
         "endpointslice.discovery.k8s.io/hello\n"
     assert run("-n", "flow", "logs", "hello").strip() == "hello from a pod"
+    follower = subprocess.Popen([KUBECTL, "-n", "flow", "logs", "-f", "hello"], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    try:  # followed: what is there comes at once, and the stream stays open while the pod runs
+        assert follower.stdout is not None and follower.stdout.readline().strip() == "hello from a pod"
+        time.sleep(1.5)
+        assert follower.poll() is None
+    finally:
+        follower.terminate()
+        follower.wait(timeout=10)
     assert run("-n", "flow", "delete", "pod", "hello").strip() == 'pod "hello" deleted from flow namespace'
     gone = kubectl(platform, tmp_path, token, "-n", "flow", "get", "pod", "hello")
     assert gone.returncode == 1 and 'pods "hello" not found' in gone.stderr and "(NotFound)" in gone.stderr
