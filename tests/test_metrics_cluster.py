@@ -7,26 +7,13 @@ import asyncio
 import time
 
 import aiohttp
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests import test_chainfire_cluster as chainfire
 from tests.test_chainfire_cluster import Client, Cluster
 
-
-@pytest.fixture
-async def cluster(tmp_path, iam_alone):
-    running = Cluster(tmp_path, iam_alone.iam.url)
-    for member in running.members:
-        member.start()
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-async def client(iam_alone):
-    headers = {"Authorization": f"Bearer {iam_alone.admin_token()}"}
-    async with aiohttp.ClientSession(headers=headers) as session:
-        yield Client(session)
+# The cluster and its client: the ChainFire cluster tests' own fixtures.
+cluster, client = chainfire.cluster, chainfire.client
 
 
 async def scrape(member) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -20,34 +20,11 @@ import yaml
 
 from photoncloud.common import needs
 from photoncloud.common.testing import Platform, start_platform
+from photoncloud.k8shost.testing import start_node_agent, stop_node_agent
 from photoncloud.plasmavmc.testing import guest_kernel
 
 PCCTL = Path(sys.executable).parent / "pcctl"  # the console script the package installs
 SERVICES = ("chainfire", "flaredb", "creditservice", "prismnet", "plasmavmc", "k8shost")
-
-
-def start_node_agent(platform: Platform, root: Path, timeout: float = 30) -> subprocess.Popen:
-    """k8shost's node agent (the process runtime), returned once its node is Ready."""
-    password_file = root / "admin-password"
-    with os.fdopen(os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
-        f.write(platform.admin_password + "\n")
-    kube = platform.services["k8shost"]
-    with open(root / "agent.log", "ab") as log:
-        agent = subprocess.Popen(
-            [sys.executable, "-m", "photoncloud.k8shost.agent", "--api-url", kube.url, "--iam-url", platform.iam.url,
-             "--data-dir", str(root / "agent"), "--bootstrap-password-file", str(password_file), "--daemon-port", "0"],
-            stdout=log, stderr=subprocess.STDOUT)
-    token, deadline = platform.admin_token(), time.monotonic() + timeout
-    while True:
-        _, nodes = platform.request("GET", f"{kube.url}/api/v1/nodes", token=token)
-        if any(c["type"] == "Ready" and c["status"] == "True"
-               for node in nodes.get("data", {}).get("items", ()) for c in node["status"]["conditions"]):
-            return agent
-        if agent.poll() is not None or time.monotonic() > deadline:
-            agent.kill()
-            agent.wait()
-            raise AssertionError(f"no Ready node:\n{(root / 'agent.log').read_text()}")
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -63,12 +40,7 @@ def cloud(tmp_path_factory):
         running.stop()
         raise
     yield running
-    agent.terminate()
-    try:
-        agent.wait(20)
-    except subprocess.TimeoutExpired:
-        agent.kill()
-        agent.wait()
+    stop_node_agent(agent)
     running.stop()
 
 

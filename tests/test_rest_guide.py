@@ -45,6 +45,7 @@ from photoncloud.common.errors import Code
 from photoncloud.common.gateway import contract_routes
 from photoncloud.common.rest import METHOD_NOT_ALLOWED
 from photoncloud.common.testing import Platform, start_platform
+from photoncloud.k8shost.testing import start_node_agent, stop_node_agent
 from photoncloud.plasmavmc.testing import build_initramfs, guest_kernel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -250,47 +251,6 @@ class Shell:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-
-
-def start_node_agent(platform: Platform, root: Path, timeout: float = 30) -> subprocess.Popen:
-    """A k8shost node agent, as `make run` starts one: it makes its own IAM service account from
-    the admin's password file on its first start; returned once its node is registered and Ready."""
-    password_file = root / "admin-password"  # as IAM keeps a password it made up: mode 0600
-    with os.fdopen(os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
-        f.write(platform.admin_password + "\n")
-    kube = platform.services["k8shost"]
-    with open(root / "k8shost-agent.log", "ab") as log:  # the child keeps its own copy of the descriptor
-        agent = subprocess.Popen(
-            [sys.executable, "-m", "photoncloud.k8shost.agent", "--api-url", kube.url, "--iam-url", platform.iam.url,
-             "--data-dir", str(root / "k8shost-agent"), "--bootstrap-password-file", str(password_file),
-             "--daemon-port", "0"],  # any free port: the default, 10250, may be taken where tests run
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        token, deadline = platform.admin_token(), time.monotonic() + timeout
-        while True:
-            assert agent.poll() is None, f"the node agent exited:\n{(root / 'k8shost-agent.log').read_text()}"
-            _, nodes = platform.request("GET", f"{kube.url}/api/v1/nodes", token=token)
-            if any(c["type"] == "Ready" and c["status"] == "True"
-                   for node in nodes.get("data", {}).get("items", ()) for c in node["status"]["conditions"]):
-                return agent
-            assert time.monotonic() < deadline, \
-                f"no node registered in {timeout}s:\n{(root / 'k8shost-agent.log').read_text()}"
-            time.sleep(0.2)
-    except BaseException:
-        agent.kill()
-        agent.wait()
-        raise
-
-
-def stop_node_agent(agent: subprocess.Popen) -> None:
-    """SIGTERM (a node agent stops its pods), then SIGKILL if it lingers."""
-    if agent.poll() is None:
-        agent.terminate()
-        try:
-            agent.wait(20)
-        except subprocess.TimeoutExpired:
-            agent.kill()
-            agent.wait()
 
 
 def dataplane_command(platform: Platform, root: Path, prefix: str) -> list[str]:

@@ -101,3 +101,44 @@ def start_agent(kube: ServiceProcess, platform: Platform, root: Path, name: str,
              "--heartbeat-seconds", "0.5", "--sync-seconds", "30", "--cpu", "2", "--memory", "2Gi",
              "--labels", "disk=ssd", "--backoff-seconds", "0.2"],
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def start_node_agent(platform: Platform, root: Path, timeout: float = 30) -> subprocess.Popen[bytes]:
+    """A k8shost node agent, as `make run` starts one: it makes its own IAM service account from
+    the admin's password file on its first start; returned once its node is registered and Ready."""
+    password_file = root / "admin-password"  # as IAM keeps a password it made up: mode 0600
+    with os.fdopen(os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+        f.write(platform.admin_password + "\n")
+    kube = platform.services["k8shost"]
+    with open(root / "k8shost-agent.log", "ab") as log:  # the child keeps its own copy of the descriptor
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "photoncloud.k8shost.agent", "--api-url", kube.url, "--iam-url", platform.iam.url,
+             "--data-dir", str(root / "k8shost-agent"), "--bootstrap-password-file", str(password_file),
+             "--daemon-port", "0"],  # any free port: the default, 10250, may be taken where tests run
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        token, deadline = platform.admin_token(), time.monotonic() + timeout
+        while True:
+            assert agent.poll() is None, f"the node agent exited:\n{(root / 'k8shost-agent.log').read_text()}"
+            _, nodes = platform.request("GET", f"{kube.url}/api/v1/nodes", token=token)
+            if any(c["type"] == "Ready" and c["status"] == "True"
+                   for node in nodes.get("data", {}).get("items", ()) for c in node["status"]["conditions"]):
+                return agent
+            assert time.monotonic() < deadline, \
+                f"no node registered in {timeout}s:\n{(root / 'k8shost-agent.log').read_text()}"
+            time.sleep(0.2)
+    except BaseException:
+        agent.kill()
+        agent.wait()
+        raise
+
+
+def stop_node_agent(agent: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (a node agent stops its pods), then SIGKILL if it lingers."""
+    if agent.poll() is None:
+        agent.terminate()
+        try:
+            agent.wait(20)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            agent.wait()
