@@ -19,6 +19,7 @@ from aiohttp import web
 
 from photoncloud.common import auth
 from photoncloud.common.auth import Verifier
+from photoncloud.common.rest import json_response
 from photoncloud.common.errors import Aborted, InvalidArgument, NotFound, ServiceError, Unimplemented
 from photoncloud.common.streams import StreamGuard
 
@@ -36,10 +37,6 @@ PATCH_RETRIES = 5  # a PATCH re-reads and re-applies when the object changed und
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 WARNINGS = "photoncloud.kube.warnings"  # the request's key for the Warning headers its answer carries
 REASON_OF_HTTP = {413: "RequestEntityTooLarge", 415: "UnsupportedMediaType", 406: "NotAcceptable"}
-
-
-def _json(body: Any, code: int = 200) -> web.Response:
-    return web.Response(text=json.dumps(body, separators=(",", ":")), status=code, content_type="application/json")
 
 
 def _flag(value: str | None) -> bool:
@@ -113,27 +110,27 @@ class KubeApi:
 
     async def version(self, request: web.Request) -> web.Response:
         """GET /version."""
-        return _json(discovery.version(self.service_version))
+        return json_response(discovery.version(self.service_version))
 
     async def api(self, request: web.Request) -> web.Response:
         """GET /api."""
-        return _json(discovery.api_versions(request.host))
+        return json_response(discovery.api_versions(request.host))
 
     async def resource_list(self, request: web.Request) -> web.Response:
         """GET /api/v1."""
-        return _json(discovery.resource_list())
+        return json_response(discovery.resource_list())
 
     async def groups(self, request: web.Request) -> web.Response:
         """GET /apis."""
-        return _json(discovery.api_groups())
+        return json_response(discovery.api_groups())
 
     async def group(self, request: web.Request) -> web.Response:
         """GET /apis/<group>."""
-        return _json(discovery.api_group(self._group(request)))
+        return json_response(discovery.api_group(self._group(request)))
 
     async def group_resources(self, request: web.Request) -> web.Response:
         """GET /apis/<group>/v1."""
-        return _json(discovery.resource_list(self._group(request)))
+        return json_response(discovery.resource_list(self._group(request)))
 
     @staticmethod
     def _group(request: web.Request) -> str:
@@ -144,11 +141,11 @@ class KubeApi:
 
     async def openapi_paths(self, request: web.Request) -> web.Response:
         """GET /openapi/v3."""
-        return _json(discovery.openapi_v3_paths())
+        return json_response(discovery.openapi_v3_paths())
 
     async def openapi(self, request: web.Request) -> web.Response:
         """GET /openapi/v3/api/v1."""
-        answer = _json(discovery.openapi_v3())
+        answer = json_response(discovery.openapi_v3())
         answer.headers["Cache-Control"] = "public, immutable" if request.query.get("hash") else "no-cache"
         return answer
 
@@ -189,7 +186,7 @@ class KubeApi:
                 raise NotFound(f"{resource.name} are created in a namespace: POST "
                                f"/api/v1/namespaces/{{namespace}}/{resource.name}")
             body = await self._manifest(request, resource)
-            return _json(objects.show(await self.create(resource, namespace, body)), 201)
+            return json_response(objects.show(await self.create(resource, namespace, body)), 201)
         raise Unimplemented(f"{request.method} is not served on a collection", {"reason": "METHOD_NOT_ALLOWED"})
 
     async def item(self, request: web.Request) -> web.StreamResponse:
@@ -199,17 +196,17 @@ class KubeApi:
         if resource.namespaced and not namespace:
             raise NotFound(f"the server could not find the requested resource ({resource.name} are namespaced)")
         if request.method == "GET":
-            return _json(objects.show(await self.get(resource, namespace, name), resource.name))
+            return json_response(objects.show(await self.get(resource, namespace, name), resource.name))
         if request.method == "PUT":
             self._refuse(resource, "update")
             body = await self._manifest(request, resource)
-            return _json(objects.show(await self.update(resource, namespace, name, body)))
+            return json_response(objects.show(await self.update(resource, namespace, name, body)))
         if request.method == "PATCH":
             self._refuse(resource, "patch")
-            return _json(objects.show(await self.patch(request, resource, namespace, name)))
+            return json_response(objects.show(await self.patch(request, resource, namespace, name)))
         if request.method == "DELETE":
             self._refuse(resource, "delete")
-            return _json(objects.show(await self.delete(request, resource, namespace, name)))
+            return json_response(objects.show(await self.delete(request, resource, namespace, name)))
         raise Unimplemented(f"{request.method} is not served on an object", {"reason": "METHOD_NOT_ALLOWED"})
 
     async def subresource(self, request: web.Request) -> web.StreamResponse:
@@ -221,9 +218,9 @@ class KubeApi:
         if sub == "log" and request.method == "GET":
             return await self.log(request, namespace, name)
         if request.method == "GET":
-            return _json(objects.show(await self.get(resource, namespace, name)))
+            return json_response(objects.show(await self.get(resource, namespace, name)))
         if request.method in ("PUT", "PATCH"):
-            return _json(objects.show(await self.status(request, namespace, name)))
+            return json_response(objects.show(await self.status(request, namespace, name)))
         raise Unimplemented(f"{request.method} is not served on {resource.name}/{sub}",
                             {"reason": "METHOD_NOT_ALLOWED"})
 
@@ -311,11 +308,11 @@ class KubeApi:
         if token:
             list_meta["continue"] = token
         if tables.wants_table(request.headers.get("Accept", "")):
-            return _json(tables.table(resource.name, items, list_meta, query.get("includeObject", "Metadata")))
+            return json_response(tables.table(resource.name, items, list_meta, query.get("includeObject", "Metadata")))
         for item in items:  # items of a list carry no kind of their own, as Kubernetes writes them
             item.pop("kind", None)
             item.pop("apiVersion", None)
-        return _json({"kind": f"{resource.kind}List", "apiVersion": resource.api_version, "metadata": list_meta,
+        return json_response({"kind": f"{resource.kind}List", "apiVersion": resource.api_version, "metadata": list_meta,
                       "items": items})
 
     async def watch(self, request: web.Request, resource: Resource, namespace: str) -> web.StreamResponse:

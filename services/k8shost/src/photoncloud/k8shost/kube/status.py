@@ -3,13 +3,12 @@ branch on (kubectl, client-go and the Python client read `reason` and `code`, no
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from aiohttp import web
 
-from photoncloud.common import request_id
+from photoncloud.common.rest import json_response
 from photoncloud.common.errors import Code, ServiceError
 
 # The platform's codes as Kubernetes' reasons (k8s.io/apimachinery/pkg/apis/meta/v1 StatusReason).
@@ -73,8 +72,7 @@ def of_error(exc: ServiceError, kind: str = "", name: str = "") -> dict[str, Any
 
 def response(body: dict[str, Any]) -> web.Response:
     """A Status as the HTTP response Kubernetes sends for it."""
-    answer = web.Response(text=json.dumps(body), status=body["code"], content_type="application/json")
-    answer.headers[request_id.HEADER] = request_id.current() or ""
+    answer = json_response(body, body["code"])  # the request ID header is the platform middleware's
     if body["code"] == 401:
         answer.headers["WWW-Authenticate"] = 'Bearer realm="photoncloud"'
     return answer
