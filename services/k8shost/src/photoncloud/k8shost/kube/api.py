@@ -145,7 +145,7 @@ class KubeApi:
 
     async def openapi(self, request: web.Request) -> web.Response:
         """GET /openapi/v3/api/v1."""
-        answer = json_response(discovery.openapi_v3())
+        answer = web.Response(body=discovery.openapi_v3_body(), content_type="application/json")
         answer.headers["Cache-Control"] = "public, immutable" if request.query.get("hash") else "no-cache"
         return answer
 

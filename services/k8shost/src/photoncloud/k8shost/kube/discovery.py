@@ -156,9 +156,15 @@ def openapi_v3() -> dict[str, Any]:
 
 
 @cache
+def openapi_v3_body() -> bytes:
+    """The document as served, encoded once (it never changes while the process runs)."""
+    return json.dumps(openapi_v3(), separators=(",", ":")).encode()
+
+
+@cache
 def openapi_v3_hash() -> str:
-    """The document's hash (clients cache it by this)."""
-    return hashlib.sha512(json.dumps(openapi_v3(), sort_keys=True).encode()).hexdigest()[:128].upper()
+    """The served document's hash (clients cache it by this)."""
+    return hashlib.sha512(openapi_v3_body()).hexdigest()[:128].upper()
 
 
 def openapi_v3_paths() -> dict[str, Any]:
