@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from photoncloud.common.streams import StreamGuard
+from photoncloud.common.testing import TokenMint
 from photoncloud.k8shost.kube.api import KubeApi
 
 
@@ -48,3 +49,23 @@ async def test_a_watch_that_does_not_ask_for_bookmarks_gets_none(kube):
     await kube.create_namespace("first", "o1", "p1")
     events = await watch(kube, "timeoutSeconds=2")
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "first"), ("ADDED", "later")]
+
+
+async def test_one_caller_holds_at_most_its_share_of_watches_and_others_are_not_stalled(kube):
+    """Endless input: watches held open are capped per caller (the platform's shared guard), as on the
+    platform's own API; the caller over the cap is refused as Kubernetes refuses load (429), and another
+    caller's watch still opens."""
+    mint = TokenMint()
+    api = KubeApi(kube, mint.verifier(), StreamGuard(2), "test", bookmark_seconds=60)
+    greedy = {"Authorization": f"Bearer {mint.token(subject='user:greedy')}"}
+    other = {"Authorization": f"Bearer {mint.token(subject='user:other')}"}
+    async with TestClient(TestServer(api.app(), host="127.0.0.1", port=0)) as client:
+        held = [await client.get("/api/v1/namespaces?watch=true", headers=greedy) for _ in range(2)]
+        assert [r.status for r in held] == [200, 200]
+        refused = await client.get("/api/v1/namespaces?watch=true", headers=greedy)
+        body = await refused.json()
+        assert refused.status == 429 and (body["kind"], body["reason"]) == ("Status", "TooManyRequests")
+        opened = await client.get("/api/v1/namespaces?watch=true", headers=other)
+        assert opened.status == 200
+        for response in (*held, opened):
+            response.close()
